@@ -1,0 +1,37 @@
+"""The operator's Prometheus metrics, defined once.
+
+Owns: metric names, help texts and label sets. Labels are bounded vocabularies
+(stage names, CamelCase reasons, operation names, outcomes); only the
+certificate expiry gauge is per instance. Must not hold free text or secrets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+INSTANCES = Gauge("o4o_instances", "DeploymentInstances by phase.", ["phase"], registry=REGISTRY)
+STAGE_DURATION = Histogram(
+    "o4o_stage_duration_seconds",
+    "Time one attempt of a stage took.",
+    ["stage", "outcome"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+    registry=REGISTRY,
+)
+STAGE_FAILURES = Counter(
+    "o4o_stage_failures_total", "Failed stage attempts by reason.", ["stage", "reason"], registry=REGISTRY
+)
+RECONCILES = Counter("o4o_reconcile_total", "Reconcile passes by result.", ["result"], registry=REGISTRY)
+CLOUD_REQUESTS = Counter(
+    "o4o_cloud_requests_total", "Cloud API calls by operation and outcome.", ["operation", "outcome"],
+    registry=REGISTRY,
+)
+SSH_COMMANDS = Counter("o4o_ssh_commands_total", "Remote commands by outcome.", ["outcome"], registry=REGISTRY)
+PIPELINES_IN_FLIGHT = Gauge("o4o_pipelines_in_flight", "Pipelines running right now.", registry=REGISTRY)
+CERTIFICATE_EXPIRY = Gauge(
+    "o4o_certificate_expiry_timestamp_seconds",
+    "When each instance's TLS certificate expires (Unix time).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)

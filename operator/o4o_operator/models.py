@@ -1,0 +1,222 @@
+"""Typed views of a DeploymentInstance: spec, status, and their vocabularies.
+
+Owns: the pydantic models that mirror ``crds/deploymentinstances.deploy.o4o.io.yaml``
+and the string enums (phases, condition statuses, stage states). Purely
+computational: no I/O, no Kopf, no clients. Field names follow the CRD's
+camelCase through aliases; Python code uses snake_case.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "deploy.o4o.io"
+VERSION = "v1alpha1"
+PLURAL = "deploymentinstances"
+KIND = "DeploymentInstance"
+FINALIZER = f"{GROUP}/teardown"
+ADOPT_ANNOTATION = f"{GROUP}/adopt"
+PAUSED_ANNOTATION = f"{GROUP}/paused"
+LOG_TAIL_LINES = 100
+LOG_LINE_BYTES = 1024
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    def to_body(self) -> dict[str, Any]:
+        """The camelCase dict for the Kubernetes API, without unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Phase(str, enum.Enum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    INSTALLING = "Installing"
+    BUILDING = "Building"
+    CONFIGURING = "Configuring"
+    READY = "Ready"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+
+
+class ConditionStatus(str, enum.Enum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class StageState(str, enum.Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class DeletionPolicy(str, enum.Enum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class DnsProviderKind(str, enum.Enum):
+    LIGHTSAIL = "lightsail"
+    ROUTE53 = "route53"
+    NONE = "none"
+
+
+# ---- spec -------------------------------------------------------------------
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str
+
+
+class SecretRef(_Model):
+    name: str
+
+
+class AwsCredentialsRef(_Model):
+    """A Secret holding AWS keys; absent means the default credential chain."""
+
+    name: str
+    access_key_id_key: str = "aws_access_key_id"
+    secret_access_key_key: str = "aws_secret_access_key"
+
+
+class LightsailSpec(_Model):
+    region: str
+    availability_zone: str | None = None
+    bundle_id: str = "nano_3_0"
+    blueprint_id: str = "ubuntu_22_04"
+    credentials_secret_ref: AwsCredentialsRef | None = None
+    key_pair_name: str | None = None
+    ssh_allowed_cidrs: tuple[str, ...] = ()
+
+
+class ExistingHostSpec(_Model):
+    host: str
+    port: int = 22
+    user: str | None = None
+
+
+class ProviderSpec(_Model):
+    lightsail: LightsailSpec | None = None
+    existing: ExistingHostSpec | None = None
+
+
+class SshSpec(_Model):
+    user: str = "ubuntu"
+    private_key_secret_ref: SecretKeyRef
+    host_key_fingerprint: str | None = None
+
+
+class SourceSpec(_Model):
+    repository: str
+    revision: str = "main"
+    credentials_secret_ref: SecretKeyRef | None = None
+
+
+class TlsSpec(_Model):
+    email: str
+    server: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class DnsSpec(_Model):
+    provider: DnsProviderKind = DnsProviderKind.NONE
+    zone: str | None = None
+    hosted_zone_id: str | None = None
+    ttl: int = 300
+
+
+class DeploymentInstanceSpec(_Model):
+    domain: str
+    description: str = ""
+    apps: tuple[str, ...] = ()
+    provider: ProviderSpec
+    ssh: SshSpec
+    source: SourceSpec
+    tls: TlsSpec
+    dns: DnsSpec = Field(default_factory=DnsSpec)
+    env: tuple[SecretRef, ...] = ()
+    api_port: int = 3001
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    paused: bool = False
+
+
+# ---- status -----------------------------------------------------------------
+
+
+class Condition(_Model):
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int = 0
+
+
+class StageStatus(_Model):
+    name: str
+    state: StageState = StageState.PENDING
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+    reason: str | None = None
+    inputs_hash: str | None = None
+    observed_generation: int = 0
+    next_retry_at: str | None = None
+
+
+class ServerStatus(_Model):
+    name: str | None = None
+    ip_address: str | None = None
+    static_ip_name: str | None = None
+    region: str | None = None
+    host_key_fingerprint: str | None = None
+    create_pending: bool = False
+    created: bool = False
+
+
+class SourceStatus(_Model):
+    revision: str | None = None
+    commit: str | None = None
+
+
+class CertificateStatus(_Model):
+    not_after: str | None = None
+    issuer: str | None = None
+
+
+class DeploymentInstanceStatus(_Model):
+    phase: Phase = Phase.PENDING
+    observed_generation: int = 0
+    stage_progress: str = "0/9"
+    conditions: tuple[Condition, ...] = ()
+    stages: tuple[StageStatus, ...] = ()
+    server: ServerStatus = Field(default_factory=ServerStatus)
+    source: SourceStatus = Field(default_factory=SourceStatus)
+    certificate: CertificateStatus = Field(default_factory=CertificateStatus)
+    installed_apps: tuple[str, ...] = ()
+    log_tail: tuple[str, ...] = ()
+    last_check_time: str | None = None
+
+    def condition(self, condition_type: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
+
+    def stage(self, name: str) -> StageStatus | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+class InstanceRef(_Model):
+    """Who an instance is: enough to name cloud resources and tag them."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int = 1

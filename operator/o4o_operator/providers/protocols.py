@@ -1,0 +1,104 @@
+"""What the runner needs from clouds, DNS and hosts, as Protocols.
+
+Owns: the provider contracts and the plain data they exchange. Implementations
+raise :class:`o4o_operator.errors.TransientError` for what is worth retrying and
+:class:`~o4o_operator.errors.PermanentError` (or ``InvalidSpecError``) for what is
+not. No secret value may appear in any message they raise or line they log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+LogSink = Callable[[str], None]
+"""Receives one line of output at a time; the sink redacts and stores it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerRequest:
+    """Everything needed to create one server, idempotently, by its unique name."""
+
+    name: str
+    region: str
+    availability_zone: str | None
+    bundle_id: str
+    blueprint_id: str
+    key_pair_name: str
+    tags: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerFacts:
+    """What the cloud says about a server right now."""
+
+    name: str
+    state: str  # "pending", "running", "stopped", ...
+    tags: Mapping[str, str]
+    public_ip: str | None = None
+    static_ip: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    exit_status: int
+    tail: tuple[str, ...]
+
+
+class CloudProvider(Protocol):
+    """A cloud that creates servers by unique name (Lightsail)."""
+
+    async def validate(self, region: str, availability_zone: str | None,
+                       bundle_id: str, blueprint_id: str) -> None:
+        """Raise InvalidSpecError naming the field and the valid choices."""
+
+    async def find_server(self, name: str) -> ServerFacts | None: ...
+
+    async def ensure_key_pair(self, name: str, public_key_openssh: str) -> None: ...
+
+    async def create_server(self, request: ServerRequest) -> None:
+        """Start creating; succeed quietly if a server by that name appeared meanwhile."""
+
+    async def wait_running(self, name: str, timeout: float) -> ServerFacts: ...
+
+    async def ensure_static_ip(self, server_name: str, static_ip_name: str) -> str:
+        """Allocate and attach (each only if needed); return the address."""
+
+    async def ensure_ports(self, server_name: str, ssh_cidrs: tuple[str, ...]) -> None:
+        """Declare the firewall: 80 and 443 open, 22 limited to ssh_cidrs when given."""
+
+    async def host_key_fingerprint(self, server_name: str) -> str | None:
+        """``SHA256:...`` of the server's SSH host key, or None while unknown."""
+
+    async def delete_server(self, server_name: str, static_ip_name: str | None) -> None:
+        """Detach and release the static IP, then delete the server. NotFound is success."""
+
+
+class DnsProvider(Protocol):
+    async def upsert_a_record(self, domain: str, zone: str | None, ip: str, ttl: int) -> None: ...
+
+    async def delete_a_record(self, domain: str, zone: str | None, ip: str | None) -> None:
+        """NotFound is success."""
+
+
+class HostSession(Protocol):
+    """One connection to one host. Commands stream output into ``log``."""
+
+    @property
+    def host_key_fingerprint(self) -> str: ...
+
+    async def run(self, script: str, *, timeout: float, log: LogSink,
+                  env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run a bash script; non-zero exit raises TransientError/PermanentError with the tail."""
+
+    async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
+        """Write atomically (temp file + rename) with the given mode."""
+
+    async def close(self) -> None: ...
+
+
+class HostConnector(Protocol):
+    async def connect(self, host: str, port: int, user: str, private_key_pem: str,
+                      known_fingerprint: str | None, timeout: float) -> HostSession:
+        """Pin ``known_fingerprint`` when given; a mismatch raises PermanentError(HostKeyMismatch)."""

@@ -1,0 +1,238 @@
+"""The DeploymentInstance CRD on a real apiserver: accepted, documented and enforced."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from o4o_operator.testing import ControlPlane
+
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))
+SAMPLE_DIS = [p for p in SAMPLES if p.name != "kustomization.yaml"]
+
+
+def _valid() -> dict[str, Any]:
+    return {
+        "apiVersion": "deploy.o4o.io/v1alpha1",
+        "kind": "DeploymentInstance",
+        "metadata": {"name": "valid"},
+        "spec": {
+            "domain": "shop.example.com",
+            "apps": ["commerce"],
+            "provider": {"lightsail": {"region": "ap-northeast-2"}},
+            "ssh": {"privateKeySecretRef": {"name": "shop-ssh"}},
+            "source": {"repository": "https://example.com/o4o.git"},
+            "tls": {"email": "ops@example.com"},
+        },
+    }
+
+
+def _apply(plane: ControlPlane, namespace: str, body: dict[str, Any], *, dry_run: bool = False,
+           verb: str = "create") -> tuple[int, str]:
+    args = [verb, "-n", namespace, "-f", "-"]
+    if dry_run:
+        args.append("--dry-run=server")
+    result = plane.kubectl(*args, input=json.dumps(body), check=False)
+    return result.returncode, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("sample", SAMPLE_DIS, ids=lambda p: p.stem)
+def test_every_sample_is_accepted_by_dry_run_and_by_create(control_plane: ControlPlane, namespace: str,
+                                                           sample: Path) -> None:
+    body = yaml.safe_load(sample.read_text())
+    code, output = _apply(control_plane, namespace, body, dry_run=True)
+    assert code == 0, output
+    code, output = _apply(control_plane, namespace, body)
+    assert code == 0, output
+    stored = json.loads(control_plane.kubectl("get", "di", body["metadata"]["name"], "-n", namespace,
+                                              "-o", "json").stdout)
+    assert stored["spec"]["deletionPolicy"] in ("Delete", "Retain")
+
+
+def test_defaults_are_applied(control_plane: ControlPlane, namespace: str) -> None:
+    code, output = _apply(control_plane, namespace, _valid())
+    assert code == 0, output
+    spec = json.loads(control_plane.kubectl("get", "di", "valid", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert spec["deletionPolicy"] == "Delete"
+    assert spec["paused"] is False
+    assert spec["provider"]["lightsail"]["bundleId"] == "nano_3_0"
+    assert spec["source"]["revision"] == "main"
+    assert spec["ssh"]["privateKeySecretRef"]["key"] == "ssh-privatekey"
+    assert spec["dns"]["provider"] == "none"
+
+
+def _without(path: str) -> dict[str, Any]:
+    body = _valid()
+    *parents, leaf = path.split(".")
+    node = body["spec"]
+    for key in parents:
+        node = node[key]
+    del node[leaf]
+    return body
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    body = _valid()
+    *parents, leaf = path.split(".")
+    node = body["spec"]
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return body
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("missing domain", _without("domain"), "spec.domain"),
+    ("uppercase domain", _with("domain", "Shop.Example.com"), "spec.domain"),
+    ("domain without a dot", _with("domain", "localhost"), "spec.domain"),
+    ("duplicate apps", _with("apps", ["commerce", "commerce"]), "spec.apps"),
+    ("app name with a space", _with("apps", ["my app"]), "spec.apps"),
+    ("both providers", _with("provider.existing", {"host": "198.51.100.1"}), "spec.provider"),
+    ("no provider kind", _with("provider", {}), "spec.provider"),
+    ("bad region", _with("provider.lightsail.region", "Mars"), "spec.provider.lightsail.region"),
+    ("zone outside region", _with("provider.lightsail.availabilityZone", "eu-west-2a"),
+     "spec.provider.lightsail.availabilityZone"),
+    ("bad ssh cidr", _with("provider.lightsail.sshAllowedCidrs", ["10.0.0.0/99"]),
+     "spec.provider.lightsail.sshAllowedCidrs[0]"),
+    ("negative port", _with("provider", {"existing": {"host": "h.example.com", "port": -1}}),
+     "spec.provider.existing.port"),
+    ("bad deletionPolicy", _with("deletionPolicy", "Orphan"), "spec.deletionPolicy"),
+    ("missing ssh key ref", _with("ssh", {"user": "ubuntu"}), "spec.ssh.privateKeySecretRef"),
+    ("bad ssh user", _with("ssh.user", "Root User"), "spec.ssh.user"),
+    ("bad host key fingerprint", _with("ssh.hostKeyFingerprint", "MD5:aa:bb"), "spec.ssh.hostKeyFingerprint"),
+    ("repository with credentials", _with("source.repository", "https://user:tok@example.com/r.git"),
+     "spec.source.repository"),
+    ("repository over http", _with("source.repository", "http://example.com/r.git"),
+     "spec.source.repository"),
+    ("revision with spaces", _with("source.revision", "main; rm -rf /"), "spec.source.revision"),
+    ("missing tls email", _with("tls", {}), "spec.tls.email"),
+    ("bad tls email", _with("tls.email", "not-an-email"), "spec.tls.email"),
+    ("acme server over http", _with("tls.server", "http://acme.example.com/dir"), "spec.tls.server"),
+    ("unknown dns provider", _with("dns", {"provider": "cloudflare"}), "spec.dns.provider"),
+    ("route53 without hosted zone", _with("dns", {"provider": "route53", "zone": "example.com"}),
+     "spec.dns.hostedZoneId"),
+    ("lightsail dns without zone", _with("dns", {"provider": "lightsail"}), "spec.dns.zone"),
+    ("zone not a parent of domain", _with("dns", {"provider": "lightsail", "zone": "example.org"}),
+     "spec.dns.zone"),
+    ("ttl too small", _with("dns", {"provider": "none", "ttl": 5}), "spec.dns.ttl"),
+    ("api port privileged", _with("apiPort", 80), "spec.apiPort"),
+    ("paused not a bool", _with("paused", "yes"), "spec.paused"),
+    ("description too long", _with("description", "x" * 2000), "spec.description"),
+    ("env secret without name", _with("env", [{}]), "spec.env[0].name"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_manifest_is_rejected_naming_the_field(control_plane: ControlPlane, namespace: str,
+                                                        case: str, body: dict[str, Any], field: str) -> None:
+    code, output = _apply(control_plane, namespace, body, dry_run=True)
+    assert code != 0, f"{case} was accepted"
+    assert field in output, f"{case}: message does not name {field}: {output}"
+
+
+def test_at_least_thirty_invalid_cases() -> None:
+    assert len(INVALID) >= 30
+
+
+IMMUTABLE_CHANGES = [
+    ("domain", lambda s: s.update(domain="other.example.com"), "spec.domain"),
+    ("provider kind", lambda s: s.update(provider={"existing": {"host": "198.51.100.1"}}), "spec.provider"),
+    ("region", lambda s: s["provider"]["lightsail"].update(region="eu-west-2"),
+     "spec.provider.lightsail.region"),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "field"), IMMUTABLE_CHANGES, ids=[c[0] for c in IMMUTABLE_CHANGES])
+def test_immutable_fields_cannot_change(control_plane: ControlPlane, namespace: str, what: str,
+                                        change: Any, field: str) -> None:
+    code, output = _apply(control_plane, namespace, _valid())
+    assert code == 0, output
+    stored = json.loads(control_plane.kubectl("get", "di", "valid", "-n", namespace, "-o", "json").stdout)
+    changed = copy.deepcopy(stored)
+    change(changed["spec"])
+    code, output = _apply(control_plane, namespace, changed, verb="replace")
+    assert code != 0, f"changing {what} was accepted"
+    assert field in output and "immutable" in output or "cannot change" in output, output
+
+
+def test_printer_columns(control_plane: ControlPlane, namespace: str) -> None:
+    _apply(control_plane, namespace, _valid())
+    control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {
+                              "phase": "Building", "stageProgress": "5/9", "server": {"ipAddress": "198.51.100.7"},
+                              "conditions": [{"type": "Ready", "status": "False", "reason": "Building",
+                                              "message": "Building the API server",
+                                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
+    table = control_plane.kubectl("get", "di", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "DOMAIN", "PHASE", "READY", "STAGE", "IP", "AGE"]
+    assert table[1].split()[:6] == ["valid", "shop.example.com", "Building", "False", "5/9", "198.51.100.7"]
+    wide = control_plane.kubectl("get", "di", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert {"REASON", "REGION", "COMMIT", "MESSAGE"} <= set(wide[0].split())
+    assert "Building the API server" in wide[1]
+
+
+def test_explain_documents_the_domain(control_plane: ControlPlane) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # OpenAPI is published asynchronously after the CRD is established
+        result = control_plane.kubectl("explain", "di.spec.domain", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "lowercase DNS subdomain" in text
+    assert "Immutable once set" in text
+
+
+def test_spec_change_bumps_generation_and_status_change_does_not(control_plane: ControlPlane,
+                                                                 namespace: str) -> None:
+    _apply(control_plane, namespace, _valid())
+
+    def generation() -> int:
+        return int(control_plane.kubectl("get", "di", "valid", "-n", namespace,
+                                         "-o", "jsonpath={.metadata.generation}").stdout)
+
+    assert generation() == 1
+    control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--subresource=status", "--type=merge",
+                          "-p", '{"status": {"phase": "Provisioning"}}')
+    assert generation() == 1
+    control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--type=merge",
+                          "-p", '{"spec": {"apps": ["commerce", "forum"]}}')
+    assert generation() == 2
+
+
+def test_status_accepts_everything_the_operator_writes(control_plane: ControlPlane, namespace: str) -> None:
+    """A full status round-trips unchanged: nothing the operator writes is pruned."""
+    from o4o_operator.models import (
+        Condition, ConditionStatus, DeploymentInstanceStatus, Phase, ServerStatus, SourceStatus,
+        StageState, StageStatus,
+    )
+
+    _apply(control_plane, namespace, _valid())
+    status = DeploymentInstanceStatus(
+        phase=Phase.BUILDING, observed_generation=1, stage_progress="4/9",
+        conditions=(Condition(type="Ready", status=ConditionStatus.FALSE, reason="Building",
+                              message="Building the main site", last_transition_time="2026-01-01T00:00:00Z",
+                              observed_generation=1),),
+        stages=(StageStatus(name="provision", state=StageState.SUCCEEDED, attempts=1,
+                            started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:01:00Z",
+                            message="Created server", inputs_hash="abc", observed_generation=1),),
+        server=ServerStatus(name="o4o-x-valid", ip_address="198.51.100.7", static_ip_name="o4o-x-valid-ip",
+                            region="ap-northeast-2", host_key_fingerprint="SHA256:" + "A" * 43,
+                            create_pending=False, created=True),
+        source=SourceStatus(revision="main", commit="0" * 40),
+        installed_apps=("commerce",),
+        log_tail=("Created server",),
+        last_check_time="2026-01-01T00:02:00Z",
+    )
+    written = status.to_body()
+    control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": written}))
+    stored = json.loads(control_plane.kubectl("get", "di", "valid", "-n", namespace, "-o", "json").stdout)
+    assert stored["status"] == written
