@@ -169,6 +169,7 @@ class StageStatus(_Model):
     message: str = ""
     reason: str | None = None
     inputs_hash: str | None = None
+    secrets_version: str | None = None
     observed_generation: int = 0
     next_retry_at: str | None = None
 

@@ -39,26 +39,27 @@ class Stage:
 
 
 _REVISION = ("source.repository", "source.revision")
+_HOST = "facts.serverAddress"  # a replaced server must be set up again from scratch
 
 STAGES: tuple[Stage, ...] = (
     Stage(StageName.PROVISION, "ServerReady", Phase.PROVISIONING, "Provision the server",
           900, ("provider", "ssh.user")),
     Stage(StageName.DNS, "DnsReady", Phase.PROVISIONING, "Create the DNS record",
-          600, ("domain", "dns", "facts.ipAddress")),
+          600, ("domain", "dns", "facts.serverAddress")),
     Stage(StageName.RUNTIME, "RuntimeReady", Phase.INSTALLING, "Install Node.js, pnpm, nginx and PM2",
-          1200, ("facts.ipAddress",)),
+          1200, (_HOST,)),
     Stage(StageName.SOURCE, "SourceReady", Phase.INSTALLING, "Fetch the source at its revision",
-          600, (*_REVISION, "facts.ipAddress")),
+          600, (*_REVISION, _HOST)),
     Stage(StageName.BUILD_SITE, "SiteBuilt", Phase.BUILDING, "Build the main site",
-          1800, (*_REVISION, "facts.commit")),
+          1800, (*_REVISION, "facts.commit", _HOST)),
     Stage(StageName.BUILD_API, "ApiBuilt", Phase.BUILDING, "Build the API server",
-          1800, (*_REVISION, "facts.commit")),
+          1800, (*_REVISION, "facts.commit", _HOST)),
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
-          600, ("domain", "apiPort", *_REVISION, "facts.commit", "facts.envVersion")),
+          600, ("domain", "apiPort", *_REVISION, "facts.commit", "facts.envVersion", _HOST)),
     Stage(StageName.TLS, "CertificateReady", Phase.CONFIGURING, "Obtain the TLS certificate",
-          900, ("domain", "tls", *_REVISION, "facts.ipAddress")),
+          900, ("domain", "tls", *_REVISION, _HOST)),
     Stage(StageName.APPS, "AppsReady", Phase.CONFIGURING, "Install the apps",
-          1200, ("apps", *_REVISION, "facts.commit")),
+          1200, ("apps", *_REVISION, "facts.commit", _HOST)),
 )
 
 STAGES_BY_NAME: dict[StageName, Stage] = {stage.name: stage for stage in STAGES}

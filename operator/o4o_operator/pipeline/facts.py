@@ -1,0 +1,52 @@
+"""Observed facts the pipeline decides with, and the hashing of stage inputs.
+
+Owns: :class:`Facts` (what the runner observed outside the resource) and
+``inputs_hash`` (a digest of exactly the spec paths and facts a stage depends
+on, so a change to any of them makes that stage, and only that stage, run
+again). Purely computational: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from o4o_operator.pipeline.stages import Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """Values observed outside the spec. ``None`` means not known yet."""
+
+    server_address: str | None = None
+    commit: str | None = None
+    env_version: str | None = None
+    """Digest of the referenced env Secrets' resourceVersions; changes when any Secret does."""
+    secrets_version: str | None = None
+    """Digest of every referenced Secret's resourceVersion (or absence): fixing one un-stalls."""
+
+    def as_mapping(self) -> dict[str, Any]:
+        return {"serverAddress": self.server_address, "commit": self.commit, "envVersion": self.env_version}
+
+
+def _lookup(document: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = document
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def inputs_hash(stage: Stage, spec_body: Mapping[str, Any], facts: Facts) -> str:
+    """A short digest of the stage's inputs: the spec paths and facts it lists."""
+    fact_values = facts.as_mapping()
+    values = {
+        path: fact_values.get(path.removeprefix("facts.")) if path.startswith("facts.") else _lookup(spec_body, path)
+        for path in stage.inputs
+    }
+    encoded = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()[:16]

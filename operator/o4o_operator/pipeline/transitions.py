@@ -1,0 +1,124 @@
+"""Immutable status transitions: each returns a new status, never mutating one.
+
+Owns: ``with_stage_started`` / ``with_stage_succeeded`` / ``with_stage_failed``,
+``with_log_lines`` (the bounded, already-redacted tail) and ``with_summary``,
+which recomputes conditions, phase, progress and observedGeneration from the
+stage records and a decision. Purely computational: the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from o4o_operator.errors import StageError
+from o4o_operator.models import (
+    LOG_LINE_BYTES, LOG_TAIL_LINES, DeploymentInstanceStatus, StageState, StageStatus,
+)
+from o4o_operator.pipeline.conditions import (
+    Summary, Verdict, build_conditions, derive_phase, stage_progress,
+)
+from o4o_operator.pipeline.decisions import (
+    Decision, current_stages, format_time, retry_delay, summarize,
+)
+from o4o_operator.pipeline.stages import STAGES, Stage
+from o4o_operator.redaction import bound_line
+
+
+def _with_record(status: DeploymentInstanceStatus, record: StageStatus) -> DeploymentInstanceStatus:
+    records = {existing.name: existing for existing in status.stages}
+    records[record.name] = record
+    ordered = tuple(records[stage.name.value] for stage in STAGES if stage.name.value in records)
+    return status.model_copy(update={"stages": ordered})
+
+
+def with_stage_started(status: DeploymentInstanceStatus, stage: Stage, inputs_hash: str, generation: int,
+                       now: datetime.datetime, *, secrets_version: str | None = None) -> DeploymentInstanceStatus:
+    previous = status.stage(stage.name.value)
+    same_inputs = previous is not None and previous.inputs_hash == inputs_hash
+    attempts = (previous.attempts if previous and same_inputs and previous.state is not StageState.SUCCEEDED
+                else 0) + 1
+    record = StageStatus(name=stage.name.value, state=StageState.RUNNING, attempts=attempts,
+                         started_at=format_time(now), message=f"{stage.title}: running",
+                         inputs_hash=inputs_hash, secrets_version=secrets_version,
+                         observed_generation=generation)
+    return _with_record(status, record)
+
+
+def with_stage_succeeded(status: DeploymentInstanceStatus, stage: Stage, message: str,
+                         now: datetime.datetime) -> DeploymentInstanceStatus:
+    record = status.stage(stage.name.value)
+    assert record is not None, f"{stage.name.value} finished without starting"
+    return _with_record(status, record.model_copy(update={
+        "state": StageState.SUCCEEDED, "finished_at": format_time(now), "message": message,
+        "reason": None, "next_retry_at": None,
+    }))
+
+
+def with_stage_failed(status: DeploymentInstanceStatus, stage: Stage, error: StageError, seed: str,
+                      now: datetime.datetime) -> DeploymentInstanceStatus:
+    """Record a failure; a transient one gets a retry time, a permanent one none (Stalled)."""
+    record = status.stage(stage.name.value)
+    assert record is not None, f"{stage.name.value} failed without starting"
+    retry_at = None
+    if error.transient:
+        delay = retry_delay(stage, record.attempts, seed)
+        retry_at = format_time(now + datetime.timedelta(seconds=delay))
+    return _with_record(status, record.model_copy(update={
+        "state": StageState.FAILED, "finished_at": format_time(now), "message": error.message[:4096],
+        "reason": error.reason, "next_retry_at": retry_at,
+    }))
+
+
+def with_stage_invalidated(status: DeploymentInstanceStatus, stage: Stage, reason: str, message: str,
+                           now: datetime.datetime) -> DeploymentInstanceStatus:
+    """A drift check found a stage's result gone: make it run again now."""
+    record = status.stage(stage.name.value)
+    if record is None:
+        return status
+    return _with_record(status, record.model_copy(update={
+        "state": StageState.FAILED, "reason": reason, "message": message[:4096],
+        "next_retry_at": format_time(now), "finished_at": format_time(now),
+    }))
+
+
+def with_log_lines(status: DeploymentInstanceStatus, lines: Iterable[str]) -> DeploymentInstanceStatus:
+    """Append already-redacted lines, keeping the last LOG_TAIL_LINES of at most LOG_LINE_BYTES each."""
+    new = tuple(bound_line(line, LOG_LINE_BYTES) for line in lines)
+    if not new:
+        return status
+    return status.model_copy(update={"log_tail": (status.log_tail + new)[-LOG_TAIL_LINES:]})
+
+
+def with_summary(status: DeploymentInstanceStatus, decision: Decision, hashes: Mapping[str, str],
+                 generation: int, now: datetime.datetime, *,
+                 summary: Summary | None = None) -> DeploymentInstanceStatus:
+    """Recompute conditions, phase, progress and observedGeneration for ``decision``."""
+    summary = summary or summarize(decision, status)
+    current = current_stages(status, hashes)
+    return status.model_copy(update={
+        "conditions": build_conditions(status.conditions, status.stages, current, summary, generation,
+                                       format_time(now)),
+        "phase": derive_phase(summary, status.stages, current),
+        "stage_progress": stage_progress(status.stages, current),
+        "observed_generation": generation,
+    })
+
+
+def with_deleting(status: DeploymentInstanceStatus, message: str, generation: int,
+                  now: datetime.datetime) -> DeploymentInstanceStatus:
+    summary = Summary(Verdict.DELETING, "Deleting", message)
+    return status.model_copy(update={
+        "phase": derive_phase(summary, status.stages, frozenset()),
+        "conditions": build_conditions(status.conditions, status.stages, frozenset(), summary, generation,
+                                       format_time(now)),
+    })
+
+
+def status_from_body(body: Mapping[str, Any] | None) -> DeploymentInstanceStatus:
+    """Parse a stored status leniently: unknown or malformed parts fall back to defaults."""
+    try:
+        return DeploymentInstanceStatus.model_validate(dict(body or {}))
+    except ValueError:
+        return DeploymentInstanceStatus()
