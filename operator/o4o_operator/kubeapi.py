@@ -1,0 +1,199 @@
+"""The operator's own small Kubernetes client, for what Kopf does not write for us.
+
+Owns: reading referenced Secrets, merge-patching the status subresource (with
+retries on 409/429/5xx that never lose the patch), posting Events, and
+server-side-applying the per-instance log ConfigMap. Built on aiohttp, which Kopf
+already uses, so the heavy ``kubernetes`` client is never imported at runtime.
+Must not decide anything, and must never log a Secret's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import json
+import ssl
+import tempfile
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.models import GROUP, KIND, PLURAL, VERSION
+
+FIELD_MANAGER = "o4o-operator"
+_RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    server: str
+    ca_path: str | None = None
+    ca_data: bytes | None = None
+    certificate_path: str | None = None
+    certificate_data: bytes | None = None
+    private_key_path: str | None = None
+    private_key_data: bytes | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    insecure: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretData:
+    name: str
+    resource_version: str
+    data: Mapping[str, str] = dataclasses.field(repr=False)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
+    if credentials.insecure:
+        return False
+    context = ssl.create_default_context(cafile=credentials.ca_path,
+                                         cadata=credentials.ca_data.decode() if credentials.ca_data else None)
+    cert, key = credentials.certificate_path, credentials.private_key_path
+    if credentials.certificate_data and credentials.private_key_data:
+        with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as bundle:
+            bundle.write(credentials.certificate_data + b"\n" + credentials.private_key_data)
+        cert = key = bundle.name
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+class KubeApi:
+    def __init__(self, credentials: Credentials, *, attempts: int = 6) -> None:
+        self._credentials = credentials
+        self._attempts = attempts
+        self._session: aiohttp.ClientSession | None = None
+        self.writes = 0
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Authorization": f"Bearer {self._credentials.token}"} if self._credentials.token else {}
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._credentials), limit=20)
+            self._session = aiohttp.ClientSession(self._credentials.server, headers=headers, connector=connector,
+                                                  timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      content_type: str = "application/json", params: Mapping[str, str] | None = None) -> Any:
+        """One API call, retried on conflicts, throttling and server errors with the same body."""
+        data = json.dumps(body) if body is not None else None
+        for attempt in range(1, self._attempts + 1):
+            client = await self._client()
+            try:
+                async with client.request(method, path, data=data, params=params,
+                                          headers={"Content-Type": content_type}) as response:
+                    text = await response.text()
+                    if response.status < 400:
+                        if method != "GET":
+                            self.writes += 1
+                        return json.loads(text) if text else None
+                    if response.status not in _RETRYABLE or attempt == self._attempts:
+                        raise ApiError(response.status, _message(text))
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+                if attempt == self._attempts:
+                    raise TransientError("ApiUnavailable", f"Kubernetes API unreachable: {error}") from error
+            await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))  # backoff between retries of one call
+        raise AssertionError("unreachable")
+
+    # ---- typed helpers -------------------------------------------------------
+
+    @staticmethod
+    def instance_path(namespace: str, name: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+    async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", self.instance_path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return result
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource. Lists (conditions, stages) are always whole."""
+        try:
+            await self.request("PATCH", self.instance_path(namespace, name) + "/status",
+                               body={"status": status}, content_type="application/merge-patch+json")
+        except ApiError as error:
+            if error.status != 404:  # the object is gone: nothing left to report on
+                raise
+
+    async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
+        """A Secret's decoded data. Missing Secret is a permanent error naming ``field``."""
+        try:
+            raw = await self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiError as error:
+            if error.status == 404:
+                raise InvalidSpecError(field, f"Secret {name!r} not found in namespace {namespace!r}",
+                                       reason="SecretNotFound") from error
+            if error.status == 403:
+                raise InvalidSpecError(field, f"the operator may not read Secret {name!r}",
+                                       reason="SecretForbidden") from error
+            raise
+        decoded = {key: base64.b64decode(value).decode(errors="replace")
+                   for key, value in (raw.get("data") or {}).items()}
+        return SecretData(name, raw["metadata"]["resourceVersion"], decoded)
+
+    async def post_event(self, instance: Mapping[str, Any], reason: str, message: str, *,
+                         warning: bool = False) -> None:
+        meta = instance["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER}, "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        except (ApiError, TransientError):
+            pass  # events are best-effort; status carries the truth
+
+    async def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str],
+                              owner: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+        """Create or update a ConfigMap owned by ``owner`` in one server-side apply."""
+        meta = owner["metadata"]
+        body = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels), "ownerReferences": [{
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"],
+                "controller": True, "blockOwnerDeletion": False}]},
+            "data": dict(data),
+        }
+        await self.request("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body=body,
+                           content_type="application/apply-patch+yaml",
+                           params={"fieldManager": FIELD_MANAGER, "force": "true"})
+
+    async def delete_configmap(self, namespace: str, name: str) -> None:
+        try:
+            await self.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+
+def _message(text: str) -> str:
+    try:
+        return str(json.loads(text).get("message", text))[:500]
+    except ValueError:
+        return text[:500]

@@ -1,0 +1,78 @@
+"""The operator's small Kubernetes client against the real apiserver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.kubeapi import Credentials, KubeApi
+from o4o_operator.testing import ControlPlane
+
+DI = {
+    "apiVersion": "deploy.o4o.io/v1alpha1", "kind": "DeploymentInstance", "metadata": {"name": "api"},
+    "spec": {"domain": "api.example.com", "provider": {"existing": {"host": "198.51.100.1"}},
+             "ssh": {"privateKeySecretRef": {"name": "k"}}, "source": {"repository": "https://e.com/r.git"},
+             "tls": {"email": "a@example.com"}},
+}
+
+
+@pytest.fixture
+async def kube(control_plane: ControlPlane) -> AsyncIterator[KubeApi]:
+    assert control_plane.pki is not None
+    api = KubeApi(Credentials(server=control_plane.server, ca_path=str(control_plane.pki.ca_cert),
+                              certificate_path=str(control_plane.pki.admin_cert),
+                              private_key_path=str(control_plane.pki.admin_key)))
+    yield api
+    await api.close()
+
+
+def _create(plane: ControlPlane, namespace: str) -> dict[str, object]:
+    plane.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(DI))
+    return json.loads(plane.kubectl("get", "di", "api", "-n", namespace, "-o", "json").stdout)  # type: ignore[no-any-return]
+
+
+async def test_status_patch_goes_to_the_subresource_and_counts_one_write(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
+    _create(control_plane, namespace)
+    await kube.patch_status(namespace, "api", {"phase": "Provisioning", "stageProgress": "0/9"})
+    stored = await kube.get_instance(namespace, "api")
+    assert stored is not None
+    assert stored["status"]["phase"] == "Provisioning"
+    assert stored["metadata"]["generation"] == 1
+    assert kube.writes == 1
+
+
+async def test_missing_secret_is_a_permanent_error_naming_the_field(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        await kube.read_secret(namespace, "absent", "spec.ssh.privateKeySecretRef")
+    assert caught.value.reason == "SecretNotFound"
+    assert "spec.ssh.privateKeySecretRef" in caught.value.message
+
+
+async def test_secret_data_is_decoded(control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
+    control_plane.kubectl("create", "secret", "generic", "s", "-n", namespace, "--from-literal=token=abc123")
+    secret = await kube.read_secret(namespace, "s", "spec.env[0]")
+    assert secret.data == {"token": "abc123"}
+    assert "abc123" not in repr(secret)
+
+
+async def test_log_configmap_is_created_then_updated_and_owned(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
+    owner = _create(control_plane, namespace)
+    for text in ("first\n", "first\nsecond\n"):
+        await kube.apply_configmap(namespace, "api-log", {"log": text}, owner, {"a": "b"})
+    stored = json.loads(control_plane.kubectl("get", "cm", "api-log", "-n", namespace, "-o", "json").stdout)
+    assert stored["data"]["log"] == "first\nsecond\n"
+    assert stored["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]  # type: ignore[index]
+
+
+async def test_events_are_posted_for_the_instance(control_plane: ControlPlane, namespace: str,
+                                                  kube: KubeApi) -> None:
+    owner = _create(control_plane, namespace)
+    await kube.post_event(owner, "StageStarted", "Started provisioning")
+    events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("StageStarted", "api")]

@@ -1,0 +1,42 @@
+"""Redaction: secret values and credential shapes never survive into stored text."""
+
+from __future__ import annotations
+
+import base64
+import urllib.parse
+
+from o4o_operator.redaction import MASK, Redactor, bound_line
+
+
+def test_registered_values_are_masked_in_plain_url_and_base64_forms() -> None:
+    secret = "s3cr3t-canary-value/+="
+    redact = Redactor([secret])
+    for text in (f"token={secret}", f"u={urllib.parse.quote(secret, safe='')}",
+                 f"b64 {base64.b64encode(secret.encode()).decode()}"):
+        assert secret not in redact(text)
+        assert MASK in redact(text)
+
+
+def test_multiline_values_are_masked_line_by_line() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAabcdefgh\nBBBBijklmnop\n-----END OPENSSH PRIVATE KEY-----"
+    redact = Redactor([key])
+    assert "AAAAabcdefgh" not in redact("oops: AAAAabcdefgh")
+
+
+def test_credential_shapes_are_masked_without_registration() -> None:
+    redact = Redactor()
+    assert "hunter2" not in redact("cloning https://bob:hunter2@git.example.com/r.git")
+    assert "AKIAABCDEFGHIJKLMNOP" not in redact("key AKIAABCDEFGHIJKLMNOP used")
+    assert "MIIEv" not in redact("-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----")
+
+
+def test_short_values_are_not_registered_to_avoid_masking_everything() -> None:
+    assert Redactor(["ab"])("about abc") == "about abc"
+
+
+def test_bound_line_cuts_on_utf8_boundaries() -> None:
+    line = "é" * 1000
+    cut = bound_line(line, 1024)
+    assert len(cut.encode()) <= 1024
+    assert cut.endswith("...")
+    assert bound_line("short", 1024) == "short"
