@@ -22,7 +22,10 @@ STAGE_DURATION = Histogram(
 STAGE_FAILURES = Counter(
     "o4o_stage_failures_total", "Failed stage attempts by reason.", ["stage", "reason"], registry=REGISTRY
 )
-RECONCILES = Counter("o4o_reconcile_total", "Reconcile passes by result.", ["result"], registry=REGISTRY)
+RECONCILES = Counter(
+    "o4o_reconcile_total", "Reconcile passes by result: success, error, stalled, paused or requeued.", ["result"],
+    registry=REGISTRY,
+)
 CLOUD_REQUESTS = Counter(
     "o4o_cloud_requests_total", "Cloud API calls by operation and outcome.", ["operation", "outcome"],
     registry=REGISTRY,
