@@ -1,0 +1,214 @@
+"""What a stage action works with: the operator-wide runtime and one instance's context.
+
+Owns: :class:`Runtime` (settings, Kubernetes client, SSH connector, provider
+factories, the pipeline semaphore) and :class:`StageContext` (one instance's
+spec, status, log and lazily opened providers, Secrets read once per pass, the
+deterministic cloud resource names). Must not decide what to run next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.kubeapi import KubeApi, SecretData
+from o4o_operator.models import (
+    ADOPT_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, DnsProviderKind, InstanceRef,
+)
+from o4o_operator.pipeline.facts import Facts
+from o4o_operator.providers.aws import ClientSettings, StaticCredentials
+from o4o_operator.providers.dns import LightsailDns, NoDns, Route53Dns
+from o4o_operator.providers.lightsail import LightsailCloud
+from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
+from o4o_operator.rendering.context import HostContext
+from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.settings import OperatorSettings
+
+CloudFactory = Callable[[str, ClientSettings], CloudProvider]
+DnsFactory = Callable[[DnsProviderKind, ClientSettings], DnsProvider]
+
+
+def default_cloud_factory(region: str, settings: ClientSettings) -> CloudProvider:
+    return LightsailCloud(region, settings)
+
+
+def default_dns_factory(kind: DnsProviderKind, settings: ClientSettings) -> DnsProvider:
+    if kind is DnsProviderKind.LIGHTSAIL:
+        return LightsailDns(settings)
+    if kind is DnsProviderKind.ROUTE53:
+        return Route53Dns(settings)
+    return NoDns()
+
+
+@dataclasses.dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: KubeApi
+    connector: HostConnector
+    pipelines: Any  # asyncio.Semaphore, shared by every instance
+    cloud_factory: CloudFactory = default_cloud_factory
+    dns_factory: DnsFactory = default_dns_factory
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+
+
+def server_name(namespace: str, name: str) -> str:
+    """Deterministic, unique per namespace/name, within Lightsail's naming rules."""
+    raw = f"o4o-{namespace}-{name}"
+    if len(raw) <= 200 and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", raw):
+        return raw
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
+    return f"o4o-{re.sub(r'[^A-Za-z0-9-]', '-', raw)[:180]}-{digest}"
+
+
+def _digest(parts: Mapping[str, str]) -> str:
+    return hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()[:16]
+
+
+class StageContext:
+    """One instance during one pass of the worker. Secrets are read at most once per pass."""
+
+    def __init__(self, runtime: Runtime, body: Mapping[str, Any], spec: DeploymentInstanceSpec,
+                 status: DeploymentInstanceStatus, log: InstanceLog,
+                 save: Callable[[DeploymentInstanceStatus], Awaitable[None]]) -> None:
+        meta = body["metadata"]
+        self.runtime = runtime
+        self.body = body
+        self.ref = InstanceRef(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"],
+                               generation=int(meta.get("generation", 1)))
+        self.spec = spec
+        self.status = status
+        self.log = log
+        self._save = save
+        self._secrets: dict[str, SecretData | InvalidSpecError] = {}
+        self._session: HostSession | None = None
+
+    # ---- status ----------------------------------------------------------------
+
+    def record(self, **changes: Any) -> None:
+        """Change the status in memory; the stage's closing write carries it."""
+        self.status = self.status.model_copy(update=changes)
+
+    async def save(self, **changes: Any) -> None:
+        """Change the status and write it now: only for intent that must survive a crash."""
+        self.record(**changes)
+        await self._save(self.status)
+
+    @property
+    def adopt(self) -> bool:
+        annotations = self.body["metadata"].get("annotations") or {}
+        return str(annotations.get(ADOPT_ANNOTATION, "")).lower() == "true"
+
+    @property
+    def server_name(self) -> str:
+        return self.status.server.name or server_name(self.ref.namespace, self.ref.name)
+
+    # ---- secrets -------------------------------------------------------------
+
+    def referenced_secrets(self) -> dict[str, str]:
+        """Secret name -> the spec field that references it."""
+        spec = self.spec
+        refs: dict[str, str] = {spec.ssh.private_key_secret_ref.name: "spec.ssh.privateKeySecretRef"}
+        lightsail = spec.provider.lightsail
+        if lightsail and lightsail.credentials_secret_ref:
+            refs[lightsail.credentials_secret_ref.name] = "spec.provider.lightsail.credentialsSecretRef"
+        if spec.source.credentials_secret_ref:
+            refs[spec.source.credentials_secret_ref.name] = "spec.source.credentialsSecretRef"
+        for index, env in enumerate(spec.env):
+            refs.setdefault(env.name, f"spec.env[{index}]")
+        return refs
+
+    async def secret(self, name: str, field: str) -> SecretData:
+        cached = self._secrets.get(name)
+        if cached is None:
+            try:
+                cached = await self.runtime.kube.read_secret(self.ref.namespace, name, field)
+                self.log.redactor.add(cached.data.values())
+            except InvalidSpecError as error:
+                cached = error
+            self._secrets[name] = cached
+        if isinstance(cached, InvalidSpecError):
+            raise cached
+        return cached
+
+    async def secret_value(self, name: str, key: str, field: str) -> str:
+        data = await self.secret(name, field)
+        if key not in data.data:
+            raise InvalidSpecError(field, f"Secret {name!r} has no key {key!r}", reason="SecretKeyMissing")
+        return data.data[key]
+
+    async def observe_facts(self) -> Facts:
+        versions: dict[str, str] = {}
+        for name, field in self.referenced_secrets().items():
+            try:
+                versions[name] = (await self.secret(name, field)).resource_version
+            except InvalidSpecError as error:
+                versions[name] = f"missing:{error.reason}"
+        env_versions = {env.name: versions.get(env.name, "") for env in self.spec.env}
+        return Facts(server_address=self.status.server.ip_address, commit=self.status.source.commit,
+                     env_version=_digest(env_versions), secrets_version=_digest(versions))
+
+    # ---- providers -------------------------------------------------------------
+
+    async def client_settings(self) -> ClientSettings:
+        lightsail = self.spec.provider.lightsail
+        credentials = None
+        if lightsail and lightsail.credentials_secret_ref:
+            ref = lightsail.credentials_secret_ref
+            field = "spec.provider.lightsail.credentialsSecretRef"
+            credentials = StaticCredentials(
+                access_key_id=await self.secret_value(ref.name, ref.access_key_id_key, field),
+                secret_access_key=await self.secret_value(ref.name, ref.secret_access_key_key, field))
+        settings = self.runtime.settings
+        return ClientSettings(max_attempts=settings.aws_max_attempts, credentials=credentials,
+                              endpoint_url=settings.lightsail_endpoint_url)
+
+    async def cloud(self) -> CloudProvider:
+        lightsail = self.spec.provider.lightsail
+        assert lightsail is not None, "cloud() is only for the lightsail provider"
+        return self.runtime.cloud_factory(lightsail.region, await self.client_settings())
+
+    async def dns(self) -> DnsProvider:
+        kind = self.spec.dns.provider
+        settings = await self.client_settings()
+        if kind is DnsProviderKind.ROUTE53:
+            settings = dataclasses.replace(settings, endpoint_url=self.runtime.settings.route53_endpoint_url)
+        return self.runtime.dns_factory(kind, settings)
+
+    async def private_key(self) -> str:
+        ref = self.spec.ssh.private_key_secret_ref
+        return await self.secret_value(ref.name, ref.key, "spec.ssh.privateKeySecretRef")
+
+    def ssh_target(self) -> tuple[str, int]:
+        existing = self.spec.provider.existing
+        if existing is not None:
+            return existing.host, existing.port
+        if not self.status.server.ip_address:
+            raise InvalidSpecError("status.server.ipAddress", "the server has no address yet",
+                                   reason="ServerNotProvisioned")
+        return self.status.server.ip_address, 22
+
+    async def session(self) -> HostSession:
+        """The SSH session, opened once per pass, pinning the known host key."""
+        if self._session is None:
+            host, port = self.ssh_target()
+            known = self.spec.ssh.host_key_fingerprint or self.status.server.host_key_fingerprint
+            self._session = await self.runtime.connector.connect(
+                host, port, self.spec.ssh.user, await self.private_key(), known,
+                self.runtime.settings.ssh_connect_timeout)
+            if not known:  # first seen: pin it from now on
+                self.record(server=self.status.server.model_copy(
+                    update={"host_key_fingerprint": self._session.host_key_fingerprint}))
+        return self._session
+
+    def host_context(self) -> HostContext:
+        spec = self.spec
+        return HostContext(
+            domain=spec.domain, instance_name=self.ref.name, repository=spec.source.repository,
+            revision=spec.source.revision, tls_email=spec.tls.email, commit=self.status.source.commit,
+            api_port=spec.api_port, acme_server=spec.tls.server, apps=spec.apps,
+        )

@@ -1,0 +1,95 @@
+"""The drift check: is what we built still there and healthy?
+
+Owns: checking that the server exists and runs, that the site answers over
+HTTP (over SSH, against localhost with the Host header, so it works before DNS
+and TLS are public), and how long the certificate has left. A lost property
+turns its stage back to Failed with a reason, so the pipeline repairs it.
+Must not repair anything itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+
+from o4o_operator import metrics
+from o4o_operator.errors import StageError
+from o4o_operator.models import DeploymentInstanceStatus
+from o4o_operator.pipeline.decisions import current_inputs, decide, format_time, parse_time
+from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
+from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
+from o4o_operator.providers.lightsail import server_owned_by
+from o4o_operator.runner.context import StageContext
+
+
+def health_script(domain: str, path: str) -> str:
+    host = shlex.quote(f"Host: {domain}")
+    return (f"set -euo pipefail\ncurl -fsS -o /dev/null --max-time 10 -H {host} "
+            f"http://127.0.0.1{shlex.quote(path)}\necho healthy\n")
+
+
+async def _server_problem(ctx: StageContext) -> str | None:
+    lightsail = ctx.spec.provider.lightsail
+    if lightsail is None or not ctx.status.server.name:
+        return None
+    facts = await (await ctx.cloud()).find_server(ctx.status.server.name)
+    if facts is None or not server_owned_by(facts, ctx.ref.uid) and not ctx.adopt:
+        return f"server {ctx.status.server.name} is gone"
+    if facts.state != "running":
+        return f"server {ctx.status.server.name} is {facts.state}"
+    return None
+
+
+async def _health_problem(ctx: StageContext) -> str | None:
+    host = ctx.host_context()
+    session = await ctx.session()
+    try:
+        await session.run(health_script(host.domain, host.health_path), timeout=30, log=ctx.log)
+    except StageError as error:
+        return f"http://127.0.0.1{host.health_path} with Host {host.domain} failed: {error.message}"
+    return None
+
+
+def certificate_problem(not_after: str | None, now: datetime.datetime, warning_days: float) -> str | None:
+    expiry = parse_time(not_after)
+    if expiry is None:
+        return None
+    days_left = (expiry - now).total_seconds() / 86400
+    if days_left < warning_days:
+        return f"certificate expires in {days_left:.1f} days"
+    return None
+
+
+async def check_drift(ctx: StageContext, now: datetime.datetime) -> DeploymentInstanceStatus:
+    """Run the checks; return the status with any lost stage invalidated and lastCheckTime set."""
+    status = ctx.status
+    ctx.log.stage = "check"
+    checks = (
+        (StageName.PROVISION, "ServerNotRunning", _server_problem),
+        (StageName.CONFIGURE, "HealthCheckFailed", _health_problem),
+    )
+    for stage_name, reason, check in checks:
+        try:
+            problem = await check(ctx)
+        except StageError as error:
+            problem = f"check could not run: {error.reason}: {error.message}"
+        if problem:
+            ctx.log(f"Drift: {problem}")
+            status = with_stage_invalidated(status, STAGES_BY_NAME[stage_name], reason, problem, now)
+            break
+    not_after = status.certificate.not_after
+    expiry = parse_time(not_after)
+    if expiry is not None:
+        metrics.CERTIFICATE_EXPIRY.labels(namespace=ctx.ref.namespace, name=ctx.ref.name).set(expiry.timestamp())
+    expiring = certificate_problem(not_after, now, ctx.runtime.settings.certificate_warning_days)
+    if expiring:
+        ctx.log(f"Drift: {expiring}")
+        status = with_stage_invalidated(status, STAGES_BY_NAME[StageName.TLS], "CertificateExpiring",
+                                        expiring, now)
+    status = status.model_copy(update={"last_check_time": format_time(now)})
+    facts = await ctx.observe_facts()
+    spec_body = ctx.spec.to_body()
+    interval = datetime.timedelta(seconds=ctx.runtime.settings.drift_interval_seconds)
+    annotations = ctx.body["metadata"].get("annotations") or {}
+    following = decide(ctx.spec, spec_body, status, facts, annotations, now, interval)
+    return with_summary(status, following, current_inputs(spec_body, facts), ctx.ref.generation, now)

@@ -1,0 +1,44 @@
+"""One instance's deployment log: redacted lines for the status tail and the full run.
+
+Owns: redacting every line before it is kept, timestamps, the pending lines not
+yet written to status, the size-capped full log (for the ConfigMap), and the
+``::o4o::result key=value`` markers scripts print. Must not write anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from o4o_operator.redaction import Redactor
+from o4o_operator.rendering.markers import parse_results
+
+
+class InstanceLog:
+    def __init__(self, redactor: Redactor, *, max_bytes: int = 256 * 1024, existing: str = "") -> None:
+        self.redactor = redactor
+        self._max_bytes = max_bytes
+        self._full = existing
+        self._pending: list[str] = []
+        self.results: dict[str, str] = {}
+        self.stage = ""
+
+    def __call__(self, line: str) -> None:
+        """A LogSink: redact, stamp and keep one line."""
+        line = line.rstrip("\n")
+        self.results.update(parse_results([line]))
+        clean = self.redactor(line)
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")
+        entry = f"{stamp} [{self.stage}] {clean}" if self.stage else f"{stamp} {clean}"
+        self._pending.append(entry)
+        self._full += entry + "\n"
+        if len(self._full) > self._max_bytes:
+            cut = self._full.find("\n", len(self._full) - self._max_bytes)
+            self._full = self._full[cut + 1:]
+
+    def take_pending(self) -> list[str]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    @property
+    def full_text(self) -> str:
+        return self._full

@@ -1,0 +1,182 @@
+"""The nine stage actions: observe, act only when needed, verify. One async function each.
+
+Owns: what each stage does with the providers and the rendered scripts, and
+what it records in status (server, commit, certificate, installed apps). Each
+returns a past-tense message naming what it did ("Created server ...").
+Must not decide whether a stage should run: the pipeline already did.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Mapping
+
+import asyncssh
+
+from o4o_operator import metrics
+from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
+from o4o_operator.models import ServerStatus, SourceStatus
+from o4o_operator.pipeline.stages import StageName
+from o4o_operator.providers.lightsail import ownership_tags, server_owned_by
+from o4o_operator.providers.protocols import ServerRequest
+from o4o_operator.rendering import render
+from o4o_operator.runner.context import StageContext
+
+StageAction = Callable[[StageContext], Awaitable[str]]
+
+
+async def provision(ctx: StageContext) -> str:
+    existing = ctx.spec.provider.existing
+    if existing is not None:
+        ctx.record(server=ServerStatus(name=existing.host, ip_address=existing.host,
+                                           host_key_fingerprint=ctx.status.server.host_key_fingerprint))
+        return f"Using existing host {existing.host}:{existing.port}"
+    lightsail = ctx.spec.provider.lightsail
+    assert lightsail is not None
+    cloud = await ctx.cloud()
+    await cloud.validate(lightsail.region, lightsail.availability_zone, lightsail.bundle_id,
+                         lightsail.blueprint_id)
+    name = ctx.server_name
+    found = await cloud.find_server(name)
+    if found is not None and not server_owned_by(found, ctx.ref.uid) and not ctx.adopt:
+        raise PermanentError("AlreadyExists", f"a server named {name} exists but does not carry this "
+                             "instance's uid tag; set the annotation deploy.o4o.io/adopt=\"true\" to adopt it")
+    created = ctx.status.server.created
+    if found is None:
+        key_pair = lightsail.key_pair_name or f"o4o-{ctx.ref.namespace}-{ctx.ref.name}"
+        if not lightsail.key_pair_name:
+            public_key = asyncssh.import_private_key(await ctx.private_key()).export_public_key("openssh")
+            await cloud.ensure_key_pair(key_pair, public_key.decode().strip())
+        # Record intent first: after a crash, the next attempt looks the server up by name.
+        await ctx.save(server=ServerStatus(name=name, region=lightsail.region, create_pending=True))
+        await cloud.create_server(ServerRequest(
+            name=name, region=lightsail.region, availability_zone=lightsail.availability_zone,
+            bundle_id=lightsail.bundle_id, blueprint_id=lightsail.blueprint_id, key_pair_name=key_pair,
+            tags=ownership_tags(ctx.ref.namespace, ctx.ref.name, ctx.ref.uid)))
+        ctx.log(f"Requested server {name} ({lightsail.bundle_id}, {lightsail.blueprint_id})")
+        created = True
+    running = await cloud.wait_running(name, timeout=600)
+    static_ip_name = f"{name}-ip"
+    address = await cloud.ensure_static_ip(name, static_ip_name)
+    await cloud.ensure_ports(name, lightsail.ssh_allowed_cidrs)
+    fingerprint = (ctx.spec.ssh.host_key_fingerprint or ctx.status.server.host_key_fingerprint
+                   or await cloud.host_key_fingerprint(name))
+    if fingerprint is None:
+        ctx.log("Lightsail reports no host key yet; the first key seen over SSH will be pinned")
+    ctx.record(server=ServerStatus(
+        name=name, ip_address=address, static_ip_name=static_ip_name, region=lightsail.region,
+        host_key_fingerprint=fingerprint, create_pending=False, created=created or ctx.adopt))
+    verb = "Created" if found is None else "Found"
+    return f"{verb} server {name} ({running.state}) at {address}"
+
+
+async def dns(ctx: StageContext) -> str:
+    address = ctx.status.server.ip_address
+    if address is None:
+        raise TransientError("ServerNotProvisioned", "the server has no address yet")
+    spec = ctx.spec.dns
+    zone = spec.hosted_zone_id or spec.zone
+    provider = await ctx.dns()
+    await provider.upsert_a_record(ctx.spec.domain, zone, address, spec.ttl)
+    if spec.provider.value == "none":
+        return f"Checked that {ctx.spec.domain} resolves to {address}"
+    return f"Pointed {ctx.spec.domain} at {address} ({spec.provider.value})"
+
+
+async def _run_script(ctx: StageContext, stage: StageName, *, env: Mapping[str, str] | None = None,
+                      timeout: float = 1200) -> dict[str, str]:
+    script = render.render_script(stage, ctx.host_context())
+    session = await ctx.session()
+    ctx.log.results.clear()
+    try:
+        await session.run(script, timeout=timeout, log=ctx.log, env=env)
+    except asyncssh.Error as error:
+        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+    return dict(ctx.log.results)
+
+
+async def runtime(ctx: StageContext) -> str:
+    await _run_script(ctx, StageName.RUNTIME)
+    return "Installed Node.js, pnpm, nginx, PM2 and certbot"
+
+
+async def source(ctx: StageContext) -> str:
+    env: dict[str, str] = {}
+    ref = ctx.spec.source.credentials_secret_ref
+    if ref is not None:
+        env["O4O_GIT_TOKEN"] = await ctx.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
+    results = await _run_script(ctx, StageName.SOURCE, env=env)
+    commit = results.get("commit")
+    if not commit:
+        raise TransientError("NoCommit", "fetch-source did not report a commit")
+    ctx.record(source=SourceStatus(revision=ctx.spec.source.revision, commit=commit))
+    return f"Fetched {ctx.spec.source.revision} at commit {commit[:12]}"
+
+
+async def build_site(ctx: StageContext) -> str:
+    await _run_script(ctx, StageName.BUILD_SITE, timeout=1800)
+    return f"Built the main site for commit {(ctx.status.source.commit or '')[:12]}"
+
+
+async def build_api(ctx: StageContext) -> str:
+    await _run_script(ctx, StageName.BUILD_API, timeout=1800)
+    return f"Built the API server for commit {(ctx.status.source.commit or '')[:12]}"
+
+
+async def _env_values(ctx: StageContext) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for index, ref in enumerate(ctx.spec.env):
+        values.update((await ctx.secret(ref.name, f"spec.env[{index}]")).data)
+    return values
+
+
+async def configure(ctx: StageContext) -> str:
+    host = ctx.host_context()
+    session = await ctx.session()
+    await session.upload(host.env_path, render.render_env(await _env_values(ctx)).encode(), mode=0o600,
+                         owner=host.app_user)
+    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644)
+    for https in (False, True):
+        await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),
+                             mode=0o644)
+    results = await _run_script(ctx, StageName.CONFIGURE)
+    release = results.get("release", host.commit or "")
+    return f"Configured nginx, PM2 and .env; serving release {release[:12]}"
+
+
+async def tls(ctx: StageContext) -> str:
+    results = await _run_script(ctx, StageName.TLS)
+    not_after = results.get("notAfter")
+    if not_after:
+        moment = datetime.datetime.fromisoformat(not_after.replace("Z", "+00:00"))
+        metrics.CERTIFICATE_EXPIRY.labels(namespace=ctx.ref.namespace, name=ctx.ref.name).set(moment.timestamp())
+        ctx.record(certificate=ctx.status.certificate.model_copy(update={"not_after": not_after}))
+    return f"Certificate for {ctx.spec.domain} valid until {not_after or 'unknown'}"
+
+
+async def apps(ctx: StageContext) -> str:
+    catalog = render.load_app_catalog()
+    for index, app in enumerate(ctx.spec.apps):
+        if app not in catalog:
+            raise InvalidSpecError(f"spec.apps[{index}]", f"no app named {app!r}; known apps: "
+                                   f"{', '.join(sorted(catalog))}", reason="UnknownApp")
+    await _run_script(ctx, StageName.APPS)
+    before, after = set(ctx.status.installed_apps), set(ctx.spec.apps)
+    ctx.record(installed_apps=tuple(ctx.spec.apps))
+    added, removed = sorted(after - before), sorted(before - after)
+    parts = [f"installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
+    summary = "; ".join(part for part in parts if part) or "no change"
+    return f"Apps up to date ({summary})".replace("(installed", "(Installed")
+
+
+STAGE_ACTIONS: Mapping[StageName, StageAction] = {
+    StageName.PROVISION: provision,
+    StageName.DNS: dns,
+    StageName.RUNTIME: runtime,
+    StageName.SOURCE: source,
+    StageName.BUILD_SITE: build_site,
+    StageName.BUILD_API: build_api,
+    StageName.CONFIGURE: configure,
+    StageName.TLS: tls,
+    StageName.APPS: apps,
+}

@@ -1,0 +1,62 @@
+"""Teardown on deletion: the DNS record, then the static IP and the server, in reverse.
+
+Owns: deleting exactly what this instance created (checked by the uid tag),
+treating NotFound as success, and leaving everything when ``deletionPolicy`` is
+Retain. Errors propagate so the caller retries: a deletion never turns
+permanent. To orphan a stuck instance, set ``spec.deletionPolicy: Retain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProviderKind
+from o4o_operator.pipeline.transitions import status_from_body, with_deleting
+from o4o_operator.providers.lightsail import server_owned_by
+from o4o_operator.redaction import Redactor
+from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.worker import log_configmap_name
+
+
+async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    status = status_from_body(body.get("status"))
+    try:
+        spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError:
+        return "Spec unreadable; nothing known to tear down"
+    if spec.deletion_policy is DeletionPolicy.RETAIN:
+        return "Retained the server, static IP and DNS record (deletionPolicy: Retain)"
+    generation = int(meta.get("generation", 1))
+    deleting = with_deleting(status, "Tearing down the DNS record, static IP and server", generation,
+                             runtime.clock())
+    await runtime.kube.patch_status(meta["namespace"], meta["name"], deleting.to_body())
+
+    async def no_save(_: Any) -> None:
+        return None
+
+    ctx = StageContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
+    done: list[str] = []
+    address = status.server.ip_address
+    if spec.dns.provider is not DnsProviderKind.NONE and address:
+        provider = await ctx.dns()
+        await provider.delete_a_record(spec.domain, spec.dns.hosted_zone_id or spec.dns.zone, address)
+        done.append(f"DNS record {spec.domain}")
+    if spec.provider.lightsail is not None:
+        cloud = await ctx.cloud()
+        name = ctx.server_name
+        found = await cloud.find_server(name)
+        ours = found is not None and (server_owned_by(found, ctx.ref.uid) or (ctx.adopt and status.server.created))
+        if found is None or ours:
+            await cloud.delete_server(name, status.server.static_ip_name or f"{name}-ip")
+            done.append(f"server {name} and its static IP")
+        else:
+            done.append(f"nothing of server {name}, which is not ours")
+    with contextlib.suppress(Exception):
+        await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]))
+    return "Deleted " + ", ".join(done) if done else "Nothing to delete"

@@ -1,0 +1,222 @@
+"""The per-instance worker: decide, act, record, and wait, for as long as the instance lives.
+
+Owns: the loop that asks :func:`o4o_operator.pipeline.decisions.decide` what to
+do, runs a stage (at most two status writes per stage: start and end; log lines
+ride along), runs drift checks, posts Events, keeps the log ConfigMap, and
+sleeps until woken by a change, a retry time or the next check. Must not make
+decisions of its own, and must not import Kopf: stop and wake-up arrive as
+plain callables and an ``asyncio.Event``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pydantic
+
+from o4o_operator import metrics
+from o4o_operator.errors import StageError, TransientError
+from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
+from o4o_operator.pipeline.conditions import Summary, Verdict
+from o4o_operator.pipeline.decisions import (
+    CheckDrift, Decision, Pause, RunStage, Settle, Stall, WaitForRetry, current_inputs, decide,
+)
+from o4o_operator.pipeline.stages import STAGES, Stage
+from o4o_operator.pipeline.transitions import (
+    status_from_body, with_log_lines, with_stage_failed, with_stage_started, with_stage_succeeded, with_summary,
+)
+from o4o_operator.redaction import Redactor
+from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.drift import check_drift
+from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.stage_actions import STAGE_ACTIONS
+
+logger = logging.getLogger("o4o_operator.worker")
+
+
+_RESULTS: dict[type, str] = {Stall: "stalled", Pause: "paused", WaitForRetry: "requeued", Settle: "success"}
+"""``o4o_reconcile_total{result}`` for passes that run no stage; a stage counts success or error."""
+
+
+def log_configmap_name(name: str) -> str:
+    return f"{name}-log"
+
+
+def _invalid_spec_message(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    field = "spec." + ".".join(str(part) for part in first["loc"])
+    return f"{field}: {first['msg']}"
+
+
+class InstanceWorker:
+    def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
+        self.runtime = runtime
+        self._body = body
+        self._written: dict[str, Any] | None = None
+        self.status = status_from_body(body().get("status"))
+        self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes)
+        self._last_events: set[str] = set()
+
+    # ---- writing -------------------------------------------------------------
+
+    async def write_status(self, status: DeploymentInstanceStatus) -> None:
+        """Write the whole status if it changed; pending log lines ride along."""
+        status = with_log_lines(status, self.log.take_pending())
+        self.status = status
+        body = status.to_body()
+        if body == self._written:
+            return
+        meta = self._body()["metadata"]
+        await self.runtime.kube.patch_status(meta["namespace"], meta["name"], body)
+        self._written = body
+
+    async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        await self.runtime.kube.post_event(self._body(), reason, self.log.redactor(message), warning=warning)
+
+    async def _save_log(self) -> None:
+        body = self._body()
+        meta = body["metadata"]
+        with contextlib.suppress(Exception):  # the status tail still holds the latest lines
+            await self.runtime.kube.apply_configmap(
+                meta["namespace"], log_configmap_name(meta["name"]), {"log": self.log.full_text}, body,
+                {"app.kubernetes.io/managed-by": "o4o-operator", "deploy.o4o.io/instance": meta["name"]})
+
+    # ---- the loop --------------------------------------------------------------
+
+    async def run(self, stopped: Callable[[], bool], wakeup: asyncio.Event) -> None:
+        while not stopped():
+            wakeup.clear()
+            body = self._body()
+            if body["metadata"].get("deletionTimestamp"):
+                return
+            delay = await self.step(body)
+            if delay is None or stopped():
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
+
+    async def step(self, body: Mapping[str, Any]) -> float | None:
+        """One decision and its action. Returns how long to wait, or None to go on at once."""
+        now = self.runtime.clock()
+        generation = int(body["metadata"].get("generation", 1))
+        try:
+            spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError as error:
+            summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
+            await self.write_status(with_summary(self.status, Pause(), {}, generation, now, summary=summary))
+            return self.runtime.settings.stall_recheck_seconds
+        context = StageContext(self.runtime, body, spec, self.status, self.log, self.write_status)
+        facts = await context.observe_facts()
+        spec_body = spec.to_body()
+        hashes = current_inputs(spec_body, facts)
+        annotations = body["metadata"].get("annotations") or {}
+        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
+        decision = decide(spec, spec_body, self.status, facts, annotations, now, interval)
+        if isinstance(decision, RunStage):
+            async with self.runtime.pipelines:
+                metrics.PIPELINES_IN_FLIGHT.inc()
+                try:
+                    await self._run_stage(context, decision, hashes, generation, facts.secrets_version)
+                finally:
+                    metrics.PIPELINES_IN_FLIGHT.dec()
+            return None
+        if isinstance(decision, CheckDrift):
+            await self.write_status(await check_drift(context, now))
+            metrics.RECONCILES.labels(result="success").inc()
+            return None
+        metrics.RECONCILES.labels(result=_RESULTS.get(type(decision), "success")).inc()
+        await self.write_status(with_summary(self.status, decision, hashes, generation, now))
+        await self._announce(decision)
+        return self._wait_seconds(decision, now)
+
+    def _wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
+        settings = self.runtime.settings
+        if isinstance(decision, WaitForRetry):
+            return (decision.until - now).total_seconds()
+        if isinstance(decision, Settle):
+            return min((decision.next_check_at - now).total_seconds(), settings.drift_interval_seconds)
+        if isinstance(decision, Stall):
+            return settings.stall_recheck_seconds
+        return settings.drift_interval_seconds  # paused: only a change wakes it
+
+    async def _announce(self, decision: Decision) -> None:
+        """One Event per new verdict, not one per pass."""
+        key = f"{type(decision).__name__}:{getattr(decision, 'reason', '')}"
+        if key in self._last_events:
+            return
+        self._last_events = {key}
+        if isinstance(decision, Stall):
+            await self._event("Stalled", f"{decision.stage.title}: {decision.reason}: {decision.message}",
+                              warning=True)
+        elif isinstance(decision, Settle):
+            await self._event("Ready", f"All {len(STAGES)} stages succeeded")
+        elif isinstance(decision, Pause):
+            await self._event("Paused", "Reconciliation paused")
+
+    async def _run_stage(self, context: StageContext, decision: RunStage, hashes: Mapping[str, str],
+                         generation: int, secrets_version: str | None) -> None:
+        stage = decision.stage
+        now = self.runtime.clock()
+        self.log.stage = stage.name.value
+        started = with_stage_started(self.status, stage, decision.inputs_hash, generation, now,
+                                     secrets_version=secrets_version)
+        await self.write_status(with_summary(started, decision, hashes, generation, now))
+        context.status = self.status
+        await self._event("StageStarted", f"Started {stage.title.lower()}")
+        clock = time.monotonic()
+        try:
+            message = await self._attempt(context, stage)
+        except StageError as error:
+            metrics.RECONCILES.labels(result="error").inc()
+            await self._finish_failed(context, stage, error, generation)
+            metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="failure").observe(
+                time.monotonic() - clock)
+            return
+        metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="success").observe(time.monotonic() - clock)
+        metrics.RECONCILES.labels(result="success").inc()
+        self.log(message)
+        done = with_stage_succeeded(context.status, stage, message, self.runtime.clock())
+        await self._finish(context, done, generation)
+        await self._event("StageSucceeded", message)
+
+    async def _attempt(self, context: StageContext, stage: Stage) -> str:
+        try:
+            async with asyncio.timeout(stage.timeout_seconds):
+                return await STAGE_ACTIONS[stage.name](context)
+        except TimeoutError as error:
+            raise TransientError("StageTimedOut", f"{stage.title} took longer than {stage.timeout_seconds:.0f}s") \
+                from error
+        except StageError:
+            raise
+        except (OSError, ConnectionError) as error:
+            raise TransientError("ConnectionFailed", context.log.redactor(str(error))) from error
+        except Exception as error:  # a bug must not leave the stage "Running" forever
+            logger.exception("Stage %s failed unexpectedly", stage.name.value)
+            raise TransientError("InternalError", context.log.redactor(f"{type(error).__name__}: {error}")) \
+                from error
+
+    async def _finish_failed(self, context: StageContext, stage: Stage, error: StageError, generation: int) -> None:
+        error.message = context.log.redactor(error.message)
+        self.log(f"{stage.title} failed: {error.reason}: {error.message}")
+        metrics.STAGE_FAILURES.labels(stage=stage.name.value, reason=error.reason).inc()
+        failed = with_stage_failed(context.status, stage, error, context.ref.uid, self.runtime.clock())
+        await self._finish(context, failed, generation)
+        await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
+
+    async def _finish(self, context: StageContext, status: DeploymentInstanceStatus, generation: int) -> None:
+        """The stage's second (last) status write, with the next decision already summarised."""
+        facts = await context.observe_facts()
+        spec_body = context.spec.to_body()
+        hashes = current_inputs(spec_body, facts)
+        annotations = context.body["metadata"].get("annotations") or {}
+        now = self.runtime.clock()
+        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
+        following = decide(context.spec, spec_body, status, facts, annotations, now, interval)
+        await self.write_status(with_summary(status, following, hashes, generation, now))
+        await self._save_log()

@@ -1,0 +1,92 @@
+"""The operator end to end: real apiserver, local Lightsail, real sshd sandboxes, real scripts."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import conditions, stages, status_writes, wait_for
+
+from o4o_operator.pipeline.stages import STAGES
+from o4o_operator.testing.world import LocalWorld
+
+
+def test_sample_reaches_ready_with_a_truthful_status(world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace, env={"JWT_SECRET": "canary-jwt-5f1e"})
+    writes_before = status_writes(world)
+    world.apply(world.manifest("shop", namespace))
+    obj = wait_for(world, namespace, "shop", "condition=Ready")
+    status = obj["status"]
+    assert [s["name"] for s in status["stages"]] == [s.name.value for s in STAGES]
+    assert {s["state"] for s in status["stages"]} == {"Succeeded"}
+    assert status["server"]["ipAddress"].startswith("127.77.")
+    assert status["source"]["commit"] == world.commit
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["phase"] == "Ready" and status["stageProgress"] == "9/9"
+    assert status["logTail"]
+    assert all(c["reason"] and c["observedGeneration"] == obj["metadata"]["generation"]
+               for c in status["conditions"])
+    assert conditions(obj)["Reconciling"]["status"] == "False"
+    writes = status_writes(world) - writes_before
+    print(f"status writes to Ready: {writes} ({writes / len(STAGES):.2f} per stage)")
+    assert writes <= 2 * len(STAGES) + 2, writes
+    text = json.dumps(obj) + world.control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    text += world.control_plane.kubectl("get", "cm", "shop-log", "-n", namespace, "-o", "json").stdout
+    assert "canary-jwt-5f1e" not in text
+    env_file = world.fleet.host_for(status["server"]["name"]).path("/srv/o4o/shop/shared/.env")
+    assert "canary-jwt-5f1e" in env_file.read_text()
+    assert env_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_changing_apps_reruns_only_the_apps_stage(world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace)
+    world.apply(world.manifest("apps", namespace))
+    before = stages(wait_for(world, namespace, "apps", "condition=Ready"))
+    world.control_plane.kubectl("patch", "di", "apps", "-n", namespace, "--type=merge",
+                                "-p", '{"spec": {"apps": ["commerce", "forum"]}}')
+    wait_for(world, namespace, "apps", "jsonpath={.status.observedGeneration}=2")
+    after_obj = wait_for(world, namespace, "apps", "condition=Ready")
+    assert after_obj["status"]["installedApps"] == ["commerce", "forum"]
+    after = stages(after_obj)
+    changed = {name for name in before if before[name]["startedAt"] != after[name]["startedAt"]
+               or before[name]["attempts"] != after[name]["attempts"]}
+    assert changed == {"apps"}
+    assert after_obj["status"]["observedGeneration"] == 2
+
+
+def test_pause_stops_work_and_says_so(world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace)
+    world.apply(world.manifest("paused", namespace, paused=True))
+    obj = wait_for(world, namespace, "paused", "jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused")
+    assert conditions(obj)["Reconciling"]["status"] == "False"
+    assert not [s for s in obj["status"].get("stages", []) if s["state"] != "Pending"]
+    assert not world.lightsail.resources_for_uid(obj["metadata"]["uid"])
+    world.control_plane.kubectl("patch", "di", "paused", "-n", namespace, "--type=merge",
+                                "-p", '{"spec": {"paused": false}}')
+    wait_for(world, namespace, "paused", "condition=Ready")
+
+
+def test_deleting_removes_the_finalizer_and_every_cloud_resource(world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace)
+    world.apply(world.manifest("gone", namespace))
+    obj = wait_for(world, namespace, "gone", "condition=Ready")
+    uid = obj["metadata"]["uid"]
+    assert world.lightsail.resources_for_uid(uid)
+    world.control_plane.kubectl("delete", "di", "gone", "-n", namespace, "--timeout=120s", timeout=150)
+    assert world.lightsail.resources_for_uid(uid) == []
+    assert not [e for e in world.lightsail.domain_entries() if e.name == "gone.example.com"]
+
+
+def test_killing_the_operator_during_provision_still_gives_one_server(world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace)
+    world.lightsail.state.pending_polls = 10_000  # the server stays pending until we let it run
+    try:
+        world.apply(world.manifest("crash", namespace))
+        obj = wait_for(world, namespace, "crash", "jsonpath={.status.server.createPending}=true")
+        assert world.operator is not None
+        world.operator.restart()  # SIGKILL mid-provision, then start again
+    finally:
+        world.lightsail.state.pending_polls = 1
+    obj = wait_for(world, namespace, "crash", "condition=Ready")
+    servers = [s for s in world.lightsail.resources_for_uid(obj["metadata"]["uid"]) if s.startswith("Instance/")]
+    assert len(servers) == 1, servers
+    assert world.lightsail.request_log.count("CreateInstances") >= 1
