@@ -113,8 +113,11 @@ class LocalWorld:
             **self._operator_env,
         }
 
-    def start_operator(self) -> OperatorProcess:
-        self.operator = OperatorProcess(self.control_plane.kubeconfig, self.directory / "operator.log",
+    def start_operator(self, kubeconfig: Path | None = None) -> OperatorProcess:
+        """Start the operator as admin, or with ``kubeconfig`` (e.g. a ServiceAccount token's)."""
+        if self.operator is not None:
+            self.operator.stop()
+        self.operator = OperatorProcess(kubeconfig or self.control_plane.kubeconfig, self.directory / "operator.log",
                                         env=self.operator_environment())
         self.operator.start()
         return self.operator
