@@ -1,0 +1,293 @@
+"""What happens on an open SSH connection: running scripts and uploading files.
+
+Owns: streaming of command output, remote timeouts that really kill the
+remote process group, mapping of exit statuses and marker lines to
+Transient/PermanentError, atomic uploads, the ``O4O_ROOT`` path prefix, and
+``sudo`` for a login user other than root. :mod:`o4o_operator.providers.ssh`
+opens and caches the connections.
+
+Must not: put a secret on a remote command line (scripts and ``env`` travel
+on stdin), log or raise a secret value (output is redacted with the ``env``
+values before it reaches the sink), or decide what to run: callers bring
+rendered scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import posixpath
+import re
+import secrets
+import shlex
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import asyncssh
+
+from o4o_operator import metrics
+from o4o_operator.errors import PermanentError, StageError, TransientError
+from o4o_operator.providers.protocols import CommandResult, LogSink
+from o4o_operator.redaction import Redactor
+from o4o_operator.rendering.markers import parse_failure
+
+TAIL_LINES = 20
+PERMANENT_EXIT_STATUSES = range(64, 79)
+"""sysexits.h: a script exiting with one of these says retrying cannot help."""
+
+_PID_MARKER = "::o4o::pid "
+_REMOTE_GRACE_SECONDS = 30
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Key = tuple[str, int, str]
+"""A cached connection's identity: (host, port, user)."""
+
+
+@dataclasses.dataclass
+class Connection:
+    """An open asyncssh connection and what was learnt while opening it."""
+
+    key: Key
+    conn: Any
+    client: Any
+    """The ``asyncssh.SSHClient``; its ``lost`` flag turns true when the connection drops."""
+    fingerprint: str
+    root: str
+    elevate: bool
+    """Run scripts and moves into place through ``sudo -n`` (a login user other than root)."""
+
+    def alive(self) -> bool:
+        return not self.client.lost and not self.conn.is_closed()
+
+
+@dataclasses.dataclass
+class _RunState:
+    redact: Redactor
+    log: LogSink
+    tail: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    process_group: int | None = None
+    failure_line: str | None = None
+
+    def on_line(self, line: str) -> None:
+        if line.startswith(_PID_MARKER) and self.process_group is None:
+            with contextlib.suppress(ValueError):
+                group = int(line[len(_PID_MARKER):])
+                self.process_group = group if group > 1 else None
+            return
+        clean = self.redact(line)
+        self.tail.append(clean)
+        if parse_failure(clean):
+            self.failure_line = clean
+        self.log(clean)
+
+
+def _command_line(timeout: float, elevate: bool) -> str:
+    """Runs ``bash -s`` under a remote ``timeout`` as a safety net should the connection drop."""
+    runner = f"timeout --kill-after=10 {math.ceil(timeout) + _REMOTE_GRACE_SECONDS} bash -s"
+    if elevate:
+        return f'exec sudo -n env "O4O_ROOT=${{O4O_ROOT:-}}" {runner}'
+    return f"exec {runner}"
+
+
+def _wrap(script: str, env: Mapping[str, str]) -> str:
+    """The stdin for ``bash -s``: report the process group, detach stdin, export env, run the script.
+
+    The braces make bash read the whole script before running any of it, so no
+    command in it can swallow the rest of the script from stdin.
+    """
+    lines = ["{", f"printf '{_PID_MARKER}%s\\n' \"$PPID\"", "exec </dev/null"]
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    return "\n".join([*lines, script.rstrip("\n"), "}", ""])
+
+
+def _kill_script(process_group: int) -> str:
+    group = f"-{process_group}"
+    alive = f"ps -e -o pgid=,stat= | awk -v g={process_group} '$1 == g && $2 !~ /^Z/' | grep -q ."
+    return "\n".join([
+        f"kill -TERM -- {group} 2>/dev/null || exit 0",
+        f"for _ in $(seq 30); do {alive} || exit 0; sleep 0.1; done",
+        f"kill -KILL -- {group} 2>/dev/null || true",
+        "",
+    ])
+
+
+def _failure(exit_status: int | None, signal: str | None, state: _RunState) -> StageError:
+    tail = "\n".join(state.tail)
+    marker = parse_failure(state.failure_line) if state.failure_line else None
+    if marker:
+        message = f"{marker.message or marker.reason}\nLast lines:\n{tail}"
+        return (PermanentError if marker.permanent else TransientError)(marker.reason, message)
+    summary = f"The script was killed by signal {signal}" if signal else \
+        f"The script exited with status {exit_status}"
+    message = f"{summary}\nLast lines:\n{tail}"
+    if exit_status in PERMANENT_EXIT_STATUSES:
+        return PermanentError("CommandFailed", message)
+    return TransientError("CommandFailed", message)
+
+
+async def _pump(stream: Any, on_line: Callable[[str], None]) -> None:
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        on_line(line.rstrip("\r\n"))
+
+
+class SshSession:
+    """One logical session on a shared, cached connection (``close`` leaves the connection open)."""
+
+    def __init__(self, connection: Connection, sessions: asyncio.Semaphore,
+                 forget: Callable[[Connection], None]) -> None:
+        self._connection = connection
+        self._sessions = sessions
+        self._forget = forget
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        return self._connection.fingerprint
+
+    @property
+    def root(self) -> str:
+        """The host's ``O4O_ROOT`` (empty on real servers); prefixed to every uploaded path."""
+        return self._connection.root
+
+    def _lost(self, exc: BaseException) -> TransientError:
+        self._forget(self._connection)
+        host, port, _ = self._connection.key
+        return TransientError("ConnectionLost",
+                              f"The SSH connection to {host}:{port} was lost ({type(exc).__name__})")
+
+    async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
+                  env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run a bash script (on stdin, ``env`` exported first), streaming its output lines to ``log``."""
+        env = dict(env or {})
+        state = _RunState(Redactor(env.values()), log)
+        stdin = _wrap(script, env)
+        async with self._sessions:
+            try:
+                process = await self._connection.conn.create_process(
+                    _command_line(timeout, self._connection.elevate), encoding="utf-8", errors="replace")
+            except (asyncssh.Error, OSError) as exc:
+                metrics.SSH_COMMANDS.labels(outcome="disconnected").inc()
+                raise self._lost(exc) from None
+            try:
+                async with asyncio.timeout(timeout):
+                    process.stdin.write(stdin)
+                    process.stdin.write_eof()
+                    await asyncio.gather(_pump(process.stdout, state.on_line),
+                                         _pump(process.stderr, state.on_line))
+                    await process.wait_closed()
+            except TimeoutError:
+                await self._kill(process, state.process_group)
+                metrics.SSH_COMMANDS.labels(outcome="timeout").inc()
+                raise TransientError("CommandTimedOut",
+                                     f"The script did not finish within {timeout:g} seconds and was stopped."
+                                     "\nLast lines:\n" + "\n".join(state.tail)) from None
+            except (asyncssh.Error, OSError) as exc:
+                metrics.SSH_COMMANDS.labels(outcome="disconnected").inc()
+                raise self._lost(exc) from None
+            except BaseException:  # cancelled, or the sink failed: the remote script must not run on
+                await asyncio.shield(self._kill(process, state.process_group))
+                raise
+        if (process.exit_status is None and process.exit_signal is None) or not self._connection.alive():
+            metrics.SSH_COMMANDS.labels(outcome="disconnected").inc()
+            raise self._lost(ConnectionError("no exit status"))
+        if process.exit_status == 0:
+            metrics.SSH_COMMANDS.labels(outcome="success").inc()
+            return CommandResult(0, tuple(state.tail))
+        metrics.SSH_COMMANDS.labels(outcome="failure").inc()
+        signal = process.exit_signal[0] if process.exit_signal else None
+        raise _failure(process.exit_status, signal, state)
+
+    async def _kill(self, process: Any, process_group: int | None) -> None:
+        """Stop the remote process group for good, then close the channel."""
+        try:
+            if process_group is not None:
+                prefix = "sudo -n " if self._connection.elevate else ""
+                await asyncio.wait_for(self._connection.conn.run(
+                    f"{prefix}bash -s", input=_kill_script(process_group), check=False), timeout=15)
+            else:
+                process.send_signal("KILL")
+        except (asyncssh.Error, OSError, TimeoutError):
+            pass  # the remote ``timeout`` wrapper is the safety net
+        finally:
+            process.close()
+
+    def _remote_path(self, path: str) -> str:
+        if not path.startswith("/") or "\n" in path:
+            raise ValueError(f"upload paths are logical absolute paths, not {path!r}")
+        return self._connection.root + posixpath.normpath(path)
+
+    async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
+        target = self._remote_path(path)
+        async with self._sessions:
+            try:
+                async with self._connection.conn.start_sftp_client() as sftp:
+                    if self._connection.elevate:
+                        await self._upload_elevated(sftp, target, content, mode, owner)
+                    else:
+                        await self._upload_direct(sftp, target, content, mode, owner)
+            except asyncssh.SFTPError as exc:
+                raise TransientError("UploadFailed", f"Could not write {path}: {exc.reason}") from None
+            except (asyncssh.Error, OSError) as exc:
+                raise self._lost(exc) from None
+
+    async def _upload_direct(self, sftp: Any, target: str, content: bytes, mode: int,
+                             owner: str | None) -> None:
+        directory, name = posixpath.split(target)
+        temporary = f"{directory}/.{name}.tmp-{secrets.token_hex(6)}"
+        await sftp.makedirs(directory, exist_ok=True)
+        try:
+            async with sftp.open(temporary, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as handle:
+                await handle.write(content)
+                with contextlib.suppress(asyncssh.SFTPError):
+                    await handle.fsync()
+            await sftp.chmod(temporary, mode)
+            if owner:
+                await self._shell(_chown_script(temporary, owner), f"Could not give {target} to {owner}")
+            await sftp.posix_rename(temporary, target)
+        except BaseException:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await sftp.remove(temporary)
+            raise
+
+    async def _upload_elevated(self, sftp: Any, target: str, content: bytes, mode: int,
+                               owner: str | None) -> None:
+        """Stage in the login user's home (mode 0600), then move into place as root."""
+        staging = await sftp.realpath(f".o4o-upload-{secrets.token_hex(6)}")
+        directory, name = posixpath.split(target)
+        temporary = f"{directory}/.{name}.tmp-{secrets.token_hex(6)}"
+        try:
+            async with sftp.open(staging, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as handle:
+                await handle.write(content)
+            q = shlex.quote
+            script = "\n".join([
+                "set -euo pipefail", "umask 077", f"install -d -m 0755 {q(directory)}",
+                f"cat {q(staging)} > {q(temporary)}", f"chmod {mode:o} {q(temporary)}",
+                _chown_script(temporary, owner) if owner else "",
+                f"mv -Tf {q(temporary)} {q(target)}", "",
+            ])
+            await self._shell(script, f"Could not move the upload into {target}")
+        finally:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await sftp.remove(staging)
+
+    async def _shell(self, script: str, failure: str) -> None:
+        prefix = "sudo -n " if self._connection.elevate else ""
+        result = await self._connection.conn.run(f"{prefix}bash -s", input=script, check=False, timeout=60)
+        if result.exit_status != 0:
+            raise TransientError("UploadFailed", f"{failure}: {str(result.stderr or '').strip()[:300]}")
+
+    async def close(self) -> None:
+        """Release this session; the connection stays cached for the next one (see ``close_all``)."""
+
+
+def _chown_script(path: str, owner: str) -> str:
+    fmt = "%U:%G" if ":" in owner else "%U"
+    q = shlex.quote
+    return f'[ "$(stat -c {fmt} {q(path)})" = {q(owner)} ] || chown -- {q(owner)} {q(path)}'

@@ -1,0 +1,82 @@
+"""Rendering: turns a :class:`HostContext` into bash scripts and configuration files.
+
+Owns: the templates in the repository's top-level ``templates/`` directory
+(``$O4O_TEMPLATES`` overrides the location), the app catalog, and the output
+marker protocol. Purely computational apart from reading template files: it
+opens no connection, runs nothing and imports no client or framework.
+
+Every value placed in a script goes through the ``shquote`` filter; values in
+nginx and PM2 files are validated by ``HostContext`` or JSON-encoded.
+
+Root prefix
+-----------
+Paths are logical (``/srv/o4o/<name>/...``, ``/etc/nginx/...``). Every script
+sets ``R="${O4O_ROOT:-}"`` and prefixes each path it touches with ``$R``. On a
+real server ``O4O_ROOT`` is unset, so ``$R`` is empty; the sandbox sets it
+(``sshd_config`` ``SetEnv``) to a temporary directory. Configuration files keep
+logical paths: only the programs on the host (or the sandbox's shims) read them.
+
+Marker protocol
+---------------
+Scripts talk back through whole lines on stdout:
+
+``::o4o::result <key>=<value>``
+    A fact for the operator, e.g. ``commit=<sha>`` (fetch-source),
+    ``notAfter=2026-01-31T12:00:00Z`` and ``issuer=...`` (issue-cert),
+    ``release=<sha>`` (activation). Parse with :func:`parse_results`; the value
+    is the rest of the line.
+``::o4o::permanent reason=<CamelCase> <message>``
+    The script failed and retrying cannot help (``RolledBack``,
+    ``AcmeRateLimited``, ``AcmeChallengeFailed``, ``RevisionNotFound``,
+    ``BuildFailed``, ...). Printed just before a non-zero exit.
+``::o4o::transient reason=<CamelCase> <message>``
+    The script failed for a reason worth retrying (``AcmeDnsNotResolving``,
+    ``HealthCheckFailed``, ``SourceUnavailable``, ...).
+
+Without a marker, a non-zero exit status in 64-78 (sysexits) is permanent and
+any other is transient. The SSH session applies these rules.
+"""
+
+from o4o_operator.rendering.catalog import AppDefinition, AppStep, CatalogError
+from o4o_operator.rendering.context import LETSENCRYPT_PRODUCTION, HostContext
+from o4o_operator.rendering.markers import FailureMarker, last_failure, parse_failure, parse_results
+from o4o_operator.rendering.render import (
+    SCRIPT_FOR_STAGE,
+    SCRIPT_NAMES,
+    AppAction,
+    dotenv_quote,
+    environment,
+    load_app_catalog,
+    render_app_script,
+    render_ecosystem,
+    render_env,
+    render_nginx_site,
+    render_script,
+    shquote,
+    templates_dir,
+)
+
+__all__ = [
+    "LETSENCRYPT_PRODUCTION",
+    "SCRIPT_FOR_STAGE",
+    "SCRIPT_NAMES",
+    "AppAction",
+    "AppDefinition",
+    "AppStep",
+    "CatalogError",
+    "FailureMarker",
+    "HostContext",
+    "dotenv_quote",
+    "environment",
+    "last_failure",
+    "load_app_catalog",
+    "parse_failure",
+    "parse_results",
+    "render_app_script",
+    "render_ecosystem",
+    "render_env",
+    "render_nginx_site",
+    "render_script",
+    "shquote",
+    "templates_dir",
+]

@@ -1,0 +1,190 @@
+"""The values a host's scripts and configuration files are rendered from.
+
+Owns: :class:`HostContext`, its validation (so that a value can never break
+out of an nginx directive or a file path), and the logical paths every layer
+agrees on (release directories, the ``current`` link, ``.env``, nginx sites,
+certificates). Purely computational: no I/O.
+
+Paths here are *logical*: absolute paths as on a real server. Scripts prefix
+them with ``${O4O_ROOT:-}`` and the SSH session prefixes uploads with its
+``root``, so a sandbox can host the same layout under a temporary directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from o4o_operator.errors import InvalidSpecError
+
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+BASE_DIR_ROOT = "/srv/o4o"
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+{_LABEL}$")
+_DNS_LABEL = re.compile(rf"^{_LABEL}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+_SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._@+-][A-Za-z0-9._/@+-]*$")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _invalid(field: str, message: str) -> InvalidSpecError:
+    return InvalidSpecError(field, message)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostContext:
+    """Everything the templates need about one instance on one host."""
+
+    domain: str
+    instance_name: str
+    repository: str
+    revision: str
+    tls_email: str
+    commit: str | None = None
+    app_user: str = "o4o"
+    base_dir: str = ""
+    """Defaults to ``/srv/o4o/<instance_name>``."""
+    api_port: int = 3001
+    acme_server: str = LETSENCRYPT_PRODUCTION
+    apps: tuple[str, ...] = ()
+    keep_releases: int = 5
+    node_major: int = 22
+    health_path: str = "/api/health"
+    health_attempts: int = 10
+    health_interval_seconds: int = 3
+    site_package: str = "@o4o/main-site"
+    site_dist: str = "apps/main-site/dist"
+    api_package: str = "@o4o/api-server"
+    api_dir: str = "apps/api-server"
+    api_entry: str = "dist/main.js"
+    cms_init_command: tuple[str, ...] = ("pnpm", "--filter", "@o4o/api-server", "run", "seed", "--phase", "F")
+    """Creates the default pages, menu and theme (the seed's phase F); run once."""
+    letsencrypt_dir: str = "/etc/letsencrypt"
+    nginx_dir: str = "/etc/nginx"
+    nginx_log_dir: str = "/var/log/nginx"
+
+    def __post_init__(self) -> None:
+        if not self.base_dir:
+            object.__setattr__(self, "base_dir", f"{BASE_DIR_ROOT}/{self.instance_name}")
+        self._validate()
+
+    def _validate(self) -> None:
+        if not _DOMAIN.match(self.domain):
+            raise _invalid("domain", "must be a lowercase DNS name such as shop.example.com")
+        if not _DNS_LABEL.match(self.instance_name):
+            raise _invalid("metadata.name", "must be a DNS-1123 label")
+        if not _USER.match(self.app_user):
+            raise _invalid("appUser", "must be a lowercase POSIX user name")
+        if not 1 <= self.api_port <= 65535:
+            raise _invalid("apiPort", "must be between 1 and 65535")
+        if self.commit is not None and not _COMMIT.match(self.commit):
+            raise _invalid("source.commit", "must be a full hexadecimal commit SHA")
+        if not self.repository or _CONTROL.search(self.repository) or self.repository.startswith("-"):
+            raise _invalid("source.repository", "must be a URL without control characters")
+        if not self.revision or _CONTROL.search(self.revision) or self.revision.startswith("-") \
+                or " " in self.revision:
+            raise _invalid("source.revision", "must be a branch, tag or commit without spaces")
+        if not self.tls_email or _CONTROL.search(self.tls_email) or "@" not in self.tls_email:
+            raise _invalid("tls.email", "must be an email address")
+        if _CONTROL.search(self.acme_server) or not self.acme_server.startswith(("https://", "http://")):
+            raise _invalid("tls.server", "must be an http(s) URL")
+        if not 1 <= self.keep_releases <= 100:
+            raise _invalid("keepReleases", "must be between 1 and 100")
+        if not 12 <= self.node_major <= 99:
+            raise _invalid("nodeMajor", "must be a Node.js major version")
+        if not _URL_PATH.match(self.health_path):
+            raise _invalid("healthPath", "must be a URL path such as /api/health")
+        if self.health_attempts < 1 or self.health_interval_seconds < 0:
+            raise _invalid("health", "needs at least one attempt and a non-negative interval")
+        for name in ("base_dir", "letsencrypt_dir", "nginx_dir", "nginx_log_dir"):
+            if not _SAFE_PATH.match(getattr(self, name)) or ".." in getattr(self, name):
+                raise _invalid(name, "must be an absolute path of plain characters")
+        for name in ("site_dist", "api_dir", "api_entry", "site_package", "api_package"):
+            if not _SAFE_RELATIVE.match(getattr(self, name)) or ".." in getattr(self, name):
+                raise _invalid(name, "must be a relative path or package name of plain characters")
+        for app in self.apps:
+            if not _DNS_LABEL.match(app):
+                raise _invalid("apps", f"{app!r} is not a valid app name")
+
+    def with_commit(self, commit: str) -> HostContext:
+        """The same context, pinned to a resolved commit."""
+        return dataclasses.replace(self, commit=commit)
+
+    # ---- logical paths -----------------------------------------------------
+
+    @property
+    def repo_dir(self) -> str:
+        return f"{self.base_dir}/repo"
+
+    @property
+    def releases_dir(self) -> str:
+        return f"{self.base_dir}/releases"
+
+    def release_dir(self, commit: str) -> str:
+        return f"{self.releases_dir}/{commit}"
+
+    @property
+    def current_link(self) -> str:
+        return f"{self.base_dir}/current"
+
+    @property
+    def shared_dir(self) -> str:
+        return f"{self.base_dir}/shared"
+
+    @property
+    def env_path(self) -> str:
+        """The ``.env`` file the API reads; uploaded with mode 0600, owned by the app user."""
+        return f"{self.shared_dir}/.env"
+
+    @property
+    def ecosystem_path(self) -> str:
+        return f"{self.shared_dir}/ecosystem.config.js"
+
+    @property
+    def apps_state_dir(self) -> str:
+        return f"{self.shared_dir}/apps"
+
+    @property
+    def webroot(self) -> str:
+        """Where certbot writes HTTP-01 challenges and nginx serves them from."""
+        return f"{self.base_dir}/webroot"
+
+    @property
+    def pm2_app_name(self) -> str:
+        return f"o4o-{self.instance_name}-api"
+
+    def nginx_site_name(self, https: bool) -> str:
+        return f"o4o-{self.instance_name}.{'https' if https else 'http'}.conf"
+
+    def nginx_site_path(self, https: bool) -> str:
+        """One of the two site variants the caller uploads; ``configure`` and ``tls`` pick one."""
+        return f"{self.nginx_dir}/sites-available/{self.nginx_site_name(https)}"
+
+    @property
+    def nginx_enabled_path(self) -> str:
+        return f"{self.nginx_dir}/sites-enabled/o4o-{self.instance_name}.conf"
+
+    @property
+    def certificate_dir(self) -> str:
+        return f"{self.letsencrypt_dir}/live/{self.domain}"
+
+    @property
+    def certificate_path(self) -> str:
+        return f"{self.certificate_dir}/fullchain.pem"
+
+    @property
+    def certificate_key_path(self) -> str:
+        return f"{self.certificate_dir}/privkey.pem"
+
+    @property
+    def site_root(self) -> str:
+        """The static main site of the live release, as nginx serves it."""
+        return f"{self.current_link}/{self.site_dist}"
+
+    @property
+    def api_cwd(self) -> str:
+        return f"{self.current_link}/{self.api_dir}"

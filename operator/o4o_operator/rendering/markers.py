@@ -1,0 +1,51 @@
+"""The output marker protocol scripts use to talk back to the operator.
+
+Owns: parsing of ``::o4o::result key=value``, ``::o4o::permanent reason=X ...``
+and ``::o4o::transient reason=X ...`` lines (see :mod:`o4o_operator.rendering`
+for the protocol). Purely computational: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+
+PREFIX = "::o4o::"
+_RESULT = re.compile(r"^::o4o::result ([A-Za-z][A-Za-z0-9_.-]*)=(.*)$")
+_FAILURE = re.compile(r"^::o4o::(permanent|transient) reason=([A-Z][A-Za-z0-9]*)(?: (.*))?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureMarker:
+    """A script's own verdict on why it failed."""
+
+    permanent: bool
+    reason: str
+    message: str
+
+
+def parse_results(lines: Iterable[str]) -> dict[str, str]:
+    """Every ``::o4o::result key=value`` line, later lines winning."""
+    results: dict[str, str] = {}
+    for line in lines:
+        match = _RESULT.match(line.rstrip("\r\n"))
+        if match:
+            results[match.group(1)] = match.group(2)
+    return results
+
+
+def parse_failure(line: str) -> FailureMarker | None:
+    """The failure marker on this line, if it is one (reason must be CamelCase)."""
+    match = _FAILURE.match(line.rstrip("\r\n"))
+    if not match:
+        return None
+    return FailureMarker(match.group(1) == "permanent", match.group(2), (match.group(3) or "").strip())
+
+
+def last_failure(lines: Iterable[str]) -> FailureMarker | None:
+    """The last failure marker among the lines, if any."""
+    found: FailureMarker | None = None
+    for line in lines:
+        found = parse_failure(line) or found
+    return found

@@ -1,0 +1,174 @@
+"""Rendering of scripts and configuration files from the top-level ``templates/``.
+
+Owns: the Jinja environment (StrictUndefined, no autoescape, the ``shquote``
+filter), which template serves which stage, and the quoting of ``.env`` and
+PM2 values. Reads template files and nothing else; returns strings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.pipeline.stages import StageName
+from o4o_operator.rendering.catalog import AppDefinition, load_catalog
+from o4o_operator.rendering.context import HostContext
+
+TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
+
+SCRIPT_FOR_STAGE: Mapping[StageName, str] = {
+    StageName.RUNTIME: "setup-runtime",
+    StageName.SOURCE: "fetch-source",
+    StageName.BUILD_SITE: "build-site",
+    StageName.BUILD_API: "build-api",
+    StageName.CONFIGURE: "configure",
+    StageName.TLS: "issue-cert",
+    StageName.APPS: "apps",
+}
+"""The script each host stage runs. ``configure`` ends by activating the release."""
+
+SCRIPT_NAMES = (*SCRIPT_FOR_STAGE.values(), "activate-release")
+_NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+AppAction = Literal["install", "remove"]
+
+
+def templates_dir() -> Path:
+    """``$O4O_TEMPLATES`` if set, else ``templates/`` at the top of the repository."""
+    override = os.environ.get(TEMPLATES_ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[3] / "templates"
+
+
+def shquote(value: object) -> str:
+    """Quote one value for bash; refuses None and containers so nothing renders by accident."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"shquote takes a str or int, not {type(value).__name__}")
+    return shlex.quote(str(value))
+
+
+@functools.lru_cache(maxsize=4)
+def _environment(directory: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - shell scripts and config files, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        # bash uses ${#array[@]}; keep Jinja comments out of its way.
+        comment_start_string="{##",
+        comment_end_string="##}",
+    )
+    env.filters["shquote"] = shquote
+    return env
+
+
+def environment() -> jinja2.Environment:
+    """The shared Jinja environment for the current templates directory."""
+    return _environment(str(templates_dir()))
+
+
+def _script_name(stage_name: StageName | str) -> str:
+    try:
+        stage = StageName(stage_name)
+    except ValueError:
+        return str(stage_name)
+    return SCRIPT_FOR_STAGE.get(stage, stage.value)
+
+
+def render_script(stage_name: StageName | str, context: HostContext) -> str:
+    """The bash script for a host stage (or a script by name, e.g. ``activate-release``)."""
+    name = _script_name(stage_name)
+    if name not in SCRIPT_NAMES:
+        raise ValueError(f"No script for {stage_name!r}; host scripts are {', '.join(SCRIPT_NAMES)}")
+    if name in _NEEDS_COMMIT and context.commit is None:
+        raise ValueError(f"The {name} script needs a resolved commit; fetch the source first")
+    variables: dict[str, object] = {"ctx": context}
+    if name == "apps":
+        catalog = load_app_catalog()
+        unknown = [app for app in context.apps if app not in catalog]
+        if unknown:
+            raise InvalidSpecError("apps",
+                                   f"unknown app(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
+        for app in context.apps:
+            missing = [needed for needed in catalog[app].requires if needed not in context.apps]
+            if missing:
+                raise InvalidSpecError("apps", f"{app} needs {', '.join(missing)} as well")
+        variables["wanted"] = [catalog[app] for app in context.apps]
+        variables["unwanted"] = [app for name_, app in catalog.items() if name_ not in context.apps]
+    return environment().get_template(f"scripts/{name}.sh").render(variables)
+
+
+def render_app_script(app: AppDefinition | str, action: AppAction, context: HostContext) -> str:
+    """A script that installs (then runs the one-off CMS init) or removes one app."""
+    if isinstance(app, str):
+        catalog = load_app_catalog()
+        if app not in catalog:
+            raise InvalidSpecError("apps", f"unknown app {app!r}; known: {', '.join(catalog)}")
+        app = catalog[app]
+    if action not in ("install", "remove"):
+        raise ValueError(f"action must be install or remove, not {action!r}")
+    return environment().get_template(f"scripts/{action}-app.sh").render(ctx=context, app=app)
+
+
+def render_nginx_site(context: HostContext, certificate_present: bool) -> str:
+    """The nginx site: HTTP with the ACME location only until a certificate exists, then HTTPS."""
+    return environment().get_template("nginx-site.conf.j2").render(ctx=context, https=certificate_present)
+
+
+def render_ecosystem(context: HostContext) -> str:
+    """The PM2 ecosystem file; every value is JSON-encoded, so it is valid JavaScript."""
+    app = {
+        "name": context.pm2_app_name,
+        "cwd": context.api_cwd,
+        "script": context.api_entry,
+        "node_args": f"--env-file={context.env_path}",
+        "exec_mode": "fork",
+        "instances": 1,
+        "autorestart": True,
+        "max_memory_restart": "512M",
+        "kill_timeout": 10000,
+        "time": True,
+        "env": {"NODE_ENV": "production", "PORT": str(context.api_port), "HOST": "127.0.0.1"},
+    }
+    config = json.dumps({"apps": [app]}, indent=2, sort_keys=True)
+    return environment().get_template("ecosystem.config.js.j2").render(ctx=context, config_json=config)
+
+
+def dotenv_quote(value: str) -> str:
+    """Quote a value so that Node's ``--env-file`` and the dotenv package read it back unchanged."""
+    if "\x00" in value or "\r" in value:
+        raise ValueError("a .env value cannot contain NUL or carriage-return characters")
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    if "`" not in value:
+        return f"`{value}`"
+    raise ValueError("a .env value cannot contain all three quote characters and a backslash or quote mix")
+
+
+def render_env(values: Mapping[str, str]) -> str:
+    """The ``.env`` file for the API server, keys sorted, every value quoted."""
+    for key in values:
+        if not _ENV_KEY.match(key):
+            raise InvalidSpecError("env", f"{key!r} is not a valid environment variable name")
+    pairs = [(key, dotenv_quote(values[key])) for key in sorted(values)]
+    return environment().get_template("env.j2").render(pairs=pairs)
+
+
+def load_app_catalog() -> dict[str, AppDefinition]:
+    """The apps in ``templates/apps/*.yaml``, by name."""
+    return load_catalog(templates_dir() / "apps")

@@ -1,0 +1,413 @@
+"""The stand-in for every command that would change the machine, inside a SandboxHost.
+
+Owns: what apt-get, dpkg-query, systemctl, corepack, npm, node, pnpm, pm2,
+nginx, certbot, curl, gpg, useradd, id, chown, sudo, runuser and getent do in
+the sandbox. Each call is appended as one JSON line to ``$O4O_ROOT/.shim-log``;
+failures planned with ``SandboxHost.fail_command`` are served first; the rest
+acts out the command against a small state file so that scripts' checks
+("is nginx installed?") see the effect of earlier calls.
+
+Must not: touch anything outside ``$O4O_ROOT``, start a daemon, or import
+anything beyond the standard library (it runs as a standalone script:
+``sandbox_shim.py <command> <args...>``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
+LOG = ROOT / ".shim-log"
+STATE = ROOT / ".shim-state.json"
+PLAN = ROOT / ".shim-plan.json"
+LOCK = ROOT / ".shim-lock"
+SHIM_DIR = Path(os.environ.get("O4O_SHIM_DIR", "/nonexistent-o4o-shims"))
+LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
+"""A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def load(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def save(path: Path, value: Any) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, indent=1, sort_keys=True))
+    temporary.replace(path)
+
+
+def update_state(change: Callable[[dict[str, Any]], None]) -> None:
+    with locked():
+        state = load(STATE, {})
+        change(state)
+        save(STATE, state)
+
+
+def state() -> dict[str, Any]:
+    with locked():
+        return dict(load(STATE, {}))
+
+
+def record_and_plan(argv: list[str]) -> dict[str, Any] | None:
+    """Log the call; return the planned failure to act out, if one matches."""
+    with locked():
+        with LOG.open("a") as log:
+            log.write(json.dumps({"argv": argv, "cwd": os.getcwd()}) + "\n")
+        plan = load(PLAN, {"failures": [], "http": []})
+        joined = " ".join(argv[1:])
+        for failure in plan["failures"]:
+            if failure["command"] == argv[0] and failure["times"] != 0 and failure["args_contain"] in joined:
+                failure["times"] -= 1
+                save(PLAN, plan)
+                return dict(failure)
+    return None
+
+
+def real(command: str) -> str | None:
+    """The real program of that name on PATH, skipping the shim directory."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != SHIM_DIR)
+    return shutil.which(command, path=path)
+
+
+def passthrough(argv: list[str]) -> int:
+    program = real(argv[0])
+    if program is None:
+        print(f"{argv[0]}: command not found", file=sys.stderr)
+        return 127
+    return subprocess.call([program, *argv[1:]])
+
+
+def not_installed(name: str) -> int:
+    print(f"bash: {name}: command not found", file=sys.stderr)
+    return 127
+
+
+def option(args: list[str], *names: str) -> str | None:
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def packages() -> set[str]:
+    return set(state().get("packages", []))
+
+
+# ---- package management ------------------------------------------------------------------
+
+
+def apt_get(args: list[str]) -> int:
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] == "install":
+        names = [w.split("=")[0] for w in words[1:]]
+        update_state(lambda s: s.__setitem__("packages", sorted(set(s.get("packages", [])) | set(names))))
+        for name in names:
+            print(f"Setting up {name} ...")
+    elif words and words[0] in ("remove", "purge"):
+        update_state(lambda s: s.__setitem__("packages", sorted(set(s.get("packages", [])) - set(words[1:]))))
+    return 0
+
+
+def dpkg_query(args: list[str]) -> int:
+    names = [a for a in args if not a.startswith("-")]
+    fmt = option(args, "-f", "--showformat") or "${Status}\n"
+    installed = packages()
+    status = 0
+    for name in names:
+        if name in installed:
+            print(fmt.replace("${Status}", "install ok installed").replace("${Version}", "1.0"), end="")
+        else:
+            print(f"dpkg-query: no packages found matching {name}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def node_major() -> str:
+    sources = ROOT / "etc/apt/sources.list.d/nodesource.list"
+    match = re.search(r"node_(\d+)\.x", sources.read_text()) if sources.exists() else None
+    return match.group(1) if match else "18"
+
+
+def node(args: list[str]) -> int:
+    if "nodejs" not in packages():
+        return not_installed("node")
+    if args[:1] in (["--version"], ["-v"]):
+        print(f"v{node_major()}.11.0")
+        return 0
+    return passthrough(["node", *args])
+
+
+def npm(args: list[str]) -> int:
+    if "nodejs" not in packages():
+        return not_installed("npm")
+    if "install" in args and ("-g" in args or "--global" in args):
+        names = [a.split("@")[0] for a in args if not a.startswith("-") and a != "install"]
+        update_state(lambda s: s.__setitem__("npm_global", sorted(set(s.get("npm_global", [])) | set(names))))
+    return 0
+
+
+def corepack(args: list[str]) -> int:
+    if "nodejs" not in packages():
+        return not_installed("corepack")
+    if args[:1] == ["enable"]:
+        update_state(lambda s: s.__setitem__("corepack", True))
+    return 0
+
+
+# ---- services ------------------------------------------------------------------------------
+
+
+def systemctl(args: list[str]) -> int:
+    words = [a for a in args if not a.startswith("-")]
+    verb, units = (words[0], words[1:]) if words else ("", [])
+    current = state()
+    if verb in ("is-active", "is-enabled"):
+        key = "active" if verb == "is-active" else "enabled"
+        return 0 if all(u in current.get(key, []) for u in units) else 3
+
+    def change(s: dict[str, Any]) -> None:
+        if verb == "enable":
+            s["enabled"] = sorted(set(s.get("enabled", [])) | set(units))
+        if verb in ("start", "restart", "reload") or (verb == "enable" and "--now" in args):
+            s["active"] = sorted(set(s.get("active", [])) | set(units))
+        if verb == "reload":
+            s.setdefault("reloads", {}).update({u: s.get("reloads", {}).get(u, 0) + 1 for u in units})
+
+    update_state(change)
+    return 0
+
+
+def nginx(args: list[str]) -> int:
+    if "nginx" not in packages():
+        return not_installed("nginx")
+    if "-t" in args:
+        print("nginx: configuration file /etc/nginx/nginx.conf test is successful", file=sys.stderr)
+    return 0
+
+
+def pm2(args: list[str]) -> int:
+    if "pm2" not in state().get("npm_global", []):
+        return not_installed("pm2")
+    verb = args[0] if args else ""
+    if verb in ("--version", "-v"):
+        print("5.4.2")
+    elif verb in ("start", "startOrReload", "startOrRestart", "reload", "restart") and len(args) > 1:
+        ecosystem = Path(args[1]).read_text()
+        cwd = re.search(r'"cwd":\s*"([^"]+)"', ecosystem)
+        live = Path(str(ROOT) + cwd.group(1)).resolve() if cwd else None
+        release = re.search(r"/releases/([^/]+)", str(live)) if live else None
+        update_state(lambda s: s.__setitem__("live_release", release.group(1) if release else None))
+        print(f"[PM2] Applying action {verb} on app")
+    elif verb == "startup":
+        user = option(args, "-u") or "root"
+        unit = ROOT / f"etc/systemd/system/pm2-{user}.service"
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        unit.write_text("[Unit]\nDescription=PM2 process manager (sandbox)\n")
+    elif verb == "logs":
+        print("(sandbox) no application logs")
+    return 0
+
+
+# ---- builds --------------------------------------------------------------------------------
+
+
+def pnpm_packages(workspace: Path) -> dict[str, Path]:
+    found = {}
+    for manifest in workspace.glob("*/*/package.json"):
+        name = json.loads(manifest.read_text()).get("name")
+        if name:
+            found[name] = manifest.parent
+    return found
+
+
+def pnpm(args: list[str]) -> int:
+    if not state().get("corepack"):
+        return not_installed("pnpm")
+    index, target = 0, None
+    while index < len(args) and args[index].startswith("-"):
+        if args[index] in ("--filter", "-F") and index + 1 < len(args):
+            target, index = args[index + 1], index + 2
+        else:
+            index += 1
+    command, rest = (args[index], args[index + 1:]) if index < len(args) else ("", [])
+    if command in ("--version", "-v") or args[:1] in (["--version"], ["-v"]):
+        print("9.12.0")
+        return 0
+    workspace = Path(os.getcwd())
+    if command in ("install", "i"):
+        if not (workspace / "pnpm-lock.yaml").exists():
+            print("ERR_PNPM_NO_LOCKFILE Cannot install with frozen-lockfile because pnpm-lock.yaml is absent",
+                  file=sys.stderr)
+            return 1
+        (workspace / "node_modules").mkdir(exist_ok=True)
+        (workspace / "node_modules/.modules.yaml").write_text("layoutVersion: 5\n")
+        print("Done in 0.1s")
+        return 0
+    script, extra = (rest[0], rest[1:]) if command == "run" and rest else (command, rest)
+    directory = pnpm_packages(workspace).get(target, workspace) if target else workspace
+    scripts = json.loads((directory / "package.json").read_text()).get("scripts", {})
+    if script not in scripts:
+        print(f'ERR_PNPM_NO_SCRIPT Missing script: "{script}"', file=sys.stderr)
+        return 1
+    print(f"> {script}")
+    command = " ".join([scripts[script], *map(shlex.quote, extra)])
+    return subprocess.call(["/bin/sh", "-c", command], cwd=directory)
+
+
+# ---- accounts --------------------------------------------------------------------------------
+
+
+def useradd(args: list[str]) -> int:
+    user = args[-1]
+    if user in state().get("users", []):
+        print(f"useradd: user '{user}' already exists", file=sys.stderr)
+        return 9
+    update_state(lambda s: s.__setitem__("users", sorted(set(s.get("users", [])) | {user})))
+    return 0
+
+
+def id_(args: list[str]) -> int:
+    names = [a for a in args if not a.startswith("-")]
+    if names and names[0] in state().get("users", []):
+        print("2000" if "-u" in args else f"uid=2000({names[0]}) gid=2000({names[0]})")
+        return 0
+    return passthrough(["id", *args])
+
+
+def chown(args: list[str]) -> int:
+    program = real("chown") or "/bin/chown"
+    result = subprocess.run([program, *args], capture_output=True, text=True, check=False)
+    owner = next((a for a in args if not a.startswith("-")), "")
+    if result.returncode != 0 and owner.split(":")[0] in state().get("users", []):
+        return 0  # a sandbox-only user: pretend the files now belong to it
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def sudo(args: list[str]) -> int:
+    """The sandbox already runs as its only user: drop sudo's options and become the command."""
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        index += 1
+        if args[index - 1] == "--":
+            break
+    os.execvp(args[index], args[index:])  # noqa: S606 - a stand-in for sudo must exec the command
+
+
+def runuser(args: list[str]) -> int:
+    user = option(args, "-u")
+    command = args[args.index("--") + 1:] if "--" in args else []
+    if user not in state().get("users", []) and real("id") and subprocess.call(
+            [str(real("id")), "-u", str(user)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        print(f"runuser: user {user} does not exist", file=sys.stderr)
+        return 1
+    return subprocess.call(command)  # as the sandbox's own user
+
+
+# ---- network -------------------------------------------------------------------------------
+
+
+def curl(args: list[str]) -> int:
+    url = next((a for a in reversed(args) if re.match(r"^https?://", a)), "")
+    plan = load(PLAN, {"http": []})
+    live = state().get("live_release")
+    status, body = 200, "ok\n"
+    if "nodesource" in url:
+        body = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n(sandbox)\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    for rule in reversed(plan.get("http", [])):
+        if rule["url_contains"] in url and rule.get("live_release") in (None, live):
+            status, body = rule["status"], rule["body"]
+            break
+    output = option(args, "-o", "--output")
+    if output and output != "-":
+        Path(output).write_text(body)
+    else:
+        sys.stdout.write(body)
+    if "-w" in args:
+        sys.stdout.write((option(args, "-w", "--write-out") or "").replace("%{http_code}", str(status)))
+    if status >= 400 and any(a in ("-f", "--fail") or re.match(r"^-[a-zA-Z]*f", a) for a in args):
+        print(f"curl: (22) The requested URL returned error: {status}", file=sys.stderr)
+        return 22
+    return 0
+
+
+def gpg(args: list[str]) -> int:
+    output = option(args, "-o", "--output")
+    data = sys.stdin.read()
+    if output:
+        Path(output).write_text(f"(sandbox dearmored key)\n{len(data)}\n")
+    return 0
+
+
+def getent(args: list[str]) -> int:
+    if args[:1] in (["hosts"], ["ahosts"]) and len(args) > 1:
+        print(f"127.0.0.1       STREAM {args[1]}")
+        return 0
+    return passthrough(["getent", *args])
+
+
+def certbot(args: list[str]) -> int:
+    if "certbot" not in packages():
+        return not_installed("certbot")
+    if "certonly" not in args:
+        return 0
+    domain = option(args, "-d", "--domain") or "example.invalid"
+    name = option(args, "--cert-name") or domain
+    config_dir = Path(option(args, "--config-dir") or str(ROOT / "etc/letsencrypt"))
+    webroot = Path(option(args, "-w", "--webroot-path") or "/nonexistent")
+    if not webroot.is_dir():
+        print(f"Couldn't create root for {domain} http-01 challenge responses", file=sys.stderr)
+        return 1
+    live = config_dir / "live" / name
+    live.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "90", "-subj", f"/CN={domain}", "-keyout", str(live / "privkey.pem"),
+                    "-out", str(live / "fullchain.pem")], check=True, capture_output=True)
+    print(f"Successfully received certificate.\nCertificate is saved at: {live / 'fullchain.pem'}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query, "node": node, "npm": npm,
+    "corepack": corepack, "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
+    "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl, "gpg": gpg,
+    "getent": getent, "certbot": certbot, "sudo": sudo,
+}
+
+
+def main(argv: list[str]) -> int:
+    name, args = argv[0], argv[1:]
+    if LATENCY_SECONDS > 0:
+        time.sleep(LATENCY_SECONDS)  # the latency a benchmark asked for, as on a slow remote host
+    planned = record_and_plan(argv)
+    if planned is not None:
+        sys.stdout.write(planned["stdout"])
+        sys.stderr.write(planned["stderr"])
+        return int(planned["exit_code"])
+    return COMMANDS[name](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

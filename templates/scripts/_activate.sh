@@ -1,0 +1,96 @@
+# ---- release activation: switch, reload, check, roll back --------------------
+COMMIT={{ ctx.commit | shquote }}
+APP_USER={{ ctx.app_user | shquote }}
+DOMAIN={{ ctx.domain | shquote }}
+BASE_DIR="$R"{{ ctx.base_dir | shquote }}
+RELEASES_DIR="$BASE_DIR/releases"
+CURRENT="$BASE_DIR/current"
+TARGET="releases/$COMMIT"
+ECOSYSTEM="$R"{{ ctx.ecosystem_path | shquote }}
+PM2_APP={{ ctx.pm2_app_name | shquote }}
+HEALTH_PATH={{ ctx.health_path | shquote }}
+HEALTH_ATTEMPTS={{ ctx.health_attempts | shquote }}
+HEALTH_INTERVAL={{ ctx.health_interval_seconds | shquote }}
+KEEP_RELEASES={{ ctx.keep_releases | shquote }}
+HTTPS_LINK={{ ("../sites-available/" ~ ctx.nginx_site_name(true)) | shquote }}
+ACTIVATION_LOG="$BASE_DIR/$TARGET/.o4o-activation.log"
+
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+
+reload_app() {
+  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
+  as_app pm2 save --force >/dev/null
+}
+
+# Through nginx, as a visitor would arrive: HTTPS once the HTTPS site is enabled, HTTP before.
+health_check() {
+  local attempt code url
+  local -a how
+  if [ "$(readlink "$SITE_ENABLED" 2>/dev/null || true)" = "$HTTPS_LINK" ]; then
+    url="https://$DOMAIN$HEALTH_PATH"
+    how=(--resolve "$DOMAIN:443:127.0.0.1")
+  else
+    url="http://127.0.0.1$HEALTH_PATH"
+    how=(-H "Host: $DOMAIN")
+  fi
+  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
+    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${how[@]}" "$url" 2>/dev/null || true)"
+    printf '%s attempt %s/%s: HTTP %s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      "$attempt" "$HEALTH_ATTEMPTS" "${code:-none}" "$url" | tee -a "$ACTIVATION_LOG"
+    if [ "$code" = 200 ]; then
+      return 0
+    fi
+    if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then
+      sleep "$HEALTH_INTERVAL"
+    fi
+  done
+  return 1
+}
+
+prune_releases() {
+  local live count=0 name
+  live="$(readlink "$CURRENT" 2>/dev/null || true)"
+  live="${live#releases/}"
+  while read -r _ name; do
+    count=$((count + 1))
+    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
+      continue
+    fi
+    o4o_step "Pruning release $name"
+    rm -rf "${RELEASES_DIR:?}/$name"
+  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
+}
+
+for built in .o4o-built-site .o4o-built-api; do
+  [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
+done
+
+previous="$(readlink "$CURRENT" 2>/dev/null || true)"
+if [ "$previous" = "$TARGET" ]; then
+  o4o_step "Release $COMMIT is already current"
+else
+  o4o_step "Switching current from ${previous:-nothing} to $TARGET"
+  o4o_relink "$TARGET" "$CURRENT"
+fi
+reload_app
+
+if health_check; then
+  rm -f "$BASE_DIR/$TARGET/.o4o-failed"
+  o4o_result release "$COMMIT"
+  prune_releases
+else
+  touch "$BASE_DIR/$TARGET/.o4o-failed"
+  as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
+  if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
+    o4o_step "Rolling back to $previous"
+    o4o_relink "$previous" "$CURRENT"
+    reload_app
+    if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
+    prune_releases
+    o4o_result release "${previous#releases/}"
+    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is in $TARGET/.o4o-activation.log"
+  fi
+  o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
+fi
+# ------------------------------------------------------------------------------

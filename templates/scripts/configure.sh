@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Stage "configure": put the nginx site and .env in place, then activate release {{ ctx.commit }}.
+# Rendered by o4o-operator for {{ ctx.instance_name }}. The caller uploads the nginx sites, the PM2
+# ecosystem and .env first. Safe to re-run: each step checks before it acts.
+set -euo pipefail
+{% include "scripts/_common.sh" %}
+{% include "scripts/_nginx.sh" %}
+
+ENV_FILE="$R"{{ ctx.env_path | shquote }}
+WEBROOT="$R"{{ ctx.webroot | shquote }}
+APP_USER={{ ctx.app_user | shquote }}
+
+install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+if [ ! -f "$ENV_FILE" ]; then
+  o4o_step "Creating an empty .env"
+  install -m 0600 /dev/null "$ENV_FILE"
+fi
+chmod 0600 "$ENV_FILE"
+chown "$APP_USER" "$ENV_FILE"
+
+# HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
+if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then
+  enable_site https
+else
+  enable_site http
+fi
+
+{% include "scripts/_activate.sh" %}

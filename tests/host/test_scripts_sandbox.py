@@ -1,0 +1,264 @@
+"""The real rendered scripts, run over real SSH in a SandboxHost, end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+import pytest
+
+from o4o_operator.errors import PermanentError, StageError, TransientError
+from o4o_operator.pipeline.stages import StageName
+from o4o_operator.providers.ssh import SshSession
+from o4o_operator.rendering import (
+    HostContext,
+    parse_results,
+    render_ecosystem,
+    render_env,
+    render_nginx_site,
+    render_script,
+)
+from o4o_operator.testing import SandboxHost, commit_files, make_fixture_repo
+
+ENV_CANARY = "env-canary-d41d8cd98f00b204"
+TOKEN_CANARY = "token-canary-e3b0c44298fc1c14"
+
+
+@dataclasses.dataclass
+class Host:
+    """A sandbox, a session on it, the fixture repository, and every log line seen so far."""
+
+    sandbox: SandboxHost
+    session: SshSession
+    repo: Path
+    first_commit: str
+    context: HostContext
+    log: list[str] = dataclasses.field(default_factory=list)
+
+    async def run(self, stage: StageName | str, context: HostContext | None = None) -> dict[str, str]:
+        lines: list[str] = []
+
+        def sink(line: str) -> None:
+            lines.append(line)
+            self.log.append(line)
+
+        script = render_script(stage, context or self.context)
+        await self.session.run(script, timeout=120, log=sink, env={"O4O_GIT_TOKEN": TOKEN_CANARY})
+        return parse_results(lines)
+
+    async def upload_configuration(self, context: HostContext) -> None:
+        await self.session.upload(context.env_path, render_env({"DATABASE_PASSWORD": ENV_CANARY}).encode(),
+                                  mode=0o600, owner=context.app_user)
+        await self.session.upload(context.ecosystem_path, render_ecosystem(context).encode(), mode=0o644)
+        for https in (False, True):
+            await self.session.upload(context.nginx_site_path(https),
+                                      render_nginx_site(context, https).encode(), mode=0o644)
+
+    async def deploy(self, commit: str) -> dict[str, str]:
+        """source, build-site, build-api, configure (which activates) for the repository's HEAD."""
+        fetched = await self.run(StageName.SOURCE)
+        assert fetched["commit"] == commit
+        context = self.context.with_commit(commit)
+        await self.run(StageName.BUILD_SITE, context)
+        await self.run(StageName.BUILD_API, context)
+        await self.upload_configuration(context)
+        return await self.run(StageName.CONFIGURE, context)
+
+    def current(self) -> str:
+        return self.sandbox.path(self.context.current_link).readlink().as_posix()
+
+
+@pytest.fixture
+async def host(sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> Host:
+    repo, first_commit = make_fixture_repo(tmp_path / "platform")
+    context = HostContext(domain="shop.example.com", instance_name="shop", repository=str(repo),
+                          revision="main", tls_email="ops@example.com", health_attempts=2,
+                          health_interval_seconds=0, apps=("commerce", "forum"))
+    host = Host(sandbox, session, repo, first_commit, context)
+    await host.run(StageName.RUNTIME)
+    return host
+
+
+def assert_no_canary(host: Host) -> None:
+    """No secret in the log, and nothing even needed masking: the scripts never print one."""
+    text = "\n".join(host.log)
+    assert ENV_CANARY not in text
+    assert TOKEN_CANARY not in text
+    assert "[REDACTED]" not in text
+
+
+async def test_runtime_setup_installs_once_then_only_checks(host: Host) -> None:
+    state = host.sandbox.shim_state()
+    assert {"nodejs", "nginx", "certbot", "git"} <= set(state["packages"])
+    assert state["corepack"] is True
+    assert state["npm_global"] == ["pm2"]
+    assert state["users"] == ["o4o"]
+    assert host.sandbox.path("/etc/apt/sources.list.d/nodesource.list").read_text().startswith(
+        "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_22.x nodistro main")
+    assert host.sandbox.path("/etc/systemd/system/pm2-o4o.service").exists()
+    calls_before = len(host.sandbox.commands())
+    results = await host.run(StageName.RUNTIME)
+    assert results == {"node": "v22.11.0", "runtime": "ready"}
+    changing = {"apt-get", "useradd", "corepack", "npm", "gpg"}
+    assert [c for c in host.sandbox.commands()[calls_before:] if c.name in changing] == []
+
+
+async def test_fetch_source_resolves_the_branch_to_its_commit(host: Host) -> None:
+    results = await host.run(StageName.SOURCE)
+    assert results["commit"] == host.first_commit
+    second = commit_files(host.repo, {"CHANGELOG.md": "second\n"}, "Second")
+    assert (await host.run(StageName.SOURCE))["commit"] == second
+    pinned = host.context.with_commit(host.first_commit)
+    assert (await host.run(StageName.SOURCE, pinned))["commit"] == host.first_commit
+    assert_no_canary(host)
+
+
+async def test_unknown_revision_is_permanent(host: Host) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await host.run(StageName.SOURCE, dataclasses.replace(host.context, revision="no-such-branch"))
+    assert caught.value.reason == "RevisionNotFound"
+
+
+async def test_unreachable_repository_is_reported(host: Host) -> None:
+    missing = dataclasses.replace(host.context, repository=str(host.repo.parent / "missing"))
+    with pytest.raises(StageError) as caught:
+        await host.run(StageName.SOURCE, missing)
+    assert caught.value.reason in {"SourceAccessDenied", "SourceUnavailable"}
+
+
+async def test_first_deploy_builds_activates_and_passes_its_health_check(host: Host) -> None:
+    results = await host.deploy(host.first_commit)
+    assert results == {"nginxSite": "http", "release": host.first_commit}
+    release = host.sandbox.path(host.context.release_dir(host.first_commit))
+    assert (release / "apps/main-site/dist/index.html").exists()
+    assert (release / "apps/api-server/dist/main.js").exists()
+    assert host.current() == f"releases/{host.first_commit}"
+    assert host.sandbox.shim_state()["live_release"] == host.first_commit
+    enabled = host.sandbox.path(host.context.nginx_enabled_path)
+    assert enabled.readlink().as_posix() == "../sites-available/o4o-shop.http.conf"
+    env_file = host.sandbox.path(host.context.env_path)
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert ENV_CANARY in env_file.read_text()
+    health = [c for c in host.sandbox.commands("curl") if "http://127.0.0.1/api/health" in c.args]
+    assert health and "Host: shop.example.com" in health[-1].args
+    assert ("install", "--frozen-lockfile") in [c.args[:2] for c in host.sandbox.commands("pnpm")]
+    assert_no_canary(host)
+
+
+async def test_builds_and_configure_are_idempotent(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    context = host.context.with_commit(host.first_commit)
+    pnpm_calls = len(host.sandbox.commands("pnpm"))
+    reloads = host.sandbox.shim_state().get("reloads", {}).get("nginx", 0)
+    assert (await host.run(StageName.BUILD_SITE, context)) == {"built": "site"}
+    assert (await host.run(StageName.BUILD_API, context)) == {"built": "api"}
+    await host.run(StageName.CONFIGURE, context)
+    assert len(host.sandbox.commands("pnpm")) == pnpm_calls
+    assert host.sandbox.shim_state().get("reloads", {}).get("nginx", 0) == reloads
+    assert host.current() == f"releases/{host.first_commit}"
+
+
+async def test_a_site_nginx_rejects_is_not_left_enabled(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    await host.run(StageName.TLS)
+    enabled = host.sandbox.path(host.context.nginx_enabled_path)
+    enabled.unlink()
+    host.sandbox.fail_command("nginx", exit_code=1, stderr="nginx: [emerg] invalid\n", args_contain="-t")
+    with pytest.raises(PermanentError) as caught:
+        await host.run(StageName.TLS)
+    assert caught.value.reason == "NginxConfigInvalid"
+    assert not enabled.is_symlink()
+
+
+async def test_failed_health_check_rolls_back_to_the_previous_release(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    broken = commit_files(host.repo, {"apps/api-server/src/main.js": "process.exit(1)\n"}, "Broken API")
+    host.sandbox.set_http_response(502, url_contains="/api/health", live_release=broken)
+    with pytest.raises(PermanentError) as caught:
+        await host.deploy(broken)
+    assert caught.value.reason == "RolledBack"
+    assert broken in caught.value.message
+    assert host.current() == f"releases/{host.first_commit}"
+    assert host.sandbox.shim_state()["live_release"] == host.first_commit
+    failed = host.sandbox.path(host.context.release_dir(broken))
+    assert (failed / ".o4o-failed").exists()
+    assert "HTTP 502" in (failed / ".o4o-activation.log").read_text()
+    assert_no_canary(host)
+
+
+async def test_releases_are_pruned_to_the_newest(host: Host) -> None:
+    host.context = dataclasses.replace(host.context, keep_releases=2)
+    commits = [host.first_commit]
+    await host.deploy(host.first_commit)
+    for number in (2, 3):
+        commits.append(commit_files(host.repo, {"VERSION": f"{number}\n"}, f"Release {number}"))
+        await host.deploy(commits[-1])
+    releases = sorted(p.name for p in host.sandbox.path(host.context.releases_dir).iterdir())
+    assert releases == sorted(commits[1:])
+
+
+async def test_certificate_is_issued_reused_and_nginx_switches_to_https(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    results = await host.run(StageName.TLS)
+    not_after = datetime.datetime.fromisoformat(results["notAfter"].replace("Z", "+00:00"))
+    assert not_after > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=60)
+    assert "shop.example.com" in results["issuer"]
+    assert results["nginxSite"] == "https"
+    enabled = host.sandbox.path(host.context.nginx_enabled_path)
+    assert enabled.readlink().as_posix() == "../sites-available/o4o-shop.https.conf"
+    certbot = host.sandbox.commands("certbot")
+    assert len(certbot) == 1
+    assert "--webroot" in certbot[0].args
+    assert certbot[0].args[certbot[0].args.index("--server") + 1] == host.context.acme_server
+    again = await host.run(StageName.TLS)
+    assert again["notAfter"] == results["notAfter"]
+    assert len(host.sandbox.commands("certbot")) == 1
+    # Once HTTPS serves, the next activation checks health over HTTPS.
+    await host.run(StageName.CONFIGURE, host.context.with_commit(host.first_commit))
+    last_health = [c for c in host.sandbox.commands("curl") if "/api/health" in " ".join(c.args)][-1]
+    assert "https://shop.example.com/api/health" in last_health.args
+
+
+@pytest.mark.parametrize(("stderr", "error", "reason"), [
+    ("Error creating new order :: too many certificates already issued "
+     "(urn:ietf:params:acme:error:rateLimited)", PermanentError, "AcmeRateLimited"),
+    ("Detail: DNS problem: NXDOMAIN looking up A for shop.example.com",
+     TransientError, "AcmeDnsNotResolving"),
+    ("Detail: Invalid response from http://shop.example.com/.well-known/acme-challenge/x: 404",
+     PermanentError, "AcmeChallengeFailed"),
+    ("An unexpected error occurred", TransientError, "AcmeRequestFailed"),
+])
+async def test_acme_failures_are_classified(host: Host, stderr: str, error: type[StageError],
+                                            reason: str) -> None:
+    host.sandbox.fail_command("certbot", exit_code=1, stderr=stderr + "\n")
+    with pytest.raises(error) as caught:
+        await host.run(StageName.TLS)
+    assert caught.value.reason == reason
+    assert not host.sandbox.path(host.context.certificate_path).exists()
+
+
+async def test_no_certificate_is_requested_before_the_name_resolves(host: Host) -> None:
+    host.sandbox.fail_command("getent", exit_code=2)
+    with pytest.raises(TransientError) as caught:
+        await host.run(StageName.TLS)
+    assert caught.value.reason == "AcmeDnsNotResolving"
+    assert host.sandbox.commands("certbot") == []
+
+
+async def test_apps_are_installed_once_removed_when_unwanted_and_the_cms_initialised_once(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    assert (await host.run(StageName.APPS)) == {"apps": "commerce,forum"}
+    app_calls = [c.args for c in host.sandbox.commands("pnpm") if "run" in c.args]
+    assert ("--filter", "@o4o/api-server", "run", "apps:install", "commerce") in app_calls
+    assert ("--filter", "@o4o/api-server", "run", "seed", "--phase", "F") in app_calls
+    state_dir = host.sandbox.path(host.context.apps_state_dir)
+    assert sorted(p.name for p in state_dir.iterdir()) == [".cms-initialized", "commerce.installed",
+                                                           "forum.installed"]
+    calls = len(host.sandbox.commands("pnpm"))
+    await host.run(StageName.APPS)
+    assert len(host.sandbox.commands("pnpm")) == calls
+    await host.run(StageName.APPS, dataclasses.replace(host.context, apps=("forum",)))
+    removed = host.sandbox.commands("pnpm")[calls:]
+    assert [c.args[-2:] for c in removed] == [("apps:remove", "commerce")]
+    assert sorted(p.name for p in state_dir.iterdir()) == [".cms-initialized", "forum.installed"]

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Stage "apps": install the wanted apps of shop (commerce, forum),
+# remove installed ones no longer wanted, and initialise the CMS once.
+# Rendered by o4o-operator from templates/apps/*.yaml. Safe to re-run: state lives in marker files.
+set -euo pipefail
+# ---- common prelude, rendered by o4o-operator -------------------------------
+# Paths are logical; "$R" is the root prefix (empty on a real server).
+R="${O4O_ROOT:-}"
+export DEBIAN_FRONTEND=noninteractive
+export GIT_TERMINAL_PROMPT=0
+export COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+umask 022
+
+# Marker protocol: ::o4o::result key=value, ::o4o::permanent|transient reason=X message.
+o4o_step() { printf '==> %s\n' "$*"; }
+o4o_result() { printf '::o4o::result %s=%s\n' "$1" "$2"; }
+o4o_permanent() {
+  local reason="$1"
+  shift
+  printf '::o4o::permanent reason=%s %s\n' "$reason" "$*"
+  exit 65
+}
+o4o_transient() {
+  local reason="$1"
+  shift
+  printf '::o4o::transient reason=%s %s\n' "$reason" "$*"
+  exit 1
+}
+# Replace a symlink atomically: a new link beside it, then rename over it.
+o4o_relink() {
+  ln -sfn "$1" "$2.o4o-tmp"
+  mv -Tf "$2.o4o-tmp" "$2"
+}
+# ------------------------------------------------------------------------------
+APP_USER=o4o
+CURRENT="$R"/srv/o4o/shop/current
+APPS_STATE="$R"/srv/o4o/shop/shared/apps
+export O4O_ENV_FILE="$R"/srv/o4o/shop/shared/.env
+
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+
+[ -d "$CURRENT/" ] || o4o_transient ReleaseNotActive "No release is active yet; apps are installed into the live release"
+install -d -m 0755 "$APPS_STATE"
+
+marker="$APPS_STATE"/crowdfunding.installed
+if [ -f "$marker" ]; then
+  o4o_step 'Removing app crowdfunding'
+  o4o_step 'Disable the crowdfunding module (pledges are kept)'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:remove crowdfunding) ||
+    o4o_permanent AppRemoveFailed 'Removing app crowdfunding failed at: Disable the crowdfunding module (pledges are kept)'
+  rm -f "$marker"
+fi
+
+marker="$APPS_STATE"/dropshipping.installed
+if [ -f "$marker" ]; then
+  o4o_step 'Removing app dropshipping'
+  o4o_step 'Disable the dropshipping module (supplier data is kept)'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:remove dropshipping) ||
+    o4o_permanent AppRemoveFailed 'Removing app dropshipping failed at: Disable the dropshipping module (supplier data is kept)'
+  rm -f "$marker"
+fi
+
+marker="$APPS_STATE"/signage.installed
+if [ -f "$marker" ]; then
+  o4o_step 'Removing app signage'
+  o4o_step 'Disable the signage module (playlists are kept)'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:remove signage) ||
+    o4o_permanent AppRemoveFailed 'Removing app signage failed at: Disable the signage module (playlists are kept)'
+  rm -f "$marker"
+fi
+
+marker="$APPS_STATE"/commerce.installed
+if [ -f "$marker" ]; then
+  o4o_step 'App commerce is already installed'
+else
+  o4o_step 'Installing app commerce: Online store with products, cart, checkout and order management.'
+  o4o_step 'Create the commerce tables'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:install commerce) ||
+    o4o_permanent AppInstallFailed 'Installing app commerce failed at: Create the commerce tables'
+  o4o_step 'Add the shop pages and menu entries'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:pages commerce) ||
+    o4o_permanent AppInstallFailed 'Installing app commerce failed at: Add the shop pages and menu entries'
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"
+fi
+
+marker="$APPS_STATE"/forum.installed
+if [ -f "$marker" ]; then
+  o4o_step 'App forum is already installed'
+else
+  o4o_step 'Installing app forum: Community forum with boards, threads, replies and moderation.'
+  o4o_step 'Create the forum tables'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:install forum) ||
+    o4o_permanent AppInstallFailed 'Installing app forum failed at: Create the forum tables'
+  o4o_step 'Add the forum page and menu entry'
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run apps:pages forum) ||
+    o4o_permanent AppInstallFailed 'Installing app forum failed at: Add the forum page and menu entry'
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"
+fi
+
+# The seed's phase F (default pages, menu, theme) runs once per instance, ever.
+CMS_MARKER="$APPS_STATE/.cms-initialized"
+if [ -f "$CMS_MARKER" ]; then
+  o4o_step "The CMS was initialised before"
+else
+  o4o_step "Initialising the CMS: default pages, menu and theme"
+  (cd "$CURRENT" && as_app pnpm --filter @o4o/api-server run seed --phase F) ||
+    o4o_permanent CmsInitFailed "Initialising the CMS (seed phase F) failed; see the log"
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$CMS_MARKER"
+fi
+
+o4o_result apps commerce,forum

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Stage "configure": put the nginx site and .env in place, then activate release 0123456789abcdef0123456789abcdef01234567.
+# Rendered by o4o-operator for shop. The caller uploads the nginx sites, the PM2
+# ecosystem and .env first. Safe to re-run: each step checks before it acts.
+set -euo pipefail
+# ---- common prelude, rendered by o4o-operator -------------------------------
+# Paths are logical; "$R" is the root prefix (empty on a real server).
+R="${O4O_ROOT:-}"
+export DEBIAN_FRONTEND=noninteractive
+export GIT_TERMINAL_PROMPT=0
+export COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+umask 022
+
+# Marker protocol: ::o4o::result key=value, ::o4o::permanent|transient reason=X message.
+o4o_step() { printf '==> %s\n' "$*"; }
+o4o_result() { printf '::o4o::result %s=%s\n' "$1" "$2"; }
+o4o_permanent() {
+  local reason="$1"
+  shift
+  printf '::o4o::permanent reason=%s %s\n' "$reason" "$*"
+  exit 65
+}
+o4o_transient() {
+  local reason="$1"
+  shift
+  printf '::o4o::transient reason=%s %s\n' "$reason" "$*"
+  exit 1
+}
+# Replace a symlink atomically: a new link beside it, then rename over it.
+o4o_relink() {
+  ln -sfn "$1" "$2.o4o-tmp"
+  mv -Tf "$2.o4o-tmp" "$2"
+}
+# ------------------------------------------------------------------------------
+# ---- nginx site selection ----------------------------------------------------
+NGINX_DIR="$R"/etc/nginx
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-shop.conf
+# shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
+CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
+NGINX_APPLIED="$R"/srv/o4o/shop/shared/.nginx-applied
+
+# enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
+enable_site() {
+  local variant="$1" source link applied_now previous changed=0
+  if [ "$variant" = https ]; then source="$SITE_HTTPS"; else source="$SITE_HTTP"; fi
+  [ -f "$source" ] || o4o_transient ConfigMissing "The $variant nginx site has not been uploaded yet"
+  link="../sites-available/$(basename "$source")"
+  install -d -m 0755 "$NGINX_DIR/sites-enabled"
+  previous="$(readlink "$SITE_ENABLED" 2>/dev/null || true)"
+  if [ "$previous" != "$link" ]; then
+    o4o_relink "$link" "$SITE_ENABLED"
+    changed=1
+  fi
+  if [ -e "$NGINX_DIR/sites-enabled/default" ] || [ -L "$NGINX_DIR/sites-enabled/default" ]; then
+    o4o_step "Disabling the default nginx site"
+    rm -f "$NGINX_DIR/sites-enabled/default"
+    changed=1
+  fi
+  applied_now="$variant $(sha256sum < "$source" | cut -d ' ' -f 1)"
+  if [ "$changed" = 0 ] && [ "$(cat "$NGINX_APPLIED" 2>/dev/null || true)" = "$applied_now" ]; then
+    o4o_step "nginx already serves the $variant site"
+  else
+    if ! nginx -t; then
+      # Leave nginx as it was, so that its next reload or reboot still works.
+      if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
+      o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
+    fi
+    systemctl reload nginx
+    printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
+    o4o_step "nginx now serves the $variant site"
+  fi
+  o4o_result nginxSite "$variant"
+}
+# ------------------------------------------------------------------------------
+
+ENV_FILE="$R"/srv/o4o/shop/shared/.env
+WEBROOT="$R"/srv/o4o/shop/webroot
+APP_USER=o4o
+
+install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+if [ ! -f "$ENV_FILE" ]; then
+  o4o_step "Creating an empty .env"
+  install -m 0600 /dev/null "$ENV_FILE"
+fi
+chmod 0600 "$ENV_FILE"
+chown "$APP_USER" "$ENV_FILE"
+
+# HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
+if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then
+  enable_site https
+else
+  enable_site http
+fi
+
+# ---- release activation: switch, reload, check, roll back --------------------
+COMMIT=0123456789abcdef0123456789abcdef01234567
+APP_USER=o4o
+DOMAIN=shop.example.com
+BASE_DIR="$R"/srv/o4o/shop
+RELEASES_DIR="$BASE_DIR/releases"
+CURRENT="$BASE_DIR/current"
+TARGET="releases/$COMMIT"
+ECOSYSTEM="$R"/srv/o4o/shop/shared/ecosystem.config.js
+PM2_APP=o4o-shop-api
+HEALTH_PATH=/api/health
+HEALTH_ATTEMPTS=10
+HEALTH_INTERVAL=3
+KEEP_RELEASES=5
+HTTPS_LINK=../sites-available/o4o-shop.https.conf
+ACTIVATION_LOG="$BASE_DIR/$TARGET/.o4o-activation.log"
+
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+
+reload_app() {
+  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
+  as_app pm2 save --force >/dev/null
+}
+
+# Through nginx, as a visitor would arrive: HTTPS once the HTTPS site is enabled, HTTP before.
+health_check() {
+  local attempt code url
+  local -a how
+  if [ "$(readlink "$SITE_ENABLED" 2>/dev/null || true)" = "$HTTPS_LINK" ]; then
+    url="https://$DOMAIN$HEALTH_PATH"
+    how=(--resolve "$DOMAIN:443:127.0.0.1")
+  else
+    url="http://127.0.0.1$HEALTH_PATH"
+    how=(-H "Host: $DOMAIN")
+  fi
+  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
+    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${how[@]}" "$url" 2>/dev/null || true)"
+    printf '%s attempt %s/%s: HTTP %s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      "$attempt" "$HEALTH_ATTEMPTS" "${code:-none}" "$url" | tee -a "$ACTIVATION_LOG"
+    if [ "$code" = 200 ]; then
+      return 0
+    fi
+    if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then
+      sleep "$HEALTH_INTERVAL"
+    fi
+  done
+  return 1
+}
+
+prune_releases() {
+  local live count=0 name
+  live="$(readlink "$CURRENT" 2>/dev/null || true)"
+  live="${live#releases/}"
+  while read -r _ name; do
+    count=$((count + 1))
+    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
+      continue
+    fi
+    o4o_step "Pruning release $name"
+    rm -rf "${RELEASES_DIR:?}/$name"
+  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
+}
+
+for built in .o4o-built-site .o4o-built-api; do
+  [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
+done
+
+previous="$(readlink "$CURRENT" 2>/dev/null || true)"
+if [ "$previous" = "$TARGET" ]; then
+  o4o_step "Release $COMMIT is already current"
+else
+  o4o_step "Switching current from ${previous:-nothing} to $TARGET"
+  o4o_relink "$TARGET" "$CURRENT"
+fi
+reload_app
+
+if health_check; then
+  rm -f "$BASE_DIR/$TARGET/.o4o-failed"
+  o4o_result release "$COMMIT"
+  prune_releases
+else
+  touch "$BASE_DIR/$TARGET/.o4o-failed"
+  as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
+  if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
+    o4o_step "Rolling back to $previous"
+    o4o_relink "$previous" "$CURRENT"
+    reload_app
+    if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
+    prune_releases
+    o4o_result release "${previous#releases/}"
+    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is in $TARGET/.o4o-activation.log"
+  fi
+  o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
+fi
+# ------------------------------------------------------------------------------

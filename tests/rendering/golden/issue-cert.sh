@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Stage "tls": obtain (or reuse) the Let's Encrypt certificate for shop.example.com through the
+# HTTP-01 webroot challenge, report ::o4o::result notAfter=<RFC3339>, then switch nginx to HTTPS.
+# Runs after DNS and after the HTTP site serves /.well-known/acme-challenge/.
+# Rendered by o4o-operator. Safe to re-run: a certificate valid for 30 more days is reused.
+set -euo pipefail
+# ---- common prelude, rendered by o4o-operator -------------------------------
+# Paths are logical; "$R" is the root prefix (empty on a real server).
+R="${O4O_ROOT:-}"
+export DEBIAN_FRONTEND=noninteractive
+export GIT_TERMINAL_PROMPT=0
+export COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+umask 022
+
+# Marker protocol: ::o4o::result key=value, ::o4o::permanent|transient reason=X message.
+o4o_step() { printf '==> %s\n' "$*"; }
+o4o_result() { printf '::o4o::result %s=%s\n' "$1" "$2"; }
+o4o_permanent() {
+  local reason="$1"
+  shift
+  printf '::o4o::permanent reason=%s %s\n' "$reason" "$*"
+  exit 65
+}
+o4o_transient() {
+  local reason="$1"
+  shift
+  printf '::o4o::transient reason=%s %s\n' "$reason" "$*"
+  exit 1
+}
+# Replace a symlink atomically: a new link beside it, then rename over it.
+o4o_relink() {
+  ln -sfn "$1" "$2.o4o-tmp"
+  mv -Tf "$2.o4o-tmp" "$2"
+}
+# ------------------------------------------------------------------------------
+# ---- nginx site selection ----------------------------------------------------
+NGINX_DIR="$R"/etc/nginx
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-shop.conf
+# shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
+CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
+NGINX_APPLIED="$R"/srv/o4o/shop/shared/.nginx-applied
+
+# enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
+enable_site() {
+  local variant="$1" source link applied_now previous changed=0
+  if [ "$variant" = https ]; then source="$SITE_HTTPS"; else source="$SITE_HTTP"; fi
+  [ -f "$source" ] || o4o_transient ConfigMissing "The $variant nginx site has not been uploaded yet"
+  link="../sites-available/$(basename "$source")"
+  install -d -m 0755 "$NGINX_DIR/sites-enabled"
+  previous="$(readlink "$SITE_ENABLED" 2>/dev/null || true)"
+  if [ "$previous" != "$link" ]; then
+    o4o_relink "$link" "$SITE_ENABLED"
+    changed=1
+  fi
+  if [ -e "$NGINX_DIR/sites-enabled/default" ] || [ -L "$NGINX_DIR/sites-enabled/default" ]; then
+    o4o_step "Disabling the default nginx site"
+    rm -f "$NGINX_DIR/sites-enabled/default"
+    changed=1
+  fi
+  applied_now="$variant $(sha256sum < "$source" | cut -d ' ' -f 1)"
+  if [ "$changed" = 0 ] && [ "$(cat "$NGINX_APPLIED" 2>/dev/null || true)" = "$applied_now" ]; then
+    o4o_step "nginx already serves the $variant site"
+  else
+    if ! nginx -t; then
+      # Leave nginx as it was, so that its next reload or reboot still works.
+      if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
+      o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
+    fi
+    systemctl reload nginx
+    printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
+    o4o_step "nginx now serves the $variant site"
+  fi
+  o4o_result nginxSite "$variant"
+}
+# ------------------------------------------------------------------------------
+
+DOMAIN=shop.example.com
+EMAIL=ops@example.com
+ACME_SERVER=https://acme-v02.api.letsencrypt.org/directory
+WEBROOT="$R"/srv/o4o/shop/webroot
+LETSENCRYPT_DIR="$R"/etc/letsencrypt
+RENEW_BEFORE_DAYS=30
+
+report_certificate() {
+  local not_after issuer
+  not_after="$(openssl x509 -enddate -noout -in "$CERTIFICATE")"
+  not_after="${not_after#notAfter=}"
+  issuer="$(openssl x509 -issuer -noout -in "$CERTIFICATE")"
+  o4o_result notAfter "$(date -u -d "$not_after" +%Y-%m-%dT%H:%M:%SZ)"
+  o4o_result issuer "${issuer#issuer=}"
+}
+
+# certbot's own words decide the reason; a rate limit must not be hammered.
+fail_from_certbot_output() {
+  if grep -qiE 'rateLimited|too many (certificates|failed authorizations|new orders)|HTTP 429|status 429' "$1"; then
+    o4o_permanent AcmeRateLimited "Let's Encrypt rate limit reached for $DOMAIN; it resets within a week"
+  fi
+  if grep -qiE 'NXDOMAIN|DNS problem|no valid A records|SERVFAIL' "$1"; then
+    o4o_transient AcmeDnsNotResolving "The ACME server cannot resolve $DOMAIN yet"
+  fi
+  if grep -qiE 'unauthorized|Invalid response from|Timeout during connect|Connection refused|Some challenges have failed' "$1"; then
+    o4o_permanent AcmeChallengeFailed "The HTTP-01 challenge for $DOMAIN failed: does $DOMAIN point at this server, with port 80 open?"
+  fi
+  o4o_transient AcmeRequestFailed "certbot failed for $DOMAIN; see the log"
+}
+
+if [ -s "$CERTIFICATE" ] && openssl x509 -checkend $((RENEW_BEFORE_DAYS * 86400)) -noout -in "$CERTIFICATE" >/dev/null 2>&1; then
+  o4o_step "Reusing the certificate for $DOMAIN: it is valid for more than $RENEW_BEFORE_DAYS days"
+else
+  # Asking Let's Encrypt before the name resolves only burns its failed-validation limit.
+  getent ahosts "$DOMAIN" >/dev/null 2>&1 ||
+    o4o_transient AcmeDnsNotResolving "$DOMAIN does not resolve yet; the certificate is requested once it does"
+  install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+  output="$(mktemp)"
+  trap 'rm -f "$output"' EXIT
+  o4o_step "Requesting a certificate for $DOMAIN"
+  if ! certbot certonly --non-interactive --agree-tos --email "$EMAIL" --server "$ACME_SERVER" \
+      --webroot --webroot-path "$WEBROOT" --domain "$DOMAIN" --cert-name "$DOMAIN" \
+      --keep-until-expiring --deploy-hook "systemctl reload nginx" \
+      --config-dir "$LETSENCRYPT_DIR" --work-dir "$R/var/lib/letsencrypt" --logs-dir "$R/var/log/letsencrypt" \
+      2>&1 | tee "$output"; then
+    fail_from_certbot_output "$output"
+  fi
+  [ -s "$CERTIFICATE" ] || o4o_transient AcmeRequestFailed "certbot reported success but $DOMAIN has no certificate"
+fi
+
+report_certificate
+enable_site https

@@ -1,0 +1,95 @@
+"""Rendered configuration checked by the real tools: ``nginx -t``, ``bash -n`` and ``shellcheck``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from o4o_operator.rendering import (
+    SCRIPT_NAMES,
+    HostContext,
+    load_app_catalog,
+    render_app_script,
+    render_nginx_site,
+    render_script,
+)
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SHELLCHECK = shutil.which("shellcheck")
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", repository="https://github.com/o4o/platform.git",
+                      revision="main", tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
+
+
+def self_signed(directory: Path, domain: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=90))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    directory.mkdir(parents=True)
+    (directory / "fullchain.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed (make debian-packages)")
+@pytest.mark.parametrize("certificate_present", [False, True], ids=["http", "https"])
+def test_nginx_accepts_the_site(tmp_path: Path, certificate_present: bool) -> None:
+    context = dataclasses.replace(CONTEXT, letsencrypt_dir=str(tmp_path / "letsencrypt"),
+                                  nginx_log_dir=str(tmp_path / "logs"))
+    (tmp_path / "logs").mkdir()
+    self_signed(Path(context.certificate_dir), context.domain)
+    site = tmp_path / "site.conf"
+    site.write_text(render_nginx_site(context, certificate_present))
+    config = tmp_path / "nginx.conf"
+    config.write_text("\n".join([
+        f"pid {tmp_path}/nginx.pid;",
+        f"error_log {tmp_path}/logs/error.log;",
+        "events {}",
+        "http {",
+        f"    access_log {tmp_path}/logs/access.log;",
+        f"    client_body_temp_path {tmp_path}/body;",
+        f"    proxy_temp_path {tmp_path}/proxy;",
+        f"    include {site};",
+        "}",
+        "",
+    ]))
+    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(config)],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert "[warn]" not in checked.stderr, checked.stderr
+    assert ("listen 443 ssl" in site.read_text()) is certificate_present
+
+
+def all_scripts() -> dict[str, str]:
+    scripts = {name: render_script(name, CONTEXT) for name in SCRIPT_NAMES}
+    for app in load_app_catalog():
+        for action in ("install", "remove"):
+            scripts[f"{action}-app-{app}"] = render_app_script(app, action, CONTEXT)
+    return scripts
+
+
+@pytest.mark.parametrize(("name", "script"), sorted(all_scripts().items()))
+def test_script_parses_and_passes_shellcheck(tmp_path: Path, name: str, script: str) -> None:
+    path = tmp_path / f"{name}.sh"
+    path.write_text(script)
+    parsed = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    assert parsed.returncode == 0, parsed.stderr
+    if SHELLCHECK is None:
+        pytest.skip("shellcheck is not installed (make debian-packages)")
+    checked = subprocess.run([SHELLCHECK, "--shell=bash", "--severity=style", str(path)],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout
