@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -105,7 +106,7 @@ class KubeApi:
                         return json.loads(text) if text else None
                     if response.status not in _RETRYABLE or attempt == self._attempts:
                         raise ApiError(response.status, _message(text))
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientConnectionError) as error:
                 if attempt == self._attempts:
                     raise TransientError("ApiUnavailable", f"Kubernetes API unreachable: {error}") from error
             await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))  # backoff between retries of one call
@@ -164,10 +165,8 @@ class KubeApi:
             "source": {"component": FIELD_MANAGER}, "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
             "count": 1,
         }
-        try:
+        with contextlib.suppress(ApiError, TransientError):  # events are best-effort; status carries the truth
             await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
-        except (ApiError, TransientError):
-            pass  # events are best-effort; status carries the truth
 
     async def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str],
                               owner: Mapping[str, Any], labels: Mapping[str, str]) -> None:

@@ -33,7 +33,7 @@ class _Model(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     PENDING = "Pending"
     PROVISIONING = "Provisioning"
     INSTALLING = "Installing"
@@ -44,25 +44,25 @@ class Phase(str, enum.Enum):
     DELETING = "Deleting"
 
 
-class ConditionStatus(str, enum.Enum):
+class ConditionStatus(enum.StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
 
 
-class StageState(str, enum.Enum):
+class StageState(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
 
 
-class DeletionPolicy(str, enum.Enum):
+class DeletionPolicy(enum.StrEnum):
     DELETE = "Delete"
     RETAIN = "Retain"
 
 
-class DnsProviderKind(str, enum.Enum):
+class DnsProviderKind(enum.StrEnum):
     LIGHTSAIL = "lightsail"
     ROUTE53 = "route53"
     NONE = "none"
@@ -85,7 +85,7 @@ class AwsCredentialsRef(_Model):
 
     name: str
     access_key_id_key: str = "aws_access_key_id"
-    secret_access_key_key: str = "aws_secret_access_key"
+    secret_access_key_key: str = "aws_secret_access_key"  # noqa: S105 - a key name, not a secret
 
 
 class LightsailSpec(_Model):

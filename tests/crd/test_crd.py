@@ -158,7 +158,7 @@ def test_immutable_fields_cannot_change(control_plane: ControlPlane, namespace: 
     change(changed["spec"])
     code, output = _apply(control_plane, namespace, changed, verb="replace")
     assert code != 0, f"changing {what} was accepted"
-    assert field in output and "immutable" in output or "cannot change" in output, output
+    assert (field in output and "immutable" in output) or "cannot change" in output, output
 
 
 def test_printer_columns(control_plane: ControlPlane, namespace: str) -> None:
@@ -210,8 +210,14 @@ def test_spec_change_bumps_generation_and_status_change_does_not(control_plane: 
 def test_status_accepts_everything_the_operator_writes(control_plane: ControlPlane, namespace: str) -> None:
     """A full status round-trips unchanged: nothing the operator writes is pruned."""
     from o4o_operator.models import (
-        Condition, ConditionStatus, DeploymentInstanceStatus, Phase, ServerStatus, SourceStatus,
-        StageState, StageStatus,
+        Condition,
+        ConditionStatus,
+        DeploymentInstanceStatus,
+        Phase,
+        ServerStatus,
+        SourceStatus,
+        StageState,
+        StageStatus,
     )
 
     _apply(control_plane, namespace, _valid())

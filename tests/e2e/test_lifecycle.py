@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conftest import conditions, stages, status_writes, wait_for
-
 from o4o_operator.pipeline.stages import STAGES
 from o4o_operator.testing.world import LocalWorld
 
@@ -56,7 +55,8 @@ def test_changing_apps_reruns_only_the_apps_stage(world: LocalWorld, namespace: 
 def test_pause_stops_work_and_says_so(world: LocalWorld, namespace: str) -> None:
     world.create_secrets(namespace)
     world.apply(world.manifest("paused", namespace, paused=True))
-    obj = wait_for(world, namespace, "paused", "jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}=Paused")
+    reconciling_reason = 'jsonpath={.status.conditions[?(@.type=="Reconciling")].reason}=Paused'
+    obj = wait_for(world, namespace, "paused", reconciling_reason)
     assert conditions(obj)["Reconciling"]["status"] == "False"
     assert not [s for s in obj["status"].get("stages", []) if s["state"] != "Pending"]
     assert not world.lightsail.resources_for_uid(obj["metadata"]["uid"])

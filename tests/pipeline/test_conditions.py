@@ -9,12 +9,22 @@ import pytest
 from o4o_operator.errors import PermanentError, TransientError
 from o4o_operator.models import ConditionStatus, DeploymentInstanceStatus, Phase
 from o4o_operator.pipeline.decisions import (
-    CheckDrift, Pause, RunStage, Settle, Stall, WaitForRetry, current_inputs,
+    CheckDrift,
+    Pause,
+    RunStage,
+    Settle,
+    Stall,
+    WaitForRetry,
+    current_inputs,
 )
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import (
-    with_log_lines, with_stage_failed, with_stage_started, with_stage_succeeded, with_summary,
+    with_log_lines,
+    with_stage_failed,
+    with_stage_started,
+    with_stage_succeeded,
+    with_summary,
 )
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

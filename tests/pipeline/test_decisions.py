@@ -10,12 +10,22 @@ import pytest
 from o4o_operator.errors import PermanentError, TransientError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, StageState
 from o4o_operator.pipeline.decisions import (
-    CheckDrift, Pause, RunStage, Settle, Stall, WaitForRetry, current_inputs, decide, format_time,
+    CheckDrift,
+    Pause,
+    RunStage,
+    Settle,
+    Stall,
+    WaitForRetry,
+    current_inputs,
+    decide,
+    format_time,
 )
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import (
-    with_stage_failed, with_stage_started, with_stage_succeeded,
+    with_stage_failed,
+    with_stage_started,
+    with_stage_succeeded,
 )
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)

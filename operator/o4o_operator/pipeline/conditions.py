@@ -19,7 +19,7 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """Where the instance stands overall, as decided by :func:`pipeline.decisions.decide`."""
 
     WORKING = "Working"

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from o4o_operator.models import (
-    PAUSED_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, StageState, StageStatus,
+    PAUSED_ANNOTATION,
+    DeploymentInstanceSpec,
+    DeploymentInstanceStatus,
+    StageState,
+    StageStatus,
 )
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.facts import Facts, inputs_hash

@@ -14,7 +14,7 @@ import enum
 from o4o_operator.models import Phase
 
 
-class StageName(str, enum.Enum):
+class StageName(enum.StrEnum):
     PROVISION = "provision"
     DNS = "dns"
     RUNTIME = "runtime"

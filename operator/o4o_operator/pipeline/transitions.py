@@ -14,13 +14,25 @@ from typing import Any
 
 from o4o_operator.errors import StageError
 from o4o_operator.models import (
-    LOG_LINE_BYTES, LOG_TAIL_LINES, DeploymentInstanceStatus, StageState, StageStatus,
+    LOG_LINE_BYTES,
+    LOG_TAIL_LINES,
+    DeploymentInstanceStatus,
+    StageState,
+    StageStatus,
 )
 from o4o_operator.pipeline.conditions import (
-    Summary, Verdict, build_conditions, derive_phase, stage_progress,
+    Summary,
+    Verdict,
+    build_conditions,
+    derive_phase,
+    stage_progress,
 )
 from o4o_operator.pipeline.decisions import (
-    Decision, current_stages, format_time, retry_delay, summarize,
+    Decision,
+    current_stages,
+    format_time,
+    retry_delay,
+    summarize,
 )
 from o4o_operator.pipeline.stages import STAGES, Stage
 from o4o_operator.redaction import bound_line

@@ -18,7 +18,11 @@ from typing import Any
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.kubeapi import KubeApi, SecretData
 from o4o_operator.models import (
-    ADOPT_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, DnsProviderKind, InstanceRef,
+    ADOPT_ANNOTATION,
+    DeploymentInstanceSpec,
+    DeploymentInstanceStatus,
+    DnsProviderKind,
+    InstanceRef,
 )
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials

@@ -33,7 +33,7 @@ async def _server_problem(ctx: StageContext) -> str | None:
     if lightsail is None or not ctx.status.server.name:
         return None
     facts = await (await ctx.cloud()).find_server(ctx.status.server.name)
-    if facts is None or not server_owned_by(facts, ctx.ref.uid) and not ctx.adopt:
+    if facts is None or (not server_owned_by(facts, ctx.ref.uid) and not ctx.adopt):
         return f"server {ctx.status.server.name} is gone"
     if facts.state != "running":
         return f"server {ctx.status.server.name} is {facts.state}"

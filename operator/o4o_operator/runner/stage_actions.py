@@ -84,12 +84,12 @@ async def dns(ctx: StageContext) -> str:
 
 
 async def _run_script(ctx: StageContext, stage: StageName, *, env: Mapping[str, str] | None = None,
-                      timeout: float = 1200) -> dict[str, str]:
+                      script_timeout: float = 1200) -> dict[str, str]:
     script = render.render_script(stage, ctx.host_context())
     session = await ctx.session()
     ctx.log.results.clear()
     try:
-        await session.run(script, timeout=timeout, log=ctx.log, env=env)
+        await session.run(script, timeout=script_timeout, log=ctx.log, env=env)
     except asyncssh.Error as error:
         raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
     return dict(ctx.log.results)
@@ -114,12 +114,12 @@ async def source(ctx: StageContext) -> str:
 
 
 async def build_site(ctx: StageContext) -> str:
-    await _run_script(ctx, StageName.BUILD_SITE, timeout=1800)
+    await _run_script(ctx, StageName.BUILD_SITE, script_timeout=1800)
     return f"Built the main site for commit {(ctx.status.source.commit or '')[:12]}"
 
 
 async def build_api(ctx: StageContext) -> str:
-    await _run_script(ctx, StageName.BUILD_API, timeout=1800)
+    await _run_script(ctx, StageName.BUILD_API, script_timeout=1800)
     return f"Built the API server for commit {(ctx.status.source.commit or '')[:12]}"
 
 

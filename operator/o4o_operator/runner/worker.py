@@ -25,11 +25,24 @@ from o4o_operator.errors import StageError, TransientError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
-    CheckDrift, Decision, Pause, RunStage, Settle, Stall, WaitForRetry, current_inputs, decide,
+    CheckDrift,
+    Decision,
+    Pause,
+    RunStage,
+    Settle,
+    Stall,
+    WaitForRetry,
+    current_inputs,
+    decide,
 )
 from o4o_operator.pipeline.stages import STAGES, Stage
 from o4o_operator.pipeline.transitions import (
-    status_from_body, with_log_lines, with_stage_failed, with_stage_started, with_stage_succeeded, with_summary,
+    status_from_body,
+    with_log_lines,
+    with_stage_failed,
+    with_stage_started,
+    with_stage_succeeded,
+    with_summary,
 )
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.context import Runtime, StageContext

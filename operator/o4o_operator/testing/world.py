@@ -36,9 +36,10 @@ CRD = Path(__file__).resolve().parents[3] / "crds" / "deploymentinstances.deploy
 class SandboxFleet:
     """Sandbox hosts created on demand, one per server name, all trusting one client key."""
 
-    def __init__(self, directory: Path, *, subnet: int = 77) -> None:
+    def __init__(self, directory: Path, *, subnet: int = 77, command_latency_seconds: float = 0.0) -> None:
         self._directory = directory
         self._subnet = subnet
+        self._command_latency_seconds = command_latency_seconds
         self._lock = threading.Lock()
         self.hosts: dict[str, SandboxHost] = {}
         key = asyncssh.generate_private_key("ssh-ed25519")
@@ -52,7 +53,8 @@ class SandboxFleet:
             if host is None:
                 number = len(self.hosts) + 1
                 address = f"127.{self._subnet}.{number // 250}.{number % 250 + 1}"
-                host = SandboxHost(address, 22, directory=self._directory)
+                host = SandboxHost(address, 22, directory=self._directory,
+                                   command_latency_seconds=self._command_latency_seconds)
                 host.authorize(self.public_key_openssh)
                 host.start()
                 self.hosts[server_name] = host
@@ -107,7 +109,7 @@ class LocalWorld:
     def operator_environment(self) -> dict[str, str]:
         return {
             "O4O_LIGHTSAIL_ENDPOINT_URL": self.lightsail.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - local endpoint
+            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
             "O4O_CLOUD_POLL_INTERVAL": "0.2", "O4O_SSH_CONNECT_TIMEOUT": "60",
             **self._operator_env,
@@ -164,8 +166,8 @@ class LocalWorld:
 
     @property
     def fleet_user(self) -> str:
-        import pwd
         import os
+        import pwd
         return pwd.getpwuid(os.getuid()).pw_name
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
