@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -42,18 +43,29 @@ class SandboxFleet:
         self._command_latency_seconds = command_latency_seconds
         self._lock = threading.Lock()
         self.hosts: dict[str, SandboxHost] = {}
+        self._next = 0
         key = asyncssh.generate_private_key("ssh-ed25519")
         self.private_key_pem = key.export_private_key("openssh").decode()
         self.public_key_openssh = key.export_public_key("openssh").decode().strip()
+
+    def _free_address(self) -> str:
+        """The next 127.<subnet>.x.y whose port 22 nobody holds (other worlds may run at once)."""
+        while True:
+            self._next += 1
+            address = f"127.{self._subnet}.{self._next // 250}.{self._next % 250 + 1}"
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((address, 22))
+                except OSError:
+                    continue
+            return address
 
     def host_for(self, server_name: str) -> SandboxHost:
         server_name = server_name.removesuffix("-ip")
         with self._lock:
             host = self.hosts.get(server_name)
             if host is None:
-                number = len(self.hosts) + 1
-                address = f"127.{self._subnet}.{number // 250}.{number % 250 + 1}"
-                host = SandboxHost(address, 22, directory=self._directory,
+                host = SandboxHost(self._free_address(), 22, directory=self._directory,
                                    command_latency_seconds=self._command_latency_seconds)
                 host.authorize(self.public_key_openssh)
                 host.start()
