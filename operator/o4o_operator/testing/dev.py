@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,16 @@ from o4o_operator.testing.world import CRD, LocalWorld
 
 REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "o4o-dev"
+DASHBOARD_PORT = 8000
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_dashboard(kubeconfig: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
@@ -58,7 +69,7 @@ def main() -> int:
             world.create_secrets(NAMESPACE)
             world.apply(world.manifest("shop", NAMESPACE, apps=("commerce", "forum"),
                                        description="Sample instance from make dev"))
-            port = free_port()
+            port = DASHBOARD_PORT if _port_is_free(DASHBOARD_PORT) else free_port()
             dashboard = _start_dashboard(kubeconfig, dev_dir / "dashboard.log", port)
             try:
                 url = f"http://127.0.0.1:{port}/"
