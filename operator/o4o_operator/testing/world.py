@@ -127,12 +127,13 @@ class LocalWorld:
             **self._operator_env,
         }
 
-    def start_operator(self, kubeconfig: Path | None = None) -> OperatorProcess:
-        """Start the operator as admin, or with ``kubeconfig`` (e.g. a ServiceAccount token's)."""
+    def start_operator(self, kubeconfig: Path | None = None, *,
+                       env: Mapping[str, str] | None = None) -> OperatorProcess:
+        """(Re)start the operator as admin, or with ``kubeconfig`` (e.g. a ServiceAccount token's)."""
         if self.operator is not None:
             self.operator.stop()
         self.operator = OperatorProcess(kubeconfig or self.control_plane.kubeconfig, self.directory / "operator.log",
-                                        env=self.operator_environment())
+                                        env={**self.operator_environment(), **(env or {})})
         self.operator.start()
         return self.operator
 
