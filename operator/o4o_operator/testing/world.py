@@ -90,7 +90,9 @@ class LocalWorld:
     """Everything a DeploymentInstance needs to reach Ready without leaving this machine."""
 
     def __init__(self, control_plane: ControlPlane | None = None, *, operator_env: Mapping[str, str] | None = None,
-                 pending_polls: int = 1) -> None:
+                 pending_polls: int = 1, namespaces: tuple[str, ...] = ()) -> None:
+        """``namespaces`` (globs allowed) limits what the operator watches; empty means all."""
+        self.namespaces = namespaces
         self._own_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane()
         self.directory = Path(tempfile.mkdtemp(prefix="o4o-world-"))
@@ -133,7 +135,8 @@ class LocalWorld:
         if self.operator is not None:
             self.operator.stop()
         self.operator = OperatorProcess(kubeconfig or self.control_plane.kubeconfig, self.directory / "operator.log",
-                                        env={**self.operator_environment(), **(env or {})})
+                                        env={**self.operator_environment(), **(env or {})},
+                                        namespaces=self.namespaces)
         self.operator.start()
         return self.operator
 
