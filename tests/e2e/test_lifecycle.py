@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from conftest import conditions, stages, status_writes, wait_for
 from o4o_operator.pipeline.stages import STAGES
@@ -12,8 +13,10 @@ from o4o_operator.testing.world import LocalWorld
 def test_sample_reaches_ready_with_a_truthful_status(world: LocalWorld, namespace: str) -> None:
     world.create_secrets(namespace, env={"JWT_SECRET": "canary-jwt-5f1e"})
     writes_before = status_writes(world)
+    applied = time.monotonic()
     world.apply(world.manifest("shop", namespace))
     obj = wait_for(world, namespace, "shop", "condition=Ready")
+    print(f"apply to Ready: {time.monotonic() - applied:.1f}s")  # a figure for the record, never asserted
     status = obj["status"]
     assert [s["name"] for s in status["stages"]] == [s.name.value for s in STAGES]
     assert {s["state"] for s in status["stages"]} == {"Succeeded"}
