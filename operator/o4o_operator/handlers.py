@@ -19,6 +19,7 @@ from o4o_operator import metrics
 from o4o_operator.errors import StageError
 from o4o_operator.kubeapi import Credentials, KubeApi
 from o4o_operator.models import FINALIZER, GROUP, PLURAL, VERSION, Phase
+from o4o_operator.providers import aws
 from o4o_operator.providers.ssh import SshConnector
 from o4o_operator.runner.context import Runtime
 from o4o_operator.runner.settings import OperatorSettings
@@ -41,6 +42,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     options = OperatorSettings.from_environment()
     memo["options"] = options
+    memo["shared"] = {}  # each object's memo is a shallow copy of this one: this dict is operator-wide
 
 
 @kopf.on.login()
@@ -64,20 +66,27 @@ def _credentials(info: kopf.ConnectionInfo) -> Credentials:
 
 
 def _runtime(memo: kopf.Memo) -> Runtime:
-    """The operator-wide runtime, made on first use (after login gave us credentials)."""
-    runtime: Runtime | None = memo.get("runtime")
+    """The operator-wide runtime, made on first use (after login gave us credentials).
+
+    It lives in the operator-wide ``shared`` dict, not in the object's own memo, so that every
+    instance shares one Kubernetes session, one SSH connector and one pipeline semaphore.
+    """
+    shared: dict[str, Any] = memo.setdefault("shared", {})
+    runtime: Runtime | None = shared.get("runtime")
     if runtime is None:
         options: OperatorSettings = memo.get("options") or OperatorSettings.from_environment()
+        # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
+        aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, options.max_pipelines))
         runtime = Runtime(settings=options, kube=KubeApi(_credentials(_connection["info"])),
                           connector=SshConnector(max_sessions=options.max_ssh_sessions),
                           pipelines=asyncio.Semaphore(options.max_pipelines))
-        memo["runtime"] = runtime
+        shared["runtime"] = runtime
     return runtime
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime | None = memo.get("runtime")
+    runtime: Runtime | None = (memo.get("shared") or {}).get("runtime")
     if runtime is not None:
         await runtime.connector.close_all()  # type: ignore[attr-defined]
         await runtime.kube.close()
@@ -90,7 +99,7 @@ def _wake_key(body: kopf.Body) -> tuple[Any, ...]:
 
 
 @kopf.on.event(*RESOURCE)
-def wake(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+async def wake(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
     """Wake the instance's worker when its spec, annotations or deletion changed (not its status)."""
     uid = body.get("metadata", {}).get("uid", "")
     phase = (body.get("status") or {}).get("phase", Phase.PENDING.value)

@@ -57,7 +57,7 @@ fi
 
 # git's own words decide between "fix the spec" and "try again later".
 fail_from_git_output() {
-  if grep -qiE 'authentication failed|could not read (username|password)|permission denied|repository .* (not found|does not exist)|not found$' "$1"; then
+  if grep -qiE 'authentication failed|could not read (username|password)|permission denied|repository .* (not found|does not exist)|does not appear to be a git repository|not found$' "$1"; then
     o4o_permanent SourceAccessDenied "The repository refused access or does not exist; check source.repository and its credentials"
   fi
   o4o_transient SourceUnavailable "git could not reach the repository; will retry"
