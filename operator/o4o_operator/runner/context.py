@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from o4o_operator.errors import InvalidSpecError
+from o4o_operator.errors import InvalidSpecError, StageError
 from o4o_operator.kubeapi import KubeApi, SecretData
 from o4o_operator.models import (
     ADOPT_ANNOTATION,
@@ -201,9 +201,17 @@ class StageContext:
         if self._session is None:
             host, port = self.ssh_target()
             known = self.spec.ssh.host_key_fingerprint or self.status.server.host_key_fingerprint
-            self._session = await self.runtime.connector.connect(
-                host, port, self.spec.ssh.user, await self.private_key(), known,
-                self.runtime.settings.ssh_connect_timeout)
+            try:
+                self._session = await self.runtime.connector.connect(
+                    host, port, self.spec.ssh.user, await self.private_key(), known,
+                    self.runtime.settings.ssh_connect_timeout)
+            except StageError as error:
+                if error.reason != "HostKeyMismatch":
+                    raise
+                # Name the field that holds the pin, so the Stalled message says what to fix.
+                field = ("spec.ssh.hostKeyFingerprint" if self.spec.ssh.host_key_fingerprint
+                         else "status.server.hostKeyFingerprint")
+                raise InvalidSpecError(field, error.message, reason=error.reason) from error
             if not known:  # first seen: pin it from now on
                 self.record(server=self.status.server.model_copy(
                     update={"host_key_fingerprint": self._session.host_key_fingerprint}))

@@ -71,8 +71,9 @@ class InstanceWorker:
     def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
         self.runtime = runtime
         self._body = body
-        self._written: dict[str, Any] | None = None
         self.status = status_from_body(body().get("status"))
+        # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing.
+        self._written: dict[str, Any] | None = self.status.to_body() if body().get("status") else None
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes)
         self._last_events: set[str] = set()
 
