@@ -79,6 +79,9 @@ def _quiet_chatty_loggers(verbose: bool) -> None:
 
 
 def _run(options: argparse.Namespace) -> int:
+    # Kopf imports the kubernetes client whenever it is installed, only to offer a login fallback we
+    # replace with our own; that import is most of an idle operator's memory (see bench P4). Block it.
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     import kopf
     from prometheus_client import start_http_server
 
