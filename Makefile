@@ -53,9 +53,14 @@ dev: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
 	exec $(PYTHON) -m o4o_operator.testing.dev
 
-bench: venv debian-packages
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PYTHON) -m pip install --quiet -e '.[test,dev,bench]'
+	@touch $@
+
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only P2,P4 --idle-seconds 20"
+bench: venv debian-packages $(VENV)/.bench-installed
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
-	$(PYTHON) -m bench
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,226 @@
+"""P1: N instances applied at once; wall time to all Ready divided by one instance's critical path.
+
+Everything is real and local (kube-apiserver, the operator as a child process,
+LocalLightsail, one sshd per server), with two fixed latencies standing in for the
+remote world: every LocalLightsail API call sleeps ``cloud_latency`` seconds
+(``faults.latency_seconds``), and every shimmed command on a sandbox host (apt-get,
+systemctl, pnpm, pm2, certbot, ...) sleeps ``command_latency`` seconds first
+(``SandboxFleet(command_latency_seconds=...)``).
+
+First one instance alone goes from apply to Ready: that is the critical path. Then N
+more are created at once (concurrent POSTs) and the clock runs until the last is
+Ready. Sandbox hosts are booted before either clock starts, so neither run pays for
+sshd start-up. The ratio is ``T(N) / T(1)``; 1.0 would be perfect overlap.
+
+The operator's concurrency caps are settings: ``python -m bench`` passes
+``O4O_MAX_PIPELINES=N`` and ``O4O_MAX_SSH_SESSIONS=N`` unless told ``--operator-defaults``
+(20 pipelines: N=100 then needs about five rounds by design). Everything here runs on
+one machine, so the CPU the sandbox hosts, the apiserver and the operator need for N
+deployments is measured too and reported as a floor ("cpu_floor_ratio"): when it nears
+the ratio, the machine, not the operator, is what limits it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import re
+import time
+import urllib.request
+from typing import Any
+
+from bench.common import (
+    DI_PATH,
+    InstanceWatcher,
+    bench_world,
+    cpu_seconds,
+    sandbox_cpu_seconds,
+    say,
+    server_name,
+    start_control_plane,
+    system_busy_seconds,
+    verdict,
+    write_result,
+)
+from o4o_operator.testing import ControlPlane
+from o4o_operator.testing.world import LocalWorld
+
+NAME = "p1-concurrency"
+NAMESPACE = "bench-p1"
+TARGET = 1.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    n: int = 100
+    cloud_latency: float = 1.0
+    """Seconds every LocalLightsail API call takes."""
+    command_latency: float = 5.0
+    """Seconds every shimmed command on a sandbox host takes before it acts. With the runtime stage's
+    apt-get, the builds and certbot among the 54 shimmed commands of a deployment, 5 s on average
+    makes one deployment take about as long as a real one, and keeps the sandbox hosts' own CPU
+    (about 3-4 s per deployment, all on this machine) from being what is measured."""
+    max_pipelines: int | None = None
+    """``O4O_MAX_PIPELINES`` for the operator; None keeps the operator's default (20)."""
+    max_ssh_sessions: int | None = None
+    """``O4O_MAX_SSH_SESSIONS`` for the operator; None keeps the operator's default (50)."""
+    subnet: int = 91
+    timeout: float = 3600.0
+
+
+def create_all(plane: ControlPlane, namespace: str, manifests: list[dict[str, Any]]) -> None:
+    """POST every manifest, 16 at a time, so that N instances really arrive at once."""
+    context = plane.ssl_context()
+    url = plane.server + DI_PATH.format(namespace=namespace)
+
+    def create(manifest: dict[str, Any]) -> None:
+        request = urllib.request.Request(url, data=json.dumps(manifest).encode(), method="POST",  # noqa: S310
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=context, timeout=60) as response:  # noqa: S310
+            response.read()
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, manifests))
+
+
+_STAGE_SAMPLE = re.compile(r'^o4o_stage_duration_seconds_(sum|count)\{outcome="success",stage="([^"]+)"\}\s+(\S+)$')
+
+
+def stage_seconds(metrics_text: str) -> dict[str, dict[str, float]]:
+    """Per stage: total seconds and count of successful attempts, from the operator's metrics."""
+    stages: dict[str, dict[str, float]] = {}
+    for line in metrics_text.splitlines():
+        match = _STAGE_SAMPLE.match(line)
+        if match:
+            kind, stage, value = match.groups()
+            stages.setdefault(stage, {"sum": 0.0, "count": 0.0})[kind] = float(value)
+    return stages
+
+
+_FAILURE_SAMPLE = re.compile(r'^o4o_stage_failures_total\{reason="([^"]+)",stage="([^"]+)"\}\s+(\S+)$')
+
+
+def stage_failures(metrics_text: str) -> dict[str, float]:
+    """Failed stage attempts so far, as ``stage: reason`` -> count (retries stretch the wall time)."""
+    failures = {}
+    for line in metrics_text.splitlines():
+        match = _FAILURE_SAMPLE.match(line)
+        if match and float(match.group(3)):
+            failures[f"{match.group(2)}: {match.group(1)}"] = float(match.group(3))
+    return failures
+
+
+def mean_stage_seconds(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, float]:
+    means = {}
+    for stage, figures in after.items():
+        count = figures["count"] - before.get(stage, {}).get("count", 0.0)
+        total = figures["sum"] - before.get(stage, {}).get("sum", 0.0)
+        if count:
+            means[stage] = round(total / count, 2)
+    return means
+
+
+def _wait_ready(watcher: InstanceWatcher, world: LocalWorld, names: list[str], timeout: float) -> None:
+    wanted = set(names)
+    if not watcher.wait(lambda w: wanted <= w.ready_at.keys(), timeout):
+        missing = sorted(wanted - watcher.ready_at.keys())
+        operator_log = world.operator.output()[-3000:] if world.operator else ""
+        raise RuntimeError(f"{len(missing)} instance(s) not Ready after {timeout:.0f}s (e.g. {missing[:5]}); "
+                           f"stalled: {dict(list(watcher.stalled.items())[:5])}\noperator log:\n{operator_log}")
+
+
+def run(options: Options) -> dict[str, Any]:
+    env = {"O4O_DRIFT_INTERVAL_SECONDS": "3600"}  # one check on the way to Ready, none after
+    if options.max_pipelines:
+        env["O4O_MAX_PIPELINES"] = str(options.max_pipelines)
+    if options.max_ssh_sessions:
+        env["O4O_MAX_SSH_SESSIONS"] = str(options.max_ssh_sessions)
+    plane = start_control_plane()
+    try:
+        world = bench_world(plane, subnet=options.subnet, command_latency=options.command_latency,
+                            operator_env=env)
+        with world:
+            world.lightsail.faults.latency_seconds = options.cloud_latency
+            plane.create_namespace(NAMESPACE)
+            world.create_secrets(NAMESPACE)
+            names = [f"i{index:04d}" for index in range(options.n)]
+            say(f"P1: booting {options.n + 1} sandbox hosts on 127.{options.subnet}.x.y ...")
+            for name in ["solo", *names]:
+                world.fleet.host_for(server_name(NAMESPACE, name))
+            assert world.operator is not None and world.operator.process is not None
+            pid, apiserver = world.operator.process.pid, plane.apiserver_pid()
+            with InstanceWatcher(plane, NAMESPACE) as watcher:
+                say("P1: one instance alone (the critical path) ...")
+                metrics_before = stage_seconds(world.operator.metrics())
+                started = time.monotonic()
+                create_all(plane, NAMESPACE, [world.manifest("solo", NAMESPACE)])
+                _wait_ready(watcher, world, ["solo"], options.timeout)
+                single = watcher.ready_at["solo"] - started
+                metrics_single = stage_seconds(world.operator.metrics())
+                say(f"P1:   T(1) = {single:.1f}s; now {options.n} at once ...")
+                cpu = {"operator": cpu_seconds(pid), "apiserver": cpu_seconds(apiserver)}
+                busy_before = system_busy_seconds()
+                started = time.monotonic()
+                create_all(plane, NAMESPACE, [world.manifest(name, NAMESPACE) for name in names])
+                created = time.monotonic() - started
+                _wait_ready(watcher, world, names, options.timeout)
+                times = sorted(watcher.ready_at[name] - started for name in names)
+                machine_busy = system_busy_seconds() - busy_before
+                cpu = {"operator": cpu_seconds(pid) - cpu["operator"],
+                       "apiserver": cpu_seconds(apiserver) - cpu["apiserver"]}
+                metrics_text = world.operator.metrics()
+                metrics_many, failures = stage_seconds(metrics_text), stage_failures(metrics_text)
+            world.operator.stop()  # closes its SSH connections, so sshd reaps (and counts) every session
+            time.sleep(1.0)
+            sandbox_per_instance = sandbox_cpu_seconds(world.fleet) / (options.n + 1)
+    finally:
+        plane.stop()
+    wall = times[-1]
+    ratio = wall / single
+    cpus = os.cpu_count() or 1
+    needed = cpu["operator"] + cpu["apiserver"] + sandbox_per_instance * options.n
+    return {
+        "benchmark": NAME, "target": f"<= {TARGET}", "ratio": round(ratio, 3),
+        "verdict": verdict(ratio, TARGET),
+        "n": options.n, "single_seconds": round(single, 2), "all_ready_seconds": round(wall, 2),
+        "first_ready_seconds": round(times[0], 2), "median_ready_seconds": round(times[len(times) // 2], 2),
+        "create_seconds": round(created, 2),
+        "settings": {"cloud_latency_seconds": options.cloud_latency,
+                     "command_latency_seconds": options.command_latency,
+                     "operator_env": env, "sandbox_hosts": options.n + 1},
+        "cpu_seconds_during_n": {"operator": round(cpu["operator"], 1), "apiserver": round(cpu["apiserver"], 1),
+                                 "sandbox_hosts_estimated": round(sandbox_per_instance * options.n, 1)},
+        "sandbox_cpu_seconds_per_instance": round(sandbox_per_instance, 2),
+        "cpu_floor_ratio": round(needed / cpus / single, 3),
+        "machine_busy_percent_during_n": round(100 * machine_busy / wall / cpus, 1),
+        "stage_failures": failures,
+        "mean_stage_seconds_single": mean_stage_seconds(metrics_before, metrics_single),
+        "mean_stage_seconds_n": mean_stage_seconds(metrics_single, metrics_many),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    settings, cpu = result["settings"], result["cpu_seconds_during_n"]
+    say(f"P1  {result['n']} instances at once: all Ready in {result['all_ready_seconds']}s; one alone "
+        f"{result['single_seconds']}s -> ratio {result['ratio']} (target {result['target']}: {result['verdict']})")
+    say(f"    latencies: cloud {settings['cloud_latency_seconds']}s/call, "
+        f"command {settings['command_latency_seconds']}s/shimmed command; operator env {settings['operator_env']}")
+    say(f"    first Ready {result['first_ready_seconds']}s, median {result['median_ready_seconds']}s; "
+        f"machine busy {result['machine_busy_percent_during_n']}% of {os.cpu_count()} cores")
+    say(f"    CPU during the N run: operator {cpu['operator']}s, apiserver {cpu['apiserver']}s, sandbox hosts "
+        f"~{cpu['sandbox_hosts_estimated']}s ({result['sandbox_cpu_seconds_per_instance']}s each): that alone "
+        f"needs {result['cpu_floor_ratio']} x T(1) on this machine")
+    if result["stage_failures"]:
+        say(f"    failed stage attempts (retried): {result['stage_failures']}")
+    say(f"    mean stage seconds alone: {result['mean_stage_seconds_single']}")
+    say(f"    mean stage seconds with N: {result['mean_stage_seconds_n']}")
+
+
+def main(options: Options) -> dict[str, Any]:
+    result = run(options)
+    path = write_result(NAME, result)
+    report(result)
+    say(f"    wrote {path}")
+    return result
