@@ -78,7 +78,7 @@ class StageContext:
 
     def __init__(self, runtime: Runtime, body: Mapping[str, Any], spec: DeploymentInstanceSpec,
                  status: DeploymentInstanceStatus, log: InstanceLog,
-                 save: Callable[[DeploymentInstanceStatus], Awaitable[None]]) -> None:
+                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]]) -> None:
         meta = body["metadata"]
         self.runtime = runtime
         self.body = body

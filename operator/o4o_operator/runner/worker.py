@@ -79,16 +79,17 @@ class InstanceWorker:
 
     # ---- writing -------------------------------------------------------------
 
-    async def write_status(self, status: DeploymentInstanceStatus) -> None:
-        """Write the whole status if it changed; pending log lines ride along."""
+    async def write_status(self, status: DeploymentInstanceStatus) -> bool:
+        """Write the whole status if it changed (pending log lines ride along); say whether it did."""
         status = with_log_lines(status, self.log.take_pending())
         self.status = status
         body = status.to_body()
         if body == self._written:
-            return
+            return False
         meta = self._body()["metadata"]
         await self.runtime.kube.patch_status(meta["namespace"], meta["name"], body)
         self._written = body
+        return True
 
     async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
         await self.runtime.kube.post_event(self._body(), reason, self.log.redactor(message), warning=warning)
@@ -145,8 +146,8 @@ class InstanceWorker:
             metrics.RECONCILES.labels(result="success").inc()
             return None
         metrics.RECONCILES.labels(result=_RESULTS.get(type(decision), "success")).inc()
-        await self.write_status(with_summary(self.status, decision, hashes, generation, now))
-        await self._announce(decision)
+        if await self.write_status(with_summary(self.status, decision, hashes, generation, now)):
+            await self._announce(decision)  # a restart that finds nothing new says nothing new
         return self._wait_seconds(decision, now)
 
     def _wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
