@@ -102,8 +102,13 @@ def shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+@functools.lru_cache(maxsize=16)
 def make_boto3_client(service: str, region: str, settings: ClientSettings) -> Any:
-    """A blocking boto3 client. Slow (it loads the service model): call it off the event loop."""
+    """A blocking boto3 client. Slow (it loads the service model): call it off the event loop.
+
+    Made once per (service, region, settings) and shared: clients are thread-safe, and building
+    one per stage pass was most of the operator's CPU when many instances provision at once.
+    """
     config = botocore.config.Config(
         region_name=region,
         # Config's own "max_attempts" counts retries only; "total_max_attempts" includes the first try.
