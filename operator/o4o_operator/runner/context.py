@@ -33,12 +33,13 @@ from o4o_operator.rendering.context import HostContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.settings import OperatorSettings
 
-CloudFactory = Callable[[str, ClientSettings], CloudProvider]
+CloudFactory = Callable[[str, ClientSettings, float], CloudProvider]
+"""(region, client settings, seconds between polls of a pending server) -> provider."""
 DnsFactory = Callable[[DnsProviderKind, ClientSettings], DnsProvider]
 
 
-def default_cloud_factory(region: str, settings: ClientSettings) -> CloudProvider:
-    return LightsailCloud(region, settings)
+def default_cloud_factory(region: str, settings: ClientSettings, poll_interval: float) -> CloudProvider:
+    return LightsailCloud(region, settings, poll_interval=poll_interval)
 
 
 def default_dns_factory(kind: DnsProviderKind, settings: ClientSettings) -> DnsProvider:
@@ -174,7 +175,8 @@ class StageContext:
     async def cloud(self) -> CloudProvider:
         lightsail = self.spec.provider.lightsail
         assert lightsail is not None, "cloud() is only for the lightsail provider"
-        return self.runtime.cloud_factory(lightsail.region, await self.client_settings())
+        return self.runtime.cloud_factory(lightsail.region, await self.client_settings(),
+                                          self.runtime.settings.cloud_poll_interval)
 
     async def dns(self) -> DnsProvider:
         kind = self.spec.dns.provider
