@@ -24,6 +24,7 @@ from o4o_operator.models import (
     DnsProviderKind,
     InstanceRef,
 )
+from o4o_operator.pipeline.decisions import Decision, current_inputs, decide
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.dns import LightsailDns, NoDns, Route53Dns
@@ -156,6 +157,16 @@ class StageContext:
         env_versions = {env.name: versions.get(env.name, "") for env in self.spec.env}
         return Facts(server_address=self.status.server.ip_address, commit=self.status.source.commit,
                      env_version=_digest(env_versions), secrets_version=_digest(versions))
+
+    async def decide(self, status: DeploymentInstanceStatus,
+                     now: datetime.datetime) -> tuple[Decision, dict[str, str], Facts]:
+        """Ask the pipeline what ``status`` needs next: the decision, today's input hashes, the facts."""
+        facts = await self.observe_facts()
+        spec_body = self.spec.to_body()
+        annotations = self.body["metadata"].get("annotations") or {}
+        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
+        decision = decide(self.spec, spec_body, status, facts, annotations, now, interval)
+        return decision, current_inputs(spec_body, facts), facts
 
     # ---- providers -------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import shlex
 from o4o_operator import metrics
 from o4o_operator.errors import StageError
 from o4o_operator.models import DeploymentInstanceStatus
-from o4o_operator.pipeline.decisions import current_inputs, decide, format_time, parse_time
+from o4o_operator.pipeline.decisions import format_time, parse_time
 from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
 from o4o_operator.providers.lightsail import server_owned_by
@@ -87,9 +87,5 @@ async def check_drift(ctx: StageContext, now: datetime.datetime) -> DeploymentIn
         status = with_stage_invalidated(status, STAGES_BY_NAME[StageName.TLS], "CertificateExpiring",
                                         expiring, now)
     status = status.model_copy(update={"last_check_time": format_time(now)})
-    facts = await ctx.observe_facts()
-    spec_body = ctx.spec.to_body()
-    interval = datetime.timedelta(seconds=ctx.runtime.settings.drift_interval_seconds)
-    annotations = ctx.body["metadata"].get("annotations") or {}
-    following = decide(ctx.spec, spec_body, status, facts, annotations, now, interval)
-    return with_summary(status, following, current_inputs(spec_body, facts), ctx.ref.generation, now)
+    following, hashes, _ = await ctx.decide(status, now)
+    return with_summary(status, following, hashes, ctx.ref.generation, now)

@@ -32,8 +32,6 @@ from o4o_operator.pipeline.decisions import (
     Settle,
     Stall,
     WaitForRetry,
-    current_inputs,
-    decide,
 )
 from o4o_operator.pipeline.stages import STAGES, Stage
 from o4o_operator.pipeline.transitions import (
@@ -127,12 +125,7 @@ class InstanceWorker:
             await self.write_status(with_summary(self.status, Pause(), {}, generation, now, summary=summary))
             return self.runtime.settings.stall_recheck_seconds
         context = StageContext(self.runtime, body, spec, self.status, self.log, self.write_status)
-        facts = await context.observe_facts()
-        spec_body = spec.to_body()
-        hashes = current_inputs(spec_body, facts)
-        annotations = body["metadata"].get("annotations") or {}
-        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
-        decision = decide(spec, spec_body, self.status, facts, annotations, now, interval)
+        decision, hashes, facts = await context.decide(self.status, now)
         if isinstance(decision, RunStage):
             async with self.runtime.pipelines:
                 metrics.PIPELINES_IN_FLIGHT.inc()
@@ -226,12 +219,7 @@ class InstanceWorker:
 
     async def _finish(self, context: StageContext, status: DeploymentInstanceStatus, generation: int) -> None:
         """The stage's second (last) status write, with the next decision already summarised."""
-        facts = await context.observe_facts()
-        spec_body = context.spec.to_body()
-        hashes = current_inputs(spec_body, facts)
-        annotations = context.body["metadata"].get("annotations") or {}
         now = self.runtime.clock()
-        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
-        following = decide(context.spec, spec_body, status, facts, annotations, now, interval)
+        following, hashes, _ = await context.decide(status, now)
         await self.write_status(with_summary(status, following, hashes, generation, now))
         await self._save_log()
