@@ -41,7 +41,11 @@ UID_TAG = "o4o.io/uid"
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}[A-Za-z0-9]$")
 IpAllocator = Callable[[str], str]
 HostKeys = Callable[[str], list[dict[str, Any]]]
+DomainObserver = Callable[[], None]
+"""Called after each change to domains, outside the state's lock (read ``domain_entries()`` for the latest)."""
 Params = dict[str, Any]
+_DOMAIN_CHANGES = frozenset({"CreateDomain", "DeleteDomain", "CreateDomainEntry", "UpdateDomainEntry",
+                             "DeleteDomainEntry"})
 
 
 def supported_operations() -> list[str]:
@@ -67,6 +71,7 @@ class LightsailState:
         self._domains = Domains()
         self._operations: dict[str, Params] = {}
         self._handed_out: set[str] = set()
+        self._domain_observers: list[DomainObserver] = []
 
     # ---- the entry point ------------------------------------------------------
 
@@ -78,7 +83,22 @@ class LightsailState:
             raise invalid("Domain-related APIs are only available in the N. Virginia (us-east-1) Region.")
         with self._lock:
             result: Params = method(region, params)
-            return result
+            observers = list(self._domain_observers) if operation in _DOMAIN_CHANGES else []
+        for observer in observers:  # before the answer goes out: the change is visible once the call returns
+            observer()
+        return result
+
+    def subscribe_domains(self, observer: DomainObserver) -> Callable[[], None]:
+        """Call ``observer`` now and after every domain change; returns the unsubscribe."""
+        with self._lock:
+            self._domain_observers.append(observer)
+        observer()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if observer in self._domain_observers:
+                    self._domain_observers.remove(observer)
+        return unsubscribe
 
     # ---- helpers ----------------------------------------------------------------
 
