@@ -17,6 +17,7 @@ import datetime
 import json
 import ssl
 import tempfile
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,23 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+
+
+def path_segment(value: str) -> str:
+    """One URL path segment, percent-quoted; refuses what could step out of its place in the path.
+
+    A referenced name goes into the URL as exactly one segment: ``""``, ``.``, ``..`` and anything
+    holding a ``/`` are refused outright (aiohttp would resolve dot segments, and the apiserver
+    decodes ``%2F``), so a name can never reach another namespace's objects.
+    """
+    if value in ("", ".", "..") or "/" in value:
+        raise ValueError(f"{value!r} is not a valid object name")
+    return urllib.parse.quote(value, safe="")
+
+
+def api_path(prefix: str, *segments: str) -> str:
+    """``prefix`` (a fixed API path such as ``/api/v1``) followed by quoted ``segments``."""
+    return "/".join([prefix, *(path_segment(segment) for segment in segments)])
 
 
 def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
@@ -116,7 +134,7 @@ class KubeApi:
 
     @staticmethod
     def instance_path(namespace: str, name: str) -> str:
-        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        return api_path(f"/apis/{GROUP}/{VERSION}", "namespaces", namespace, PLURAL, name)
 
     async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -139,7 +157,11 @@ class KubeApi:
     async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
         """A Secret's decoded data. Missing Secret is a permanent error naming ``field``."""
         try:
-            raw = await self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            path = api_path("/api/v1", "namespaces", namespace, "secrets", name)
+        except ValueError as error:
+            raise InvalidSpecError(field, f"{name!r} is not a Secret name", reason="InvalidSecretName") from error
+        try:
+            raw = await self.request("GET", path)
         except ApiError as error:
             if error.status == 404:
                 raise InvalidSpecError(field, f"Secret {name!r} not found in namespace {namespace!r}",
@@ -147,6 +169,9 @@ class KubeApi:
             if error.status == 403:
                 raise InvalidSpecError(field, f"the operator may not read Secret {name!r}",
                                        reason="SecretForbidden") from error
+            if error.status == 400:
+                raise InvalidSpecError(field, f"{name!r} is not a Secret name", reason="InvalidSecretName") \
+                    from error
             raise
         decoded = {key: base64.b64decode(value).decode(errors="replace")
                    for key, value in (raw.get("data") or {}).items()}
@@ -166,7 +191,7 @@ class KubeApi:
             "count": 1,
         }
         with contextlib.suppress(ApiError, TransientError):  # events are best-effort; status carries the truth
-            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+            await self.request("POST", api_path("/api/v1", "namespaces", meta["namespace"], "events"), body=event)
 
     async def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str],
                               owner: Mapping[str, Any], labels: Mapping[str, str]) -> None:
@@ -179,13 +204,13 @@ class KubeApi:
                 "controller": True, "blockOwnerDeletion": False}]},
             "data": dict(data),
         }
-        await self.request("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body=body,
+        await self.request("PATCH", api_path("/api/v1", "namespaces", namespace, "configmaps", name), body=body,
                            content_type="application/apply-patch+yaml",
                            params={"fieldManager": FIELD_MANAGER, "force": "true"})
 
     async def delete_configmap(self, namespace: str, name: str) -> None:
         try:
-            await self.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+            await self.request("DELETE", api_path("/api/v1", "namespaces", namespace, "configmaps", name))
         except ApiError as error:
             if error.status != 404:
                 raise

@@ -9,9 +9,10 @@ camelCase through aliases; Python code uses snake_case.
 from __future__ import annotations
 
 import enum
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "deploy.o4o.io"
@@ -70,22 +71,48 @@ class DnsProviderKind(enum.StrEnum):
 
 # ---- spec -------------------------------------------------------------------
 
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # noqa: S105 - a pattern, not a secret
+"""A DNS-1123 subdomain, as the CRD's ``*SecretRef.name`` fields require (at most 253 characters)."""
+SECRET_KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"  # noqa: S105 - a pattern, not a secret
+"""A Secret data key: Kubernetes' ``[-._a-zA-Z0-9]+``, and neither ``.``, ``..`` nor ``..``-prefixed."""
+_SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
+_SECRET_KEY = re.compile(SECRET_KEY_PATTERN)
+_MAX_SECRET_NAME = 253
+
+
+def _secret_name(value: str) -> str:
+    if len(value) > _MAX_SECRET_NAME or not _SECRET_NAME.match(value):
+        raise ValueError("must be a Secret name in this namespace: a lowercase DNS-1123 subdomain "
+                         "(letters, digits, '-' and '.', at most 253 characters)")
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if len(value) > _MAX_SECRET_NAME or not _SECRET_KEY.match(value):
+        raise ValueError("must be a Secret key: letters, digits, '-', '_' and '.', at most 253 characters, "
+                         "not '.' or '..'")
+    return value
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+SecretKey = Annotated[str, AfterValidator(_secret_key)]
+
 
 class SecretKeyRef(_Model):
-    name: str
-    key: str
+    name: SecretName
+    key: SecretKey
 
 
 class SecretRef(_Model):
-    name: str
+    name: SecretName
 
 
 class AwsCredentialsRef(_Model):
     """A Secret holding AWS keys; absent means the default credential chain."""
 
-    name: str
-    access_key_id_key: str = "aws_access_key_id"
-    secret_access_key_key: str = "aws_secret_access_key"  # noqa: S105 - a key name, not a secret
+    name: SecretName
+    access_key_id_key: SecretKey = "aws_access_key_id"
+    secret_access_key_key: SecretKey = "aws_secret_access_key"  # noqa: S105 - a key name, not a secret
 
 
 class LightsailSpec(_Model):

@@ -127,6 +127,33 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("env secret without name", _with("env", [{}]), "spec.env[0].name"),
 ]
 
+TRAVERSAL = "../../kube-system/secrets/x"
+SECRET_REFERENCES: list[tuple[str, dict[str, Any], str]] = [
+    ("ssh key secret name with a path", _with("ssh.privateKeySecretRef", {"name": TRAVERSAL}),
+     "spec.ssh.privateKeySecretRef.name"),
+    ("ssh key secret name '..'", _with("ssh.privateKeySecretRef", {"name": ".."}),
+     "spec.ssh.privateKeySecretRef.name"),
+    ("ssh key secret key with a slash", _with("ssh.privateKeySecretRef", {"name": "k", "key": "../id"}),
+     "spec.ssh.privateKeySecretRef.key"),
+    ("ssh key secret key '..'", _with("ssh.privateKeySecretRef", {"name": "k", "key": ".."}),
+     "spec.ssh.privateKeySecretRef.key"),
+    ("aws secret name with a path", _with("provider.lightsail.credentialsSecretRef", {"name": TRAVERSAL}),
+     "spec.provider.lightsail.credentialsSecretRef.name"),
+    ("aws access key id key with a slash",
+     _with("provider.lightsail.credentialsSecretRef", {"name": "aws", "accessKeyIdKey": "a/b"}),
+     "spec.provider.lightsail.credentialsSecretRef.accessKeyIdKey"),
+    ("aws secret access key key too long",
+     _with("provider.lightsail.credentialsSecretRef", {"name": "aws", "secretAccessKeyKey": "k" * 254}),
+     "spec.provider.lightsail.credentialsSecretRef.secretAccessKeyKey"),
+    ("source secret name uppercase", _with("source.credentialsSecretRef", {"name": "Token"}),
+     "spec.source.credentialsSecretRef.name"),
+    ("source secret key with a space", _with("source.credentialsSecretRef", {"name": "git", "key": "a b"}),
+     "spec.source.credentialsSecretRef.key"),
+    ("env secret name with a path", _with("env", [{"name": TRAVERSAL}]), "spec.env[0].name"),
+    ("env secret name too long", _with("env", [{"name": "a" * 254}]), "spec.env[0].name"),
+]
+INVALID += SECRET_REFERENCES
+
 
 @pytest.mark.parametrize(("case", "body", "field"), INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_manifest_is_rejected_naming_the_field(control_plane: ControlPlane, namespace: str,
@@ -138,6 +165,16 @@ def test_invalid_manifest_is_rejected_naming_the_field(control_plane: ControlPla
 
 def test_at_least_thirty_invalid_cases() -> None:
     assert len(INVALID) >= 30
+
+
+def test_dotted_secret_names_and_keys_are_accepted(control_plane: ControlPlane, namespace: str) -> None:
+    """The patterns refuse paths, not ordinary Kubernetes names: DNS-1123 subdomains and dotted keys pass."""
+    body = _with("ssh.privateKeySecretRef", {"name": "shop.ssh-key", "key": ".ssh_private-key.pem"})
+    body["spec"]["env"] = [{"name": "app.env"}]
+    body["spec"]["provider"]["lightsail"]["credentialsSecretRef"] = {
+        "name": "aws-1", "accessKeyIdKey": "AWS_ACCESS_KEY_ID", "secretAccessKeyKey": "key..2"}
+    code, output = _apply(control_plane, namespace, body, dry_run=True)
+    assert code == 0, output
 
 
 IMMUTABLE_CHANGES = [

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.kubeapi import Credentials, KubeApi
+from o4o_operator.kubeapi import Credentials, KubeApi, api_path
 from o4o_operator.testing import ControlPlane
 
 DI = {
@@ -76,3 +76,21 @@ async def test_events_are_posted_for_the_instance(control_plane: ControlPlane, n
     await kube.post_event(owner, "StageStarted", "Started provisioning")
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
     assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("StageStarted", "api")]
+
+
+@pytest.mark.parametrize("name", ["../../kube-system/secrets/x", "..", ".", "", "a/b"])
+async def test_a_secret_name_that_is_no_single_path_segment_is_refused_before_any_request(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi, name: str) -> None:
+    control_plane.kubectl("create", "secret", "generic", "x", "-n", "kube-system", "--from-literal=k=v",
+                          check=False)
+    with pytest.raises(InvalidSpecError) as caught:
+        await kube.read_secret(namespace, name, "spec.env[0]")
+    assert caught.value.reason == "InvalidSecretName"
+    assert caught.value.message.startswith("spec.env[0]: ")
+
+
+def test_path_segments_are_quoted() -> None:
+    assert api_path("/api/v1", "namespaces", "ns", "secrets", "a%2F..?x#y") == \
+        "/api/v1/namespaces/ns/secrets/a%252F..%3Fx%23y"
+    with pytest.raises(ValueError, match="not a valid object name"):
+        api_path("/api/v1", "namespaces", "..", "secrets")

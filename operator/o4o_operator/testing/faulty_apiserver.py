@@ -8,6 +8,9 @@ the answer back chunk by chunk, so watches (``GET ...?watch=1``) keep working.
 A configurable fraction of writes (PATCH and PUT by default) is answered
 ``409 Conflict`` with a proper ``metav1.Status`` body instead, drawn from a
 seedable RNG; :meth:`FaultyApiserver.write_kubeconfig` points a client at it.
+Every request's method and raw path (as the client sent it, before any
+decoding) is recorded in :attr:`ProxyStats.paths`, so a test can assert where a
+client went.
 
 Must not: be imported by shipped code, change what it forwards, or log bodies.
 """
@@ -55,6 +58,8 @@ class ProxyStats:
     conflicts: int = 0
     watches: int = 0
     conflicts_by_path: dict[str, int] = dataclasses.field(default_factory=dict)
+    paths: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """(method, raw path without the query) of every request, in arrival order."""
 
 
 def conflict_status(path: str) -> dict[str, Any]:
@@ -223,6 +228,7 @@ class FaultyApiserver:
         body = await request.read()
         with self._lock:
             self.stats.requests += 1
+            self.stats.paths.append((request.method, request.raw_path.split("?", 1)[0]))
             if request.query.get("watch") in ("1", "true"):
                 self.stats.watches += 1
         if self._inject_conflict(request.method, request.path):
