@@ -7,7 +7,8 @@ PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # Debian packages the tests use, as "command:package" (installed only where the command is missing).
 DEBIAN_TOOLS := sshd:openssh-server ssh:openssh-client nginx:nginx shellcheck:shellcheck \
-	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils
+	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils \
+	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2
 
 .PHONY: help venv debian-packages testbin lint test test-fast dev bench clean
 
