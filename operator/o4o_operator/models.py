@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -32,6 +33,21 @@ class _Model(BaseModel):
     def to_body(self) -> dict[str, Any]:
         """The camelCase dict for the Kubernetes API, without unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def merge_patch(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``before`` into ``after``.
+
+    ``to_body`` leaves out what is empty, and a merge patch keeps whatever it does not name, so a key
+    that was written before and is absent now becomes an explicit null. Lists are replaced whole.
+    """
+    patch = dict(after)
+    for key, old in (before or {}).items():
+        if key not in after:
+            patch[key] = None
+        elif isinstance(old, Mapping) and isinstance(after[key], Mapping):
+            patch[key] = merge_patch(old, after[key])
+    return patch
 
 
 class Phase(enum.StrEnum):
@@ -204,6 +220,8 @@ class StageStatus(_Model):
 class ServerStatus(_Model):
     name: str | None = None
     ip_address: str | None = None
+    ip_addresses: tuple[str, ...] = ()
+    """Every address an existing host's name resolved to (``ip_address`` is the first); empty for Lightsail."""
     static_ip_name: str | None = None
     region: str | None = None
     host_key_fingerprint: str | None = None
@@ -212,8 +230,18 @@ class ServerStatus(_Model):
 
 
 class SourceStatus(_Model):
+    repository: str | None = None
     revision: str | None = None
     commit: str | None = None
+
+    def pinned_commit(self, source: SourceSpec) -> str | None:
+        """The recorded commit while ``source`` still names what it was resolved from, else None.
+
+        A changed repository or revision must be resolved afresh, never served from the old commit.
+        """
+        if self.repository == source.repository and self.revision == source.revision:
+            return self.commit
+        return None
 
 
 class CertificateStatus(_Model):

@@ -8,6 +8,7 @@ set -euo pipefail
 
 REPOSITORY={{ ctx.repository | shquote }}
 REVISION={{ ctx.revision | shquote }}
+# Set only while repository and revision are the ones status recorded it for (empty: resolve REVISION).
 PINNED_COMMIT={{ (ctx.commit or "") | shquote }}
 REPO_DIR="$R"{{ ctx.repo_dir | shquote }}
 
@@ -36,9 +37,13 @@ fail_from_git_output() {
 }
 
 install -d -m 0755 "$(dirname "$REPO_DIR")"
+# A clone of another repository is removed: its tags and objects must not answer for this one.
+if [ -d "$REPO_DIR/.git" ] && [ "$(git -C "$REPO_DIR" remote get-url origin 2>/dev/null)" != "$REPOSITORY" ]; then
+  o4o_step "The repository changed; cloning it afresh"
+  rm -rf "$REPO_DIR"
+fi
 if [ -d "$REPO_DIR/.git" ]; then
   o4o_step "Fetching into the existing clone"
-  git -C "$REPO_DIR" remote set-url origin "$REPOSITORY"
   if ! git -C "$REPO_DIR" fetch --prune --tags --force origin 2> "$errors"; then
     cat "$errors" >&2
     fail_from_git_output "$errors"

@@ -20,6 +20,7 @@ from o4o_operator.rendering import (
     render_script,
 )
 from o4o_operator.testing import SandboxHost, commit_files, make_fixture_repo
+from o4o_operator.testing.fixture_repo import tag_commit
 
 ENV_CANARY = "env-canary-d41d8cd98f00b204"
 TOKEN_CANARY = "token-canary-e3b0c44298fc1c14"
@@ -125,6 +126,22 @@ async def test_unreachable_repository_is_reported(host: Host) -> None:
     with pytest.raises(StageError) as caught:
         await host.run(StageName.SOURCE, missing)
     assert caught.value.reason in {"SourceAccessDenied", "SourceUnavailable"}
+
+
+async def test_a_changed_repository_is_cloned_afresh_and_the_old_ones_refs_do_not_answer(
+        host: Host, tmp_path: Path) -> None:
+    old_only = commit_files(host.repo, {"OLD.md": "only in the first repository\n"}, "Old only")
+    tag_commit(host.repo, "v1", old_only)
+    assert (await host.run(StageName.SOURCE, dataclasses.replace(host.context, revision="v1")))["commit"] == old_only
+    other, _ = make_fixture_repo(tmp_path / "fork")
+    fork_commit = commit_files(other, {"FORK.md": "the fork\n"}, "Fork")
+    moved = dataclasses.replace(host.context, repository=str(other))
+
+    assert (await host.run(StageName.SOURCE, moved))["commit"] == fork_commit
+    for revision in ("v1", old_only):
+        with pytest.raises(PermanentError) as caught:
+            await host.run(StageName.SOURCE, dataclasses.replace(moved, revision=revision))
+        assert caught.value.reason == "RevisionNotFound"
 
 
 async def test_first_deploy_builds_activates_and_passes_its_health_check(host: Host) -> None:

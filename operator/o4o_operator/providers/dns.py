@@ -2,9 +2,10 @@
 
 Owns: :class:`LightsailDns` (Lightsail domains, whose API exists only in us-east-1),
 :class:`Route53Dns` (UPSERT/DELETE change batches, waiting for INSYNC) and
-:class:`NoDns` (someone else manages DNS: only check that the name resolves to the
-IP). All implement ``protocols.DnsProvider``; all are idempotent, and deleting a
-record that is already gone is success.
+:class:`NoDns` (someone else manages DNS: only check that the name resolves to one
+of the server's addresses). All implement ``protocols.DnsProvider``; all are
+idempotent, and deleting a record that is already gone is success. Also
+:func:`host_addresses`: the addresses of an existing host given by name.
 
 Must not: touch records other than the one A record for the domain (and, on delete,
 only one still pointing at our IP when the IP is given), create or delete zones,
@@ -14,6 +15,7 @@ log credentials, or know Kopf.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Collection
@@ -213,6 +215,15 @@ async def resolve_with_getaddrinfo(domain: str) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+async def host_addresses(host: str, resolver: Resolver | None = None) -> tuple[str, ...]:
+    """An existing host's addresses, sorted: an IP literal is its own; a name is resolved (empty if it does not)."""
+    try:
+        return (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    return tuple(sorted(set(await (resolver or resolve_with_getaddrinfo)(host))))
+
+
 class NoDns:
     """DNS is managed elsewhere: only confirm the name already resolves to the server."""
 
@@ -220,11 +231,16 @@ class NoDns:
         self._resolve = resolver or resolve_with_getaddrinfo
 
     async def upsert_a_record(self, domain: str, zone: str | None, ip: str, ttl: int) -> None:
-        seen = sorted(await self._resolve(domain))
-        if ip not in seen:
+        await self.check_resolves_to(domain, (ip,))
+
+    async def check_resolves_to(self, domain: str, addresses: Collection[str]) -> None:
+        """Succeed when ``domain`` resolves to at least one of the server's ``addresses``."""
+        seen = sorted(set(await self._resolve(domain)))
+        if not set(seen) & set(addresses):
             found = ", ".join(seen) if seen else "no address"
+            wanted = ", ".join(sorted(addresses)) or "no address"
             raise errors.TransientError("DnsNotResolving",
-                                        f"{domain} resolves to {found}, not to the server's {ip}; "
+                                        f"{domain} resolves to {found}, not to the server's {wanted}; "
                                         "point its A record at the server")
 
     async def delete_a_record(self, domain: str, zone: str | None, ip: str | None) -> None:

@@ -27,7 +27,7 @@ from o4o_operator.models import (
 from o4o_operator.pipeline.decisions import Decision, current_inputs, decide
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
-from o4o_operator.providers.dns import LightsailDns, NoDns, Route53Dns
+from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns, resolve_with_getaddrinfo
 from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
 from o4o_operator.rendering.context import HostContext
@@ -59,6 +59,8 @@ class Runtime:
     pipelines: Any  # asyncio.Semaphore, shared by every instance
     cloud_factory: CloudFactory = default_cloud_factory
     dns_factory: DnsFactory = default_dns_factory
+    resolver: Resolver = resolve_with_getaddrinfo
+    """Looks up an existing host given by name (tests inject one; no network needed)."""
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
 
 

@@ -8,6 +8,7 @@ Must not decide whether a stage should run: the pipeline already did.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -17,9 +18,10 @@ from o4o_operator import metrics
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.models import ServerStatus, SourceStatus
 from o4o_operator.pipeline.stages import StageName
+from o4o_operator.providers.dns import NoDns, host_addresses
 from o4o_operator.providers.lightsail import ownership_tags, server_owned_by
 from o4o_operator.providers.protocols import ServerRequest
-from o4o_operator.rendering import render
+from o4o_operator.rendering import HostContext, render
 from o4o_operator.runner.context import StageContext
 
 StageAction = Callable[[StageContext], Awaitable[str]]
@@ -28,9 +30,16 @@ StageAction = Callable[[StageContext], Awaitable[str]]
 async def provision(ctx: StageContext) -> str:
     existing = ctx.spec.provider.existing
     if existing is not None:
-        ctx.record(server=ServerStatus(name=existing.host, ip_address=existing.host,
-                                           host_key_fingerprint=ctx.status.server.host_key_fingerprint))
-        return f"Using existing host {existing.host}:{existing.port}"
+        addresses = await host_addresses(existing.host, ctx.runtime.resolver)
+        if not addresses:
+            raise TransientError("HostNotResolving", f"spec.provider.existing.host {existing.host} does not "
+                                 "resolve to an address")
+        # A pin belongs to the host it was seen on: another host starts without one.
+        same_host = ctx.status.server.name == existing.host
+        ctx.record(server=ServerStatus(
+            name=existing.host, ip_address=addresses[0], ip_addresses=addresses,
+            host_key_fingerprint=ctx.status.server.host_key_fingerprint if same_host else None))
+        return f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)})"
     lightsail = ctx.spec.provider.lightsail
     assert lightsail is not None
     cloud = await ctx.cloud()
@@ -77,15 +86,17 @@ async def dns(ctx: StageContext) -> str:
     spec = ctx.spec.dns
     zone = spec.hosted_zone_id or spec.zone
     provider = await ctx.dns()
+    if isinstance(provider, NoDns):  # an existing host may answer on several addresses; any of them will do
+        addresses = ctx.status.server.ip_addresses or (address,)
+        await provider.check_resolves_to(ctx.spec.domain, addresses)
+        return f"Checked that {ctx.spec.domain} resolves to {', '.join(addresses)}"
     await provider.upsert_a_record(ctx.spec.domain, zone, address, spec.ttl)
-    if spec.provider.value == "none":
-        return f"Checked that {ctx.spec.domain} resolves to {address}"
     return f"Pointed {ctx.spec.domain} at {address} ({spec.provider.value})"
 
 
 async def _run_script(ctx: StageContext, stage: StageName, *, env: Mapping[str, str] | None = None,
-                      script_timeout: float = 1200) -> dict[str, str]:
-    script = render.render_script(stage, ctx.host_context())
+                      script_timeout: float = 1200, host: HostContext | None = None) -> dict[str, str]:
+    script = render.render_script(stage, host or ctx.host_context())
     session = await ctx.session()
     ctx.log.results.clear()
     try:
@@ -105,11 +116,14 @@ async def source(ctx: StageContext) -> str:
     ref = ctx.spec.source.credentials_secret_ref
     if ref is not None:
         env["O4O_GIT_TOKEN"] = await ctx.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
-    results = await _run_script(ctx, StageName.SOURCE, env=env)
+    # Stay on the recorded commit only while repository and revision are the ones it was resolved from.
+    host = dataclasses.replace(ctx.host_context(), commit=ctx.status.source.pinned_commit(ctx.spec.source))
+    results = await _run_script(ctx, StageName.SOURCE, env=env, host=host)
     commit = results.get("commit")
     if not commit:
         raise TransientError("NoCommit", "fetch-source did not report a commit")
-    ctx.record(source=SourceStatus(revision=ctx.spec.source.revision, commit=commit))
+    ctx.record(source=SourceStatus(repository=ctx.spec.source.repository, revision=ctx.spec.source.revision,
+                                   commit=commit))
     return f"Fetched {ctx.spec.source.revision} at commit {commit[:12]}"
 
 

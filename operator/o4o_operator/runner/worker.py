@@ -22,7 +22,7 @@ import pydantic
 
 from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
-from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
+from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, merge_patch
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
     CheckDrift,
@@ -78,14 +78,17 @@ class InstanceWorker:
     # ---- writing -------------------------------------------------------------
 
     async def write_status(self, status: DeploymentInstanceStatus) -> bool:
-        """Write the whole status if it changed (pending log lines ride along); say whether it did."""
+        """Write the whole status if it changed (pending log lines ride along); say whether it did.
+
+        Fields written before and empty now are sent as nulls, so the stored status loses them too.
+        """
         status = with_log_lines(status, self.log.take_pending())
         self.status = status
         body = status.to_body()
         if body == self._written:
             return False
         meta = self._body()["metadata"]
-        await self.runtime.kube.patch_status(meta["namespace"], meta["name"], body)
+        await self.runtime.kube.patch_status(meta["namespace"], meta["name"], merge_patch(self._written, body))
         self._written = body
         return True
 

@@ -68,6 +68,23 @@ def commit_files(repo: Path, files: Mapping[str, str], message: str) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
+def commit_to_branch(repo: Path, branch: str, files: Mapping[str, str], message: str) -> str:
+    """Commit the files on ``branch`` (made from HEAD if new), then return to the branch HEAD was on."""
+    previous = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
+    exists = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                            capture_output=True, check=False).returncode == 0
+    _git(repo, "switch", "--quiet", *(() if exists else ("--create",)), branch)
+    try:
+        return commit_files(repo, files, message)
+    finally:
+        _git(repo, "switch", "--quiet", previous)
+
+
+def tag_commit(repo: Path, tag: str, commit: str) -> None:
+    """A lightweight tag ``tag`` on ``commit``."""
+    _git(repo, "tag", tag, commit)
+
+
 def make_fixture_repo(path: Path) -> tuple[Path, str]:
     """A repository with the O4O layout on branch ``main``; returns its path and first commit."""
     path.mkdir(parents=True, exist_ok=True)

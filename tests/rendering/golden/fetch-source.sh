@@ -36,6 +36,7 @@ o4o_relink() {
 
 REPOSITORY=https://github.com/o4o/platform.git
 REVISION=main
+# Set only while repository and revision are the ones status recorded it for (empty: resolve REVISION).
 PINNED_COMMIT=0123456789abcdef0123456789abcdef01234567
 REPO_DIR="$R"/srv/o4o/shop/repo
 
@@ -64,9 +65,13 @@ fail_from_git_output() {
 }
 
 install -d -m 0755 "$(dirname "$REPO_DIR")"
+# A clone of another repository is removed: its tags and objects must not answer for this one.
+if [ -d "$REPO_DIR/.git" ] && [ "$(git -C "$REPO_DIR" remote get-url origin 2>/dev/null)" != "$REPOSITORY" ]; then
+  o4o_step "The repository changed; cloning it afresh"
+  rm -rf "$REPO_DIR"
+fi
 if [ -d "$REPO_DIR/.git" ]; then
   o4o_step "Fetching into the existing clone"
-  git -C "$REPO_DIR" remote set-url origin "$REPOSITORY"
   if ! git -C "$REPO_DIR" fetch --prune --tags --force origin 2> "$errors"; then
     cat "$errors" >&2
     fail_from_git_output "$errors"

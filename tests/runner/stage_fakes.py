@@ -1,0 +1,125 @@
+"""Fakes for driving stage actions without a cluster, a cloud or a host.
+
+- :class:`RecordingSession` / :class:`RecordingConnector`: a host that records each script and answers
+  with the ``::o4o::result`` lines it was told to.
+- :class:`FakeKube`: Secrets from a dict, status patches and Events recorded.
+- :func:`make_context`: a :class:`StageContext` over them with an injected resolver.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.kubeapi import SecretData
+from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
+from o4o_operator.providers.dns import NoDns, Resolver
+from o4o_operator.providers.protocols import CommandResult, LogSink
+from o4o_operator.redaction import Redactor
+from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.settings import OperatorSettings
+
+FINGERPRINT = "SHA256:" + "A" * 43
+
+
+def static_resolver(answers: Mapping[str, Collection[str]]) -> Resolver:
+    async def resolve(name: str) -> Collection[str]:
+        return list(answers.get(name, ()))
+    return resolve
+
+
+class RecordingSession:
+    def __init__(self, results: Mapping[str, str]) -> None:
+        self.results = dict(results)
+        self.scripts: list[str] = []
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        return FINGERPRINT
+
+    async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
+                  env: Mapping[str, str] | None = None) -> CommandResult:
+        self.scripts.append(script)
+        for key, value in self.results.items():
+            log(f"::o4o::result {key}={value}")
+        return CommandResult(exit_status=0, tail=())
+
+    async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RecordingConnector:
+    def __init__(self, session: RecordingSession) -> None:
+        self.session = session
+        self.targets: list[tuple[str, int, str | None]] = []
+
+    async def connect(self, host: str, port: int, user: str, private_key_pem: str,
+                      known_fingerprint: str | None, timeout: float) -> RecordingSession:  # noqa: ASYNC109
+        self.targets.append((host, port, known_fingerprint))
+        return self.session
+
+
+class FakeKube:
+    def __init__(self, secrets: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.secrets = dict(secrets or {"ssh-key": {"ssh-privatekey": "not a real key"}})
+        self.status_patches: list[dict[str, Any]] = []
+
+    async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
+        if name not in self.secrets:
+            raise InvalidSpecError(field, f"Secret {name!r} not found", reason="SecretNotFound")
+        return SecretData(name=name, resource_version="1", data=self.secrets[name])
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.status_patches.append(dict(status))
+
+    async def post_event(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def apply_configmap(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def spec_body(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "domain": "shop.example.com",
+        "provider": {"existing": {"host": "shop-host.test"}},
+        "ssh": {"privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}},
+        "source": {"repository": "https://example.com/o4o/platform.git", "revision": "main"},
+        "tls": {"email": "ops@example.com"},
+    }
+    spec.update(changes)
+    return spec
+
+
+def instance_body(spec: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-1", "generation": 1},
+                            "spec": dict(spec)}
+    if status is not None:
+        body["status"] = dict(status)
+    return body
+
+
+def make_runtime(kube: FakeKube, connector: RecordingConnector, resolver: Resolver) -> Runtime:
+    import asyncio
+
+    def dns_factory(kind: object, settings: object) -> NoDns:
+        return NoDns(resolver)
+
+    return Runtime(settings=OperatorSettings(), kube=kube, connector=connector,  # type: ignore[arg-type]
+                   pipelines=asyncio.Semaphore(1), dns_factory=dns_factory, resolver=resolver,
+                   clock=lambda: datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+
+
+def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentInstanceStatus,
+                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]] | None = None) -> StageContext:
+    async def no_save(_: DeploymentInstanceStatus) -> None:
+        return None
+
+    return StageContext(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status,
+                        InstanceLog(Redactor()), save or no_save)
