@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from o4o_operator.testing.hosts import BootedHost, HostWorld
+from o4o_operator.testing.hosts import BootedHost, HostWorld, HostWorldError
 from o4o_operator.testing.hosts.ssh_client import ClientKey, SshClient, generate_key_pair
 from o4o_operator.testing.hosts.world import _processes_naming
 
@@ -124,9 +124,24 @@ def test_apt_installs_through_the_proxy_which_refuses_other_hosts(host: BootedHo
     assert 'refused on filtered domain "example.com"' in host_world.proxy.log_path.read_text()
 
 
+def test_root_commands_run_inside_without_ssh_and_a_cut_host_is_unreachable(host: BootedHost, ssh: SshClient) -> None:
+    assert host.run(["systemctl", "is-active", "ssh"]).stdout.strip() == "active"
+    assert host.run(["hostname"]).stdout.strip() == host.name
+    host.link.cut()
+    try:
+        assert ssh(host, "true", check=False, timeout=60).returncode != 0
+    finally:
+        host.link.reconnect()
+    ssh(host, "true")
+
+
 def test_a_stopped_host_leaves_nothing_behind(host_world: HostWorld, client_key: ClientKey,
                                               host: BootedHost) -> None:
-    second = host_world.boot_host("debian-two", authorized_keys=[client_key.public_line])  # two hosts at once
+    second = host_world.boot_host("debian-two", authorized_keys=[client_key.public_line],  # two hosts at once
+                                  address="198.51.100.20")
+    assert second.address == "198.51.100.20"
+    with pytest.raises(HostWorldError, match="address"):
+        host_world.new_host("debian-three", address=host.address)
     print(f"\nbooted {second.name} at {second.address} in {second.boot_seconds:.1f} s")
     init, directory, link = second._container_init(), second.directory, second.link
     started = time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import ipaddress
 import os
 import shutil
 import signal
@@ -146,19 +147,34 @@ class HostWorld:
             raise
         return self
 
-    def _next_number(self) -> int:
+    def _number_for(self, address: str | None) -> int:
         used = {host.link.number for host in self.hosts.values()}
+        if address is not None:
+            wanted = ipaddress.IPv4Address(address)
+            if wanted not in network.SUBNET:
+                raise HostWorldError(f"address: {address} is outside {network.SUBNET}")
+            number = int(wanted) - int(network.SUBNET.network_address)
+            if number in used:
+                raise HostWorldError(f"address: {address} is already a host's")
+            if not network.FIRST_HOST_NUMBER <= number < network.SUBNET.num_addresses - 1:
+                raise HostWorldError(f"address: {address} is below .{network.FIRST_HOST_NUMBER} or the broadcast")
+            return number
         for number in range(network.FIRST_HOST_NUMBER, network.SUBNET.num_addresses - 1):
             if number not in used:
                 return number
         raise HostWorldError(f"no free address left in {network.SUBNET}")
 
-    def new_host(self, name: str | None = None, authorized_keys: Sequence[str] = ()) -> BootedHost:
-        """A host with its network in place, not yet booted (call :meth:`BootedHost.start`)."""
+    def new_host(self, name: str | None = None, authorized_keys: Sequence[str] = (), *,
+                 address: str | None = None) -> BootedHost:
+        """A host with its network in place, not yet booted (call :meth:`BootedHost.start`).
+
+        ``address``: the one it must have (e.g. what the local cloud handed out), ``198.51.100.10`` or above;
+        by default the lowest free one.
+        """
         if self.rootfs is None:
             raise HostWorldError("the host world has not been started")
         with self._numbers_lock:
-            link = network.HostLink(self._next_number())
+            link = network.HostLink(self._number_for(address))
             name = name or f"o4o-host-{link.number}"
             if name in self.hosts:
                 raise HostWorldError(f"a host named {name!r} already exists")
@@ -172,9 +188,10 @@ class HostWorld:
             raise
         return host
 
-    def boot_host(self, name: str | None = None, authorized_keys: Sequence[str] = ()) -> BootedHost:
-        """A new host, booted, sshd answering on ``host.address:22``."""
-        host = self.new_host(name, authorized_keys)
+    def boot_host(self, name: str | None = None, authorized_keys: Sequence[str] = (), *,
+                  address: str | None = None) -> BootedHost:
+        """A new host, booted, sshd answering on ``host.address:22`` (arguments as for :meth:`new_host`)."""
+        host = self.new_host(name, authorized_keys, address=address)
         try:
             return host.start()
         except BaseException:
