@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -113,6 +114,36 @@ def _secret_key(value: str) -> str:
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 SecretKey = Annotated[str, AfterValidator(_secret_key)]
 
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+MAX_CA_BUNDLE_CHARS = 65536
+
+
+def _pem_certificates(value: str) -> str:
+    """One or more PEM certificates, and nothing that is not one (never a private key in the spec)."""
+    if len(value) > MAX_CA_BUNDLE_CHARS:
+        raise ValueError(f"must be at most {MAX_CA_BUNDLE_CHARS} characters of PEM certificates")
+    if "PRIVATE KEY" in value:
+        raise ValueError("holds a private key; only public CA certificates belong here (and the spec is "
+                         "not a place for secrets)")
+    blocks = list(_PEM_BLOCK.finditer(value))
+    if not blocks:
+        raise ValueError("must hold one or more PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+    for number, block in enumerate(blocks, start=1):
+        kind = block.group(1)
+        if kind != "CERTIFICATE":
+            # Name the block's type only: its content may be a secret pasted by mistake.
+            raise ValueError(f"PEM block {number} is a {kind}, not a CERTIFICATE; only public "
+                             "certificates belong here")
+        try:
+            x509.load_pem_x509_certificate(block.group(0).encode())
+        except ValueError:
+            raise ValueError(f"PEM block {number} is not a valid X.509 certificate") from None
+    return value
+
+
+PemCertificates = Annotated[str, AfterValidator(_pem_certificates)]
+"""Public CA certificates inline in the spec (a bundle of PEM ``CERTIFICATE`` blocks)."""
+
 
 class SecretKeyRef(_Model):
     name: SecretName
@@ -167,6 +198,10 @@ class SourceSpec(_Model):
 class TlsSpec(_Model):
     email: str
     server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_ca_bundle: PemCertificates | None = Field(default=None, alias="acmeCABundle")
+    """Verifies the ACME server's own HTTPS (Pebble, step-ca, a corporate ACME server); None: system roots."""
+    certificate_ca_bundle: PemCertificates | None = Field(default=None, alias="certificateCABundle")
+    """The roots the issued certificate chains to, for the HTTPS health checks; None: system roots."""
 
 
 class DnsSpec(_Model):

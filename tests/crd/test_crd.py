@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from o4o_operator.testing import ControlPlane
+from o4o_operator.testing.pki import make_pki
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))
 SAMPLE_DIS = [p for p in SAMPLES if p.name != "kustomization.yaml"]
@@ -114,6 +115,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing tls email", _with("tls", {}), "spec.tls.email"),
     ("bad tls email", _with("tls.email", "not-an-email"), "spec.tls.email"),
     ("acme server over http", _with("tls.server", "http://acme.example.com/dir"), "spec.tls.server"),
+    ("acme CA bundle without a certificate", _with("tls.acmeCABundle", "not pem"), "spec.tls.acmeCABundle"),
+    ("certificate CA bundle with a private key",
+     _with("tls.certificateCABundle", "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n"
+           "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n"), "spec.tls.certificateCABundle"),
     ("unknown dns provider", _with("dns", {"provider": "cloudflare"}), "spec.dns.provider"),
     ("route53 without hosted zone", _with("dns", {"provider": "route53", "zone": "example.com"}),
      "spec.dns.hostedZoneId"),
@@ -177,6 +182,14 @@ def test_dotted_secret_names_and_keys_are_accepted(control_plane: ControlPlane, 
     assert code == 0, output
 
 
+def test_pem_ca_bundles_are_accepted(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> None:
+    roots = make_pki(tmp_path).ca_cert.read_text()
+    body = _with("tls.acmeCABundle", roots)
+    body["spec"]["tls"]["certificateCABundle"] = f"# two roots\n{roots}{roots}"
+    code, output = _apply(control_plane, namespace, body, dry_run=True)
+    assert code == 0, output
+
+
 IMMUTABLE_CHANGES = [
     ("domain", lambda s: s.update(domain="other.example.com"), "spec.domain"),
     ("provider kind", lambda s: s.update(provider={"existing": {"host": "198.51.100.1"}}), "spec.provider"),
@@ -225,6 +238,20 @@ def test_explain_documents_the_domain(control_plane: ControlPlane) -> None:
     text = " ".join(result.stdout.split())
     assert "lowercase DNS subdomain" in text
     assert "Immutable once set" in text
+
+
+def test_explain_documents_the_private_acme_ca_bundles(control_plane: ControlPlane) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # OpenAPI is published asynchronously after the CRD is established
+        result = control_plane.kubectl("explain", "di.spec.tls", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "acmeCABundle" in text and "certificateCABundle" in text
+    assert "the ACME server's own HTTPS endpoint" in text
+    assert "the roots the instance's issued certificate chains to" in text
 
 
 def test_spec_change_bumps_generation_and_status_change_does_not(control_plane: ControlPlane,
