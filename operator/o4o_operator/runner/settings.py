@@ -28,30 +28,36 @@ class OperatorSettings:
     cloud_poll_interval: float = 5.0
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
-        env = os.environ if environ is None else environ
-        defaults = cls()
+    def environment_variable(cls, field_name: str) -> str:
+        """The ``O4O_*`` variable that sets a field: ``O4O_`` plus the field's name in capitals."""
+        return f"O4O_{field_name.upper()}"
 
-        def number(name: str, default: float) -> float:
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Every field from its ``O4O_*`` variable; unset or empty keeps the default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            name = cls.environment_variable(field.name)
             raw = env.get(name)
             if raw is None or raw == "":
-                return default
-            try:
-                value = float(raw)
-            except ValueError as error:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from error
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {raw!r}")
-            return value
+                continue
+            values[field.name] = _parse(name, raw, field.default)
+        return cls(**values)  # type: ignore[arg-type]
 
-        return cls(
-            max_pipelines=int(number("O4O_MAX_PIPELINES", defaults.max_pipelines)),
-            max_ssh_sessions=int(number("O4O_MAX_SSH_SESSIONS", defaults.max_ssh_sessions)),
-            drift_interval_seconds=number("O4O_DRIFT_INTERVAL_SECONDS", defaults.drift_interval_seconds),
-            stall_recheck_seconds=number("O4O_STALL_RECHECK_SECONDS", defaults.stall_recheck_seconds),
-            lightsail_endpoint_url=env.get("O4O_LIGHTSAIL_ENDPOINT_URL") or None,
-            route53_endpoint_url=env.get("O4O_ROUTE53_ENDPOINT_URL") or None,
-            aws_max_attempts=int(number("O4O_AWS_MAX_ATTEMPTS", defaults.aws_max_attempts)),
-            ssh_connect_timeout=number("O4O_SSH_CONNECT_TIMEOUT", defaults.ssh_connect_timeout),
-            cloud_poll_interval=number("O4O_CLOUD_POLL_INTERVAL", defaults.cloud_poll_interval),
-        )
+
+def _parse(name: str, raw: str, default: object) -> object:
+    """A variable's value in the type of its field's default (a number must be positive)."""
+    if default is None or isinstance(default, str):
+        return raw
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from error
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    if isinstance(default, int):
+        if not value.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {raw!r}")
+        return int(value)
+    return value
