@@ -188,7 +188,7 @@ async def load(plane: ControlPlane, count: int, lines: int = LOG_TAIL_LINES) -> 
     kube = KubeApi(_credentials(plane))
     settings = OperatorSettings(drift_interval_seconds=DRIFT_INTERVAL_SECONDS)
     runtime = Runtime(settings=settings, kube=_CachedSecrets(kube), connector=None,  # type: ignore[arg-type]
-                      pipelines=None)
+                      pipelines=asyncio.Semaphore(settings.max_pipelines))
     collection = DI_PATH.format(namespace=NAMESPACE)
     semaphore = asyncio.Semaphore(16)
     try:

@@ -8,6 +8,7 @@ deterministic cloud resource names). Must not decide what to run next.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import hashlib
@@ -56,7 +57,8 @@ class Runtime:
     settings: OperatorSettings
     kube: KubeApi
     connector: HostConnector
-    pipelines: Any  # asyncio.Semaphore, shared by every instance
+    pipelines: asyncio.Semaphore
+    """How many instances may run a stage at once, shared by every instance."""
     cloud_factory: CloudFactory = default_cloud_factory
     dns_factory: DnsFactory = default_dns_factory
     resolver: Resolver = resolve_with_getaddrinfo
