@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from o4o_operator.errors import PermanentError, StageError, TransientError
+from o4o_operator.markers import parse_results
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import (
     HostContext,
-    parse_results,
     render_ecosystem,
     render_env,
     render_nginx_site,

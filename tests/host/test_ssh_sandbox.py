@@ -200,6 +200,14 @@ async def test_stdout_and_stderr_both_reach_the_log(session: SshSession) -> None
     assert sorted(lines) == ["err", "out"]
 
 
+async def test_result_markers_come_back_in_the_command_result(session: SshSession) -> None:
+    lines: list[str] = []
+    script = "echo ::o4o::result commit=abc\necho working\necho ::o4o::result commit=def\necho ::o4o::result n=1"
+    result = await session.run(script, timeout=30, log=lines.append)
+    assert dict(result.results) == {"commit": "def", "n": "1"}
+    assert "working" in lines
+
+
 async def test_commands_in_the_script_cannot_read_the_rest_of_it(session: SshSession) -> None:
     lines: list[str] = []
     await session.run("cat\necho after-cat", timeout=30, log=lines.append)

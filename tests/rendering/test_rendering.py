@@ -20,15 +20,14 @@ import jinja2
 import pytest
 
 from o4o_operator.errors import InvalidSpecError
+from o4o_operator.markers import last_failure, parse_results
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.rendering import (
     SCRIPT_NAMES,
     HostContext,
     dotenv_quote,
     environment,
-    last_failure,
     load_app_catalog,
-    parse_results,
     render_app_script,
     render_ecosystem,
     render_env,

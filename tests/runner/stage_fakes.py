@@ -45,7 +45,7 @@ class RecordingSession:
         self.scripts.append(script)
         for key, value in self.results.items():
             log(f"::o4o::result {key}={value}")
-        return CommandResult(exit_status=0, tail=())
+        return CommandResult(exit_status=0, tail=(), results=dict(self.results))
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         return None

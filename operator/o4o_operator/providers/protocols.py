@@ -44,6 +44,8 @@ class ServerFacts:
 class CommandResult:
     exit_status: int
     tail: tuple[str, ...]
+    results: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """What the script reported with ``::o4o::result key=value`` lines (see :mod:`o4o_operator.markers`)."""
 
 
 class CloudProvider(Protocol):

@@ -30,9 +30,9 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import PermanentError, StageError, TransientError
+from o4o_operator.markers import parse_failure, parse_results
 from o4o_operator.providers.protocols import CommandResult, LogSink
 from o4o_operator.redaction import Redactor
-from o4o_operator.rendering.markers import parse_failure
 
 TAIL_LINES = 20
 PERMANENT_EXIT_STATUSES = range(64, 79)
@@ -69,6 +69,7 @@ class _RunState:
     tail: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     process_group: int | None = None
     failure_line: str | None = None
+    results: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def on_line(self, line: str) -> None:
         if line.startswith(_PID_MARKER) and self.process_group is None:
@@ -80,6 +81,7 @@ class _RunState:
         self.tail.append(clean)
         if parse_failure(clean):
             self.failure_line = clean
+        self.results.update(parse_results([clean]))
         self.log(clean)
 
 
@@ -199,7 +201,7 @@ class SshSession:
             raise self._lost(ConnectionError("no exit status"))
         if process.exit_status == 0:
             metrics.SSH_COMMANDS.labels(outcome="success").inc()
-            return CommandResult(0, tuple(state.tail))
+            return CommandResult(0, tuple(state.tail), state.results)
         metrics.SSH_COMMANDS.labels(outcome="failure").inc()
         signal = process.exit_signal[0] if process.exit_signal else None
         raise _failure(process.exit_status, signal, state)

@@ -23,7 +23,7 @@ Scripts talk back through whole lines on stdout:
 ``::o4o::result <key>=<value>``
     A fact for the operator, e.g. ``commit=<sha>`` (fetch-source),
     ``notAfter=2026-01-31T12:00:00Z`` and ``issuer=...`` (issue-cert),
-    ``release=<sha>`` (activation). Parse with :func:`parse_results`; the value
+    ``release=<sha>`` (activation). Parse with :func:`o4o_operator.markers.parse_results`; the value
     is the rest of the line.
 ``::o4o::permanent reason=<CamelCase> <message>``
     The script failed and retrying cannot help (``RolledBack``,
@@ -39,7 +39,6 @@ any other is transient. The SSH session applies these rules.
 
 from o4o_operator.rendering.catalog import AppDefinition, AppStep, CatalogError
 from o4o_operator.rendering.context import LETSENCRYPT_PRODUCTION, HostContext
-from o4o_operator.rendering.markers import FailureMarker, last_failure, parse_failure, parse_results
 from o4o_operator.rendering.render import (
     SCRIPT_FOR_STAGE,
     SCRIPT_NAMES,
@@ -64,14 +63,10 @@ __all__ = [
     "AppDefinition",
     "AppStep",
     "CatalogError",
-    "FailureMarker",
     "HostContext",
     "dotenv_quote",
     "environment",
-    "last_failure",
     "load_app_catalog",
-    "parse_failure",
-    "parse_results",
     "render_app_script",
     "render_ecosystem",
     "render_env",

@@ -1,8 +1,8 @@
 """One instance's deployment log: redacted lines for the status tail and the full run.
 
 Owns: redacting every line before it is kept, timestamps, the pending lines not
-yet written to status, the size-capped full log (for the ConfigMap), and the
-``::o4o::result key=value`` markers scripts print. Must not write anywhere.
+yet written to status, the size-capped full log (for the ConfigMap). Must not write anywhere; what
+scripts report (``::o4o::result``) comes back in ``CommandResult.results``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 
 from o4o_operator.redaction import Redactor
-from o4o_operator.rendering.markers import parse_results
 
 
 class InstanceLog:
@@ -19,13 +18,11 @@ class InstanceLog:
         self._max_bytes = max_bytes
         self._full = existing
         self._pending: list[str] = []
-        self.results: dict[str, str] = {}
         self.stage = ""
 
     def __call__(self, line: str) -> None:
         """A LogSink: redact, stamp and keep one line."""
         line = line.rstrip("\n")
-        self.results.update(parse_results([line]))
         clean = self.redactor(line)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")
         entry = f"{stamp} [{self.stage}] {clean}" if self.stage else f"{stamp} {clean}"

@@ -98,12 +98,11 @@ async def _run_script(ctx: StageContext, stage: StageName, *, env: Mapping[str, 
                       script_timeout: float = 1200, host: HostContext | None = None) -> dict[str, str]:
     script = render.render_script(stage, host or ctx.host_context())
     session = await ctx.session()
-    ctx.log.results.clear()
     try:
-        await session.run(script, timeout=script_timeout, log=ctx.log, env=env)
+        result = await session.run(script, timeout=script_timeout, log=ctx.log, env=env)
     except asyncssh.Error as error:
         raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
-    return dict(ctx.log.results)
+    return dict(result.results)
 
 
 async def runtime(ctx: StageContext) -> str:

@@ -2,7 +2,9 @@
 
 Owns: parsing of ``::o4o::result key=value``, ``::o4o::permanent reason=X ...``
 and ``::o4o::transient reason=X ...`` lines (see :mod:`o4o_operator.rendering`
-for the protocol). Purely computational: no I/O.
+for the protocol). It sits on the ground floor beside :mod:`o4o_operator.errors`:
+the templates speak it (rendering) and the SSH session reads it (providers), and
+neither of those may import the other. Purely computational: no I/O.
 """
 
 from __future__ import annotations
