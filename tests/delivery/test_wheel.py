@@ -1,12 +1,14 @@
 """What ``pip install .`` (the Dockerfile's install step) puts in the image: the product, not its test peers.
 
-Builds the wheel exactly as the Dockerfile's builder stage would (``pip wheel .`` with build isolation) and
+Builds the wheel as the Dockerfile's builder stage would (from a copy of exactly what it copies:
+``pyproject.toml``, ``README.md``, ``operator/``, ``dashboard/``, so no stale ``build/`` can leak in) and
 reads its file list. The test peers in ``o4o_operator.testing`` (a fake Lightsail, shell shims, booted hosts,
 Pebble) must be absent; the operator, the dashboard and the dashboard's templates must be present.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,9 +20,14 @@ from delivery_support import REPO
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    context = tmp_path_factory.mktemp("context")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, context / name)
+    for name in ("operator", "dashboard"):
+        shutil.copytree(REPO / name, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
-                    str(REPO)], check=True, timeout=600)
+                    str(context)], check=True, timeout=600)
     (wheel,) = Path(out).glob("o4o_operator-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()
