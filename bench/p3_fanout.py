@@ -84,7 +84,7 @@ def _user() -> str:
 
 async def run_ours(fleet: SandboxFleet, script: str, limit: float) -> dict[str, Any]:
     """Connect to every host and run the script, all at once, as the operator's runtime stage does."""
-    connector = SshConnector(max_sessions=OperatorSettings().max_ssh_sessions)
+    connector = SshConnector(max_sessions=OperatorSettings().max_ssh_sessions, honour_sandbox_root=True)
     user = _user()
 
     async def one(host: Any) -> int:
@@ -202,7 +202,7 @@ async def session_cost(fleet: SandboxFleet, runs: int = 10) -> float:
     per session, ansible more often than ours.
     """
     host = next(iter(fleet.hosts.values()))
-    connector = SshConnector()
+    connector = SshConnector(honour_sandbox_root=True)
     try:
         session = await connector.connect(host.address, host.port, _user(), fleet.private_key_pem,
                                           host.host_key_fingerprint, 60)

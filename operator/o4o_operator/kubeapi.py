@@ -1,9 +1,11 @@
 """The operator's own small Kubernetes client, for what Kopf does not write for us.
 
 Owns: reading referenced Secrets, merge-patching the status subresource (with
-retries on 409/429/5xx that never lose the patch), posting Events, and
-server-side-applying the per-instance log ConfigMap. Built on aiohttp, which Kopf
-already uses, so the heavy ``kubernetes`` client is never imported at runtime.
+retries on 409/429/5xx that never lose the patch), posting Events, and writing
+and deleting the per-instance log ConfigMap, only ever one that the operator
+made for that instance (a JSON-patch ``test`` of our label and owner first).
+Built on aiohttp, which Kopf already uses, so the heavy ``kubernetes`` client
+is never imported at runtime.
 Must not decide anything, and must never log a Secret's data.
 """
 
@@ -28,7 +30,9 @@ from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.models import GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "o4o-operator"
-_RETRYABLE = {409, 429, 500, 502, 503, 504}
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+"""With value ``FIELD_MANAGER``: set on every object the operator creates, and checked before it touches one."""
+_RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +113,9 @@ class KubeApi:
             await self._session.close()
 
     async def request(self, method: str, path: str, *, body: Any = None,
-                      content_type: str = "application/json", params: Mapping[str, str] | None = None) -> Any:
-        """One API call, retried on conflicts, throttling and server errors with the same body."""
+                      content_type: str = "application/json", params: Mapping[str, str] | None = None,
+                      retry_on: frozenset[int] = _RETRYABLE) -> Any:
+        """One API call, retried on conflicts, throttling and server errors (``retry_on``) with the same body."""
         data = json.dumps(body) if body is not None else None
         for attempt in range(1, self._attempts + 1):
             client = await self._client()
@@ -122,7 +127,7 @@ class KubeApi:
                         if method != "GET":
                             self.writes += 1
                         return json.loads(text) if text else None
-                    if response.status not in _RETRYABLE or attempt == self._attempts:
+                    if response.status not in retry_on or attempt == self._attempts:
                         raise ApiError(response.status, _message(text))
             except (TimeoutError, aiohttp.ClientConnectionError) as error:
                 if attempt == self._attempts:
@@ -194,26 +199,88 @@ class KubeApi:
             await self.request("POST", api_path("/api/v1", "namespaces", meta["namespace"], "events"), body=event)
 
     async def apply_configmap(self, namespace: str, name: str, data: Mapping[str, str],
-                              owner: Mapping[str, Any], labels: Mapping[str, str]) -> None:
-        """Create or update a ConfigMap owned by ``owner`` in one server-side apply."""
-        meta = owner["metadata"]
-        body = {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels), "ownerReferences": [{
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"],
-                "controller": True, "blockOwnerDeletion": False}]},
-            "data": dict(data),
-        }
-        await self.request("PATCH", api_path("/api/v1", "namespaces", namespace, "configmaps", name), body=body,
-                           content_type="application/apply-patch+yaml",
-                           params={"fieldManager": FIELD_MANAGER, "force": "true"})
+                              owner: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+        """Create a ConfigMap owned by ``owner``, or replace the data of the one it already owns.
 
-    async def delete_configmap(self, namespace: str, name: str) -> None:
+        Returns False, touching nothing, when a ConfigMap of that name exists and is not ours: one
+        without our ``managed-by`` label and ``owner`` as its first ownerReference. The ownership
+        test and the write are one JSON patch, so nothing foreign is overwritten even in a race.
+        """
+        meta = owner["metadata"]
+        path = api_path("/api/v1", "namespaces", namespace, "configmaps", name)
+        write = [*_ownership_tests(meta["uid"]), {"op": "add", "path": "/data", "value": dict(data)}]
+        for _ in range(2):  # a ConfigMap created or deleted by someone else between our two calls
+            try:
+                await self.request("PATCH", path, body=write, content_type="application/json-patch+json",
+                                   params={"fieldManager": FIELD_MANAGER})
+                return True
+            except ApiError as error:
+                if error.status not in (404, 422):
+                    raise
+                if error.status == 422:
+                    owned = await self._owned(path, meta["uid"])
+                    if owned is False:
+                        return False
+                    if owned:
+                        raise  # ours, yet refused: a real error
+            body = {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER}, "ownerReferences": [{
+                                 "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+                "data": dict(data),
+            }
+            try:
+                await self.request("POST", api_path("/api/v1", "namespaces", namespace, "configmaps"), body=body,
+                                   params={"fieldManager": FIELD_MANAGER}, retry_on=_RETRYABLE - {409})
+                return True
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        raise TransientError("ConfigMapContended", f"ConfigMap {name!r} kept changing while it was written")
+
+    async def delete_configmap(self, namespace: str, name: str, owner_uid: str) -> bool:
+        """Delete the ConfigMap if it is ours (as :meth:`apply_configmap` decides); False if it is not."""
+        path = api_path("/api/v1", "namespaces", namespace, "configmaps", name)
         try:
-            await self.request("DELETE", api_path("/api/v1", "namespaces", namespace, "configmaps", name))
+            current = await self.request("PATCH", path, body=_ownership_tests(owner_uid),
+                                         content_type="application/json-patch+json")
+        except ApiError as error:
+            if error.status == 404:
+                return True
+            if error.status == 422:
+                return False
+            raise
+        # Preconditions: exactly the object the ownership test passed on, not one made since.
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {
+            "uid": current["metadata"]["uid"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        try:
+            await self.request("DELETE", path, body=options, retry_on=_RETRYABLE - {409})
         except ApiError as error:
             if error.status != 404:
                 raise
+        return True
+
+    async def _owned(self, path: str, owner_uid: str) -> bool | None:
+        """Whether the object at ``path`` passes the ownership test (None: it is gone)."""
+        try:
+            await self.request("PATCH", path, body=_ownership_tests(owner_uid),
+                               content_type="application/json-patch+json")
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            if error.status == 422:
+                return False
+            raise
+        return True
+
+
+def _ownership_tests(owner_uid: str) -> list[dict[str, str]]:
+    """JSON-patch ``test`` operations that pass only on an object this operator made for ``owner_uid``."""
+    return [{"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
+             "value": FIELD_MANAGER},
+            {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
 
 
 def _message(text: str) -> str:

@@ -11,6 +11,7 @@ which this control plane does not run); the editor/viewer roles are bound direct
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from delivery_support import MANIFESTS
 
+from o4o_operator.kubeapi import Credentials, KubeApi
 from o4o_operator.testing import ControlPlane
 
 SYSTEM_NAMESPACE = "o4o-system"
@@ -49,6 +51,7 @@ class Account:
     def __init__(self, control_plane: ControlPlane, token: str, directory: Path) -> None:
         self._control_plane = control_plane
         self._token = token
+        self.token = token
         self._kubectl = control_plane.assets / "kubectl"
         self._kubeconfig = control_plane.kubeconfig_for_token(token, directory / "kubeconfig")
         self._cache = directory / "cache"
@@ -207,20 +210,29 @@ def test_operator_reads_a_named_secret_but_cannot_enumerate_them(control_plane: 
     assert status == 200, "kubeapi.read_secret's exact request"
 
 
-def test_operator_writes_its_log_configmap_and_events(operator: Account) -> None:
-    """o4o_operator.kubeapi's own requests: apply (creating), apply again, delete, post an Event."""
-    path = f"/api/v1/namespaces/{TENANT}/configmaps/shop-log?fieldManager=o4o-operator&force=true"
-    for text in ("Created server\n", "Created server\nInstalled runtime\n"):
-        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": "shop-log", "namespace": TENANT, "ownerReferences": [{
-                         "apiVersion": "deploy.o4o.io/v1alpha1", "kind": "DeploymentInstance", "name": "shop",
-                         "uid": "u-1", "controller": True, "blockOwnerDeletion": False}]},
-                     "data": {"log": text}}
-        status, body = operator.request("PATCH", path, configmap, "application/apply-patch+yaml")
-        assert status in (200, 201), body
-        assert json.loads(body)["data"]["log"] == text
-    status, body = operator.request("DELETE", f"/api/v1/namespaces/{TENANT}/configmaps/shop-log")
-    assert status == 200, body
+def test_operator_writes_its_log_configmap_and_events(control_plane: ControlPlane, operator: Account) -> None:
+    """o4o_operator.kubeapi's own requests, sent by KubeApi under the operator's token: create, update,
+    the ownership test on a foreign ConfigMap, delete; then an Event."""
+    owner = {"metadata": {"name": "shop", "namespace": TENANT, "uid": "u-1"}}
+    control_plane.kubectl("create", "configmap", "other-log", "-n", TENANT, "--from-literal=log=theirs")
+
+    async def write_and_delete() -> list[bool]:
+        assert control_plane.pki is not None
+        kube = KubeApi(Credentials(server=control_plane.server, ca_path=str(control_plane.pki.ca_cert),
+                                   token=operator.token), attempts=1)
+        try:
+            return [await kube.apply_configmap(TENANT, "shop-log", {"log": "Created server\n"}, owner, {}),
+                    await kube.apply_configmap(TENANT, "shop-log", {"log": "Installed runtime\n"}, owner, {}),
+                    await kube.apply_configmap(TENANT, "other-log", {"log": "ours"}, owner, {}),
+                    await kube.delete_configmap(TENANT, "other-log", "u-1"),
+                    await kube.delete_configmap(TENANT, "shop-log", "u-1")]
+        finally:
+            await kube.close()
+
+    assert asyncio.run(write_and_delete()) == [True, True, False, False, True]
+    assert control_plane.kubectl("get", "cm", "shop-log", "-n", TENANT, check=False).returncode != 0
+    assert control_plane.kubectl("get", "cm", "other-log", "-n", TENANT, "-o", "jsonpath={.data.log}").stdout \
+        == "theirs"
     event = {"apiVersion": "v1", "kind": "Event",
              "metadata": {"name": "shop.0123456789ab", "namespace": TENANT},
              "involvedObject": {"apiVersion": "deploy.o4o.io/v1alpha1", "kind": "DeploymentInstance",

@@ -22,7 +22,7 @@ def sandbox() -> Iterator[SandboxHost]:
 
 @pytest.fixture
 async def connector() -> AsyncIterator[SshConnector]:
-    connector = SshConnector(max_sessions=4)
+    connector = SshConnector(max_sessions=4, honour_sandbox_root=True)
     yield connector
     await connector.close_all()
 

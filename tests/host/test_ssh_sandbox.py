@@ -145,7 +145,7 @@ async def test_a_sandbox_can_listen_on_port_22_of_its_own_loopback_address(conne
 
 
 async def test_through_sudo_scripts_uploads_and_timeouts_still_work(sandbox: SandboxHost) -> None:
-    connector = SshConnector(use_sudo=True)
+    connector = SshConnector(use_sudo=True, honour_sandbox_root=True)
     try:
         session = await connect(connector, sandbox, sandbox.host_key_fingerprint)
         lines: list[str] = []
@@ -336,3 +336,17 @@ async def test_upload_gives_the_file_to_its_owner(session: SshSession, sandbox: 
 async def test_upload_refuses_relative_paths(session: SshSession) -> None:
     with pytest.raises(ValueError, match="logical absolute"):
         await session.upload("srv/o4o/x", b"", mode=0o644)
+
+
+@pytest.mark.parametrize("use_sudo", [False, True], ids=["as-login-user", "through-sudo"])
+async def test_the_shipped_connector_ignores_a_hosts_o4o_root(sandbox: SandboxHost, use_sudo: bool) -> None:
+    """Issue 13.13: the sandbox root is a test hook. The connector the shipped operator makes (no
+    ``honour_sandbox_root``) neither asks the host for it nor lets a host's environment pass it to scripts."""
+    connector = SshConnector(use_sudo=use_sudo)
+    try:
+        session = await connect(connector, sandbox, sandbox.host_key_fingerprint)
+        lines: list[str] = []
+        await session.run('echo "root=${O4O_ROOT-unset}"', timeout=30, log=lines.append)
+        assert (session.root, lines) == ("", ["root=unset"])
+    finally:
+        await connector.close_all()

@@ -64,10 +64,37 @@ async def test_log_configmap_is_created_then_updated_and_owned(
         control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
     owner = _create(control_plane, namespace)
     for text in ("first\n", "first\nsecond\n"):
-        await kube.apply_configmap(namespace, "api-log", {"log": text}, owner, {"a": "b"})
+        assert await kube.apply_configmap(namespace, "api-log", {"log": text}, owner, {"a": "b"})
     stored = json.loads(control_plane.kubectl("get", "cm", "api-log", "-n", namespace, "-o", "json").stdout)
     assert stored["data"]["log"] == "first\nsecond\n"
     assert stored["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]  # type: ignore[index]
+    assert stored["metadata"]["labels"] == {"a": "b", "app.kubernetes.io/managed-by": "o4o-operator"}
+    assert await kube.delete_configmap(namespace, "api-log", owner["metadata"]["uid"])  # type: ignore[index]
+    assert control_plane.kubectl("get", "cm", "api-log", "-n", namespace, check=False).returncode != 0
+
+
+def _configmap(plane: ControlPlane, namespace: str, name: str, metadata: dict[str, object]) -> dict[str, object]:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace, **metadata},
+            "data": {"log": "theirs"}}
+    plane.kubectl("create", "-f", "-", input=json.dumps(body))
+    return json.loads(plane.kubectl("get", "cm", name, "-n", namespace, "-o", "json").stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("metadata", [
+    {},
+    {"labels": {"app.kubernetes.io/managed-by": "o4o-operator"}},
+    {"labels": {"app.kubernetes.io/managed-by": "o4o-operator"}, "ownerReferences": [{
+        "apiVersion": "deploy.o4o.io/v1alpha1", "kind": "DeploymentInstance", "name": "api",
+        "uid": "0e5b0c1e-0000-4000-8000-000000000000"}]},
+], ids=["unlabelled", "labelled-without-owner", "labelled-for-another-instance"])
+async def test_a_log_configmap_the_operator_did_not_make_is_never_overwritten_nor_deleted(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi, metadata: dict[str, object]) -> None:
+    owner = _create(control_plane, namespace)
+    before = _configmap(control_plane, namespace, "api-log", metadata)
+    assert await kube.apply_configmap(namespace, "api-log", {"log": "ours"}, owner, {}) is False
+    assert await kube.delete_configmap(namespace, "api-log", owner["metadata"]["uid"]) is False  # type: ignore[index]
+    after = json.loads(control_plane.kubectl("get", "cm", "api-log", "-n", namespace, "-o", "json").stdout)
+    assert after == before
 
 
 async def test_events_are_posted_for_the_instance(control_plane: ControlPlane, namespace: str,

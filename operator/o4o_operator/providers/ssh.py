@@ -7,6 +7,11 @@ with exponential backoff while a server boots, keepalives, one cached
 connection per (host, port, user), and the cap on concurrent SSH sessions.
 What runs on a connection lives in :mod:`o4o_operator.providers.ssh_session`.
 
+The sandbox root (a host's ``O4O_ROOT``, see :mod:`o4o_operator.rendering`) is a
+test hook: it is honoured only when the connector is made with
+``honour_sandbox_root=True``, which only :mod:`o4o_operator.testing` does. The
+shipped operator never asks a host for it and clears it for every script.
+
 Must not: read ``~/.ssh`` (no user config, agent or known_hosts), log or raise
 key material, or decide what to run.
 """
@@ -65,8 +70,11 @@ class SshConnector:
 
     def __init__(self, *, max_sessions: int = 8, keepalive_interval: float = 15.0,
                  attempt_timeout: float = 20.0, max_backoff: float = 10.0,
-                 use_sudo: bool | None = None) -> None:
-        """``use_sudo`` None means: through ``sudo -n`` unless the login user is root."""
+                 use_sudo: bool | None = None, honour_sandbox_root: bool = False) -> None:
+        """``use_sudo`` None means: through ``sudo -n`` unless the login user is root.
+
+        ``honour_sandbox_root``: prefix paths with the host's ``O4O_ROOT``. For test peers only.
+        """
         self._connections: dict[Key, Connection] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._sessions = asyncio.Semaphore(max_sessions)
@@ -74,6 +82,7 @@ class SshConnector:
         self._attempt_timeout = attempt_timeout
         self._max_backoff = max_backoff
         self._use_sudo = use_sudo
+        self._honour_sandbox_root = honour_sandbox_root
 
     async def connect(self, host: str, port: int, user: str, private_key_pem: str,
                       known_fingerprint: str | None, timeout: float) -> SshSession:  # noqa: ASYNC109
@@ -142,7 +151,11 @@ class SshConnector:
             delay = min(delay * 2, self._max_backoff)
 
     async def _describe(self, key: Key, conn: Any, client: _PinningClient) -> Connection:
-        """Read the host's ``O4O_ROOT`` once; close the connection if that fails."""
+        """Read the host's ``O4O_ROOT`` once if honoured; close the connection if that fails."""
+        assert client.seen is not None  # the key exchange validated a host key
+        elevate = key[2] != "root" if self._use_sudo is None else self._use_sudo
+        if not self._honour_sandbox_root:
+            return Connection(key, conn, client, client.seen, "", elevate, honours_root=False)
         try:
             result = await conn.run(_ROOT_PROBE, check=False, timeout=self._attempt_timeout)
         except BaseException:
@@ -152,9 +165,7 @@ class SshConnector:
         if result.exit_status != 0 or (root and not root.startswith("/")) or "\n" in root:
             conn.close()
             raise TransientError("HostUnreachable", f"{key[0]}:{key[1]} did not report a usable O4O_ROOT")
-        assert client.seen is not None  # the key exchange validated a host key
-        elevate = key[2] != "root" if self._use_sudo is None else self._use_sudo
-        return Connection(key, conn, client, client.seen, root, elevate)
+        return Connection(key, conn, client, client.seen, root, elevate, honours_root=True)
 
 
 def _factory(client: _PinningClient) -> Any:

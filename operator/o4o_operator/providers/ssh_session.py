@@ -57,6 +57,8 @@ class Connection:
     root: str
     elevate: bool
     """Run scripts and moves into place through ``sudo -n`` (a login user other than root)."""
+    honours_root: bool = False
+    """Pass the host's ``O4O_ROOT`` to scripts (test peers only); otherwise it is cleared for them."""
 
     def alive(self) -> bool:
         return not self.client.lost and not self.conn.is_closed()
@@ -85,12 +87,17 @@ class _RunState:
         self.log(clean)
 
 
-def _command_line(timeout: float, elevate: bool) -> str:
-    """Runs ``bash -s`` under a remote ``timeout`` as a safety net should the connection drop."""
+def _command_line(timeout: float, elevate: bool, honours_root: bool = False) -> str:
+    """Runs ``bash -s`` under a remote ``timeout`` as a safety net should the connection drop.
+
+    Unless the sandbox root is honoured, ``O4O_ROOT`` is removed from the script's environment, so
+    whatever a host's login environment holds, scripts work on the real paths.
+    """
     runner = f"timeout --kill-after=10 {math.ceil(timeout) + _REMOTE_GRACE_SECONDS} bash -s"
+    root = 'env "O4O_ROOT=${O4O_ROOT:-}"' if honours_root else "env -u O4O_ROOT"
     if elevate:
-        return f'exec sudo -n env "O4O_ROOT=${{O4O_ROOT:-}}" {runner}'
-    return f"exec {runner}"
+        return f"exec sudo -n {root} {runner}"
+    return f"exec {runner}" if honours_root else f"exec {root} {runner}"
 
 
 def _wrap(script: str, env: Mapping[str, str]) -> str:
@@ -155,7 +162,7 @@ class SshSession:
 
     @property
     def root(self) -> str:
-        """The host's ``O4O_ROOT`` (empty on real servers); prefixed to every uploaded path."""
+        """The host's ``O4O_ROOT`` when honoured (test peers), else empty; prefixed to every uploaded path."""
         return self._connection.root
 
     def _lost(self, exc: BaseException) -> TransientError:
@@ -173,7 +180,8 @@ class SshSession:
         async with self._sessions:
             try:
                 process = await self._connection.conn.create_process(
-                    _command_line(timeout, self._connection.elevate), encoding="utf-8", errors="replace")
+                    _command_line(timeout, self._connection.elevate, self._connection.honours_root),
+                    encoding="utf-8", errors="replace")
             except (asyncssh.Error, OSError) as exc:
                 metrics.SSH_COMMANDS.labels(outcome="disconnected").inc()
                 raise self._lost(exc) from None

@@ -11,9 +11,11 @@ nginx and PM2 files are validated by ``HostContext`` or JSON-encoded.
 Root prefix
 -----------
 Paths are logical (``/srv/o4o/<name>/...``, ``/etc/nginx/...``). Every script
-sets ``R="${O4O_ROOT:-}"`` and prefixes each path it touches with ``$R``. On a
-real server ``O4O_ROOT`` is unset, so ``$R`` is empty; the sandbox sets it
-(``sshd_config`` ``SetEnv``) to a temporary directory. Configuration files keep
+sets ``R="${O4O_ROOT:-}"`` and prefixes each path it touches with ``$R``. The
+shipped operator clears ``O4O_ROOT`` for every script, so ``$R`` is empty on
+every host; only a connector made by :mod:`o4o_operator.testing`
+(``honour_sandbox_root``) passes on the sandbox's (``sshd_config`` ``SetEnv``, a
+temporary directory). Configuration files keep
 logical paths: only the programs on the host (or the sandbox's shims) read them.
 
 Marker protocol

@@ -7,7 +7,8 @@ certificates). Purely computational: no I/O.
 
 Paths here are *logical*: absolute paths as on a real server. Scripts prefix
 them with ``${O4O_ROOT:-}`` and the SSH session prefixes uploads with its
-``root``, so a sandbox can host the same layout under a temporary directory.
+``root``, so a sandbox can host the same layout under a temporary directory
+(test peers only: the shipped operator clears ``O4O_ROOT`` and its root is empty).
 """
 
 from __future__ import annotations

@@ -57,6 +57,6 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
             done.append(f"server {name} and its static IP")
         else:
             done.append(f"nothing of server {name}, which is not ours")
-    with contextlib.suppress(Exception):
-        await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]))
+    with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone
+        await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]), meta["uid"])
     return "Deleted " + ", ".join(done) if done else "Nothing to delete"

@@ -2,10 +2,10 @@
 
 Owns: the loop that asks :func:`o4o_operator.pipeline.decisions.decide` what to
 do, runs a stage (at most two status writes per stage: start and end; log lines
-ride along), runs drift checks, posts Events, keeps the log ConfigMap, and
-sleeps until woken by a change, a retry time or the next check. Must not make
-decisions of its own, and must not import Kopf: stop and wake-up arrive as
-plain callables and an ``asyncio.Event``.
+ride along), runs drift checks, posts Events, keeps the log ConfigMap (never
+one of that name it did not make), and sleeps until woken by a change, a retry
+time or the next check. Must not make decisions of its own, and must not import
+Kopf: stop and wake-up arrive as plain callables and an ``asyncio.Event``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class InstanceWorker:
         self._written: dict[str, Any] | None = self.status.to_body() if body().get("status") else None
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes)
         self._last_events: set[str] = set()
+        self._foreign_log_reported = False
 
     # ---- writing -------------------------------------------------------------
 
@@ -98,10 +99,17 @@ class InstanceWorker:
     async def _save_log(self) -> None:
         body = self._body()
         meta = body["metadata"]
+        name = log_configmap_name(meta["name"])
         with contextlib.suppress(Exception):  # the status tail still holds the latest lines
-            await self.runtime.kube.apply_configmap(
-                meta["namespace"], log_configmap_name(meta["name"]), {"log": self.log.full_text}, body,
-                {"app.kubernetes.io/managed-by": "o4o-operator", "deploy.o4o.io/instance": meta["name"]})
+            if await self.runtime.kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body,
+                                                       {"deploy.o4o.io/instance": meta["name"]}):
+                return
+            if not self._foreign_log_reported:  # left alone: it is someone else's; say so once
+                self._foreign_log_reported = True
+                logger.warning("Left ConfigMap %s/%s alone: it exists and the operator did not make it for %s; "
+                               "the log stays in status.logTail only", meta["namespace"], name, meta["name"])
+                await self._event("LogConfigMapNotOwned", f"ConfigMap {name} exists and is not the operator's: "
+                                  "it was left alone, and the log is kept in status.logTail only", warning=True)
 
     # ---- the loop --------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The operator as a real child process, for end-to-end tests, ``make dev`` and benchmarks.
 
-Owns: starting ``python -m o4o_operator run`` against a kubeconfig with the
+Owns: starting ``python -m o4o_operator.testing.operator_main run`` (the shipped
+CLI, with the sandbox root honoured) against a kubeconfig with the
 environment that points it at local peers, waiting until its liveness endpoint
 answers, killing it (SIGKILL, for crash tests), stopping it (SIGTERM) and
 restarting it. Must not reach into the operator's internals.
@@ -47,7 +48,7 @@ class OperatorProcess:
     def start(self) -> None:
         self.liveness_port, self.metrics_port = free_port(), free_port()
         scope = [arg for ns in self._namespaces for arg in ("--namespace", ns)] or ["--all-namespaces"]
-        args = [sys.executable, "-m", "o4o_operator", "run", *scope,
+        args = [sys.executable, "-m", "o4o_operator.testing.operator_main", "run", *scope,
                 "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
                 "--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1", *self._extra_args]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self._env}
