@@ -1,6 +1,7 @@
 """The operator's own small Kubernetes client, for what Kopf does not write for us.
 
-Owns: reading referenced Secrets, merge-patching the status subresource (with
+Owns: reading referenced Secrets (and setting the operator's own finalizers on
+them, never their data), merge-patching the status subresource (with
 retries on 409/429/5xx that never lose the patch), posting Events, and writing
 and deleting the per-instance log ConfigMap, only ever one that the operator
 made for that instance (a JSON-patch ``test`` of our label and owner first).
@@ -53,6 +54,9 @@ class SecretData:
     name: str
     resource_version: str
     data: Mapping[str, str] = dataclasses.field(repr=False)
+    finalizers: tuple[str, ...] = ()
+    deleting: bool = False
+    """The Secret has a deletionTimestamp: it stays readable only while a finalizer holds it."""
 
 
 class ApiError(Exception):
@@ -180,7 +184,45 @@ class KubeApi:
             raise
         decoded = {key: base64.b64decode(value).decode(errors="replace")
                    for key, value in (raw.get("data") or {}).items()}
-        return SecretData(name, raw["metadata"]["resourceVersion"], decoded)
+        meta = raw["metadata"]
+        return SecretData(name, meta["resourceVersion"], decoded, tuple(meta.get("finalizers") or ()),
+                          bool(meta.get("deletionTimestamp")))
+
+    async def set_secret_finalizer(self, namespace: str, name: str, finalizer: str, *, present: bool) -> bool:
+        """Add (``present``) or remove one finalizer of a Secret; say whether the Secret now is as asked.
+
+        A merge patch of the whole list with the resourceVersion read, so another controller's
+        finalizer is never lost (a conflict reads again). A missing Secret has nothing to remove;
+        a Secret being deleted can get no new finalizer (the apiserver refuses it): both answer False
+        for an add. Secret data is neither logged nor returned.
+        """
+        path = api_path("/api/v1", "namespaces", namespace, "secrets", name)
+        for _ in range(5):
+            try:
+                meta = (await self.request("GET", path))["metadata"]
+            except ApiError as error:
+                if error.status == 404:
+                    return not present
+                raise
+            finalizers = list(meta.get("finalizers") or [])
+            if (finalizer in finalizers) is present:
+                return True
+            if present and meta.get("deletionTimestamp"):
+                return False
+            wanted = [*finalizers, finalizer] if present else [f for f in finalizers if f != finalizer]
+            patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": wanted or None}}
+            try:
+                await self.request("PATCH", path, body=patch, content_type="application/merge-patch+json",
+                                   retry_on=_RETRYABLE - {409})
+                return True
+            except ApiError as error:
+                if error.status == 404:
+                    return not present
+                if error.status == 422 and present:  # deleted since we read it: no new finalizers
+                    return False
+                if error.status != 409:
+                    raise
+        raise TransientError("SecretContended", f"Secret {name!r} kept changing while its finalizer was set")
 
     async def post_event(self, instance: Mapping[str, Any], reason: str, message: str, *,
                          warning: bool = False) -> None:

@@ -24,6 +24,7 @@ KIND = "DeploymentInstance"
 FINALIZER = f"{GROUP}/teardown"
 ADOPT_ANNOTATION = f"{GROUP}/adopt"
 PAUSED_ANNOTATION = f"{GROUP}/paused"
+SECRET_FINALIZER_PREFIX = f"{GROUP}/teardown-"
 LOG_TAIL_LINES = 100
 LOG_LINE_BYTES = 1024
 
@@ -294,6 +295,8 @@ class DeploymentInstanceStatus(_Model):
     source: SourceStatus = Field(default_factory=SourceStatus)
     certificate: CertificateStatus = Field(default_factory=CertificateStatus)
     installed_apps: tuple[str, ...] = ()
+    held_secrets: tuple[str, ...] = ()
+    """Secrets carrying this instance's finalizer (:func:`secret_finalizer`) until teardown is done."""
     log_tail: tuple[str, ...] = ()
     last_check_time: str | None = None
 
@@ -302,6 +305,11 @@ class DeploymentInstanceStatus(_Model):
 
     def stage(self, name: str) -> StageStatus | None:
         return next((s for s in self.stages if s.name == name), None)
+
+
+def secret_finalizer(uid: str) -> str:
+    """The finalizer instance ``uid`` puts on a Secret its teardown reads (one per instance, never shared)."""
+    return SECRET_FINALIZER_PREFIX + uid
 
 
 class InstanceRef(_Model):

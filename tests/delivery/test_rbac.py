@@ -139,6 +139,7 @@ OPERATOR_TABLE = [
     # application
     Ask("create", "events", True),
     Ask("get", "secrets", True),
+    Ask("patch", "secrets", True),  # only its own finalizer on held Secrets (runner/secret_holds.py)
     Ask("create", "configmaps", True),
     Ask("patch", "configmaps", True),
     Ask("delete", "configmaps", True),
@@ -147,6 +148,8 @@ OPERATOR_TABLE = [
     Ask("list", "secrets", False, None),
     Ask("watch", "secrets", False),
     Ask("create", "secrets", False),
+    Ask("update", "secrets", False),
+    Ask("delete", "secrets", False),
     Ask("get", "configmaps", False),
     Ask("list", "configmaps", False),
     Ask("patch", "events", False),

@@ -121,3 +121,28 @@ def test_path_segments_are_quoted() -> None:
         "/api/v1/namespaces/ns/secrets/a%252F..%3Fx%23y"
     with pytest.raises(ValueError, match="not a valid object name"):
         api_path("/api/v1", "namespaces", "..", "secrets")
+
+
+async def test_a_secret_finalizer_is_added_once_kept_beside_others_and_removed(
+        control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
+    control_plane.kubectl("create", "secret", "generic", "aws", "-n", namespace, "--from-literal=k=v")
+    control_plane.kubectl("patch", "secret", "aws", "-n", namespace, "--type=merge",
+                          "-p", '{"metadata": {"finalizers": ["example.com/theirs"]}}')
+    mine = "deploy.o4o.io/teardown-u-1"
+    for _ in range(2):
+        assert await kube.set_secret_finalizer(namespace, "aws", mine, present=True)
+    held = await kube.read_secret(namespace, "aws", "spec.provider.lightsail.credentialsSecretRef")
+    assert held.finalizers == ("example.com/theirs", mine) and not held.deleting
+    assert held.data == {"k": "v"}
+
+    control_plane.kubectl("delete", "secret", "aws", "-n", namespace, "--wait=false")
+    deleting = await kube.read_secret(namespace, "aws", "spec.provider.lightsail.credentialsSecretRef")
+    assert deleting.deleting
+    assert await kube.set_secret_finalizer(namespace, "aws", "deploy.o4o.io/teardown-u-2", present=True) is False
+    assert await kube.set_secret_finalizer(namespace, "aws", mine, present=False)
+    left = await kube.read_secret(namespace, "aws", "spec.provider.lightsail.credentialsSecretRef")
+    assert left.finalizers == ("example.com/theirs",)
+    control_plane.kubectl("patch", "secret", "aws", "-n", namespace, "--type=merge",
+                          "-p", '{"metadata": {"finalizers": null}}')
+    assert await kube.set_secret_finalizer(namespace, "aws", mine, present=False)  # gone: nothing to release
+    assert await kube.set_secret_finalizer(namespace, "aws", mine, present=True) is False

@@ -2,8 +2,9 @@
 
 Owns: deleting exactly what this instance created (checked by the uid tag),
 treating NotFound as success, and leaving everything when ``deletionPolicy`` is
-Retain. Errors propagate so the caller retries: a deletion never turns
-permanent. To orphan a stuck instance, set ``spec.deletionPolicy: Retain``.
+Retain; then releasing the Secrets held for teardown (see
+:mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller
+retries: a deletion never turns permanent. To orphan a stuck instance, set ``spec.deletionPolicy: Retain``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,22 @@ from o4o_operator.providers.lightsail import server_owned_by
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.context import Runtime, StageContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.secret_holds import release, teardown_secrets
 from o4o_operator.runner.worker import log_configmap_name
 
 
 async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
+    """Delete what the instance owns, then release the Secrets held for this (only once all went well)."""
+    message = await _delete_resources(runtime, body)
+    meta = body["metadata"]
+    held = set(status_from_body(body.get("status")).held_secrets)
+    with contextlib.suppress(pydantic.ValidationError):
+        held.update(teardown_secrets(DeploymentInstanceSpec.model_validate(body.get("spec") or {})))
+    await release(runtime.kube, meta["namespace"], meta["uid"], held)
+    return message
+
+
+async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     meta = body["metadata"]
     status = status_from_body(body.get("status"))
     try:

@@ -46,6 +46,7 @@ from o4o_operator.redaction import Redactor
 from o4o_operator.runner.context import Runtime, StageContext
 from o4o_operator.runner.drift import check_drift
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.secret_holds import keep_teardown_secrets
 from o4o_operator.runner.stage_actions import STAGE_ACTIONS
 
 logger = logging.getLogger("o4o_operator.worker")
@@ -136,6 +137,7 @@ class InstanceWorker:
             await self.write_status(with_summary(self.status, Pause(), {}, generation, now, summary=summary))
             return self.runtime.settings.stall_recheck_seconds
         context = StageContext(self.runtime, body, spec, self.status, self.log, self.write_status)
+        await keep_teardown_secrets(context)
         decision, hashes, facts = await context.decide(self.status, now)
         if isinstance(decision, RunStage):
             async with self.runtime.pipelines:
