@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from typing import Any
 
@@ -31,13 +30,9 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 logger = logging.getLogger("o4o_operator")
 _connection: dict[str, kopf.ConnectionInfo] = {}
 _phases: dict[str, str] = {}
-SETTINGS_OVERRIDES: dict[str, Any] = {}
-"""Settings a Python caller injects over the environment's, before the operator starts. Only
-:mod:`o4o_operator.testing` uses it (``honour_sandbox_root``); the shipped CLI sets nothing here."""
-
-
-def _settings() -> OperatorSettings:
-    return dataclasses.replace(OperatorSettings.from_environment(), **SETTINGS_OVERRIDES)
+HONOUR_SANDBOX_ROOT = False
+"""Let sandbox hosts' ``O4O_ROOT`` prefix every path: a test hook, deliberately no setting and no
+environment variable. Only :mod:`o4o_operator.testing.operator_main` sets it, before the operator starts."""
 
 
 @kopf.on.startup()
@@ -48,7 +43,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.enabled = False  # we post our own Events, already redacted
     settings.watching.server_timeout = 300
-    options = _settings()
+    options = OperatorSettings.from_environment()
     memo["options"] = options
     memo["shared"] = {}  # each object's memo is a shallow copy of this one: this dict is operator-wide
 
@@ -82,12 +77,12 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     shared: dict[str, Any] = memo.setdefault("shared", {})
     runtime: Runtime | None = shared.get("runtime")
     if runtime is None:
-        options: OperatorSettings = memo.get("options") or _settings()
+        options: OperatorSettings = memo.get("options") or OperatorSettings.from_environment()
         # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
         aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, options.max_pipelines))
         runtime = Runtime(settings=options, kube=KubeApi(_credentials(_connection["info"])),
                           connector=SshConnector(max_sessions=options.max_ssh_sessions,
-                                                 honour_sandbox_root=options.honour_sandbox_root),
+                                                 honour_sandbox_root=HONOUR_SANDBOX_ROOT),
                           pipelines=asyncio.Semaphore(options.max_pipelines))
         shared["runtime"] = runtime
     return runtime

@@ -84,6 +84,10 @@ class SshConnector:
         self._use_sudo = use_sudo
         self._honour_sandbox_root = honour_sandbox_root
 
+    @property
+    def honours_sandbox_root(self) -> bool:
+        return self._honour_sandbox_root
+
     async def connect(self, host: str, port: int, user: str, private_key_pem: str,
                       known_fingerprint: str | None, timeout: float) -> SshSession:  # noqa: ASYNC109
         """Pin ``known_fingerprint`` if given; ``timeout`` bounds connecting, retries included."""

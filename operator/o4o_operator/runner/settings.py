@@ -1,10 +1,7 @@
 """Operator-wide settings, read once from flags and the environment.
 
-Owns: every tunable with its default and its ``O4O_*`` environment variable,
-and the one setting no environment variable reaches: ``honour_sandbox_root``,
-which only :mod:`o4o_operator.testing` turns on (through
-:data:`o4o_operator.handlers.SETTINGS_OVERRIDES`). Must not read anything else
-from the environment.
+Owns: every tunable with its default and its ``O4O_*`` environment variable.
+Must not read anything else from the environment.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ class OperatorSettings:
     certificate_warning_days: float = 14.0
     ssh_connect_timeout: float = 300.0
     cloud_poll_interval: float = 5.0
-    honour_sandbox_root: bool = False
-    """Prefix host paths with the host's ``O4O_ROOT``, a test hook; never read from the environment."""
 
     @classmethod
     def environment_variable(cls, field_name: str) -> str:

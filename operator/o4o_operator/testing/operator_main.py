@@ -1,9 +1,9 @@
 """``python -m o4o_operator.testing.operator_main run ...``: the shipped CLI for test worlds.
 
 Owns: the one difference between the operator that tests run and the one that ships: it honours
-sandbox hosts' ``O4O_ROOT`` (``OperatorSettings.honour_sandbox_root``), injected through
-``o4o_operator.handlers.SETTINGS_OVERRIDES`` rather than read from any environment variable, so
-no deployment of the shipped operator can turn it on. Must not change anything else.
+sandbox hosts' ``O4O_ROOT`` (``o4o_operator.handlers.HONOUR_SANDBOX_ROOT``), set here in Python rather
+than read from any setting or environment variable, so no deployment of the shipped operator can turn
+it on (and the built wheel leaves this package out). Must not change anything else.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     from o4o_operator import cli, handlers
 
-    handlers.SETTINGS_OVERRIDES["honour_sandbox_root"] = True
+    handlers.HONOUR_SANDBOX_ROOT = True
     return cli.main(argv)
 
 
