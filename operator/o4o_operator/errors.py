@@ -1,23 +1,80 @@
 """The error vocabulary shared by every layer.
 
 Owns: the split between transient failures (retry with backoff) and permanent
-ones (Stalled, with a CamelCase reason naming the cause). Purely computational:
-no I/O, no framework imports. Messages must already be free of secret values.
+ones (Stalled, with a CamelCase reason naming the cause), the bound on every
+reason (the one place errors are made, so nothing a script prints can make a
+Condition the apiserver refuses), and the fixed vocabulary of reasons metrics
+may use as a label. Purely computational: no I/O, no framework imports.
+Messages must already be free of secret values.
 """
 
 from __future__ import annotations
 
+import re
+
+REASON_MAX_LENGTH = 128
+"""``status.stages[].reason`` allows 128 characters; a Condition's reason must match :data:`REASON_PATTERN`."""
+REASON_PATTERN = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
+"""metav1.Condition's reason pattern (used with ``fullmatch``)."""
+UNRECOGNISED_REASON = "UnrecognisedReason"
+"""What a reason that is not CamelCase becomes (the original, bounded, goes into the message)."""
+OTHER_REASON_LABEL = "Other"
+"""The metric label for a reason outside :data:`KNOWN_REASONS`."""
+
+KNOWN_REASONS: frozenset[str] = frozenset({
+    # the operator's own
+    "AlreadyExists", "ApiUnavailable", "CloudCredentialsRejected", "CloudRequestFailed", "CloudRequestInvalid",
+    "CloudThrottled", "CloudUnavailable", "CommandFailed", "CommandTimedOut", "ConnectionFailed", "ConnectionLost",
+    "DnsChangePending", "DnsNotResolving", "DnsZoneNotFound", "EnvValueUnquotable", "HostKeyMismatch",
+    "HostKeyNotPinned", "HostKeyUnavailable", "HostUnreachable", "InternalError", "InvalidSpec", "InvalidSshKey",
+    "NoCommit", "SecretForbidden", "SecretKeyMissing", "SecretNotFound", "ServerNotProvisioned",
+    "ServerNotRunning", "SshAuthenticationFailed", "StageTimedOut", "StaticIpInUse", "StaticIpNotVisible",
+    "TagLimitExceeded", "UnknownApp", "UnknownAvailabilityZone", "UnknownBlueprint", "UnknownBundle",
+    "UnknownRegion", "UploadFailed", UNRECOGNISED_REASON,
+    # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
+    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AppInstallFailed",
+    "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing", "HealthCheckFailed",
+    "LockfileMissing", "NginxConfigInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
+    "RolledBack", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
+})
+"""Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
+
+
+def bounded_reason(reason: str) -> str:
+    """``reason`` if a Condition accepts it; else cut to 128 characters, or :data:`UNRECOGNISED_REASON`."""
+    if not REASON_PATTERN.fullmatch(reason):
+        return UNRECOGNISED_REASON
+    if len(reason) <= REASON_MAX_LENGTH:
+        return reason
+    return reason[:REASON_MAX_LENGTH].rstrip(",:")
+
+
+def reason_label(reason: str) -> str:
+    """The metric label for a reason: one of :data:`KNOWN_REASONS`, else :data:`OTHER_REASON_LABEL`."""
+    return reason if reason in KNOWN_REASONS else OTHER_REASON_LABEL
+
 
 class StageError(Exception):
-    """A stage could not finish. ``reason`` is CamelCase, ``message`` is for humans."""
+    """A stage could not finish. ``reason`` is CamelCase (always bounded), ``message`` is for humans."""
 
     transient: bool = True
 
     def __init__(self, reason: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
-        self.reason = reason
+        bounded = bounded_reason(reason)
+        if bounded == UNRECOGNISED_REASON and reason != UNRECOGNISED_REASON:
+            message = f"{message} (reported reason {reason[:64]!r} is not CamelCase)"
+        self._reason = bounded
         self.message = message
         self.field = field
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = bounded_reason(value)
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"

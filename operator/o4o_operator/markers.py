@@ -38,7 +38,10 @@ def parse_results(lines: Iterable[str]) -> dict[str, str]:
 
 
 def parse_failure(line: str) -> FailureMarker | None:
-    """The failure marker on this line, if it is one (reason must be CamelCase)."""
+    """The failure marker on this line, if it is one (reason must be CamelCase).
+
+    Its length is not bounded here: :class:`o4o_operator.errors.StageError` bounds every reason.
+    """
     match = _FAILURE.match(line.rstrip("\r\n"))
     if not match:
         return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from o4o_operator.errors import reason_label
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INSTANCES = Gauge("o4o_instances", "DeploymentInstances by phase.", ["phase"], registry=REGISTRY)
@@ -22,6 +24,13 @@ STAGE_DURATION = Histogram(
 STAGE_FAILURES = Counter(
     "o4o_stage_failures_total", "Failed stage attempts by reason.", ["stage", "reason"], registry=REGISTRY
 )
+
+
+def count_stage_failure(stage: str, reason: str) -> None:
+    """One failed attempt; a reason outside the known vocabulary counts as ``Other``."""
+    STAGE_FAILURES.labels(stage=stage, reason=reason_label(reason)).inc()
+
+
 RECONCILES = Counter(
     "o4o_reconcile_total", "Reconcile passes by result: success, error, stalled, paused or requeued.", ["result"],
     registry=REGISTRY,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from o4o_operator.errors import bounded_reason
 from o4o_operator.models import Condition, ConditionStatus, Phase, StageState, StageStatus
 from o4o_operator.pipeline.stages import STAGES, Stage
 
@@ -52,7 +53,7 @@ def _merge(previous: dict[str, Condition], type_: str, status: ConditionStatus, 
            generation: int, now: str) -> Condition:
     old = previous.get(type_)
     changed = old is None or old.status is not status
-    return Condition(type=type_, status=status, reason=reason, message=message[:1024],
+    return Condition(type=type_, status=status, reason=bounded_reason(reason), message=message[:1024],
                      last_transition_time=now if changed or old is None else old.last_transition_time,
                      observed_generation=generation)
 

@@ -225,7 +225,7 @@ class InstanceWorker:
     async def _finish_failed(self, context: StageContext, stage: Stage, error: StageError, generation: int) -> None:
         error.message = context.log.redactor(error.message)
         self.log(f"{stage.title} failed: {error.reason}: {error.message}")
-        metrics.STAGE_FAILURES.labels(stage=stage.name.value, reason=error.reason).inc()
+        metrics.count_stage_failure(stage.name.value, error.reason)
         failed = with_stage_failed(context.status, stage, error, context.ref.uid, self.runtime.clock())
         await self._finish(context, failed, generation)
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
