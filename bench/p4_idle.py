@@ -74,7 +74,7 @@ RSS_TARGET_MB = 150.0
 CPU_TARGET_PERCENT = 1.0
 DRIFT_INTERVAL_SECONDS = 86400
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-FINGERPRINT = "SHA256:benchmarkbenchmarkbenchmarkbenchmarkbenchmar"
+FINGERPRINT = "SHA256:benchmarkbenchmarkbenchmarkbenchmarkbenchma"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -97,7 +97,8 @@ def manifest(index: int) -> dict[str, Any]:
             "domain": f"idle{index:04d}.example.com", "description": f"Idle instance {index}",
             "apps": ["commerce", "forum"],
             "provider": {"existing": {"host": f"127.94.{index // 250}.{index % 250 + 1}", "port": 22}},
-            "ssh": {"user": "deploy", "privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}},
+            "ssh": {"user": "deploy", "privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"},
+                    "hostKeyFingerprint": FINGERPRINT},
             "source": {"repository": "https://example.invalid/o4o-platform.git", "revision": "main"},
             "tls": {"email": "ops@example.com"}, "dns": {"provider": "none"}, "env": [{"name": "app-env"}],
         },

@@ -81,6 +81,14 @@ class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
 
 
+class HostKeySource(enum.StrEnum):
+    """Where a server's host key pin came from."""
+
+    SPEC = "Spec"
+    PROVIDER = "Provider"
+    TRUSTED_ON_FIRST_USE = "TrustedOnFirstUse"
+
+
 class DnsProviderKind(enum.StrEnum):
     LIGHTSAIL = "lightsail"
     ROUTE53 = "route53"
@@ -188,6 +196,8 @@ class SshSpec(_Model):
     user: str = "ubuntu"
     private_key_secret_ref: SecretKeyRef
     host_key_fingerprint: str | None = None
+    trust_on_first_use: bool = False
+    """Existing hosts without ``host_key_fingerprint``: pin the first key seen (made visible in status)."""
 
 
 class SourceSpec(_Model):
@@ -196,8 +206,12 @@ class SourceSpec(_Model):
     credentials_secret_ref: SecretKeyRef | None = None
 
 
+TLS_EMAIL_PATTERN = r"^[^@\s-][^@\s]*@[^@\s]+\.[^@\s]+$"
+"""As in the CRD: never starting with ``-``, so certbot cannot read it as an option."""
+
+
 class TlsSpec(_Model):
-    email: str
+    email: str = Field(pattern=TLS_EMAIL_PATTERN, max_length=254)
     server: str = "https://acme-v02.api.letsencrypt.org/directory"
     acme_ca_bundle: PemCertificates | None = Field(default=None, alias="acmeCABundle")
     """Verifies the ACME server's own HTTPS (Pebble, step-ca, a corporate ACME server); None: system roots."""
@@ -261,6 +275,9 @@ class ServerStatus(_Model):
     static_ip_name: str | None = None
     region: str | None = None
     host_key_fingerprint: str | None = None
+    host_key_fingerprints: tuple[str, ...] = ()
+    """Every fingerprint the pin accepts (Lightsail reports one per host key algorithm)."""
+    host_key_source: HostKeySource | None = None
     create_pending: bool = False
     created: bool = False
 

@@ -114,6 +114,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("revision with spaces", _with("source.revision", "main; rm -rf /"), "spec.source.revision"),
     ("missing tls email", _with("tls", {}), "spec.tls.email"),
     ("bad tls email", _with("tls.email", "not-an-email"), "spec.tls.email"),
+    ("tls email starting with a dash", _with("tls.email", "--server=x@evil.example"), "spec.tls.email"),
+    ("trustOnFirstUse not a bool", _with("ssh.trustOnFirstUse", "yes"), "spec.ssh.trustOnFirstUse"),
     ("acme server over http", _with("tls.server", "http://acme.example.com/dir"), "spec.tls.server"),
     ("acme CA bundle without a certificate", _with("tls.acmeCABundle", "not pem"), "spec.tls.acmeCABundle"),
     ("certificate CA bundle with a private key",
@@ -254,6 +256,32 @@ def test_explain_documents_the_private_acme_ca_bundles(control_plane: ControlPla
     assert "the roots the instance's issued certificate chains to" in text
 
 
+def test_explain_documents_trust_on_first_use(control_plane: ControlPlane) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # OpenAPI is published asynchronously after the CRD is established
+        result = control_plane.kubectl("explain", "di.spec.ssh.trustOnFirstUse", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "trust the first host key seen" in text
+    assert "TrustedOnFirstUse" in text
+
+
+def test_the_models_refuse_what_the_crd_refuses_for_the_tls_email() -> None:
+    import pydantic
+
+    from o4o_operator.models import DeploymentInstanceSpec
+
+    body = _valid()["spec"]
+    body["ssh"]["privateKeySecretRef"]["key"] = "ssh-privatekey"  # the CRD's default
+    DeploymentInstanceSpec.model_validate(body)
+    body["tls"]["email"] = "-oops@example.com"
+    with pytest.raises(pydantic.ValidationError, match=r"tls\.email"):
+        DeploymentInstanceSpec.model_validate(body)
+
+
 def test_spec_change_bumps_generation_and_status_change_does_not(control_plane: ControlPlane,
                                                                  namespace: str) -> None:
     _apply(control_plane, namespace, _valid())
@@ -277,6 +305,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         Condition,
         ConditionStatus,
         DeploymentInstanceStatus,
+        HostKeySource,
         Phase,
         ServerStatus,
         SourceStatus,
@@ -296,7 +325,8 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         server=ServerStatus(name="o4o-x-valid", ip_address="198.51.100.7",
                             ip_addresses=("198.51.100.7", "198.51.100.8"), static_ip_name="o4o-x-valid-ip",
                             region="ap-northeast-2", host_key_fingerprint="SHA256:" + "A" * 43,
-                            create_pending=False, created=True),
+                            host_key_fingerprints=("SHA256:" + "A" * 43, "SHA256:" + "B" * 43),
+                            host_key_source=HostKeySource.PROVIDER, create_pending=False, created=True),
         source=SourceStatus(repository="https://github.com/o4o/platform.git", revision="main", commit="0" * 40),
         installed_apps=("commerce",),
         log_tail=("Created server",),

@@ -97,12 +97,57 @@ async def test_unreadable_private_key_is_permanent(sandbox: SandboxHost, connect
     assert caught.value.reason == "InvalidSshKey"
 
 
-async def test_a_key_the_host_refuses_is_transient(sandbox: SandboxHost, connector: SshConnector) -> None:
-    stranger = asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode()
-    with pytest.raises(TransientError) as caught:
-        await connector.connect(sandbox.address, sandbox.port, sandbox.user, stranger, None, 1)
+def _stranger_key() -> str:
+    return asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode()
+
+
+async def test_a_key_the_host_refuses_is_permanent_once_the_budget_is_spent(
+        sandbox: SandboxHost, connector: SshConnector) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await connector.connect(sandbox.address, sandbox.port, sandbox.user, _stranger_key(), None, 3)
     assert caught.value.reason == "SshAuthenticationFailed"
     assert "PRIVATE KEY" not in caught.value.message
+
+
+async def test_a_cached_connection_is_never_reused_with_another_key(
+        sandbox: SandboxHost, connector: SshConnector) -> None:
+    """A second instance naming the same host with a key the host refuses must not ride the first's session."""
+    first = await connect(connector, sandbox, sandbox.host_key_fingerprint)
+    await first.run("true", timeout=30, log=lambda line: None)
+    with pytest.raises(PermanentError) as caught:
+        await connector.connect(sandbox.address, sandbox.port, sandbox.user, _stranger_key(),
+                                sandbox.host_key_fingerprint, 3)
+    assert caught.value.reason == "SshAuthenticationFailed"
+    await first.run("true", timeout=30, log=lambda line: None)  # the first instance's connection is untouched
+
+
+async def test_each_authorised_key_logs_in_on_its_own_connection(
+        sandbox: SandboxHost, connector: SshConnector) -> None:
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    sandbox.authorize(other.export_public_key("openssh").decode())
+    await connect(connector, sandbox, sandbox.host_key_fingerprint)
+    await connector.connect(sandbox.address, sandbox.port, sandbox.user,
+                            other.export_private_key("openssh").decode(), sandbox.host_key_fingerprint, 30)
+    await connect(connector, sandbox, sandbox.host_key_fingerprint)  # reused: same key, same pin
+    assert sandbox.sshd_log().count("Accepted publickey") == 2
+
+
+async def test_a_connection_opened_without_a_pin_is_not_reused_under_a_wrong_pin(
+        sandbox: SandboxHost, connector: SshConnector) -> None:
+    await connect(connector, sandbox, None)
+    with pytest.raises(PermanentError, match="HostKeyMismatch"):
+        await connect(connector, sandbox, "SHA256:" + "C" * 43)
+
+
+async def test_any_of_several_pinned_fingerprints_may_match(sandbox: SandboxHost, connector: SshConnector) -> None:
+    """Lightsail reports one key per algorithm: whichever is negotiated, a pin among them lets it in."""
+    others = ["SHA256:" + "D" * 43, "SHA256:" + "E" * 43]
+    session = await connector.connect(sandbox.address, sandbox.port, sandbox.user, sandbox.private_key_pem,
+                                      [others[0], sandbox.host_key_fingerprint, others[1]], 30)
+    assert session.host_key_fingerprint == sandbox.host_key_fingerprint
+    with pytest.raises(PermanentError, match="HostKeyMismatch") as caught:
+        await connector.connect(sandbox.address, sandbox.port, sandbox.user, sandbox.private_key_pem, others, 30)
+    assert all(other in caught.value.message for other in others)
 
 
 async def test_nobody_listening_is_transient_once_the_budget_is_spent(

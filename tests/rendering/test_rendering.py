@@ -202,6 +202,29 @@ def test_env_refuses_what_it_cannot_quote() -> None:
         render_env({"BAD-NAME": "x"})
 
 
+def test_env_refusal_names_the_field_and_key_but_never_the_value() -> None:
+    value = "canary-'\"`\\-value"
+    origins = {"API_TOKEN": "spec.env[1]", "OTHER": "spec.env[0]"}
+    with pytest.raises(InvalidSpecError) as caught:
+        render_env({"OTHER": "fine", "API_TOKEN": value}, origins)
+    assert caught.value.reason == "EnvValueUnquotable" and not caught.value.transient
+    assert caught.value.field == "spec.env[1]"
+    assert "API_TOKEN" in caught.value.message
+    assert "canary" not in str(caught.value)
+    with pytest.raises(InvalidSpecError) as caught:
+        render_env({"BAD-NAME": "canary"}, {"BAD-NAME": "spec.env[0]"})
+    assert caught.value.field == "spec.env[0]" and "canary" not in str(caught.value)
+
+
+def test_the_tls_email_cannot_become_a_certbot_option() -> None:
+    script = render_script(StageName.TLS, CONTEXT)
+    assert '--email="$EMAIL"' in script
+    assert '--email "$EMAIL"' not in script
+    with pytest.raises(InvalidSpecError) as caught:
+        dataclasses.replace(CONTEXT, tls_email="--register-unsafely-without-email@x.example")
+    assert caught.value.field == "spec.tls.email"
+
+
 def test_marker_lines_parse() -> None:
     lines = ["noise", "::o4o::result commit=abc", "::o4o::result notAfter=2026-01-01T00:00:00Z",
              "::o4o::result issuer=C = US, O = Let's Encrypt", "::o4o::result commit=def"]

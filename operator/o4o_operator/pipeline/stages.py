@@ -43,7 +43,7 @@ _HOST = "facts.serverAddress"  # a replaced server must be set up again from scr
 
 STAGES: tuple[Stage, ...] = (
     Stage(StageName.PROVISION, "ServerReady", Phase.PROVISIONING, "Provision the server",
-          900, ("provider", "ssh.user")),
+          900, ("provider", "ssh.user", "ssh.hostKeyFingerprint", "ssh.trustOnFirstUse")),
     Stage(StageName.DNS, "DnsReady", Phase.PROVISIONING, "Create the DNS record",
           600, ("domain", "dns", "facts.serverAddress")),
     Stage(StageName.RUNTIME, "RuntimeReady", Phase.INSTALLING, "Install Node.js, pnpm, nginx and PM2",

@@ -80,12 +80,11 @@ def openssh_fingerprint(value: str) -> str:
     return f"SHA256:{digest}"
 
 
-def choose_host_key(host_keys: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def ranked_host_keys(host_keys: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The reported host keys that carry a SHA256 fingerprint, preferred algorithm first."""
     usable = [k for k in host_keys if k.get("fingerprintSHA256")]
-    if not usable:
-        return None
     preference = {algorithm: rank for rank, algorithm in enumerate(HOST_KEY_PREFERENCE)}
-    return min(usable, key=lambda key: preference.get(str(key.get("algorithm", "")), len(preference)))
+    return sorted(usable, key=lambda key: preference.get(str(key.get("algorithm", "")), len(preference)))
 
 
 def wanted_ports(ssh_cidrs: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -276,12 +275,16 @@ class LightsailCloud:
                     ", ".join(ssh_cidrs) or "anywhere")
 
     async def host_key_fingerprint(self, server_name: str) -> str | None:
+        fingerprints = await self.host_key_fingerprints(server_name)
+        return fingerprints[0] if fingerprints else None
+
+    async def host_key_fingerprints(self, server_name: str) -> tuple[str, ...]:
         response = await self._call_or_none("get_instance_access_details", instanceName=server_name,
                                             protocol="ssh")
         if response is None:
-            return None
-        host_key = choose_host_key(response.get("accessDetails", {}).get("hostKeys", []))
-        return openssh_fingerprint(str(host_key["fingerprintSHA256"])) if host_key else None
+            return ()
+        ranked = ranked_host_keys(response.get("accessDetails", {}).get("hostKeys", []))
+        return tuple(dict.fromkeys(openssh_fingerprint(str(key["fingerprintSHA256"])) for key in ranked))
 
     async def delete_server(self, server_name: str, static_ip_name: str | None) -> None:
         if static_ip_name:

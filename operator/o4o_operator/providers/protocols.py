@@ -9,7 +9,7 @@ not. No secret value may appear in any message they raise or line they log.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 LogSink = Callable[[str], None]
@@ -71,7 +71,10 @@ class CloudProvider(Protocol):
         """Declare the firewall: 80 and 443 open, 22 limited to ssh_cidrs when given."""
 
     async def host_key_fingerprint(self, server_name: str) -> str | None:
-        """``SHA256:...`` of the server's SSH host key, or None while unknown."""
+        """``SHA256:...`` of the server's preferred SSH host key, or None while unknown."""
+
+    async def host_key_fingerprints(self, server_name: str) -> tuple[str, ...]:
+        """``SHA256:...`` of every SSH host key the provider reports, preferred first; empty while unknown."""
 
     async def delete_server(self, server_name: str, static_ip_name: str | None) -> None:
         """Detach and release the static IP, then delete the server. NotFound is success."""
@@ -102,5 +105,6 @@ class HostSession(Protocol):
 
 class HostConnector(Protocol):
     async def connect(self, host: str, port: int, user: str, private_key_pem: str,
-                      known_fingerprint: str | None, timeout: float) -> HostSession:
-        """Pin ``known_fingerprint`` when given; a mismatch raises PermanentError(HostKeyMismatch)."""
+                      known_fingerprint: str | Iterable[str] | None, timeout: float) -> HostSession:
+        """Pin ``known_fingerprint`` (any of several may match) when given; a host key outside the pins raises
+        PermanentError(HostKeyMismatch). No pin trusts whatever key is seen: callers decide when that is allowed."""

@@ -1,10 +1,13 @@
 """Opens SSH connections to hosts (asyncssh): the real :class:`HostConnector`.
 
-Owns: host key pinning (a pinned fingerprint that does not match refuses the
+Owns: host key pinning (a host key outside the pinned fingerprints refuses the
 connection during key exchange, before authentication, so nothing ever runs
-on the wrong host), first-seen fingerprints for the caller to store, retry
-with exponential backoff while a server boots, keepalives, one cached
-connection per (host, port, user), and the cap on concurrent SSH sessions.
+on the wrong host; any of several pins may match, whichever host key
+algorithm is negotiated), first-seen fingerprints for the caller to store
+(only when the caller passes no pin), retry with exponential backoff while a
+server boots, keepalives, one cached connection per (host, port, user, client
+key fingerprint, pins), so a cached connection is never reused with another
+key or another pin, and the cap on concurrent SSH sessions.
 What runs on a connection lives in :mod:`o4o_operator.providers.ssh_session`.
 
 The sandbox root (a host's ``O4O_ROOT``, see :mod:`o4o_operator.rendering`) is a
@@ -19,14 +22,15 @@ key material, or decide what to run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import asyncssh
 
-from o4o_operator.errors import PermanentError, TransientError
+from o4o_operator.errors import PermanentError, StageError, TransientError
 from o4o_operator.providers.ssh_session import Connection, Key, SshSession
 
-__all__ = ["SshConnector", "SshSession", "normalise_fingerprint"]
+__all__ = ["SshConnector", "SshSession", "client_public_key", "load_client_key", "normalise_fingerprint"]
 
 _ROOT_PROBE = 'printf %s "${O4O_ROOT:-}"'
 
@@ -39,17 +43,40 @@ def normalise_fingerprint(fingerprint: str) -> str:
     return value.rstrip("=")
 
 
-class _PinningClient(asyncssh.SSHClient):
-    """Accepts the server key only if it matches the pin (or there is none); remembers what it saw."""
+def _pins(known: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The pinned fingerprints, normalised, sorted and unique; empty means no pin."""
+    if known is None:
+        return ()
+    values = [known] if isinstance(known, str) else list(known)
+    return tuple(sorted({normalise_fingerprint(value) for value in values if value and value.strip()}))
 
-    def __init__(self, expected: str | None) -> None:
+
+def load_client_key(private_key_pem: str) -> Any:
+    """The client key, or PermanentError(InvalidSshKey) that never quotes the key."""
+    try:
+        return asyncssh.import_private_key(private_key_pem)
+    except (asyncssh.KeyImportError, ValueError, TypeError):
+        raise PermanentError("InvalidSshKey", "The SSH private key could not be read; it must be an "
+                             "unencrypted PEM or OpenSSH private key") from None
+
+
+def client_public_key(private_key_pem: str) -> str:
+    """The OpenSSH public key line of a private key (e.g. to import as a Lightsail key pair)."""
+    public: bytes = load_client_key(private_key_pem).export_public_key("openssh")
+    return public.decode().strip()
+
+
+class _PinningClient(asyncssh.SSHClient):
+    """Accepts the server key only if it is one of the pins (or there is none); remembers what it saw."""
+
+    def __init__(self, expected: tuple[str, ...]) -> None:
         self.expected = expected
         self.seen: str | None = None
         self.lost = False
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         self.seen = normalise_fingerprint(key.get_fingerprint("sha256"))
-        return self.expected is None or self.seen == self.expected
+        return not self.expected or self.seen in self.expected
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -60,9 +87,10 @@ def _no_trusted_keys(host: str, addr: str, port: int | None) -> tuple[list[Any],
     return [], [], []
 
 
-def _mismatch(host: str, port: int, expected: str, seen: str | None) -> PermanentError:
+def _mismatch(host: str, port: int, expected: tuple[str, ...], seen: str | None) -> PermanentError:
+    pinned = " or ".join(expected) or "another key"
     return PermanentError("HostKeyMismatch", f"The SSH host key of {host}:{port} is {seen or 'unknown'}, but "
-                          f"{expected} is pinned; refusing to connect")
+                          f"{pinned} is pinned; refusing to connect")
 
 
 class SshConnector:
@@ -89,19 +117,21 @@ class SshConnector:
         return self._honour_sandbox_root
 
     async def connect(self, host: str, port: int, user: str, private_key_pem: str,
-                      known_fingerprint: str | None, timeout: float) -> SshSession:  # noqa: ASYNC109
-        """Pin ``known_fingerprint`` if given; ``timeout`` bounds connecting, retries included."""
-        expected = normalise_fingerprint(known_fingerprint) if known_fingerprint else None
-        key: Key = (host, port, user)
+                      known_fingerprint: str | Iterable[str] | None, timeout: float) -> SshSession:  # noqa: ASYNC109
+        """Pin ``known_fingerprint`` (one or several: any may match) if given; ``timeout`` bounds connecting,
+        retries included. A connection is reused only for the same client key and the same pins."""
+        expected = _pins(known_fingerprint)
+        client_key = load_client_key(private_key_pem)
+        key: Key = (host, port, user, client_key.get_fingerprint("sha256"), expected)
         async with self._locks.setdefault(key, asyncio.Lock()):
             connection = self._connections.get(key)
             if connection is not None and not connection.alive():
                 self.forget(connection)
                 connection = None
             if connection is None:
-                connection = await self._open(key, private_key_pem, expected, budget=timeout)
+                connection = await self._open(key, client_key, expected, budget=timeout)
                 self._connections[key] = connection
-            elif expected is not None and connection.fingerprint != expected:
+            elif expected and connection.fingerprint not in expected:  # never skip the pin, even on reuse
                 raise _mismatch(host, port, expected, connection.fingerprint)
         return SshSession(connection, self._sessions, self.forget)
 
@@ -119,14 +149,10 @@ class SshConnector:
         for connection in connections:
             await connection.conn.wait_closed()
 
-    async def _open(self, key: Key, private_key_pem: str, expected: str | None, *,
+    async def _open(self, key: Key, client_key: Any, expected: tuple[str, ...], *,
                     budget: float) -> Connection:
-        host, port, user = key
-        try:
-            client_key = asyncssh.import_private_key(private_key_pem)
-        except (asyncssh.KeyImportError, ValueError, TypeError):
-            raise PermanentError("InvalidSshKey", "The SSH private key could not be read; it must be an "
-                                 "unencrypted PEM or OpenSSH private key") from None
+        """Connect, retrying until ``budget`` is spent; a key the host still refuses then is permanent."""
+        host, port, user = key[:3]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         delay = 0.5
@@ -141,17 +167,19 @@ class SshConnector:
                         keepalive_count_max=3)
                 return await self._describe(key, conn, client)
             except asyncssh.HostKeyNotVerifiable:
-                raise _mismatch(host, port, expected or "another key", client.seen) from None
+                raise _mismatch(host, port, expected, client.seen) from None
             except asyncssh.PermissionDenied:
-                failure = TransientError("SshAuthenticationFailed",
-                                         f"{user}@{host}:{port} refused the SSH key")
+                # A booting server may not have the key installed yet: retry, but not forever.
+                failure: StageError = PermanentError(
+                    "SshAuthenticationFailed", f"{user}@{host}:{port} kept refusing the SSH key (fingerprint "
+                    f"{client_key.get_fingerprint('sha256')}) for {budget:g} seconds")
             except (OSError, TimeoutError, asyncssh.Error) as exc:
                 failure = TransientError("HostUnreachable", f"Could not open SSH to {host}:{port} "
                                          f"({type(exc).__name__})")
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= delay:  # no room for a real attempt after the pause: this failure is the answer
                 raise failure
-            await asyncio.sleep(min(delay, remaining))
+            await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
 
     async def _describe(self, key: Key, conn: Any, client: _PinningClient) -> Connection:

@@ -41,8 +41,8 @@ PERMANENT_EXIT_STATUSES = range(64, 79)
 _PID_MARKER = "::o4o::pid "
 _REMOTE_GRACE_SECONDS = 30
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-Key = tuple[str, int, str]
-"""A cached connection's identity: (host, port, user)."""
+Key = tuple[str, int, str, str, tuple[str, ...]]
+"""A cached connection's identity: (host, port, user, client key fingerprint, pinned host key fingerprints)."""
 
 
 @dataclasses.dataclass
@@ -167,7 +167,7 @@ class SshSession:
 
     def _lost(self, exc: BaseException) -> TransientError:
         self._forget(self._connection)
-        host, port, _ = self._connection.key
+        host, port = self._connection.key[:2]
         return TransientError("ConnectionLost",
                               f"The SSH connection to {host}:{port} was lost ({type(exc).__name__})")
 

@@ -89,8 +89,9 @@ class HostContext:
         if not self.revision or _CONTROL.search(self.revision) or self.revision.startswith("-") \
                 or " " in self.revision:
             raise _invalid("source.revision", "must be a branch, tag or commit without spaces")
-        if not self.tls_email or _CONTROL.search(self.tls_email) or "@" not in self.tls_email:
-            raise _invalid("tls.email", "must be an email address")
+        if not self.tls_email or _CONTROL.search(self.tls_email) or "@" not in self.tls_email \
+                or self.tls_email.startswith("-"):
+            raise _invalid("spec.tls.email", "must be an email address (not starting with '-')")
         if _CONTROL.search(self.acme_server) or not self.acme_server.startswith(("https://", "http://")):
             raise _invalid("tls.server", "must be an http(s) URL")
         if not 1 <= self.keep_releases <= 100:

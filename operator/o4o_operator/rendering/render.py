@@ -160,12 +160,23 @@ def dotenv_quote(value: str) -> str:
     raise ValueError("a .env value cannot contain all three quote characters and a backslash or quote mix")
 
 
-def render_env(values: Mapping[str, str]) -> str:
-    """The ``.env`` file for the API server, keys sorted, every value quoted."""
-    for key in values:
-        if not _ENV_KEY.match(key):
-            raise InvalidSpecError("env", f"{key!r} is not a valid environment variable name")
-    pairs = [(key, dotenv_quote(values[key])) for key in sorted(values)]
+def render_env(values: Mapping[str, str], origins: Mapping[str, str] | None = None) -> str:
+    """The ``.env`` file for the API server, keys sorted, every value quoted.
+
+    ``origins`` names the spec field each key came from (``spec.env[0]``); a key or value the file
+    cannot hold raises InvalidSpecError naming that field and the key, never the value.
+    """
+    origins = origins or {}
+    pairs = []
+    for key in sorted(values):
+        field = origins.get(key, "spec.env")
+        if not _ENV_KEY.fullmatch(key):
+            raise InvalidSpecError(field, f"{key[:64]!r} is not a valid environment variable name")
+        try:
+            pairs.append((key, dotenv_quote(values[key])))
+        except ValueError as error:
+            raise InvalidSpecError(field, f"the value of key {key!r} cannot be written to .env: {error}",
+                                   reason="EnvValueUnquotable") from None
     return environment().get_template("env.j2").render(pairs=pairs)
 
 

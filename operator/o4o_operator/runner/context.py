@@ -16,13 +16,14 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from o4o_operator.errors import InvalidSpecError, StageError
+from o4o_operator.errors import InvalidSpecError, PermanentError, StageError
 from o4o_operator.kubeapi import KubeApi, SecretData
 from o4o_operator.models import (
     ADOPT_ANNOTATION,
     DeploymentInstanceSpec,
     DeploymentInstanceStatus,
     DnsProviderKind,
+    HostKeySource,
     InstanceRef,
 )
 from o4o_operator.pipeline.decisions import Decision, current_inputs, decide
@@ -31,6 +32,7 @@ from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns, resolve_with_getaddrinfo
 from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
+from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
 from o4o_operator.rendering.context import HostContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.settings import OperatorSettings
@@ -73,6 +75,23 @@ def server_name(namespace: str, name: str) -> str:
         return raw
     digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
     return f"o4o-{re.sub(r'[^A-Za-z0-9-]', '-', raw)[:180]}-{digest}"
+
+
+_KEY_FIELD = "spec.ssh.privateKeySecretRef"
+_PIN_FIELD = "spec.ssh.hostKeyFingerprint"
+
+
+def _with_field(ctx: StageContext, error: StageError) -> StageError:
+    """A permanent SSH failure as an InvalidSpecError naming the field to fix; anything else unchanged."""
+    if error.transient:
+        return error
+    if error.reason == "HostKeyMismatch":
+        field = _PIN_FIELD if ctx.spec.ssh.host_key_fingerprint else "status.server.hostKeyFingerprints"
+    elif error.reason in ("InvalidSshKey", "SshAuthenticationFailed"):
+        field = _KEY_FIELD
+    else:
+        return error
+    return InvalidSpecError(field, error.message, reason=error.reason)
 
 
 def _digest(parts: Mapping[str, str]) -> str:
@@ -204,6 +223,43 @@ class StageContext:
         ref = self.spec.ssh.private_key_secret_ref
         return await self.secret_value(ref.name, ref.key, "spec.ssh.privateKeySecretRef")
 
+    async def public_key(self) -> str:
+        """The OpenSSH public half of the private key; an unreadable key stalls naming its field."""
+        private_key = await self.private_key()
+        try:
+            return client_public_key(private_key)
+        except PermanentError as error:
+            raise InvalidSpecError(_KEY_FIELD, error.message, reason=error.reason) from None
+
+    def trusts_first_use(self) -> bool:
+        """An existing host without a pinned key whose spec asks for trust on first use."""
+        ssh = self.spec.ssh
+        return self.spec.provider.existing is not None and not ssh.host_key_fingerprint and ssh.trust_on_first_use
+
+    def host_key_pins(self) -> tuple[str, ...]:
+        """The fingerprints a host key must match. Empty only when trusting on first use (existing hosts).
+
+        Lightsail: the spec's pin, else what Lightsail reported (provision waits for it). Existing hosts: the
+        spec's pin, else (``trustOnFirstUse``) the key trusted on first use. Otherwise stall naming the field.
+        """
+        ssh, server = self.spec.ssh, self.status.server
+        if ssh.host_key_fingerprint:
+            return (normalise_fingerprint(ssh.host_key_fingerprint),)
+        existing = self.spec.provider.existing
+        if existing is not None and not ssh.trust_on_first_use:
+            raise InvalidSpecError(_PIN_FIELD, f"the SSH host key of {existing.host}:{existing.port} is not "
+                                   "pinned; set it (ssh-keygen -lf on the host's key, or ssh-keyscan), or set "
+                                   "spec.ssh.trustOnFirstUse: true to trust the first key seen",
+                                   reason="HostKeyNotPinned")
+        if existing is not None and (server.host_key_source is not HostKeySource.TRUSTED_ON_FIRST_USE
+                                     or server.name != existing.host):
+            return ()  # trust on first use, and nothing trusted yet on this host
+        pins = server.host_key_fingerprints or ((server.host_key_fingerprint,) if server.host_key_fingerprint else ())
+        if not pins and existing is None:
+            raise InvalidSpecError(_PIN_FIELD, "no SSH host key is known for the server: Lightsail reported none",
+                                   reason="HostKeyNotPinned")
+        return tuple(pins)
+
     def ssh_target(self) -> tuple[str, int]:
         existing = self.spec.provider.existing
         if existing is not None:
@@ -214,25 +270,29 @@ class StageContext:
         return self.status.server.ip_address, 22
 
     async def session(self) -> HostSession:
-        """The SSH session, opened once per pass, pinning the known host key."""
+        """The SSH session, opened once per pass, pinning the known host keys (see :meth:`host_key_pins`)."""
         if self._session is None:
             host, port = self.ssh_target()
-            known = self.spec.ssh.host_key_fingerprint or self.status.server.host_key_fingerprint
+            pins = self.host_key_pins()
             try:
                 self._session = await self.runtime.connector.connect(
-                    host, port, self.spec.ssh.user, await self.private_key(), known,
+                    host, port, self.spec.ssh.user, await self.private_key(), pins or None,
                     self.runtime.settings.ssh_connect_timeout)
             except StageError as error:
-                if error.reason != "HostKeyMismatch":
-                    raise
-                # Name the field that holds the pin, so the Stalled message says what to fix.
-                field = ("spec.ssh.hostKeyFingerprint" if self.spec.ssh.host_key_fingerprint
-                         else "status.server.hostKeyFingerprint")
-                raise InvalidSpecError(field, error.message, reason=error.reason) from error
-            if not known:  # first seen: pin it from now on
-                self.record(server=self.status.server.model_copy(
-                    update={"host_key_fingerprint": self._session.host_key_fingerprint}))
+                raise _with_field(self, error) from error
+            if not pins:
+                await self._trusted_on_first_use(host, port, self._session.host_key_fingerprint)
         return self._session
+
+    async def _trusted_on_first_use(self, host: str, port: int, fingerprint: str) -> None:
+        """Pin the first key seen from now on, and say so in status, the log and an Event."""
+        self.record(server=self.status.server.model_copy(update={
+            "host_key_fingerprint": fingerprint, "host_key_fingerprints": (fingerprint,),
+            "host_key_source": HostKeySource.TRUSTED_ON_FIRST_USE}))
+        message = (f"Trusted the SSH host key {fingerprint} of {host}:{port} on first use "
+                   "(spec.ssh.trustOnFirstUse); it is pinned from now on")
+        self.log(message)
+        await self.runtime.kube.post_event(self.body, "HostKeyTrustedOnFirstUse", message, warning=True)
 
     def host_context(self) -> HostContext:
         spec = self.spec

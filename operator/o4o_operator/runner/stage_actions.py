@@ -16,11 +16,11 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
-from o4o_operator.models import ServerStatus, SourceStatus
+from o4o_operator.models import HostKeySource, ServerStatus, SourceStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import NoDns, host_addresses
 from o4o_operator.providers.lightsail import ownership_tags, server_owned_by
-from o4o_operator.providers.protocols import ServerRequest
+from o4o_operator.providers.protocols import CloudProvider, ServerRequest
 from o4o_operator.rendering import HostContext, render
 from o4o_operator.runner.context import StageContext
 
@@ -30,16 +30,19 @@ StageAction = Callable[[StageContext], Awaitable[str]]
 async def provision(ctx: StageContext) -> str:
     existing = ctx.spec.provider.existing
     if existing is not None:
+        pins = ctx.host_key_pins()  # stalls naming spec.ssh.hostKeyFingerprint when nothing may be trusted
         addresses = await host_addresses(existing.host, ctx.runtime.resolver)
         if not addresses:
             raise TransientError("HostNotResolving", f"spec.provider.existing.host {existing.host} does not "
                                  "resolve to an address")
-        # A pin belongs to the host it was seen on: another host starts without one.
-        same_host = ctx.status.server.name == existing.host
+        # A pin belongs to the host it was seen on: host_key_pins() keeps none from another host.
+        source = HostKeySource.SPEC if ctx.spec.ssh.host_key_fingerprint else \
+            ctx.status.server.host_key_source if pins else None
         ctx.record(server=ServerStatus(
             name=existing.host, ip_address=addresses[0], ip_addresses=addresses,
-            host_key_fingerprint=ctx.status.server.host_key_fingerprint if same_host else None))
-        return f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)})"
+            host_key_fingerprint=pins[0] if pins else None, host_key_fingerprints=pins, host_key_source=source))
+        trust = "; its host key will be trusted on first use" if not pins else ""
+        return f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)}){trust}"
     lightsail = ctx.spec.provider.lightsail
     assert lightsail is not None
     cloud = await ctx.cloud()
@@ -54,8 +57,7 @@ async def provision(ctx: StageContext) -> str:
     if found is None:
         key_pair = lightsail.key_pair_name or f"o4o-{ctx.ref.namespace}-{ctx.ref.name}"
         if not lightsail.key_pair_name:
-            public_key = asyncssh.import_private_key(await ctx.private_key()).export_public_key("openssh")
-            await cloud.ensure_key_pair(key_pair, public_key.decode().strip())
+            await cloud.ensure_key_pair(key_pair, await ctx.public_key())
         # Record intent first: after a crash, the next attempt looks the server up by name.
         await ctx.save(server=ServerStatus(name=name, region=lightsail.region, create_pending=True))
         await cloud.create_server(ServerRequest(
@@ -68,15 +70,25 @@ async def provision(ctx: StageContext) -> str:
     static_ip_name = f"{name}-ip"
     address = await cloud.ensure_static_ip(name, static_ip_name)
     await cloud.ensure_ports(name, lightsail.ssh_allowed_cidrs)
-    fingerprint = (ctx.spec.ssh.host_key_fingerprint or ctx.status.server.host_key_fingerprint
-                   or await cloud.host_key_fingerprint(name))
-    if fingerprint is None:
-        ctx.log("Lightsail reports no host key yet; the first key seen over SSH will be pinned")
-    ctx.record(server=ServerStatus(
-        name=name, ip_address=address, static_ip_name=static_ip_name, region=lightsail.region,
-        host_key_fingerprint=fingerprint, create_pending=False, created=created or ctx.adopt))
+    server = ServerStatus(name=name, ip_address=address, static_ip_name=static_ip_name, region=lightsail.region,
+                          create_pending=False, created=created or ctx.adopt)
+    pinned, source = await _lightsail_host_keys(ctx, name, cloud)
+    if not pinned:
+        ctx.record(server=server)
+        raise TransientError("HostKeyUnavailable", f"Lightsail reports no SSH host key for {name} yet; waiting "
+                             "for it (a key is never trusted on first use on Lightsail)")
+    ctx.record(server=server.model_copy(update={
+        "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source}))
     verb = "Created" if found is None else "Found"
     return f"{verb} server {name} ({running.state}) at {address}"
+
+
+async def _lightsail_host_keys(ctx: StageContext, name: str,
+                               cloud: CloudProvider) -> tuple[tuple[str, ...], HostKeySource]:
+    """The spec's pin, else every host key Lightsail reports (any may be negotiated); empty while none."""
+    if ctx.spec.ssh.host_key_fingerprint:
+        return ctx.host_key_pins(), HostKeySource.SPEC
+    return await cloud.host_key_fingerprints(name), HostKeySource.PROVIDER
 
 
 async def dns(ctx: StageContext) -> str:
@@ -136,18 +148,23 @@ async def build_api(ctx: StageContext) -> str:
     return f"Built the API server for commit {(ctx.status.source.commit or '')[:12]}"
 
 
-async def _env_values(ctx: StageContext) -> dict[str, str]:
+async def _env_values(ctx: StageContext) -> tuple[dict[str, str], dict[str, str]]:
+    """The merged env values (later Secrets win) and, per key, the ``spec.env[i]`` it came from."""
     values: dict[str, str] = {}
+    origins: dict[str, str] = {}
     for index, ref in enumerate(ctx.spec.env):
-        values.update((await ctx.secret(ref.name, f"spec.env[{index}]")).data)
-    return values
+        field = f"spec.env[{index}]"
+        data = (await ctx.secret(ref.name, field)).data
+        values.update(data)
+        origins.update(dict.fromkeys(data, field))
+    return values, origins
 
 
 async def configure(ctx: StageContext) -> str:
     host = ctx.host_context()
     session = await ctx.session()
-    await session.upload(host.env_path, render.render_env(await _env_values(ctx)).encode(), mode=0o600,
-                         owner=host.app_user)
+    env_file = render.render_env(*await _env_values(ctx))
+    await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
     await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644)
     for https in (False, True):
         await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),

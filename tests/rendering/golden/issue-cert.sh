@@ -116,7 +116,7 @@ else
   output="$(mktemp)"
   trap 'rm -f "$output"' EXIT
   o4o_step "Requesting a certificate for $DOMAIN"
-  if ! certbot certonly --non-interactive --agree-tos --email "$EMAIL" --server "$ACME_SERVER" \
+  if ! certbot certonly --non-interactive --agree-tos --email="$EMAIL" --server "$ACME_SERVER" \
       --webroot --webroot-path "$WEBROOT" --domain "$DOMAIN" --cert-name "$DOMAIN" \
       --keep-until-expiring --deploy-hook "systemctl reload nginx" \
       --config-dir "$LETSENCRYPT_DIR" --work-dir "$R/var/lib/letsencrypt" --logs-dir "$R/var/log/letsencrypt" \
