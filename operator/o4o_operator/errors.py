@@ -23,7 +23,8 @@ OTHER_REASON_LABEL = "Other"
 
 KNOWN_REASONS: frozenset[str] = frozenset({
     # the operator's own
-    "AlreadyExists", "ApiUnavailable", "CloudCredentialsRejected", "CloudRequestFailed", "CloudRequestInvalid",
+    "AlreadyExists", "ApiUnavailable", "ConfigMapContended", "HostNotResolving", "InvalidSecretName",
+    "SecretContended", "CloudCredentialsRejected", "CloudRequestFailed", "CloudRequestInvalid",
     "CloudThrottled", "CloudUnavailable", "CommandFailed", "CommandTimedOut", "ConnectionFailed", "ConnectionLost",
     "DnsChangePending", "DnsNotResolving", "DnsZoneNotFound", "EnvValueUnquotable", "HostKeyMismatch",
     "HostKeyNotPinned", "HostKeyUnavailable", "HostUnreachable", "InternalError", "InvalidSpec", "InvalidSshKey",

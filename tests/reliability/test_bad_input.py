@@ -11,13 +11,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import asyncssh
 import pytest
 from reliability_support import (
     WorldFactory,
+    apply_all,
     conditions,
     crd_test_module,
     get_di,
     metric_samples,
+    secret_manifest,
     stages,
     wait_di,
 )
@@ -80,7 +83,26 @@ WRONG: list[tuple[str, Change, str, str, str]] = [
      "provision", "SecretKeyMissing", "spec.ssh.privateKeySecretRef"),
     ("bad-host-key", lambda s: s["ssh"].update(hostKeyFingerprint=_wrong_fingerprint()),
      "runtime", "HostKeyMismatch", "spec.ssh.hostKeyFingerprint"),
+    ("unreadable-key", lambda s: s["ssh"].update(privateKeySecretRef={"name": "garbage-ssh-key"}),
+     "provision", "InvalidSshKey", "spec.ssh.privateKeySecretRef"),
+    ("refused-key", lambda s: s["ssh"].update(privateKeySecretRef={"name": "stranger-ssh-key"}),
+     "runtime", "SshAuthenticationFailed", "spec.ssh.privateKeySecretRef"),
+    ("unquotable-env", lambda s: s.update(env=[{"name": "app-env"}, {"name": "unquotable-env"}]),
+     "configure", "EnvValueUnquotable", "spec.env[1]"),
+    ("unpinned-existing",
+     lambda s: s.update(provider={"existing": {"host": "127.0.0.1"}}, dns={"provider": "none"}),
+     "provision", "HostKeyNotPinned", "spec.ssh.hostKeyFingerprint"),
 ]
+UNQUOTABLE = "canary-'\"`\\-value"
+"""All three quote characters and a backslash: no .env quoting holds it."""
+
+
+def _wrong_secrets(namespace: str) -> list[dict[str, Any]]:
+    stranger = asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode()
+    garbage = {"ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----"}
+    return [secret_manifest(namespace, "garbage-ssh-key", garbage),
+            secret_manifest(namespace, "stranger-ssh-key", {"ssh-privatekey": stranger}),
+            secret_manifest(namespace, "unquotable-env", {"API_TOKEN": UNQUOTABLE})]
 
 
 def _manifest(world: LocalWorld, name: str, namespace: str, change: Change | None = None) -> dict[str, Any]:
@@ -103,6 +125,7 @@ def test_admitted_but_wrong_instances_stall_naming_the_cause_while_others_progre
     world = worlds(namespace, seed=3003, operator_env={"O4O_STALL_RECHECK_SECONDS": "1"})
     assert world.operator is not None
     world.create_secrets(namespace)
+    apply_all(world, _wrong_secrets(namespace))
     for name, change, *_ in WRONG:
         world.apply(_manifest(world, name, namespace, change))
     world.apply(_manifest(world, "good-1", namespace))
@@ -140,6 +163,7 @@ def test_admitted_but_wrong_instances_stall_naming_the_cause_while_others_progre
         assert field_named, (name, field, conditions(stalled[name])["Stalled"]["message"])
         assert state == "Failed", (name, state)
         assert attempts_before <= 2 and attempts_after == attempts_before, (name, attempts_before, attempts_after)
+    assert "canary" not in json.dumps(get_di(world, namespace, "unquotable-env")), "an env value reached status"
     assert rechecks >= len(WRONG), "the window saw no re-check of the stalled instances"
     assert failures_after == failures_before, (failures_before, failures_after)
     assert sum(failures_after.values()) <= 2 * len(WRONG), failures_after

@@ -89,7 +89,8 @@ def spec_body(**changes: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "domain": "shop.example.com",
         "provider": {"existing": {"host": "shop-host.test"}},
-        "ssh": {"privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}},
+        # An existing host needs a pin or an explicit trust on first use; these fakes trust it.
+        "ssh": {"privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}, "trustOnFirstUse": True},
         "source": {"repository": "https://example.com/o4o/platform.git", "revision": "main"},
         "tls": {"email": "ops@example.com"},
     }

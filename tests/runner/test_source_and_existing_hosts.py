@@ -17,7 +17,7 @@ from stage_fakes import (
 )
 
 from o4o_operator import errors
-from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceSpec, SourceStatus
+from o4o_operator.models import DeploymentInstanceStatus, HostKeySource, ServerStatus, SourceSpec, SourceStatus
 from o4o_operator.providers.dns import host_addresses, resolve_with_getaddrinfo
 from o4o_operator.runner import stage_actions
 
@@ -105,7 +105,8 @@ async def test_the_host_key_pin_stays_with_the_host_it_was_seen_on(host: str, ke
     resolver = static_resolver({"shop-host.test": ["198.51.100.4"], "other-host.test": ["198.51.100.6"]})
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolver)
     pinned = DeploymentInstanceStatus(server=ServerStatus(name="shop-host.test", ip_address="198.51.100.4",
-                                                          host_key_fingerprint=FINGERPRINT))
+                                                          host_key_fingerprint=FINGERPRINT,
+                                                          host_key_source=HostKeySource.TRUSTED_ON_FIRST_USE))
     ctx = make_context(runtime, spec_body(provider={"existing": {"host": host}}), pinned)
 
     await stage_actions.provision(ctx)
