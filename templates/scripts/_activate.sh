@@ -1,6 +1,5 @@
 # ---- release activation: switch, reload, check, roll back --------------------
 COMMIT={{ ctx.commit | shquote }}
-APP_USER={{ ctx.app_user | shquote }}
 DOMAIN={{ ctx.domain | shquote }}
 BASE_DIR="$R"{{ ctx.base_dir | shquote }}
 RELEASES_DIR="$BASE_DIR/releases"
@@ -13,9 +12,10 @@ HEALTH_ATTEMPTS={{ ctx.health_attempts | shquote }}
 HEALTH_INTERVAL={{ ctx.health_interval_seconds | shquote }}
 KEEP_RELEASES={{ ctx.keep_releases | shquote }}
 HTTPS_LINK={{ ("../sites-available/" ~ ctx.nginx_site_name(true)) | shquote }}
-ACTIVATION_LOG="$BASE_DIR/$TARGET/.o4o-activation.log"
-
-as_app() { runuser -u "$APP_USER" -- "$@"; }
+# Root writes the activation log and the failure marker, so they live in its own state directory.
+ACTIVATIONS="$R"{{ ctx.activation_log_dir | shquote }}
+ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
+FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
 
 reload_app() {
   [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
@@ -58,7 +58,8 @@ prune_releases() {
       continue
     fi
     o4o_step "Pruning release $name"
-    rm -rf "${RELEASES_DIR:?}/$name"
+    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed"
   done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
 }
 
@@ -66,30 +67,31 @@ for built in .o4o-built-site .o4o-built-api; do
   [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
 done
 
+install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else
   o4o_step "Switching current from ${previous:-nothing} to $TARGET"
-  o4o_relink "$TARGET" "$CURRENT"
+  o4o_relink_as_app "$TARGET" "$CURRENT"
 fi
 reload_app
 
 if health_check; then
-  rm -f "$BASE_DIR/$TARGET/.o4o-failed"
+  rm -f "$FAILED_MARKER"
   o4o_result release "$COMMIT"
   prune_releases
 else
-  touch "$BASE_DIR/$TARGET/.o4o-failed"
+  touch "$FAILED_MARKER"
   as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
   if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
     o4o_step "Rolling back to $previous"
-    o4o_relink "$previous" "$CURRENT"
+    o4o_relink_as_app "$previous" "$CURRENT"
     reload_app
     if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
     prune_releases
     o4o_result release "${previous#releases/}"
-    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is in $TARGET/.o4o-activation.log"
+    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is on the host in ${ACTIVATION_LOG#"$R"}"
   fi
   o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
 fi

@@ -1,13 +1,11 @@
 {% macro app_vars() %}
-APP_USER={{ ctx.app_user | shquote }}
 CURRENT="$R"{{ ctx.current_link | shquote }}
+# Root's own record of what is installed: in the root-owned state directory, never in the app's.
 APPS_STATE="$R"{{ ctx.apps_state_dir | shquote }}
 export O4O_ENV_FILE="$R"{{ ctx.env_path | shquote }}
 
-as_app() { runuser -u "$APP_USER" -- "$@"; }
-
 [ -d "$CURRENT/" ] || o4o_transient ReleaseNotActive "No release is active yet; apps are installed into the live release"
-install -d -m 0755 "$APPS_STATE"
+install -d -m 0700 "$APPS_STATE"
 {% endmacro %}
 
 {% macro install_app(app) %}

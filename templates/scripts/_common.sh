@@ -26,4 +26,12 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER={{ ctx.app_user | shquote }}
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
 # ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ SITE_HTTPS="$R"{{ ctx.nginx_site_path(true) | shquote }}
 SITE_ENABLED="$R"{{ ctx.nginx_enabled_path | shquote }}
 # shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
 CERTIFICATE="$R"{{ ctx.certificate_path | shquote }}
-NGINX_APPLIED="$R"{{ ctx.shared_dir | shquote }}/.nginx-applied
+NGINX_APPLIED="$R"{{ ctx.nginx_applied_marker | shquote }}
 
 # enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
 enable_site() {

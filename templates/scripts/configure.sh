@@ -8,15 +8,15 @@ set -euo pipefail
 
 ENV_FILE="$R"{{ ctx.env_path | shquote }}
 WEBROOT="$R"{{ ctx.webroot | shquote }}
-APP_USER={{ ctx.app_user | shquote }}
 
 install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+# .env is uploaded as (and owned by) the instance user, in that user's directory: only that user touches
+# it here too. Root changing its mode or owner would follow whatever link the user put in its place.
 if [ ! -f "$ENV_FILE" ]; then
   o4o_step "Creating an empty .env"
-  install -m 0600 /dev/null "$ENV_FILE"
+  as_app install -m 0600 /dev/null "$ENV_FILE"
 fi
-chmod 0600 "$ENV_FILE"
-chown "$APP_USER" "$ENV_FILE"
+as_app chmod 0600 "$ENV_FILE"
 
 # HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
 if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then

@@ -2,7 +2,7 @@
 # Stage "source": clone or fetch {{ ctx.instance_name }}'s repository and resolve the revision to a
 # commit SHA, reported as ::o4o::result commit=<sha>. Credentials never appear in URLs or on
 # command lines: a token, if any, arrives in the environment (O4O_GIT_TOKEN) and reaches git through
-# GIT_ASKPASS. Rendered by o4o-operator. Safe to re-run.
+# GIT_ASKPASS. git runs as the instance user, in that user's clone. Rendered by o4o-operator. Safe to re-run.
 set -euo pipefail
 {% include "scripts/_common.sh" %}
 
@@ -16,15 +16,15 @@ askpass=""
 errors="$(mktemp)"
 trap 'rm -f "$errors" ${askpass:+"$askpass"}' EXIT
 if [ -n "${O4O_GIT_TOKEN:-}" ]; then
-  askpass="$(mktemp)"
-  cat > "$askpass" <<'ASKPASS'
+  askpass="$(as_app mktemp)"
+  as_app tee "$askpass" >/dev/null <<'ASKPASS'
 #!/bin/sh
 case "$1" in
   Username*) printf '%s\n' "${O4O_GIT_USERNAME:-x-access-token}" ;;
   *) printf '%s\n' "$O4O_GIT_TOKEN" ;;
 esac
 ASKPASS
-  chmod 0700 "$askpass"
+  as_app chmod 0700 "$askpass"
   export GIT_ASKPASS="$askpass"
 fi
 
@@ -36,32 +36,33 @@ fail_from_git_output() {
   o4o_transient SourceUnavailable "git could not reach the repository; will retry"
 }
 
-install -d -m 0755 "$(dirname "$REPO_DIR")"
+[ -d "$(dirname "$REPO_DIR")" ] ||
+  o4o_transient RuntimeNotReady "The instance's directory does not exist yet; the runtime stage runs first"
 # A clone of another repository is removed: its tags and objects must not answer for this one.
-if [ -d "$REPO_DIR/.git" ] && [ "$(git -C "$REPO_DIR" remote get-url origin 2>/dev/null)" != "$REPOSITORY" ]; then
+if [ -d "$REPO_DIR/.git" ] && [ "$(as_app git -C "$REPO_DIR" remote get-url origin 2>/dev/null)" != "$REPOSITORY" ]; then
   o4o_step "The repository changed; cloning it afresh"
-  rm -rf "$REPO_DIR"
+  as_app rm -rf "$REPO_DIR"
 fi
 if [ -d "$REPO_DIR/.git" ]; then
   o4o_step "Fetching into the existing clone"
-  if ! git -C "$REPO_DIR" fetch --prune --tags --force origin 2> "$errors"; then
+  if ! as_app git -C "$REPO_DIR" fetch --prune --tags --force origin 2> "$errors"; then
     cat "$errors" >&2
     fail_from_git_output "$errors"
   fi
 else
   o4o_step "Cloning the repository"
-  rm -rf "$REPO_DIR.staging"
-  if ! git clone --no-checkout --quiet "$REPOSITORY" "$REPO_DIR.staging" 2> "$errors"; then
+  as_app rm -rf "$REPO_DIR.staging"
+  if ! as_app git clone --no-checkout --quiet "$REPOSITORY" "$REPO_DIR.staging" 2> "$errors"; then
     cat "$errors" >&2
-    rm -rf "$REPO_DIR.staging"
+    as_app rm -rf "$REPO_DIR.staging"
     fail_from_git_output "$errors"
   fi
-  rm -rf "$REPO_DIR"
-  mv -T "$REPO_DIR.staging" "$REPO_DIR"
+  as_app rm -rf "$REPO_DIR"
+  as_app mv -T "$REPO_DIR.staging" "$REPO_DIR"
 fi
 
 resolve() {
-  git -C "$REPO_DIR" rev-parse --verify --quiet "$1^{commit}" 2>/dev/null
+  as_app git -C "$REPO_DIR" rev-parse --verify --quiet "$1^{commit}" 2>/dev/null
 }
 if [ -n "$PINNED_COMMIT" ]; then
   commit="$(resolve "$PINNED_COMMIT")" ||
@@ -70,6 +71,6 @@ else
   commit="$(resolve "refs/remotes/origin/$REVISION" || resolve "refs/tags/$REVISION" || resolve "$REVISION")" ||
     o4o_permanent RevisionNotFound "Revision $REVISION is not a branch, tag or commit of the repository"
 fi
-git -C "$REPO_DIR" -c advice.detachedHead=false checkout --quiet --force --detach "$commit"
+as_app git -C "$REPO_DIR" -c advice.detachedHead=false checkout --quiet --force --detach "$commit"
 o4o_step "Revision $REVISION is commit $commit"
 o4o_result commit "$commit"

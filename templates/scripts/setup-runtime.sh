@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Stage "runtime": Node.js {{ ctx.node_major }} (NodeSource), pnpm (corepack), PM2, nginx, certbot
-# and git, the app user and the directory layout for {{ ctx.instance_name }}.
+# and git, the instance's own user and its directory layout for {{ ctx.slug }}.
 # Rendered by o4o-operator. Safe to re-run: every step checks before it acts.
 set -euo pipefail
 {% include "scripts/_common.sh" %}
 
 NODE_MAJOR={{ ctx.node_major | shquote }}
-APP_USER={{ ctx.app_user | shquote }}
+APP_HOME={{ ("/home/" ~ ctx.app_user) | shquote }}
+WEB_GROUP={{ ctx.web_group | shquote }}
 BASE_DIR="$R"{{ ctx.base_dir | shquote }}
+STATE_DIR="$R"{{ ctx.state_dir | shquote }}
+WEBROOT="$R"{{ ctx.webroot | shquote }}
 
 package_installed() {
   # shellcheck disable=SC2016 # ${Status} is dpkg-query's format, not a shell expansion
@@ -74,21 +77,32 @@ else
   npm install --global --no-fund --no-audit pm2@5
 fi
 
+# One system user per instance: instances sharing a host cannot read each other's files.
 if id -u "$APP_USER" >/dev/null 2>&1; then
   o4o_step "User $APP_USER exists"
 else
   o4o_step "Creating user $APP_USER"
-  useradd --system --create-home --home-dir "/home/$APP_USER" --shell /usr/sbin/nologin "$APP_USER"
+  useradd --system --user-group --create-home --home-dir "$R$APP_HOME" --shell /usr/sbin/nologin "$APP_USER"
 fi
+# PM2 keeps its logs and process list in the home directory: nobody else may look in.
+install -d -m 0700 "$R$APP_HOME"
+chown -h "$APP_USER:$APP_USER" "$R$APP_HOME"
 
-install -d -m 0755 "$BASE_DIR" "$BASE_DIR/releases" "$BASE_DIR/shared" "$BASE_DIR/shared/apps" "$BASE_DIR/webroot"
-chown "$APP_USER:$APP_USER" "$BASE_DIR/releases" "$BASE_DIR/shared"
+# Root owns the parents, its state directory (markers, logs) and the ACME webroot. The instance user
+# owns its base directory, which nginx's group may enter (to serve the site) and nobody else may.
+install -d -m 0755 "$(dirname "$BASE_DIR")" "$(dirname "$STATE_DIR")" "$(dirname "$WEBROOT")"
+install -d -m 0700 "$STATE_DIR" "$STATE_DIR/apps" "$STATE_DIR/activations"
+install -d -m 0755 "$WEBROOT"
+install -d -m 0750 "$BASE_DIR"
+chown -h "$APP_USER:$WEB_GROUP" "$BASE_DIR"
+as_app install -d -m 0755 "$BASE_DIR/releases"
+as_app install -d -m 0700 "$BASE_DIR/shared"
 
 if [ -f "$R/etc/systemd/system/pm2-$APP_USER.service" ]; then
   o4o_step "PM2 already starts at boot for $APP_USER"
 else
   o4o_step "Making PM2 start at boot for $APP_USER"
-  pm2 startup systemd -u "$APP_USER" --hp "/home/$APP_USER"
+  pm2 startup systemd -u "$APP_USER" --hp "$APP_HOME"
 fi
 
 systemctl is-enabled --quiet nginx || systemctl enable nginx

@@ -7,6 +7,7 @@ import time
 
 from conftest import conditions, stages, status_writes, wait_for
 from o4o_operator.pipeline.stages import STAGES
+from o4o_operator.rendering.context import instance_slug
 from o4o_operator.testing.world import LocalWorld
 
 
@@ -34,7 +35,8 @@ def test_sample_reaches_ready_with_a_truthful_status(world: LocalWorld, namespac
     text = json.dumps(obj) + world.control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     text += world.control_plane.kubectl("get", "cm", "shop-log", "-n", namespace, "-o", "json").stdout
     assert "canary-jwt-5f1e" not in text
-    env_file = world.fleet.host_for(status["server"]["name"]).path("/srv/o4o/shop/shared/.env")
+    env_path = f"/srv/o4o/{instance_slug(namespace, 'shop')}/shared/.env"
+    env_file = world.fleet.host_for(status["server"]["name"]).path(env_path)
     assert "canary-jwt-5f1e" in env_file.read_text()
     assert env_file.stat().st_mode & 0o777 == 0o600
 

@@ -51,7 +51,8 @@ class Host:
     async def upload_configuration(self, context: HostContext) -> None:
         await self.session.upload(context.env_path, render_env({"DATABASE_PASSWORD": ENV_CANARY}).encode(),
                                   mode=0o600, owner=context.app_user)
-        await self.session.upload(context.ecosystem_path, render_ecosystem(context).encode(), mode=0o644)
+        await self.session.upload(context.ecosystem_path, render_ecosystem(context).encode(), mode=0o644,
+                                  owner=context.app_user)
         for https in (False, True):
             await self.session.upload(context.nginx_site_path(https),
                                       render_nginx_site(context, https).encode(), mode=0o644)
@@ -94,10 +95,10 @@ async def test_runtime_setup_installs_once_then_only_checks(host: Host) -> None:
     assert {"nodejs", "nginx", "certbot", "git"} <= set(state["packages"])
     assert state["corepack"] is True
     assert state["npm_global"] == ["pm2"]
-    assert state["users"] == ["o4o"]
+    assert state["users"] == [host.context.app_user]
     assert host.sandbox.path("/etc/apt/sources.list.d/nodesource.list").read_text().startswith(
         "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_22.x nodistro main")
-    assert host.sandbox.path("/etc/systemd/system/pm2-o4o.service").exists()
+    assert host.sandbox.path(f"/etc/systemd/system/pm2-{host.context.app_user}.service").exists()
     calls_before = len(host.sandbox.commands())
     results = await host.run(StageName.RUNTIME)
     assert results == {"node": "v22.11.0", "runtime": "ready"}
@@ -153,10 +154,20 @@ async def test_first_deploy_builds_activates_and_passes_its_health_check(host: H
     assert host.current() == f"releases/{host.first_commit}"
     assert host.sandbox.shim_state()["live_release"] == host.first_commit
     enabled = host.sandbox.path(host.context.nginx_enabled_path)
-    assert enabled.readlink().as_posix() == "../sites-available/o4o-shop.http.conf"
+    assert enabled.readlink().as_posix() == "../sites-available/o4o-default.shop.http.conf"
     env_file = host.sandbox.path(host.context.env_path)
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert ENV_CANARY in env_file.read_text()
+    # Everything done inside the instance's directories was done as the instance's user.
+    user = host.context.app_user
+    as_user = [c.args[c.args.index("--") + 1:] for c in host.sandbox.commands("runuser") if c.args[:2] == ("-u", user)]
+    for expected in (("git", "clone"), ("git", "-C"), ("tar", "-x"), ("touch",), ("ln", "-sfn"), ("mv", "-Tf"),
+                     ("bash", "-c")):  # bash -c: the .env and ecosystem uploads
+        assert any(args[:len(expected)] == expected for args in as_user), expected
+    root_may = {("--version",), ("startup",)}  # the runtime stage's checks, and PM2's boot unit
+    assert {c.user for c in host.sandbox.commands("pnpm") if c.args[:1] not in root_may} == {user}
+    assert {c.user for c in host.sandbox.commands("pm2") if c.args[:1] not in root_may} == {user}
+    assert host.sandbox.shim_state()["pm2"] == {user: {host.context.pm2_app_name: host.first_commit}}
     health = [c for c in host.sandbox.commands("curl") if "http://127.0.0.1/api/health" in c.args]
     assert health and "Host: shop.example.com" in health[-1].args
     assert ("install", "--frozen-lockfile") in [c.args[:2] for c in host.sandbox.commands("pnpm")]
@@ -198,9 +209,11 @@ async def test_failed_health_check_rolls_back_to_the_previous_release(host: Host
     assert broken in caught.value.message
     assert host.current() == f"releases/{host.first_commit}"
     assert host.sandbox.shim_state()["live_release"] == host.first_commit
-    failed = host.sandbox.path(host.context.release_dir(broken))
-    assert (failed / ".o4o-failed").exists()
-    assert "HTTP 502" in (failed / ".o4o-activation.log").read_text()
+    assert host.context.activation_log(broken) in caught.value.message
+    log = host.sandbox.path(host.context.activation_log(broken))
+    assert log.with_suffix(".failed").exists()
+    assert "HTTP 502" in log.read_text()
+    assert not list(host.sandbox.path(host.context.release_dir(broken)).glob(".o4o-*.log"))
     assert_no_canary(host)
 
 
@@ -223,7 +236,7 @@ async def test_certificate_is_issued_reused_and_nginx_switches_to_https(host: Ho
     assert "shop.example.com" in results["issuer"]
     assert results["nginxSite"] == "https"
     enabled = host.sandbox.path(host.context.nginx_enabled_path)
-    assert enabled.readlink().as_posix() == "../sites-available/o4o-shop.https.conf"
+    assert enabled.readlink().as_posix() == "../sites-available/o4o-default.shop.https.conf"
     certbot = host.sandbox.commands("certbot")
     assert len(certbot) == 1
     assert "--webroot" in certbot[0].args

@@ -200,7 +200,9 @@ async def test_through_sudo_scripts_uploads_and_timeouts_still_work(sandbox: San
         uploaded = sandbox.path("/srv/o4o/shop/shared/.env")
         assert uploaded.read_bytes() == b"A='b'\n"
         assert uploaded.stat().st_mode & 0o7777 == 0o600
-        assert uploaded.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        # The owner wrote it (the shim runs everything as root; tests/host/test_real_users.py has real users)
+        assert any(call.args[:3] == ("-n", "runuser", "-u") for call in sandbox.commands("sudo"))
+        assert [call.args[:3] for call in sandbox.commands("runuser")] == [("-u", "nobody", "--")]
         assert leftover_staging_files() == []
         lines.clear()
         with pytest.raises(TransientError, match="CommandTimedOut"):
@@ -372,10 +374,19 @@ async def test_upload_replaces_the_file_atomically(session: SshSession, sandbox:
     assert target.stat().st_ino != old_inode
 
 
-async def test_upload_gives_the_file_to_its_owner(session: SshSession, sandbox: SandboxHost) -> None:
-    nobody = pwd.getpwnam("nobody")
+async def test_upload_lets_the_owner_write_the_file(session: SshSession, sandbox: SandboxHost) -> None:
+    """Root only starts ``runuser``; the shim runs it as root, so real ownership is in test_real_users.py."""
     await session.upload("/srv/o4o/shop/shared/.env", b"A='b'\n", mode=0o600, owner="nobody")
-    assert sandbox.path("/srv/o4o/shop/shared/.env").stat().st_uid == nobody.pw_uid
+    env_file = sandbox.path("/srv/o4o/shop/shared/.env")
+    assert env_file.read_bytes() == b"A='b'\n"
+    assert env_file.stat().st_mode & 0o7777 == 0o600
+    assert sorted(p.name for p in env_file.parent.iterdir()) == [".env"]
+    (call,) = sandbox.commands("runuser")
+    assert call.args[:5] == ("-u", "nobody", "--", "bash", "-c")
+    assert str(env_file) in call.args
+    assert sandbox.commands("chown") == []
+    with pytest.raises(ValueError, match="user names"):
+        await session.upload("/srv/o4o/shop/shared/.env", b"", mode=0o600, owner="root;id")
 
 
 async def test_upload_refuses_relative_paths(session: SshSession) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from reliability_support import WorldFactory, apply_all, host_of, list_di, secret_manifest, stages, wait_di, wait_gone
 
+from o4o_operator.rendering.context import instance_slug
 from o4o_operator.testing.processes import free_port, log_tail, start_process, stop_process
 from o4o_operator.testing.world import LocalWorld
 
@@ -172,7 +173,8 @@ def test_no_secret_value_leaks_anywhere_across_whole_lifecycles(worlds: WorldFac
     scanned["operator /metrics"] = world.operator.metrics()
 
     hits = {where: found for where, text in scanned.items() if (found := canaries.found_in(text))}
-    env_file = host_of(world, namespace, "sec-ok").path("/srv/o4o/sec-ok/shared/.env").read_text()
+    env_path = f"/srv/o4o/{instance_slug(namespace, 'sec-ok')}/shared/.env"
+    env_file = host_of(world, namespace, "sec-ok").path(env_path).read_text()
     print(f"R4: {len(canaries.values)} canaries ({len(canaries.ssh_lines)} SSH key lines, env, git token, AWS key "
           f"pair) in 4 Secrets; 3 DIs (Ready, Ready after a failing tls stage, Stalled); scanned "
           f"{len(scanned)} places ({sum(map(len, scanned.values()))} characters); {len(hits)} with a hit"

@@ -26,8 +26,9 @@ from o4o_operator.rendering import (
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHELLCHECK = shutil.which("shellcheck")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", repository="https://github.com/o4o/platform.git",
-                      revision="main", tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
+CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace="team-a",
+                      repository="https://github.com/o4o/platform.git", revision="main",
+                      tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
 
 
 def self_signed(directory: Path, domain: str) -> None:

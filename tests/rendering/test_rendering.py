@@ -38,7 +38,7 @@ from o4o_operator.rendering import (
 
 GOLDEN = Path(__file__).parent / "golden"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CONTEXT = HostContext(domain="shop.example.com", instance_name="shop",
+CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace="team-a",
                       repository="https://github.com/o4o/platform.git", revision="main",
                       tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
 
@@ -75,7 +75,7 @@ def test_every_script_starts_strict_and_prefixes_paths(name: str) -> None:
     for line in script.splitlines():
         if line.lstrip().startswith("#"):
             continue
-        for logical in ("/srv/o4o", "/etc/nginx", "/etc/letsencrypt", "/etc/apt"):
+        for logical in ("/srv/o4o", "/var/lib/o4o", "/etc/nginx", "/etc/letsencrypt", "/etc/apt"):
             if logical in line:
                 assert f'"$R"{logical}' in line or f"$R{logical}" in line or "signed-by=" in line, line
 
@@ -123,7 +123,11 @@ def test_hostile_values_arrive_in_bash_unchanged(stage: StageName) -> None:
     ("domain", "shop.example.com; include /etc/shadow"),
     ("domain", "Shop.Example.com"),
     ("instance_name", "shop/../../etc"),
+    ("instance_name", "team.shop"),
+    ("namespace", "team/../a"),
+    ("namespace", "team.a"),
     ("app_user", "root;id"),
+    ("web_group", "www data"),
     ("health_path", "/api/health; return 200"),
     ("revision", "--upload-pack=touch /tmp/x"),
     ("repository", "https://example.com/x.git\nreboot"),
@@ -136,9 +140,9 @@ def test_values_that_could_escape_a_config_file_are_refused(field: str, value: A
         dataclasses.replace(CONTEXT, **{field: value})
 
 
-def test_base_dir_follows_the_instance_name() -> None:
-    assert CONTEXT.base_dir == "/srv/o4o/shop"
-    assert CONTEXT.release_dir(COMMIT) == f"/srv/o4o/shop/releases/{COMMIT}"
+def test_base_dir_follows_the_namespace_and_the_instance_name() -> None:
+    assert CONTEXT.base_dir == "/srv/o4o/team-a.shop"
+    assert CONTEXT.release_dir(COMMIT) == f"/srv/o4o/team-a.shop/releases/{COMMIT}"
 
 
 def test_scripts_that_build_or_activate_need_a_commit() -> None:

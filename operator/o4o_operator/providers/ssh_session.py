@@ -2,8 +2,9 @@
 
 Owns: streaming of command output, remote timeouts that really kill the
 remote process group, mapping of exit statuses and marker lines to
-Transient/PermanentError, atomic uploads, the ``O4O_ROOT`` path prefix, and
-``sudo`` for a login user other than root. :mod:`o4o_operator.providers.ssh`
+Transient/PermanentError, atomic uploads (written by their owner through
+``runuser`` when they have one, never chowned by root), the ``O4O_ROOT`` path
+prefix, and ``sudo`` for a login user other than root. :mod:`o4o_operator.providers.ssh`
 opens and caches the connections.
 
 Must not: put a secret on a remote command line (scripts and ``env`` travel
@@ -234,21 +235,32 @@ class SshSession:
         return self._connection.root + posixpath.normpath(path)
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
+        """Write atomically with ``mode``; with ``owner``, the owner writes it (see :func:`owner_upload_command`)."""
         target = self._remote_path(path)
         async with self._sessions:
             try:
+                if owner is not None:
+                    await self._upload_as_owner(target, content, mode, owner)
+                    return
                 async with self._connection.conn.start_sftp_client() as sftp:
                     if self._connection.elevate:
-                        await self._upload_elevated(sftp, target, content, mode, owner)
+                        await self._upload_elevated(sftp, target, content, mode)
                     else:
-                        await self._upload_direct(sftp, target, content, mode, owner)
+                        await self._upload_direct(sftp, target, content, mode)
             except asyncssh.SFTPError as exc:
                 raise TransientError("UploadFailed", f"Could not write {path}: {exc.reason}") from None
             except (asyncssh.Error, OSError) as exc:
                 raise self._lost(exc) from None
 
-    async def _upload_direct(self, sftp: Any, target: str, content: bytes, mode: int,
-                             owner: str | None) -> None:
+    async def _upload_as_owner(self, target: str, content: bytes, mode: int, owner: str) -> None:
+        prefix = "sudo -n " if self._connection.elevate else ""
+        command = prefix + owner_upload_command(target, mode, owner, secrets.token_hex(6))
+        result = await self._connection.conn.run(command, input=content, encoding=None, check=False, timeout=60)
+        if result.exit_status != 0:
+            stderr = bytes(result.stderr or b"").decode("utf-8", "replace").strip()[:300]
+            raise TransientError("UploadFailed", f"Could not write {target} as {owner}: {stderr}")
+
+    async def _upload_direct(self, sftp: Any, target: str, content: bytes, mode: int) -> None:
         directory, name = posixpath.split(target)
         temporary = f"{directory}/.{name}.tmp-{secrets.token_hex(6)}"
         await sftp.makedirs(directory, exist_ok=True)
@@ -258,16 +270,13 @@ class SshSession:
                 with contextlib.suppress(asyncssh.SFTPError):
                     await handle.fsync()
             await sftp.chmod(temporary, mode)
-            if owner:
-                await self._shell(_chown_script(temporary, owner), f"Could not give {target} to {owner}")
             await sftp.posix_rename(temporary, target)
         except BaseException:
             with contextlib.suppress(asyncssh.Error, OSError):
                 await sftp.remove(temporary)
             raise
 
-    async def _upload_elevated(self, sftp: Any, target: str, content: bytes, mode: int,
-                               owner: str | None) -> None:
+    async def _upload_elevated(self, sftp: Any, target: str, content: bytes, mode: int) -> None:
         """Stage in the login user's home (mode 0600), then move into place as root."""
         staging = await sftp.realpath(f".o4o-upload-{secrets.token_hex(6)}")
         directory, name = posixpath.split(target)
@@ -279,7 +288,6 @@ class SshSession:
             script = "\n".join([
                 "set -euo pipefail", "umask 077", f"install -d -m 0755 {q(directory)}",
                 f"cat {q(staging)} > {q(temporary)}", f"chmod {mode:o} {q(temporary)}",
-                _chown_script(temporary, owner) if owner else "",
                 f"mv -Tf {q(temporary)} {q(target)}", "",
             ])
             await self._shell(script, f"Could not move the upload into {target}")
@@ -297,7 +305,25 @@ class SshSession:
         """Release this session; the connection stays cached for the next one (see ``close_all``)."""
 
 
-def _chown_script(path: str, owner: str) -> str:
-    fmt = "%U:%G" if ":" in owner else "%U"
+_OWNER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_OWNER_WRITE = "\n".join([
+    "set -euo pipefail -o noclobber", "umask 077", 'target="$1" temporary="$2" mode="$3"',
+    'mkdir -p -- "$(dirname -- "$target")"', "trap 'rm -f -- \"$temporary\"' EXIT",
+    'cat > "$temporary"', 'chmod -- "$mode" "$temporary"', 'mv -Tf -- "$temporary" "$target"', "trap - EXIT",
+])
+
+
+def owner_upload_command(target: str, mode: int, owner: str, token: str) -> str:
+    """The remote command (run as root) that writes stdin to ``target`` as ``owner``, atomically, with ``mode``.
+
+    Root only starts ``runuser``: the temporary file (created exclusively), its mode and the rename are
+    the owner's own doing. The file lands in a directory the owner controls, so a symlink planted there
+    can only ever lead to what the owner may write anyway; root's ``chmod``/``chown`` would follow it
+    to any file on the host. Only paths travel on the command line; the content arrives on stdin.
+    """
+    if not _OWNER.match(owner):
+        raise ValueError(f"upload owners are user names, not {owner!r}")
+    directory, name = posixpath.split(target)
     q = shlex.quote
-    return f'[ "$(stat -c {fmt} {q(path)})" = {q(owner)} ] || chown -- {q(owner)} {q(path)}'
+    return (f"runuser -u {q(owner)} -- bash -c {q(_OWNER_WRITE)} o4o-upload {q(target)} "
+            f"{q(f'{directory}/.{name}.tmp-{token}')} {mode:o}")

@@ -9,17 +9,34 @@ Paths here are *logical*: absolute paths as on a real server. Scripts prefix
 them with ``${O4O_ROOT:-}`` and the SSH session prefixes uploads with its
 ``root``, so a sandbox can host the same layout under a temporary directory
 (test peers only: the shipped operator clears ``O4O_ROOT`` and its root is empty).
+
+Several instances may share one host (``spec.provider.existing``), so every
+per-instance name carries the namespace: the slug ``<namespace>.<name>`` (a
+dot cannot occur in either DNS label, so no two instances share a slug) names
+the directories, the PM2 process and the nginx site, and each instance has
+its own system user ``o4o-<namespace>-<name>`` (shortened) plus a hash of
+both, within the 32 characters Linux allows. The instance user owns
+``base_dir`` (mode 0750, group ``web_group`` so that nginx can serve the
+site); root keeps its own markers and logs in ``state_dir`` and writes the
+ACME challenges into a root-owned ``webroot``, so it never writes through a
+path the instance user controls.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 
 from o4o_operator.errors import InvalidSpecError
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 BASE_DIR_ROOT = "/srv/o4o"
+STATE_ROOT = "/var/lib/o4o"
+"""Root-owned: ``instances/<slug>`` (mode 0700) for markers and logs, ``acme/<slug>`` for challenges."""
+USER_PREFIX = "o4o-"
+_USER_MAX = 32
+_USER_HASH_CHARS = 8
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+{_LABEL}$")
@@ -36,6 +53,22 @@ def _invalid(field: str, message: str) -> InvalidSpecError:
     return InvalidSpecError(field, message)
 
 
+def instance_slug(namespace: str, name: str) -> str:
+    """``<namespace>.<name>``: unique per instance, since neither DNS label can hold a dot."""
+    return f"{namespace}.{name}"
+
+
+def instance_user(namespace: str, name: str) -> str:
+    """The instance's system user: ``o4o-<namespace>-<name>`` cut short, then a hash of both (<= 32 chars).
+
+    The hash keeps ``a``/``b-c`` and ``a-b``/``c`` apart and survives the shortening.
+    """
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:_USER_HASH_CHARS]
+    room = _USER_MAX - len(USER_PREFIX) - 1 - _USER_HASH_CHARS
+    readable = f"{namespace}-{name}"[:room].rstrip("-")
+    return f"{USER_PREFIX}{readable}-{digest}"
+
+
 @dataclasses.dataclass(frozen=True)
 class HostContext:
     """Everything the templates need about one instance on one host."""
@@ -46,9 +79,13 @@ class HostContext:
     revision: str
     tls_email: str
     commit: str | None = None
-    app_user: str = "o4o"
+    namespace: str = "default"
+    app_user: str = ""
+    """Defaults to :func:`instance_user` of the namespace and name: one system user per instance."""
+    web_group: str = "www-data"
+    """The group nginx runs as; it may enter ``base_dir`` to serve the site, nothing more."""
     base_dir: str = ""
-    """Defaults to ``/srv/o4o/<instance_name>``."""
+    """Defaults to ``/srv/o4o/<namespace>.<instance_name>``."""
     api_port: int = 3001
     acme_server: str = LETSENCRYPT_PRODUCTION
     apps: tuple[str, ...] = ()
@@ -69,8 +106,10 @@ class HostContext:
     nginx_log_dir: str = "/var/log/nginx"
 
     def __post_init__(self) -> None:
+        if not self.app_user:
+            object.__setattr__(self, "app_user", instance_user(self.namespace, self.instance_name))
         if not self.base_dir:
-            object.__setattr__(self, "base_dir", f"{BASE_DIR_ROOT}/{self.instance_name}")
+            object.__setattr__(self, "base_dir", f"{BASE_DIR_ROOT}/{self.slug}")
         self._validate()
 
     def _validate(self) -> None:
@@ -78,8 +117,12 @@ class HostContext:
             raise _invalid("domain", "must be a lowercase DNS name such as shop.example.com")
         if not _DNS_LABEL.match(self.instance_name):
             raise _invalid("metadata.name", "must be a DNS-1123 label")
+        if not _DNS_LABEL.match(self.namespace):
+            raise _invalid("metadata.namespace", "must be a DNS-1123 label")
         if not _USER.match(self.app_user):
             raise _invalid("appUser", "must be a lowercase POSIX user name")
+        if not _USER.match(self.web_group):
+            raise _invalid("webGroup", "must be a lowercase POSIX group name")
         if not 1 <= self.api_port <= 65535:
             raise _invalid("apiPort", "must be between 1 and 65535")
         if self.commit is not None and not _COMMIT.match(self.commit):
@@ -116,7 +159,28 @@ class HostContext:
         """The same context, pinned to a resolved commit."""
         return dataclasses.replace(self, commit=commit)
 
-    # ---- logical paths -----------------------------------------------------
+    # ---- names and logical paths ---------------------------------------------
+
+    @property
+    def slug(self) -> str:
+        """``<namespace>.<name>``: the per-instance part of every directory, process and site name."""
+        return instance_slug(self.namespace, self.instance_name)
+
+    @property
+    def state_dir(self) -> str:
+        """Root-owned (mode 0700): markers and activation logs that root writes; never app-writable."""
+        return f"{STATE_ROOT}/instances/{self.slug}"
+
+    @property
+    def activation_log_dir(self) -> str:
+        return f"{self.state_dir}/activations"
+
+    def activation_log(self, commit: str) -> str:
+        return f"{self.activation_log_dir}/{commit}.log"
+
+    @property
+    def nginx_applied_marker(self) -> str:
+        return f"{self.state_dir}/nginx-applied"
 
     @property
     def repo_dir(self) -> str:
@@ -148,19 +212,25 @@ class HostContext:
 
     @property
     def apps_state_dir(self) -> str:
-        return f"{self.shared_dir}/apps"
+        """Root's record of installed apps and the one-off CMS init (inside ``state_dir``)."""
+        return f"{self.state_dir}/apps"
 
     @property
     def webroot(self) -> str:
-        """Where certbot writes HTTP-01 challenges and nginx serves them from."""
-        return f"{self.base_dir}/webroot"
+        """Where certbot (as root) writes HTTP-01 challenges and nginx serves them from; root-owned."""
+        return f"{STATE_ROOT}/acme/{self.slug}"
 
     @property
     def pm2_app_name(self) -> str:
-        return f"o4o-{self.instance_name}-api"
+        return f"o4o-{self.slug}-api"
+
+    @property
+    def nginx_site_stem(self) -> str:
+        """``o4o-<namespace>.<name>``: the nginx site and log file names start with it."""
+        return f"o4o-{self.slug}"
 
     def nginx_site_name(self, https: bool) -> str:
-        return f"o4o-{self.instance_name}.{'https' if https else 'http'}.conf"
+        return f"{self.nginx_site_stem}.{'https' if https else 'http'}.conf"
 
     def nginx_site_path(self, https: bool) -> str:
         """One of the two site variants the caller uploads; ``configure`` and ``tls`` pick one."""
@@ -168,7 +238,7 @@ class HostContext:
 
     @property
     def nginx_enabled_path(self) -> str:
-        return f"{self.nginx_dir}/sites-enabled/o4o-{self.instance_name}.conf"
+        return f"{self.nginx_dir}/sites-enabled/{self.nginx_site_stem}.conf"
 
     @property
     def certificate_dir(self) -> str:

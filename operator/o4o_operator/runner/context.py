@@ -300,4 +300,5 @@ class StageContext:
             domain=spec.domain, instance_name=self.ref.name, repository=spec.source.repository,
             revision=spec.source.revision, tls_email=spec.tls.email, commit=self.status.source.commit,
             api_port=spec.api_port, acme_server=spec.tls.server, apps=spec.apps,
+            namespace=self.ref.namespace,
         )

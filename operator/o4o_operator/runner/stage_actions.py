@@ -165,7 +165,8 @@ async def configure(ctx: StageContext) -> str:
     session = await ctx.session()
     env_file = render.render_env(*await _env_values(ctx))
     await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
-    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644)
+    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644,
+                         owner=host.app_user)
     for https in (False, True):
         await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),
                              mode=0o644)

@@ -47,6 +47,8 @@ class ShimCall:
 
     argv: tuple[str, ...]
     cwd: str
+    user: str = ""
+    """Whom ``runuser -u`` ran it as ("" when root ran it directly)."""
 
     @property
     def name(self) -> str:
@@ -55,6 +57,22 @@ class ShimCall:
     @property
     def args(self) -> tuple[str, ...]:
         return self.argv[1:]
+
+
+def write_shims(directory: Path, names: tuple[str, ...] = SHIMMED, *, latency_seconds: float = 0.0) -> None:
+    """One executable per command in ``directory``, each running ``sandbox_shim.py <command>``.
+
+    Put ``directory`` first on PATH (with ``O4O_ROOT`` set) and those commands act out their effects.
+    """
+    unknown = set(names) - set(SHIMMED)
+    if unknown:
+        raise ValueError(f"not shimmed: {', '.join(sorted(unknown))}")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shim = directory / name
+        shim.write_text(f"#!/bin/sh\nO4O_SHIM_DIR={directory} O4O_SHIM_LATENCY_SECONDS={latency_seconds:g} "
+                        f"exec {sys.executable} -I -S {sandbox_shim.__file__} {name} \"$@\"\n")
+        shim.chmod(0o755)
 
 
 def _free_port(address: str) -> int:
@@ -142,12 +160,7 @@ class SandboxHost:
         key_file.write_bytes(host_key)
         key_file.chmod(0o600)
         (self._sshd_dir / "authorized_keys").write_text(self.public_key_openssh + "\n")
-        for name in SHIMMED:
-            shim = self.shim_dir / name
-            shim.write_text(f"#!/bin/sh\nO4O_SHIM_DIR={self.shim_dir} "
-                            f"O4O_SHIM_LATENCY_SECONDS={self.command_latency_seconds:g} "
-                            f"exec {sys.executable} -I -S {sandbox_shim.__file__} {name} \"$@\"\n")
-            shim.chmod(0o755)
+        write_shims(self.shim_dir, latency_seconds=self.command_latency_seconds)
         path = f"{self.shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         (self._sshd_dir / "sshd_config").write_text("\n".join([
             f"ListenAddress {self.address}:{self.port}",
@@ -267,7 +280,8 @@ class SandboxHost:
         if not log.exists():
             return []
         calls = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        return [ShimCall(tuple(c["argv"]), c["cwd"]) for c in calls if name is None or c["argv"][0] == name]
+        return [ShimCall(tuple(c["argv"]), c["cwd"], c.get("user", "")) for c in calls
+                if name is None or c["argv"][0] == name]
 
     def shim_state(self) -> dict[str, Any]:
         """What the shims believe is installed, enabled, live (packages, users, live_release, ...)."""

@@ -7,6 +7,11 @@ failures planned with ``SandboxHost.fail_command`` are served first; the rest
 acts out the command against a small state file so that scripts' checks
 ("is nginx installed?") see the effect of earlier calls.
 
+Everything runs as the sandbox's one real user. ``runuser -u U`` records U and
+hands it down (``O4O_SHIM_USER``), so each logged call says whom it ran as
+("" for root), and PM2 keeps one process list per user, as one daemon per user
+does on a real host.
+
 Must not: touch anything outside ``$O4O_ROOT``, start a daemon, or import
 anything beyond the standard library (it runs as a standalone script:
 ``sandbox_shim.py <command> <args...>``).
@@ -34,6 +39,8 @@ STATE = ROOT / ".shim-state.json"
 PLAN = ROOT / ".shim-plan.json"
 LOCK = ROOT / ".shim-lock"
 SHIM_DIR = Path(os.environ.get("O4O_SHIM_DIR", "/nonexistent-o4o-shims"))
+AS_USER = os.environ.get("O4O_SHIM_USER", "")
+"""Whom a ``runuser`` shim above this call ran it as ("" for the sandbox's own user, root)."""
 LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
 """A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
 
@@ -71,7 +78,7 @@ def record_and_plan(argv: list[str]) -> dict[str, Any] | None:
     """Log the call; return the planned failure to act out, if one matches."""
     with locked():
         with LOG.open("a") as log:
-            log.write(json.dumps({"argv": argv, "cwd": os.getcwd()}) + "\n")
+            log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "user": AS_USER}) + "\n")
         plan = load(PLAN, {"failures": [], "http": []})
         joined = " ".join(argv[1:])
         for failure in plan["failures"]:
@@ -216,9 +223,16 @@ def pm2(args: list[str]) -> int:
     elif verb in ("start", "startOrReload", "startOrRestart", "reload", "restart") and len(args) > 1:
         ecosystem = Path(args[1]).read_text()
         cwd = re.search(r'"cwd":\s*"([^"]+)"', ecosystem)
+        name = re.search(r'"name":\s*"([^"]+)"', ecosystem)
         live = Path(str(ROOT) + cwd.group(1)).resolve() if cwd else None
         release = re.search(r"/releases/([^/]+)", str(live)) if live else None
-        update_state(lambda s: s.__setitem__("live_release", release.group(1) if release else None))
+        running = release.group(1) if release else None
+
+        def started(s: dict[str, Any]) -> None:
+            s["live_release"] = running
+            s.setdefault("pm2", {}).setdefault(AS_USER, {})[name.group(1) if name else "?"] = running
+
+        update_state(started)
         print(f"[PM2] Applying action {verb} on app")
     elif verb == "startup":
         user = option(args, "-u") or "root"
@@ -290,8 +304,10 @@ def useradd(args: list[str]) -> int:
 
 def id_(args: list[str]) -> int:
     names = [a for a in args if not a.startswith("-")]
-    if names and names[0] in state().get("users", []):
-        print("2000" if "-u" in args else f"uid=2000({names[0]}) gid=2000({names[0]})")
+    users = state().get("users", [])
+    if names and names[0] in users:
+        uid = 2000 + users.index(names[0])
+        print(uid if "-u" in args else f"uid={uid}({names[0]}) gid={uid}({names[0]})")
         return 0
     return passthrough(["id", *args])
 
@@ -323,7 +339,8 @@ def runuser(args: list[str]) -> int:
             [str(real("id")), "-u", str(user)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         print(f"runuser: user {user} does not exist", file=sys.stderr)
         return 1
-    return subprocess.call(command)  # as the sandbox's own user
+    # As the sandbox's own user; the shims below learn whom they stand for.
+    return subprocess.call(command, env={**os.environ, "O4O_SHIM_USER": str(user)})
 
 
 # ---- network -------------------------------------------------------------------------------

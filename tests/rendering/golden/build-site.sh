@@ -30,16 +30,21 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
 # ------------------------------------------------------------------------------
 COMMIT=0123456789abcdef0123456789abcdef01234567
-APP_USER=o4o
-REPO_DIR="$R"/srv/o4o/shop/repo
-RELEASE_DIR="$R"/srv/o4o/shop/releases/0123456789abcdef0123456789abcdef01234567
+REPO_DIR="$R"/srv/o4o/team-a.shop/repo
+RELEASE_DIR="$R"/srv/o4o/team-a.shop/releases/0123456789abcdef0123456789abcdef01234567
 PACKAGE=@o4o/main-site
 OUTPUT=apps/main-site/dist
 BUILT_MARKER="$RELEASE_DIR/.o4o-built-site"
-
-as_app() { runuser -u "$APP_USER" -- "$@"; }
 
 if [ -f "$BUILT_MARKER" ] && [ -e "$RELEASE_DIR/$OUTPUT" ]; then
   o4o_step "The site of release $COMMIT is already built"
@@ -48,17 +53,17 @@ if [ -f "$BUILT_MARKER" ] && [ -e "$RELEASE_DIR/$OUTPUT" ]; then
 fi
 
 # The release directory holds an export of the commit; it appears whole or not at all.
+# Everything here happens in the instance user's directories, so everything runs as that user.
 if [ ! -f "$RELEASE_DIR/.o4o-source" ]; then
-  git -C "$REPO_DIR" cat-file -e "$COMMIT^{commit}" 2>/dev/null ||
+  as_app git -C "$REPO_DIR" cat-file -e "$COMMIT^{commit}" 2>/dev/null ||
     o4o_transient SourceMissing "Commit $COMMIT is not in the local clone; the source stage runs first"
   o4o_step "Exporting commit $COMMIT into a release directory"
-  rm -rf "$RELEASE_DIR.staging"
-  install -d -m 0755 "$RELEASE_DIR.staging"
-  git -C "$REPO_DIR" archive --format=tar "$COMMIT" | tar -x -C "$RELEASE_DIR.staging"
-  touch "$RELEASE_DIR.staging/.o4o-source"
-  chown -R "$APP_USER:$APP_USER" "$RELEASE_DIR.staging"
-  rm -rf "$RELEASE_DIR"
-  mv -T "$RELEASE_DIR.staging" "$RELEASE_DIR"
+  as_app rm -rf "$RELEASE_DIR.staging"
+  as_app install -d -m 0755 "$RELEASE_DIR.staging"
+  as_app git -C "$REPO_DIR" archive --format=tar "$COMMIT" | as_app tar -x -C "$RELEASE_DIR.staging"
+  as_app touch "$RELEASE_DIR.staging/.o4o-source"
+  as_app rm -rf "$RELEASE_DIR"
+  as_app mv -T "$RELEASE_DIR.staging" "$RELEASE_DIR"
 fi
 
 cd "$RELEASE_DIR"
@@ -68,7 +73,7 @@ else
   [ -f pnpm-lock.yaml ] || o4o_permanent LockfileMissing "The repository has no pnpm-lock.yaml; builds must be reproducible"
   o4o_step "Installing dependencies"
   as_app env CI=true pnpm install --frozen-lockfile
-  touch .o4o-installed
+  as_app touch .o4o-installed
 fi
 
 o4o_step "Building $PACKAGE"
@@ -76,6 +81,6 @@ as_app env CI=true NODE_ENV=production pnpm --filter "$PACKAGE" run build ||
   o4o_permanent BuildFailed "Building $PACKAGE at $COMMIT failed; see the log"
 [ -e "$RELEASE_DIR/$OUTPUT" ] ||
   o4o_permanent BuildOutputMissing "Building $PACKAGE produced no $OUTPUT"
-touch "$BUILT_MARKER"
+as_app touch "$BUILT_MARKER"
 o4o_result built site
 

@@ -31,15 +31,23 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
 # ------------------------------------------------------------------------------
 # ---- nginx site selection ----------------------------------------------------
 NGINX_DIR="$R"/etc/nginx
-SITE_HTTP="$R"/etc/nginx/sites-available/o4o-shop.http.conf
-SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-shop.https.conf
-SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-shop.conf
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-team-a.shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-team-a.shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-team-a.shop.conf
 # shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
 CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
-NGINX_APPLIED="$R"/srv/o4o/shop/shared/.nginx-applied
+NGINX_APPLIED="$R"/var/lib/o4o/instances/team-a.shop/nginx-applied
 
 # enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
 enable_site() {
@@ -75,17 +83,17 @@ enable_site() {
 }
 # ------------------------------------------------------------------------------
 
-ENV_FILE="$R"/srv/o4o/shop/shared/.env
-WEBROOT="$R"/srv/o4o/shop/webroot
-APP_USER=o4o
+ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
+WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 
 install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+# .env is uploaded as (and owned by) the instance user, in that user's directory: only that user touches
+# it here too. Root changing its mode or owner would follow whatever link the user put in its place.
 if [ ! -f "$ENV_FILE" ]; then
   o4o_step "Creating an empty .env"
-  install -m 0600 /dev/null "$ENV_FILE"
+  as_app install -m 0600 /dev/null "$ENV_FILE"
 fi
-chmod 0600 "$ENV_FILE"
-chown "$APP_USER" "$ENV_FILE"
+as_app chmod 0600 "$ENV_FILE"
 
 # HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
 if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then
@@ -96,22 +104,22 @@ fi
 
 # ---- release activation: switch, reload, check, roll back --------------------
 COMMIT=0123456789abcdef0123456789abcdef01234567
-APP_USER=o4o
 DOMAIN=shop.example.com
-BASE_DIR="$R"/srv/o4o/shop
+BASE_DIR="$R"/srv/o4o/team-a.shop
 RELEASES_DIR="$BASE_DIR/releases"
 CURRENT="$BASE_DIR/current"
 TARGET="releases/$COMMIT"
-ECOSYSTEM="$R"/srv/o4o/shop/shared/ecosystem.config.js
-PM2_APP=o4o-shop-api
+ECOSYSTEM="$R"/srv/o4o/team-a.shop/shared/ecosystem.config.js
+PM2_APP=o4o-team-a.shop-api
 HEALTH_PATH=/api/health
 HEALTH_ATTEMPTS=10
 HEALTH_INTERVAL=3
 KEEP_RELEASES=5
-HTTPS_LINK=../sites-available/o4o-shop.https.conf
-ACTIVATION_LOG="$BASE_DIR/$TARGET/.o4o-activation.log"
-
-as_app() { runuser -u "$APP_USER" -- "$@"; }
+HTTPS_LINK=../sites-available/o4o-team-a.shop.https.conf
+# Root writes the activation log and the failure marker, so they live in its own state directory.
+ACTIVATIONS="$R"/var/lib/o4o/instances/team-a.shop/activations
+ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
+FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
 
 reload_app() {
   [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
@@ -154,7 +162,8 @@ prune_releases() {
       continue
     fi
     o4o_step "Pruning release $name"
-    rm -rf "${RELEASES_DIR:?}/$name"
+    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed"
   done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
 }
 
@@ -162,30 +171,31 @@ for built in .o4o-built-site .o4o-built-api; do
   [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
 done
 
+install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else
   o4o_step "Switching current from ${previous:-nothing} to $TARGET"
-  o4o_relink "$TARGET" "$CURRENT"
+  o4o_relink_as_app "$TARGET" "$CURRENT"
 fi
 reload_app
 
 if health_check; then
-  rm -f "$BASE_DIR/$TARGET/.o4o-failed"
+  rm -f "$FAILED_MARKER"
   o4o_result release "$COMMIT"
   prune_releases
 else
-  touch "$BASE_DIR/$TARGET/.o4o-failed"
+  touch "$FAILED_MARKER"
   as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
   if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
     o4o_step "Rolling back to $previous"
-    o4o_relink "$previous" "$CURRENT"
+    o4o_relink_as_app "$previous" "$CURRENT"
     reload_app
     if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
     prune_releases
     o4o_result release "${previous#releases/}"
-    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is in $TARGET/.o4o-activation.log"
+    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is on the host in ${ACTIVATION_LOG#"$R"}"
   fi
   o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
 fi

@@ -4,7 +4,7 @@ module.exports = {
   "apps": [
     {
       "autorestart": true,
-      "cwd": "/srv/o4o/shop/current/apps/api-server",
+      "cwd": "/srv/o4o/team-a.shop/current/apps/api-server",
       "env": {
         "HOST": "127.0.0.1",
         "NODE_ENV": "production",
@@ -14,8 +14,8 @@ module.exports = {
       "instances": 1,
       "kill_timeout": 10000,
       "max_memory_restart": "512M",
-      "name": "o4o-shop-api",
-      "node_args": "--env-file=/srv/o4o/shop/shared/.env",
+      "name": "o4o-team-a.shop-api",
+      "node_args": "--env-file=/srv/o4o/team-a.shop/shared/.env",
       "script": "dist/main.js",
       "time": true
     }

@@ -30,16 +30,22 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
-# ------------------------------------------------------------------------------
-APP_USER=o4o
-CURRENT="$R"/srv/o4o/shop/current
-APPS_STATE="$R"/srv/o4o/shop/shared/apps
-export O4O_ENV_FILE="$R"/srv/o4o/shop/shared/.env
-
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
 as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
+# ------------------------------------------------------------------------------
+CURRENT="$R"/srv/o4o/team-a.shop/current
+# Root's own record of what is installed: in the root-owned state directory, never in the app's.
+APPS_STATE="$R"/var/lib/o4o/instances/team-a.shop/apps
+export O4O_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
 
 [ -d "$CURRENT/" ] || o4o_transient ReleaseNotActive "No release is active yet; apps are installed into the live release"
-install -d -m 0755 "$APPS_STATE"
+install -d -m 0700 "$APPS_STATE"
 
 marker="$APPS_STATE"/commerce.installed
 if [ -f "$marker" ]; then

@@ -32,15 +32,23 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
 # ------------------------------------------------------------------------------
 # ---- nginx site selection ----------------------------------------------------
 NGINX_DIR="$R"/etc/nginx
-SITE_HTTP="$R"/etc/nginx/sites-available/o4o-shop.http.conf
-SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-shop.https.conf
-SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-shop.conf
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-team-a.shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-team-a.shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-team-a.shop.conf
 # shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
 CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
-NGINX_APPLIED="$R"/srv/o4o/shop/shared/.nginx-applied
+NGINX_APPLIED="$R"/var/lib/o4o/instances/team-a.shop/nginx-applied
 
 # enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
 enable_site() {
@@ -79,7 +87,7 @@ enable_site() {
 DOMAIN=shop.example.com
 EMAIL=ops@example.com
 ACME_SERVER=https://acme-v02.api.letsencrypt.org/directory
-WEBROOT="$R"/srv/o4o/shop/webroot
+WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 LETSENCRYPT_DIR="$R"/etc/letsencrypt
 RENEW_BEFORE_DAYS=30
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage "runtime": Node.js 22 (NodeSource), pnpm (corepack), PM2, nginx, certbot
-# and git, the app user and the directory layout for shop.
+# and git, the instance's own user and its directory layout for team-a.shop.
 # Rendered by o4o-operator. Safe to re-run: every step checks before it acts.
 set -euo pipefail
 # ---- common prelude, rendered by o4o-operator -------------------------------
@@ -31,11 +31,22 @@ o4o_relink() {
   ln -sfn "$1" "$2.o4o-tmp"
   mv -Tf "$2.o4o-tmp" "$2"
 }
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
 # ------------------------------------------------------------------------------
 
 NODE_MAJOR=22
-APP_USER=o4o
-BASE_DIR="$R"/srv/o4o/shop
+APP_HOME=/home/o4o-team-a-shop-6b3e3555
+WEB_GROUP=www-data
+BASE_DIR="$R"/srv/o4o/team-a.shop
+STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop
+WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 
 package_installed() {
   # shellcheck disable=SC2016 # ${Status} is dpkg-query's format, not a shell expansion
@@ -102,21 +113,32 @@ else
   npm install --global --no-fund --no-audit pm2@5
 fi
 
+# One system user per instance: instances sharing a host cannot read each other's files.
 if id -u "$APP_USER" >/dev/null 2>&1; then
   o4o_step "User $APP_USER exists"
 else
   o4o_step "Creating user $APP_USER"
-  useradd --system --create-home --home-dir "/home/$APP_USER" --shell /usr/sbin/nologin "$APP_USER"
+  useradd --system --user-group --create-home --home-dir "$R$APP_HOME" --shell /usr/sbin/nologin "$APP_USER"
 fi
+# PM2 keeps its logs and process list in the home directory: nobody else may look in.
+install -d -m 0700 "$R$APP_HOME"
+chown -h "$APP_USER:$APP_USER" "$R$APP_HOME"
 
-install -d -m 0755 "$BASE_DIR" "$BASE_DIR/releases" "$BASE_DIR/shared" "$BASE_DIR/shared/apps" "$BASE_DIR/webroot"
-chown "$APP_USER:$APP_USER" "$BASE_DIR/releases" "$BASE_DIR/shared"
+# Root owns the parents, its state directory (markers, logs) and the ACME webroot. The instance user
+# owns its base directory, which nginx's group may enter (to serve the site) and nobody else may.
+install -d -m 0755 "$(dirname "$BASE_DIR")" "$(dirname "$STATE_DIR")" "$(dirname "$WEBROOT")"
+install -d -m 0700 "$STATE_DIR" "$STATE_DIR/apps" "$STATE_DIR/activations"
+install -d -m 0755 "$WEBROOT"
+install -d -m 0750 "$BASE_DIR"
+chown -h "$APP_USER:$WEB_GROUP" "$BASE_DIR"
+as_app install -d -m 0755 "$BASE_DIR/releases"
+as_app install -d -m 0700 "$BASE_DIR/shared"
 
 if [ -f "$R/etc/systemd/system/pm2-$APP_USER.service" ]; then
   o4o_step "PM2 already starts at boot for $APP_USER"
 else
   o4o_step "Making PM2 start at boot for $APP_USER"
-  pm2 startup systemd -u "$APP_USER" --hp "/home/$APP_USER"
+  pm2 startup systemd -u "$APP_USER" --hp "$APP_HOME"
 fi
 
 systemctl is-enabled --quiet nginx || systemctl enable nginx

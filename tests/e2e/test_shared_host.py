@@ -1,0 +1,94 @@
+"""Two DIs with the same name, in two namespaces, on one existing host: both Ready, nothing shared.
+
+The sandbox runs everything as root, so this proves what the scripts asked for (which user, which
+paths, which PM2 process, which nginx site) from the shims' record; tests/host/test_real_users.py
+shows that the same scripts really keep real users apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from conftest import wait_for
+from o4o_operator.rendering import HostContext
+from o4o_operator.testing.sandbox import SandboxHost, ShimCall
+from o4o_operator.testing.world import ZONE, LocalWorld
+
+
+def domain(namespace: str) -> str:
+    return f"shared-{hashlib.sha256(namespace.encode()).hexdigest()[:12]}.{ZONE}"
+
+
+def expected(world: LocalWorld, namespace: str) -> HostContext:
+    """The names the operator derives for DI ``shop`` in ``namespace``."""
+    return HostContext(domain=domain(namespace), instance_name="shop", namespace=namespace,
+                       repository=world.repository.as_uri(), revision="main", tls_email="ops@example.com")
+
+
+def owner_of(path: str, contexts: list[HostContext]) -> HostContext | None:
+    """The instance whose base directory holds this logical path, if any."""
+    found = [ctx for ctx in contexts if f"{path}/".startswith(f"{ctx.base_dir}/")]
+    return found[0] if found else None
+
+
+def as_user(call: ShimCall) -> tuple[str, ...]:
+    return call.args[call.args.index("--") + 1:]
+
+
+def test_two_namespaces_share_one_existing_host_without_sharing_anything(world: LocalWorld, namespace: str) -> None:
+    other = f"{namespace[:61]}-b"
+    world.control_plane.create_namespace(other)
+    host: SandboxHost = world.fleet.host_for(f"shared-existing-{namespace}")
+    namespaces = [namespace, other]
+    for index, ns in enumerate(namespaces):
+        world.create_secrets(ns, env={"JWT_SECRET": f"canary-{index}-{ns}"})
+        world.apply(world.manifest(
+            "shop", ns, domain=domain(ns), apiPort=3001 + index,
+            provider={"existing": {"host": host.address}},
+            ssh={"user": world.fleet_user, "privateKeySecretRef": {"name": "ssh-key"},
+                 "hostKeyFingerprint": host.host_key_fingerprint}))
+    commits = {ns: wait_for(world, ns, "shop", "condition=Ready")["status"]["source"]["commit"] for ns in namespaces}
+    # Two of everything on the host, each .env holding its own instance's secret only.
+    env_files = sorted(host.path("/srv/o4o").glob("*/shared/.env"))
+    assert len(env_files) == 2
+    assert sorted(sum(f"canary-{index}-" in path.read_text() for index in (0, 1)) for path in env_files) == [1, 1]
+    assert len(list(host.path("/etc/nginx/sites-enabled").glob("o4o-*"))) == 2
+    assert len(host.shim_state()["users"]) == 2
+    contexts = [expected(world, ns) for ns in namespaces]
+    first, second = contexts
+
+    # One user each; every path, process and site name is the instance's own.
+    assert sorted(host.shim_state()["users"]) == sorted(ctx.app_user for ctx in contexts)
+    for kind in ("app_user", "base_dir", "state_dir", "webroot", "pm2_app_name", "nginx_enabled_path"):
+        assert getattr(first, kind) != getattr(second, kind), kind
+    assert host.shim_state()["pm2"] == {ctx.app_user: {ctx.pm2_app_name: commits[ctx.namespace]} for ctx in contexts}
+    for index, ctx in enumerate(contexts):
+        env_file = host.path(ctx.env_path).read_text()
+        assert f"canary-{index}-{ctx.namespace}" in env_file
+        assert f"canary-{1 - index}-" not in env_file
+        enabled = host.path(ctx.nginx_enabled_path)
+        assert enabled.readlink().as_posix() == f"../sites-available/{ctx.nginx_site_name(True)}"
+        site = host.path(ctx.nginx_site_path(True)).read_text()
+        assert f"root {ctx.site_root};" in site and f"proxy_pass http://127.0.0.1:{3001 + index};" in site
+        assert (Path(host.path(ctx.current_link)).resolve().parent == host.path(ctx.releases_dir).resolve())
+
+    # Whatever ran in an instance's directory ran as that instance's user, and nobody else's.
+    calls = host.commands()
+    runuser = [c for c in calls if c.name == "runuser"]
+    assert {c.args[1] for c in runuser} == {ctx.app_user for ctx in contexts}
+    for call in runuser:
+        paths = [arg.removeprefix(str(host.root)) for arg in as_user(call) if arg.startswith(str(host.root))]
+        owners = {owner.app_user for path in paths if (owner := owner_of(path, contexts)) is not None}
+        assert owners <= {call.args[1]}, call
+    for ctx in contexts:
+        clones = [as_user(c) for c in runuser if c.args[1] == ctx.app_user and as_user(c)[:2] == ("git", "clone")]
+        assert clones and all(args[-1] == str(host.path(ctx.repo_dir)) + ".staging" for args in clones)
+    for call in calls:
+        if call.name in ("pnpm", "pm2") and call.args[:1] not in {("--version",), ("startup",)}:
+            owner = owner_of(call.cwd.removeprefix(str(host.root)), contexts) if call.name == "pnpm" else None
+            assert call.user in {ctx.app_user for ctx in contexts}, call
+            assert owner is None or owner.app_user == call.user, call
+    startups = {c.args[c.args.index("-u") + 1] for c in calls if c.name == "pm2" and c.args[:1] == ("startup",)}
+    assert startups == {ctx.app_user for ctx in contexts}
+    assert not [c for c in calls if c.name == "chown" and "-h" not in c.args]
