@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import wait_for
+from o4o_operator.rendering.context import instance_slug
 from o4o_operator.testing.fixture_repo import FILES, commit_files, commit_to_branch, make_fixture_repo, tag_commit
 from o4o_operator.testing.world import LocalWorld
 
@@ -47,10 +48,10 @@ def _change(world: LocalWorld, kind: str, marker: str) -> tuple[dict[str, Any], 
 
 def _served(world: LocalWorld, obj: dict[str, Any]) -> tuple[str, str]:
     """The release the host's ``current`` link points at, and the main site it serves."""
-    name = obj["metadata"]["name"]
+    slug = instance_slug(obj["metadata"]["namespace"], obj["metadata"]["name"])
     host = world.fleet.host_for(obj["status"]["server"]["name"])
-    release = Path(host.path(f"/srv/o4o/{name}/current").readlink()).name
-    return release, host.path(f"/srv/o4o/{name}/current/{SERVED_SITE}").read_text()
+    release = Path(host.path(f"/srv/o4o/{slug}/current").readlink()).name
+    return release, host.path(f"/srv/o4o/{slug}/current/{SERVED_SITE}").read_text()
 
 
 @pytest.mark.parametrize("kind", ["branch", "tag", "sha", "repository"])

@@ -10,7 +10,7 @@ nginx and PM2 files are validated by ``HostContext`` or JSON-encoded.
 
 Root prefix
 -----------
-Paths are logical (``/srv/o4o/<name>/...``, ``/etc/nginx/...``). Every script
+Paths are logical (``/srv/o4o/<namespace>.<name>/...``, ``/etc/nginx/...``). Every script
 sets ``R="${O4O_ROOT:-}"`` and prefixes each path it touches with ``$R``. The
 shipped operator clears ``O4O_ROOT`` for every script, so ``$R`` is empty on
 every host; only a connector made by :mod:`o4o_operator.testing`
