@@ -36,7 +36,7 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AppInstallFailed",
     "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing", "HealthCheckFailed",
     "LockfileMissing", "NginxConfigInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
-    "RolledBack", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
+    "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 
