@@ -121,10 +121,16 @@ async def wake(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> 
             wakeup.set()
 
 
+WORKER_STOP_WAIT_SECONDS = 40.0
+"""Longer than the daemon's cancellation timeout: by then Kopf has cancelled the worker."""
+
+
 @kopf.daemon(*RESOURCE, cancellation_backoff=1.0, cancellation_timeout=30.0)
 async def instance_worker(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """One long-lived worker per instance: runs the pipeline; stopped (and cancelled) on deletion."""
     wakeup = memo.setdefault("wakeup", asyncio.Event())
+    finished = memo.setdefault("worker_finished", asyncio.Event())
+    finished.clear()
 
     async def relay_stop() -> None:
         await stopped.wait()
@@ -135,10 +141,19 @@ async def instance_worker(stopped: kopf.DaemonStopped, body: kopf.Body, memo: ko
         await InstanceWorker(_runtime(memo), lambda: body).run(lambda: bool(stopped), wakeup)
     finally:
         relay.cancel()
+        finished.set()
 
 
 @kopf.on.delete(*RESOURCE, errors=kopf.ErrorsMode.TEMPORARY, backoff=10)
 async def delete_instance(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    # Kopf stops the worker and runs this handler at once: a stage still running could make a record
+    # or a static IP after teardown looked. Tear down only once the worker has stopped.
+    finished: asyncio.Event | None = memo.get("worker_finished")
+    if finished is not None and not finished.is_set():
+        try:
+            await asyncio.wait_for(finished.wait(), timeout=WORKER_STOP_WAIT_SECONDS)
+        except TimeoutError:
+            raise kopf.TemporaryError("Waiting for the running stage to stop before tearing down", delay=5) from None
     try:
         message = await teardown(_runtime(memo), body)
     except StageError as error:
