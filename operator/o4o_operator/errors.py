@@ -32,6 +32,9 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "ServerNotRunning", "SshAuthenticationFailed", "StageTimedOut", "StaticIpInUse", "StaticIpNotVisible",
     "TagLimitExceeded", "UnknownApp", "UnknownAvailabilityZone", "UnknownBlueprint", "UnknownBundle",
     "UnknownRegion", "UploadFailed", UNRECOGNISED_REASON,
+    # ownership (providers/ownership.py): what another tenant or a person owns
+    "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
+    "KeyPairOwnedElsewhere", "ServerOwnedElsewhere",
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AppInstallFailed",
     "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing", "HealthCheckFailed",

@@ -273,6 +273,7 @@ class ServerStatus(_Model):
     ip_addresses: tuple[str, ...] = ()
     """Every address an existing host's name resolved to (``ip_address`` is the first); empty for Lightsail."""
     static_ip_name: str | None = None
+    key_pair_name: str | None = None
     region: str | None = None
     host_key_fingerprint: str | None = None
     host_key_fingerprints: tuple[str, ...] = ()

@@ -10,7 +10,8 @@ import pytest
 
 from o4o_operator import errors, metrics
 from o4o_operator.providers.aws import AwsClient, ClientSettings, CloudCallError
-from o4o_operator.providers.lightsail import LightsailCloud, ownership_tags, server_owned_by
+from o4o_operator.providers.lightsail import LightsailCloud
+from o4o_operator.providers.ownership import ownership_tags, server_owned_by
 from o4o_operator.providers.protocols import CloudProvider, ServerRequest
 from o4o_operator.testing import LocalLightsail
 from o4o_operator.testing.lightsail_catalog import default_host_keys, host_key_entry

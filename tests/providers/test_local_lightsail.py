@@ -75,6 +75,7 @@ def exercise_every_operation(local: LocalLightsail) -> None:
     regional.import_key_pair(keyPairName="key-1", publicKeyBase64=PUBLIC_KEY)
     regional.get_key_pair(keyPairName="key-1")
     regional.get_key_pairs()
+    regional.tag_resource(resourceName="key-1", tags=[{"key": "o4o.io/uid", "value": "uid-1"}])
     created = regional.create_instances(instanceNames=["web-1"], availabilityZone="eu-west-2a",
                                         bundleId="micro_3_0", blueprintId="ubuntu_24_04", keyPairName="key-1",
                                         tags=[{"key": "o4o.io/uid", "value": "uid-1"}])
@@ -98,6 +99,8 @@ def exercise_every_operation(local: LocalLightsail) -> None:
                        if e["type"] == "A"]
     dns.update_domain_entry(domainName="example.org", domainEntry={**entry, "id": created_entry["id"],
                                                                    "target": "192.0.2.81"})
+    dns.create_domain_entry(domainName="example.org", domainEntry={
+        "name": "www.example.org", "type": "TXT", "target": '"heritage=o4o-operator,o4o/uid=uid-1"'})
     dns.get_domains()
     dns.delete_domain_entry(domainName="example.org", domainEntry={**entry, "id": created_entry["id"]})
     dns.delete_domain(domainName="example.org")

@@ -13,7 +13,9 @@ from moto.server import ThreadedMotoServer
 from o4o_operator import errors
 from o4o_operator.providers.aws import AwsClient, ClientSettings, StaticCredentials
 from o4o_operator.providers.dns import Route53Dns
+from o4o_operator.providers.ownership import RecordOwner
 
+OWNER = RecordOwner("default", "shop", "uid-shop")
 ZONE = "example.net"
 DOMAIN = "shop.example.net"
 CREDENTIALS = StaticCredentials("AKIAO4OMOTOTESTKEY01", "moto-secret")
@@ -64,27 +66,28 @@ def a_records(route53: Any, zone_id: str) -> list[tuple[str, int, list[str]]]:
 
 
 async def test_upsert_twice_then_delete_leaves_no_record(dns: Route53Dns, route53: Any, zone_id: str) -> None:
-    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.10", ttl=300)
-    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.11", ttl=120)
+    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.10", ttl=300, owner=OWNER)
+    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.11", ttl=120, owner=OWNER)
     after_upserts = a_records(route53, zone_id)
 
-    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.11")
+    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.11", OWNER)
 
     assert after_upserts == [(f"{DOMAIN}.", 120, ["192.0.2.11"])]
     assert a_records(route53, zone_id) == []
+    assert txt_records(route53, zone_id) == []
 
 
 async def test_deleting_a_missing_record_is_success(dns: Route53Dns, route53: Any, zone_id: str) -> None:
-    await dns.delete_a_record(DOMAIN, zone_id, None)
-    await dns.delete_a_record(DOMAIN, "example.invalid", None)
+    await dns.delete_a_record(DOMAIN, zone_id, None, OWNER)
+    await dns.delete_a_record(DOMAIN, "example.invalid", None, OWNER)
 
     assert a_records(route53, zone_id) == []
 
 
 async def test_zone_found_by_name_or_by_the_closest_suffix(
         dns: Route53Dns, route53: Any, zone_id: str) -> None:
-    await dns.upsert_a_record(DOMAIN, None, "192.0.2.20", ttl=60)
-    await dns.upsert_a_record(f"api.{ZONE}", f"{ZONE}.", "192.0.2.21", ttl=60)
+    await dns.upsert_a_record(DOMAIN, None, "192.0.2.20", ttl=60, owner=OWNER)
+    await dns.upsert_a_record(f"api.{ZONE}", f"{ZONE}.", "192.0.2.21", ttl=60, owner=OWNER)
 
     assert sorted(a_records(route53, zone_id)) == [
         (f"api.{ZONE}.", 60, ["192.0.2.21"]), (f"{DOMAIN}.", 60, ["192.0.2.20"])]
@@ -92,18 +95,73 @@ async def test_zone_found_by_name_or_by_the_closest_suffix(
 
 async def test_delete_leaves_a_record_that_points_elsewhere_now(
         dns: Route53Dns, route53: Any, zone_id: str) -> None:
-    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.99", ttl=60)
+    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.99", ttl=60, owner=OWNER)
 
-    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.10")
+    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.10", OWNER)
 
     assert a_records(route53, zone_id) == [(f"{DOMAIN}.", 60, ["192.0.2.99"])]
 
 
 async def test_no_hosted_zone_for_the_domain_is_permanent(dns: Route53Dns) -> None:
     with pytest.raises(errors.PermanentError) as caught:
-        await dns.upsert_a_record("shop.example.invalid", None, "192.0.2.10", ttl=60)
+        await dns.upsert_a_record("shop.example.invalid", None, "192.0.2.10", ttl=60, owner=OWNER)
 
     assert caught.value.reason == "DnsZoneNotFound"
+
+
+def txt_records(route53: Any, zone_id: str) -> list[tuple[str, list[str]]]:
+    records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return [(r["Name"], sorted(v["Value"] for v in r["ResourceRecords"])) for r in records if r["Type"] == "TXT"]
+
+
+OTHER = RecordOwner("team-prod", "shop", "uid-other")
+SPF = '"v=spf1 -all"'
+
+
+def make_record(route53: Any, zone_id: str, kind: str, value: str) -> None:
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
+        "Action": "CREATE", "ResourceRecordSet": {"Name": DOMAIN, "Type": kind, "TTL": 300,
+                                                  "ResourceRecords": [{"Value": value}]}}]})
+
+
+async def test_a_second_tenant_claiming_the_domain_stalls_and_the_first_keeps_its_record(
+        dns: Route53Dns, route53: Any, zone_id: str) -> None:
+    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.10", ttl=300, owner=OWNER)
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.66", ttl=300, owner=OTHER)
+    await dns.delete_a_record(DOMAIN, zone_id, None, OTHER)
+
+    assert (caught.value.reason, caught.value.field) == ("DomainOwnedElsewhere", "spec.domain")
+    assert a_records(route53, zone_id) == [(f"{DOMAIN}.", 300, ["192.0.2.10"])]
+    assert txt_records(route53, zone_id) == [(f"{DOMAIN}.", [OWNER.txt_value()])]
+
+
+async def test_a_hand_made_a_record_is_never_overwritten_or_deleted(
+        dns: Route53Dns, route53: Any, zone_id: str) -> None:
+    make_record(route53, zone_id, "A", "192.0.2.200")
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.10", ttl=300, owner=OWNER)
+    await dns.delete_a_record(DOMAIN, zone_id, None, OWNER)
+    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.200", OWNER)
+
+    assert (caught.value.reason, caught.value.field) == ("DomainOwnedElsewhere", "spec.domain")
+    assert a_records(route53, zone_id) == [(f"{DOMAIN}.", 300, ["192.0.2.200"])]
+    assert txt_records(route53, zone_id) == []
+
+
+async def test_other_txt_values_of_the_name_survive_the_claim_and_its_release(
+        dns: Route53Dns, route53: Any, zone_id: str) -> None:
+    make_record(route53, zone_id, "TXT", SPF)
+
+    await dns.upsert_a_record(DOMAIN, zone_id, "192.0.2.10", ttl=300, owner=OWNER)
+    claimed = txt_records(route53, zone_id)
+    await dns.delete_a_record(DOMAIN, zone_id, "192.0.2.10", OWNER)
+
+    assert claimed == [(f"{DOMAIN}.", sorted([SPF, OWNER.txt_value()]))]
+    assert a_records(route53, zone_id) == []
+    assert txt_records(route53, zone_id) == [(f"{DOMAIN}.", [SPF])]
 
 
 class ScriptedRoute53(AwsClient):
@@ -130,7 +188,7 @@ async def test_upsert_waits_until_the_change_is_insync() -> None:
     client = ScriptedRoute53(pending_reads=3)
     dns = Route53Dns(client=client, poll_interval=0, insync_timeout=60)
 
-    await dns.upsert_a_record(DOMAIN, "Z0123456789", "192.0.2.10", ttl=60)
+    await dns.upsert_a_record(DOMAIN, "Z0123456789", "192.0.2.10", ttl=60, owner=OWNER)
 
     assert client.calls.count("get_change") == 3
 
@@ -139,6 +197,6 @@ async def test_a_change_that_never_syncs_is_transient() -> None:
     dns = Route53Dns(client=ScriptedRoute53(pending_reads=10**6), poll_interval=0, insync_timeout=0)
 
     with pytest.raises(errors.TransientError) as caught:
-        await dns.upsert_a_record(DOMAIN, "Z0123456789", "192.0.2.10", ttl=60)
+        await dns.upsert_a_record(DOMAIN, "Z0123456789", "192.0.2.10", ttl=60, owner=OWNER)
 
     assert caught.value.reason == "DnsChangePending"

@@ -1,14 +1,15 @@
 """The Lightsail cloud: servers, static IPs, firewalls and key pairs, through boto3.
 
-Owns: :class:`LightsailCloud`, the ``CloudProvider`` for Amazon Lightsail, the tags that
-mark a server as ours (:func:`ownership_tags`, :func:`server_owned_by`) and the
-catalog checks behind ``validate``. Every method is idempotent: it reads first and
-changes only what differs, and after a failed change it re-reads before complaining
-(``CreateInstances`` has no idempotency token; the unique name is the token).
+Owns: :class:`LightsailCloud`, the ``CloudProvider`` for Amazon Lightsail, tags in
+Lightsail's shape and within its limits, and the catalog checks behind ``validate``. Every
+method is idempotent: it reads first and changes only what differs, and after a failed
+change it re-reads before complaining (``CreateInstances`` has no idempotency token; the
+unique name is the token).
 
-Must not: decide whether a server may be adopted or deleted (the runner does, with
-``server_owned_by``), log or return anything from ``GetInstanceAccessDetails`` other
-than host-key fingerprints (the response carries a temporary private key), or know Kopf.
+Must not: decide whether a server or key pair may be adopted, reused or deleted (the
+runner does, with :mod:`o4o_operator.providers.ownership`), log or return anything from
+``GetInstanceAccessDetails`` other than host-key fingerprints (the response carries a
+temporary private key), or know Kopf.
 """
 
 from __future__ import annotations
@@ -21,31 +22,16 @@ from typing import Any
 
 from o4o_operator import errors
 from o4o_operator.providers.aws import AwsClient, ClientSettings, CloudCallError
-from o4o_operator.providers.protocols import ServerFacts, ServerRequest
+from o4o_operator.providers.protocols import KeyPairFacts, ServerFacts, ServerRequest
 
 logger = logging.getLogger(__name__)
 
-TAG_UID = "o4o.io/uid"
-TAG_NAMESPACE = "o4o.io/namespace"
-TAG_NAME = "o4o.io/name"
-TAG_MANAGED_BY = "o4o.io/managed-by"
-MANAGED_BY = "o4o-operator"
 MAX_TAGS = 50
 MAX_TAG_KEY_LENGTH = 128
 MAX_TAG_VALUE_LENGTH = 256
 HOST_KEY_PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                        "ssh-rsa")
 _SPEC_FIELD = "spec.provider.lightsail"
-
-
-def ownership_tags(namespace: str, name: str, uid: str) -> dict[str, str]:
-    """The tags every server we create carries; ``o4o.io/uid`` is what ownership is decided by."""
-    return {TAG_UID: uid, TAG_NAMESPACE: namespace, TAG_NAME: name, TAG_MANAGED_BY: MANAGED_BY}
-
-
-def server_owned_by(facts: ServerFacts, uid: str) -> bool:
-    """True only if the server carries our ``o4o.io/uid`` tag with this exact uid."""
-    return bool(uid) and facts.tags.get(TAG_UID) == uid
 
 
 def lightsail_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -63,15 +49,28 @@ def lightsail_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in sorted(tags.items())]
 
 
+def _tag_dict(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {str(t["key"]): str(t.get("value", "")) for t in resource.get("tags", [])}
+
+
 def facts_from_instance(instance: Mapping[str, Any]) -> ServerFacts:
     public_ip = instance.get("publicIpAddress")
     return ServerFacts(
         name=str(instance["name"]),
         state=str(instance.get("state", {}).get("name", "unknown")),
-        tags={str(t["key"]): str(t.get("value", "")) for t in instance.get("tags", [])},
+        tags=_tag_dict(instance),
         public_ip=public_ip,
         static_ip=public_ip if instance.get("isStaticIp") else None,
+        availability_zone=instance.get("location", {}).get("availabilityZone"),
+        bundle_id=instance.get("bundleId"),
+        blueprint_id=instance.get("blueprintId"),
+        key_pair_name=instance.get("sshKeyName"),
     )
+
+
+def facts_from_key_pair(key_pair: Mapping[str, Any]) -> KeyPairFacts:
+    return KeyPairFacts(name=str(key_pair["name"]), fingerprint=key_pair.get("fingerprint"),
+                        tags=_tag_dict(key_pair))
 
 
 def openssh_fingerprint(value: str) -> str:
@@ -186,17 +185,45 @@ class LightsailCloud:
         response = await self._call_or_none("get_instance", instanceName=name)
         return facts_from_instance(response["instance"]) if response else None
 
-    async def ensure_key_pair(self, name: str, public_key_openssh: str) -> None:
-        if await self._call_or_none("get_key_pair", keyPairName=name):
-            return
+    async def find_key_pair(self, name: str) -> KeyPairFacts | None:
+        response = await self._call_or_none("get_key_pair", keyPairName=name)
+        return facts_from_key_pair(response["keyPair"]) if response else None
+
+    async def ensure_key_pair(self, name: str, public_key_openssh: str,
+                              tags: Mapping[str, str] | None = None) -> KeyPairFacts:
+        found = await self.find_key_pair(name)
+        if found is not None:
+            return found
+        lightsail_tags(tags or {})  # refused before anything is imported
         try:
             await self._client.call("import_key_pair", keyPairName=name,
                                     publicKeyBase64=public_key_openssh.strip())
         except CloudCallError as failure:
-            if await self._call_or_none("get_key_pair", keyPairName=name):
-                return  # imported meanwhile (or our earlier response was lost)
+            found = await self.find_key_pair(name)
+            if found is not None:
+                return found  # imported meanwhile (or our earlier response was lost): the caller checks it
             raise failure.to_stage_error() from None
         logger.info("Imported key pair %s into %s", name, self.region)
+        if tags:  # ImportKeyPair takes no tags
+            await self.tag_key_pair(name, tags)
+        found = await self.find_key_pair(name)
+        if found is None:
+            raise errors.TransientError("KeyPairNotVisible", f"key pair {name} is not visible yet")
+        return found
+
+    async def tag_key_pair(self, name: str, tags: Mapping[str, str]) -> None:
+        key_pair = (await self._call("get_key_pair", keyPairName=name))["keyPair"]
+        # The ARN says which resource of that name: a server may share it.
+        await self._call("tag_resource", resourceName=name, resourceArn=key_pair["arn"], tags=lightsail_tags(tags))
+
+    async def delete_key_pair(self, name: str) -> None:
+        if await self._call_or_none("delete_key_pair", keyPairName=name):
+            logger.info("Deleted key pair %s from %s", name, self.region)
+
+    async def tag_server(self, name: str, tags: Mapping[str, str]) -> None:
+        instance = (await self._call("get_instance", instanceName=name))["instance"]
+        await self._call("tag_resource", resourceName=name, resourceArn=instance["arn"], tags=lightsail_tags(tags))
+        logger.info("Tagged server %s as %s", name, ", ".join(sorted(tags)))
 
     async def create_server(self, request: ServerRequest) -> None:
         tags = lightsail_tags(request.tags)

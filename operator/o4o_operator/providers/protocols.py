@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from o4o_operator.providers.ownership import RecordOwner
 
 LogSink = Callable[[str], None]
 """Receives one line of output at a time; the sink redacts and stores it."""
@@ -38,6 +41,19 @@ class ServerFacts:
     tags: Mapping[str, str]
     public_ip: str | None = None
     static_ip: str | None = None
+    availability_zone: str | None = None
+    bundle_id: str | None = None
+    blueprint_id: str | None = None
+    key_pair_name: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyPairFacts:
+    """What the cloud says about a key pair: its fingerprint (as the cloud spells it) and tags."""
+
+    name: str
+    fingerprint: str | None
+    tags: Mapping[str, str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +73,20 @@ class CloudProvider(Protocol):
 
     async def find_server(self, name: str) -> ServerFacts | None: ...
 
-    async def ensure_key_pair(self, name: str, public_key_openssh: str) -> None: ...
+    async def find_key_pair(self, name: str) -> KeyPairFacts | None: ...
+
+    async def ensure_key_pair(self, name: str, public_key_openssh: str,
+                              tags: Mapping[str, str] | None = None) -> KeyPairFacts:
+        """Import (and tag) the key unless a key pair of that name exists; return what is there
+        (which may hold another key: the caller checks the fingerprint and the tags)."""
+
+    async def tag_key_pair(self, name: str, tags: Mapping[str, str]) -> None: ...
+
+    async def delete_key_pair(self, name: str) -> None:
+        """NotFound is success."""
+
+    async def tag_server(self, name: str, tags: Mapping[str, str]) -> None:
+        """Add (or overwrite) these tags on the server."""
 
     async def create_server(self, request: ServerRequest) -> None:
         """Start creating; succeed quietly if a server by that name appeared meanwhile."""
@@ -81,10 +110,14 @@ class CloudProvider(Protocol):
 
 
 class DnsProvider(Protocol):
-    async def upsert_a_record(self, domain: str, zone: str | None, ip: str, ttl: int) -> None: ...
+    """A records kept beside an ownership TXT record; a record that ``owner`` does not own is never
+    changed or deleted (upsert raises ``InvalidSpecError('spec.domain', reason='DomainOwnedElsewhere')``)."""
 
-    async def delete_a_record(self, domain: str, zone: str | None, ip: str | None) -> None:
-        """NotFound is success."""
+    async def upsert_a_record(self, domain: str, zone: str | None, ip: str, ttl: int,
+                              owner: RecordOwner) -> None: ...
+
+    async def delete_a_record(self, domain: str, zone: str | None, ip: str | None, owner: RecordOwner) -> None:
+        """Delete the A record and the ownership TXT if ``owner`` owns them; NotFound is success."""
 
 
 class HostSession(Protocol):

@@ -2,8 +2,9 @@
 
 Owns: :class:`Runtime` (settings, Kubernetes client, SSH connector, provider
 factories, the pipeline semaphore) and :class:`StageContext` (one instance's
-spec, status, log and lazily opened providers, Secrets read once per pass, the
-deterministic cloud resource names). Must not decide what to run next.
+spec, status, log and lazily opened providers, Secrets read once per pass, which
+cloud names and owner it uses: the names themselves come from
+:mod:`o4o_operator.providers.ownership`). Must not decide what to run next.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import dataclasses
 import datetime
 import hashlib
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -31,6 +31,7 @@ from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns, resolve_with_getaddrinfo
 from o4o_operator.providers.lightsail import LightsailCloud
+from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
 from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
 from o4o_operator.rendering.context import HostContext
@@ -68,13 +69,7 @@ class Runtime:
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
 
 
-def server_name(namespace: str, name: str) -> str:
-    """Deterministic, unique per namespace/name, within Lightsail's naming rules."""
-    raw = f"o4o-{namespace}-{name}"
-    if len(raw) <= 200 and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", raw):
-        return raw
-    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
-    return f"o4o-{re.sub(r'[^A-Za-z0-9-]', '-', raw)[:180]}-{digest}"
+__all__ = ["CloudFactory", "DnsFactory", "Runtime", "StageContext", "server_name"]
 
 
 _KEY_FIELD = "spec.ssh.privateKeySecretRef"
@@ -134,7 +129,21 @@ class StageContext:
 
     @property
     def server_name(self) -> str:
+        """The recorded name (servers created under an older naming keep theirs), else the new one."""
         return self.status.server.name or server_name(self.ref.namespace, self.ref.name)
+
+    @property
+    def static_ip_name(self) -> str:
+        return self.status.server.static_ip_name or static_ip_name(self.server_name)
+
+    @property
+    def own_key_pair_name(self) -> str:
+        """The key pair the operator imports (and may delete) when the spec names none."""
+        return self.status.server.key_pair_name or key_pair_name(self.ref.namespace, self.ref.name)
+
+    @property
+    def record_owner(self) -> RecordOwner:
+        return RecordOwner(self.ref.namespace, self.ref.name, self.ref.uid)
 
     # ---- secrets -------------------------------------------------------------
 

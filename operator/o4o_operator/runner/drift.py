@@ -18,7 +18,7 @@ from o4o_operator.models import DeploymentInstanceStatus
 from o4o_operator.pipeline.decisions import format_time, parse_time
 from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
-from o4o_operator.providers.lightsail import server_owned_by
+from o4o_operator.providers.ownership import is_ours
 from o4o_operator.runner.context import StageContext
 
 
@@ -33,8 +33,10 @@ async def _server_problem(ctx: StageContext) -> str | None:
     if lightsail is None or not ctx.status.server.name:
         return None
     facts = await (await ctx.cloud()).find_server(ctx.status.server.name)
-    if facts is None or (not server_owned_by(facts, ctx.ref.uid) and not ctx.adopt):
+    if facts is None:
         return f"server {ctx.status.server.name} is gone"
+    if not is_ours(facts.tags, ctx.ref.uid):
+        return f"server {ctx.status.server.name} no longer carries this instance's uid tag"
     if facts.state != "running":
         return f"server {ctx.status.server.name} is {facts.state}"
     return None

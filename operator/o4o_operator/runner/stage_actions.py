@@ -19,8 +19,16 @@ from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.models import HostKeySource, ServerStatus, SourceStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import NoDns, host_addresses
-from o4o_operator.providers.lightsail import ownership_tags, server_owned_by
-from o4o_operator.providers.protocols import CloudProvider, ServerRequest
+from o4o_operator.providers.ownership import (
+    Ownership,
+    WantedServer,
+    adoption_mismatch,
+    fingerprint_matches,
+    is_ours,
+    ownership,
+    ownership_tags,
+)
+from o4o_operator.providers.protocols import CloudProvider, ServerFacts, ServerRequest
 from o4o_operator.rendering import HostContext, render
 from o4o_operator.runner.context import StageContext
 
@@ -50,16 +58,15 @@ async def provision(ctx: StageContext) -> str:
                          lightsail.blueprint_id)
     name = ctx.server_name
     found = await cloud.find_server(name)
-    if found is not None and not server_owned_by(found, ctx.ref.uid) and not ctx.adopt:
-        raise PermanentError("AlreadyExists", f"a server named {name} exists but does not carry this "
-                             "instance's uid tag; set the annotation deploy.o4o.io/adopt=\"true\" to adopt it")
+    if found is not None:
+        await _claim_server(ctx, cloud, found)
     created = ctx.status.server.created
+    key_pair = ctx.status.server.key_pair_name if found is not None else None
     if found is None:
-        key_pair = lightsail.key_pair_name or f"o4o-{ctx.ref.namespace}-{ctx.ref.name}"
-        if not lightsail.key_pair_name:
-            await cloud.ensure_key_pair(key_pair, await ctx.public_key())
+        key_pair = await _key_pair_for_new_server(ctx, cloud)
         # Record intent first: after a crash, the next attempt looks the server up by name.
-        await ctx.save(server=ServerStatus(name=name, region=lightsail.region, create_pending=True))
+        await ctx.save(server=ServerStatus(name=name, region=lightsail.region, key_pair_name=key_pair,
+                                           create_pending=True))
         await cloud.create_server(ServerRequest(
             name=name, region=lightsail.region, availability_zone=lightsail.availability_zone,
             bundle_id=lightsail.bundle_id, blueprint_id=lightsail.blueprint_id, key_pair_name=key_pair,
@@ -67,11 +74,12 @@ async def provision(ctx: StageContext) -> str:
         ctx.log(f"Requested server {name} ({lightsail.bundle_id}, {lightsail.blueprint_id})")
         created = True
     running = await cloud.wait_running(name, timeout=600)
-    static_ip_name = f"{name}-ip"
-    address = await cloud.ensure_static_ip(name, static_ip_name)
+    static_ip = ctx.static_ip_name
+    address = await cloud.ensure_static_ip(name, static_ip)
     await cloud.ensure_ports(name, lightsail.ssh_allowed_cidrs)
-    server = ServerStatus(name=name, ip_address=address, static_ip_name=static_ip_name, region=lightsail.region,
-                          create_pending=False, created=created or ctx.adopt)
+    server = ServerStatus(name=name, ip_address=address, static_ip_name=static_ip, region=lightsail.region,
+                          key_pair_name=key_pair or running.key_pair_name, create_pending=False,
+                          created=created or ctx.adopt)
     pinned, source = await _lightsail_host_keys(ctx, name, cloud)
     if not pinned:
         ctx.record(server=server)
@@ -91,6 +99,64 @@ async def _lightsail_host_keys(ctx: StageContext, name: str,
     return await cloud.host_key_fingerprints(name), HostKeySource.PROVIDER
 
 
+async def _claim_server(ctx: StageContext, cloud: CloudProvider, found: ServerFacts) -> None:
+    """Go on only with a server that is ours, or one we may adopt (then tag it ours first)."""
+    owner = ownership(found.tags, ctx.ref.uid)
+    if owner is Ownership.OURS:
+        return
+    if owner is Ownership.FOREIGN:
+        raise PermanentError("ServerOwnedElsewhere", f"a server named {found.name} carries another "
+                             "DeploymentInstance's uid tag; it is never adopted, changed or deleted")
+    if not ctx.adopt:
+        raise PermanentError("AlreadyExists", f"a server named {found.name} exists but does not carry this "
+                             "instance's uid tag; set the annotation deploy.o4o.io/adopt=\"true\" to adopt it")
+    lightsail = ctx.spec.provider.lightsail
+    assert lightsail is not None
+    mismatch = adoption_mismatch(found, WantedServer(lightsail.availability_zone, lightsail.bundle_id,
+                                                     lightsail.blueprint_id))
+    if mismatch is not None:
+        field, problem = mismatch
+        raise InvalidSpecError(field, f"{problem}; a server is adopted only as the spec describes it",
+                               reason="AdoptionMismatch")
+    await cloud.tag_server(found.name, ownership_tags(ctx.ref.namespace, ctx.ref.name, ctx.ref.uid))
+    ctx.log(f"Adopted server {found.name}: tagged it with this instance's uid")
+
+
+async def _key_pair_for_new_server(ctx: StageContext, cloud: CloudProvider) -> str:
+    """The key pair a new server is created with, checked to hold the key in spec.ssh.privateKeySecretRef."""
+    lightsail = ctx.spec.provider.lightsail
+    assert lightsail is not None
+    public_key = await ctx.public_key()
+    if lightsail.key_pair_name:
+        given = await cloud.find_key_pair(lightsail.key_pair_name)
+        if given is None:
+            raise InvalidSpecError("spec.provider.lightsail.keyPairName", f"no key pair named "
+                                   f"{lightsail.key_pair_name} in {lightsail.region}", reason="KeyPairNotFound")
+        if not fingerprint_matches(given.fingerprint, public_key):
+            raise InvalidSpecError("spec.provider.lightsail.keyPairName", f"key pair {given.name} holds another key "
+                                   "than spec.ssh.privateKeySecretRef", reason="KeyPairMismatch")
+        return given.name
+    name = ctx.own_key_pair_name
+    tags = ownership_tags(ctx.ref.namespace, ctx.ref.name, ctx.ref.uid)
+    pair = await cloud.ensure_key_pair(name, public_key, tags)
+    if fingerprint_matches(pair.fingerprint, public_key):
+        if ownership(pair.tags, ctx.ref.uid) is Ownership.UNCLAIMED:
+            await cloud.tag_key_pair(name, tags)  # imported, then the operator stopped before tagging it
+        elif not is_ours(pair.tags, ctx.ref.uid):
+            raise InvalidSpecError("spec.ssh.privateKeySecretRef", f"key pair {name} belongs to another "
+                                   "DeploymentInstance", reason="KeyPairOwnedElsewhere")
+        return name
+    if not is_ours(pair.tags, ctx.ref.uid):
+        raise InvalidSpecError("spec.ssh.privateKeySecretRef", f"a key pair named {name} exists with another key "
+                               "than this Secret's; it is left as it is", reason="KeyPairMismatch")
+    await cloud.delete_key_pair(name)  # ours, from a key since rotated: import the current one
+    pair = await cloud.ensure_key_pair(name, public_key, tags)
+    if not fingerprint_matches(pair.fingerprint, public_key):
+        raise TransientError("KeyPairMismatch", f"key pair {name} does not show the imported key yet")
+    ctx.log(f"Replaced key pair {name}: spec.ssh.privateKeySecretRef holds another key now")
+    return name
+
+
 async def dns(ctx: StageContext) -> str:
     address = ctx.status.server.ip_address
     if address is None:
@@ -102,7 +168,7 @@ async def dns(ctx: StageContext) -> str:
         addresses = ctx.status.server.ip_addresses or (address,)
         await provider.check_resolves_to(ctx.spec.domain, addresses)
         return f"Checked that {ctx.spec.domain} resolves to {', '.join(addresses)}"
-    await provider.upsert_a_record(ctx.spec.domain, zone, address, spec.ttl)
+    await provider.upsert_a_record(ctx.spec.domain, zone, address, spec.ttl, ctx.record_owner)
     return f"Pointed {ctx.spec.domain} at {address} ({spec.provider.value})"
 
 

@@ -1,10 +1,11 @@
-"""Teardown on deletion: the DNS record, then the static IP and the server, in reverse.
+"""Teardown on deletion: the DNS record, then the static IP, the server and its key pair, in reverse.
 
-Owns: deleting exactly what this instance created (checked by the uid tag),
-treating NotFound as success, and leaving everything when ``deletionPolicy`` is
-Retain; then releasing the Secrets held for teardown (see
-:mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller
-retries: a deletion never turns permanent. To orphan a stuck instance, set ``spec.deletionPolicy: Retain``.
+Owns: deleting exactly what this instance owns (the server and key pair by their uid tag,
+the DNS record by its ownership TXT record), treating NotFound as success, and leaving
+everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
+(see :mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller retries: a
+deletion never turns permanent. To orphan a stuck instance, set
+``spec.deletionPolicy: Retain``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pydantic
 
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProviderKind
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
-from o4o_operator.providers.lightsail import server_owned_by
+from o4o_operator.providers.ownership import is_ours
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.context import Runtime, StageContext
 from o4o_operator.runner.log import InstanceLog
@@ -44,7 +45,7 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     except pydantic.ValidationError:
         return "Spec unreadable; nothing known to tear down"
     if spec.deletion_policy is DeletionPolicy.RETAIN:
-        return "Retained the server, static IP and DNS record (deletionPolicy: Retain)"
+        return "Retained the server, static IP, key pair and DNS record (deletionPolicy: Retain)"
     generation = int(meta.get("generation", 1))
     deleting = with_deleting(status, "Tearing down the DNS record, static IP and server", generation,
                              runtime.clock())
@@ -58,18 +59,22 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     address = status.server.ip_address
     if spec.dns.provider is not DnsProviderKind.NONE and address:
         provider = await ctx.dns()
-        await provider.delete_a_record(spec.domain, spec.dns.hosted_zone_id or spec.dns.zone, address)
-        done.append(f"DNS record {spec.domain}")
+        await provider.delete_a_record(spec.domain, spec.dns.hosted_zone_id or spec.dns.zone, address,
+                                       ctx.record_owner)
+        done.append(f"DNS record {spec.domain} (if ours)")
     if spec.provider.lightsail is not None:
         cloud = await ctx.cloud()
         name = ctx.server_name
         found = await cloud.find_server(name)
-        ours = found is not None and (server_owned_by(found, ctx.ref.uid) or (ctx.adopt and status.server.created))
-        if found is None or ours:
-            await cloud.delete_server(name, status.server.static_ip_name or f"{name}-ip")
+        if found is None or is_ours(found.tags, ctx.ref.uid):
+            await cloud.delete_server(name, ctx.static_ip_name)
             done.append(f"server {name} and its static IP")
         else:
             done.append(f"nothing of server {name}, which is not ours")
+        key_pair = await cloud.find_key_pair(ctx.own_key_pair_name)
+        if key_pair is not None and is_ours(key_pair.tags, ctx.ref.uid):
+            await cloud.delete_key_pair(key_pair.name)
+            done.append(f"key pair {key_pair.name}")
     with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone
         await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]), meta["uid"])
     return "Deleted " + ", ".join(done) if done else "Nothing to delete"

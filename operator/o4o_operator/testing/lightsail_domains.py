@@ -1,8 +1,10 @@
 """The local Lightsail's DNS: domains (zones) and their entries.
 
 Owns: what CreateDomain, GetDomain(s), DeleteDomain and Create/Update/DeleteDomainEntry
-do, with Lightsail's refusals (unknown zone, a name outside the zone, a second A or
-CNAME entry for the same name). New zones get the NS and SOA entries AWS adds.
+do, with Lightsail's refusals (unknown zone, a name outside the zone, a second A or CNAME
+entry for the same name, a TXT target not enclosed in quotation marks, the same TXT value
+twice for one name). Any number of TXT entries may share a name. New zones get the NS and
+SOA entries AWS adds.
 
 Must not: do I/O or know HTTP. Called by ``LightsailState`` under its lock, and
 only for us-east-1 (the state refuses domain operations elsewhere).
@@ -64,6 +66,8 @@ class Domains:
                 raise invalid(f"The target {target!r} is not a valid IP address.") from None
             if address.version != (4 if kind == "A" else 6):
                 raise invalid(f"The target {target!r} does not fit an {kind} entry.")
+        if kind == "TXT" and not (len(target) >= 2 and target.startswith('"') and target.endswith('"')):
+            raise invalid("Input error: Target should be enclosed in quotation marks: " + target[:64])
         return {"name": name, "type": kind, "target": target, "isAlias": bool(entry.get("isAlias", False))}
 
     def create_domain(self, p: Params, record_operation: RecordOperation) -> Params:
@@ -95,6 +99,9 @@ class Domains:
         if entry["type"] in {"A", "AAAA", "CNAME"} and any(
                 e["name"] == entry["name"] and e["type"] == entry["type"] for e in zone["entries"].values()):
             raise invalid(f"A {entry['type']} entry for {entry['name']} already exists.")
+        if entry["type"] == "TXT" and any((e["name"], e["type"], e["target"]) == (entry["name"], "TXT", entry["target"])
+                                          for e in zone["entries"].values()):
+            raise invalid(f"That TXT entry for {entry['name']} already exists.")
         zone["entries"][str(uuid.uuid4())] = entry
         return {"operation": record_operation(zone["name"], "Domain", "CreateDomain")}
 

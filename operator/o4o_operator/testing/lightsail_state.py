@@ -1,10 +1,11 @@
 """The in-memory world behind the local Lightsail endpoint, and what each operation does to it.
 
-Owns: instances (pending, then running), static IPs, public ports, key pairs, tags and
-the operation records, per region (domains live in ``lightsail_domains``); the rules
-AWS enforces on them (unique names, limits, what must exist first); and snapshots of
-all that for tests' leak checks. Results are plain dicts in the service model's
-output shapes; refusals are ``LightsailApiError`` with the code AWS would use.
+Owns: instances (pending, then running), static IPs, public ports, key pairs, tags (given
+at creation or added by TagResource) and the operation records, per region (domains live
+in ``lightsail_domains``); the rules AWS enforces on them (unique names, limits, what must
+exist first); and snapshots of all that for tests' leak checks. Results are plain dicts in
+the service model's output shapes; refusals are ``LightsailApiError`` with the code AWS
+would use.
 
 Must not: do I/O, sleep, or know HTTP. Request and response validation against the
 botocore model happens in :mod:`o4o_operator.testing.lightsail`. Thread-safe.
@@ -325,6 +326,31 @@ class LightsailState:
         del self._key_pairs[(region, p["keyPairName"])]
         return {"operation": self._operation(region, "all", p["keyPairName"], "KeyPair", "")}
 
+    # ---- tags ---------------------------------------------------------------------------
+
+    def op_TagResource(self, region: str, p: Params) -> Params:
+        """Instances and key pairs (what the operator tags). A name that both kinds share needs
+        ``resourceArn`` to say which."""
+        name, arn = p["resourceName"], p.get("resourceArn")
+        current: dict[str, dict[str, str]] = {}
+        if (region, name) in self._instances:
+            current["Instance"] = dict(self._instances[(region, name)].tags)
+        if (region, name) in self._key_pairs:
+            current["KeyPair"] = {t["key"]: t.get("value", "") for t in self._key_pairs[(region, name)]["tags"]}
+        if arn:
+            current = {kind: tags for kind, tags in current.items() if arn.endswith(f":{kind}/{name}")}
+        if not current:
+            raise not_found("Resource", name)
+        if len(current) > 1:
+            raise invalid(f"More than one resource is named {name}; give resourceArn.")
+        kind, tags = next(iter(current.items()))
+        merged = _tags([{"key": k, "value": v} for k, v in {**tags, **_tags(p["tags"])}.items()])
+        if kind == "Instance":
+            self._instances[(region, name)].tags = merged
+        else:
+            self._key_pairs[(region, name)]["tags"] = [{"key": k, "value": v} for k, v in merged.items()]
+        return {"operations": [self._operation(region, "all", name, kind, "")]}  # no OperationType for tags
+
     # ---- snapshots for tests and leak checks -------------------------------------------
 
     def servers(self) -> list[LocalServer]:
@@ -344,16 +370,22 @@ class LightsailState:
             return self._domains.entries()
 
     def resources_for_uid(self, uid: str) -> list[str]:
-        """``Kind/name`` of everything left that belongs to ``uid``: tagged instances, static IPs once
-        attached to them, and domain entries pointing at either's address."""
+        """``Kind/name`` of everything left that belongs to ``uid``: tagged instances and key pairs,
+        static IPs once attached to them, domain entries pointing at either's address, and TXT
+        entries naming the uid."""
         with self._lock:
             instances = [i for i in self._instances.values() if i.tags.get(UID_TAG) == uid]
+            key_pairs = [k for k in self._key_pairs.values()
+                         if {t["key"]: t.get("value") for t in k["tags"]}.get(UID_TAG) == uid]
             static_ips = [s for s in self._static_ips.values() if s.owner_uid == uid]
             addresses = {i.public_ip for i in instances} | {s.ip for s in static_ips}
-            entries = [e for e in self._domains.entries() if e.target in addresses]
+            entries = [e for e in self._domains.entries()
+                       if e.target in addresses or (e.type == "TXT" and f"{UID_TAG}={uid}" in e.target)]
             return sorted([*(f"Instance/{i.name}" for i in instances),
+                           *(f"KeyPair/{k['name']}" for k in key_pairs),
                            *(f"StaticIp/{s.name}" for s in static_ips),
-                           *(f"DomainEntry/{e.name}" for e in entries)])
+                           *(f"DomainEntry/{e.type}/{e.name}" if e.type != "A" else f"DomainEntry/{e.name}"
+                             for e in entries)])
 
     # ---- domains (us-east-1 only) -----------------------------------------------------
 
