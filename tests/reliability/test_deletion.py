@@ -44,7 +44,7 @@ HOLDS: dict[str, Hold] = {
     "dns": _cloud("CreateDomainEntry", lambda namespace, name: f"{name}.{ZONE}"),
     "runtime": _shim("dpkg-query"),
     "source": _shim("git", "clone"),
-    "build-site": _shim("pnpm", "@o4o/main-site"),
+    "build-site": _shim("pnpm", "@o4o/main-site-nextgen"),
     "build-api": _shim("pnpm", "@o4o/api-server run build"),
     "configure": _shim("pm2", "startOrReload"),
     "tls": _shim("certbot", "certonly"),

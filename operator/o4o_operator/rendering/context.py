@@ -94,7 +94,7 @@ class HostContext:
     health_path: str = "/api/health"
     health_attempts: int = 10
     health_interval_seconds: int = 3
-    site_package: str = "@o4o/main-site"
+    site_package: str = "@o4o/main-site-nextgen"
     site_dist: str = "apps/main-site/dist"
     api_package: str = "@o4o/api-server"
     api_dir: str = "apps/api-server"

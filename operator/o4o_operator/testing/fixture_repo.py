@@ -1,9 +1,11 @@
 """A tiny O4O-shaped git repository for tests: a pnpm workspace with a main site and an API server.
 
-Owns: the fixture's layout (``apps/main-site``, ``apps/api-server``, a
-``pnpm-lock.yaml``, package scripts the sandbox's pnpm shim runs with
-``/bin/sh``) and committing to it. Runs the real ``git`` with a private
-configuration; touches nothing outside the given directory.
+Owns: the fixture's layout, O4O's names and shape (``@o4o/main-site-nextgen`` in ``apps/main-site``, whose build
+writes ``dist/index.html`` from ``public/index.html``; ``@o4o/api-server`` in ``apps/api-server``, whose build
+writes ``dist/main.js``, a plain Node.js HTTP server on ``$PORT``), a ``pnpm-lock.yaml`` that real pnpm
+10.25.0 accepts with ``--frozen-lockfile`` (pnpm pinned in devDependencies, as O4O pins it), package scripts
+that are plain ``sh`` so the sandbox's pnpm shim and real pnpm run them alike, and committing to it.
+Runs the real ``git`` with a private configuration; touches nothing outside the given directory.
 """
 
 from __future__ import annotations
@@ -31,28 +33,93 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _package(name: str, scripts: Mapping[str, str]) -> str:
-    return json.dumps({"name": name, "version": "1.0.0", "private": True, "scripts": dict(scripts)}, indent=2)
+    return json.dumps({"name": name, "version": "1.0.0", "private": True, "scripts": dict(scripts)}, indent=2) + "\n"
+
+
+PNPM_VERSION = "10.25.0"
+SITE_PACKAGE = "@o4o/main-site-nextgen"
+API_PACKAGE = "@o4o/api-server"
+SITE_PAGE = "apps/main-site/public/index.html"
+API_MAIN = "apps/api-server/src/main.js"
+SITE_MARKER = "O4O fixture site"
+
+# Written by pnpm 10.25.0 for the manifests below (``pnpm install`` in a copy); only dependencies matter to it,
+# so scripts may change freely. pnpm itself is the one locked package, pinned as O4O pins it.
+_PNPM_INTEGRITY = "sha512-XoJjkCevN8+DIGG8xtY5whljRIjg8rrr54UCink957Ul/80/f/V09emGBlTgmP6FK6isXdXO/hdn0joCCpL1AQ=="
+PNPM_LOCK = f"""lockfileVersion: '9.0'
+
+settings:
+  autoInstallPeers: true
+  excludeLinksFromLockfile: false
+
+importers:
+
+  .:
+    devDependencies:
+      pnpm:
+        specifier: {PNPM_VERSION}
+        version: {PNPM_VERSION}
+
+  apps/api-server: {{}}
+
+  apps/main-site: {{}}
+
+packages:
+
+  pnpm@{PNPM_VERSION}:
+    resolution: {{integrity: {_PNPM_INTEGRITY}}}
+    engines: {{node: '>=18.12'}}
+    hasBin: true
+
+snapshots:
+
+  pnpm@{PNPM_VERSION}: {{}}
+"""
+
+
+def api_main(greeting: str = "ok") -> str:
+    """A plain Node.js HTTP server on $PORT: ``/api/health`` answers 200 with JSON, the rest 404."""
+    return (
+        "'use strict';\n"
+        "const http = require('node:http');\n"
+        "const port = Number(process.env.PORT || 3001);\n"
+        "http.createServer((req, res) => {\n"
+        "  const healthy = req.url === '/api/health' || req.url === '/health';\n"
+        "  const body = JSON.stringify(healthy\n"
+        f"    ? {{status: {json.dumps(greeting)}, uptime: process.uptime(), pid: process.pid}}\n"
+        "    : {error: 'not found', path: req.url});\n"
+        "  res.writeHead(healthy ? 200 : 404, {'content-type': 'application/json'});\n"
+        "  res.end(body);\n"
+        "}).listen(port, '127.0.0.1', () => console.log(`api listening on 127.0.0.1:${port}`));\n")
+
+
+# An API whose process exits as it starts (a broken release: its health check must fail).
+CRASHING_API_MAIN = "'use strict';\nconsole.error('fatal: refusing to start');\nprocess.exit(1);\n"
+
+
+def site_page(marker: str = SITE_MARKER) -> str:
+    return f"<!doctype html>\n<title>O4O</title>\n<h1>{marker}</h1>\n"
 
 
 FILES: Mapping[str, str] = {
-    "package.json": json.dumps({"name": "o4o-platform", "private": True, "packageManager": "pnpm@9.12.0",
-                                "scripts": {"build": "pnpm -r build"}}, indent=2),
+    "package.json": json.dumps({"name": "o4o-platform", "private": True, "engines": {"node": ">=22.18.0"},
+                                "scripts": {"build": "pnpm -r build"},
+                                "devDependencies": {"pnpm": PNPM_VERSION},
+                                "volta": {"node": "22.18.0", "pnpm": PNPM_VERSION}}, indent=2) + "\n",
     "pnpm-workspace.yaml": "packages:\n  - 'apps/*'\n",
-    "pnpm-lock.yaml": "lockfileVersion: '9.0'\n",
-    "apps/main-site/package.json": _package("@o4o/main-site", {
+    "pnpm-lock.yaml": PNPM_LOCK,
+    ".gitignore": "node_modules/\ndist/\n",
+    "apps/main-site/package.json": _package(SITE_PACKAGE, {
         "build": "mkdir -p dist && cp public/index.html dist/index.html"}),
-    "apps/main-site/public/index.html": "<!doctype html><title>O4O</title><h1>O4O fixture site</h1>\n",
-    "apps/api-server/package.json": _package("@o4o/api-server", {
+    SITE_PAGE: site_page(),
+    "apps/api-server/package.json": _package(API_PACKAGE, {
         "build": "mkdir -p dist && cp src/main.js dist/main.js",
         "apps:install": "sh scripts/app.sh install",
         "apps:pages": "sh scripts/app.sh pages",
         "apps:remove": "sh scripts/app.sh remove",
         "seed": "sh scripts/app.sh seed",
     }),
-    "apps/api-server/src/main.js": (
-        "const http = require('node:http');\n"
-        "http.createServer((req, res) => res.end(req.url === '/api/health' ? 'ok' : 'o4o'))"
-        ".listen(Number(process.env.PORT || 3001), '127.0.0.1');\n"),
+    API_MAIN: api_main(),
     "apps/api-server/scripts/app.sh": 'echo "app $*"\n',
 }
 

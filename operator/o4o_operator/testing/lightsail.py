@@ -38,7 +38,13 @@ import botocore.validate  # type: ignore[import-untyped,unused-ignore]
 from o4o_operator.testing.lightsail_domains import LocalDomainEntry
 from o4o_operator.testing.lightsail_errors import LightsailApiError
 from o4o_operator.testing.lightsail_resources import LocalServer, LocalStaticIp
-from o4o_operator.testing.lightsail_state import HostKeys, IpAllocator, LightsailState, supported_operations
+from o4o_operator.testing.lightsail_state import (
+    HostKeys,
+    IpAllocator,
+    LightsailState,
+    ServerFleet,
+    supported_operations,
+)
 
 TARGET_PREFIX = "Lightsail_20161128."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -83,9 +89,12 @@ class LocalLightsail:
 
     def __init__(self, *, port: int = 0, pending_polls: int = 1, pending_seconds: float = 0.0,
                  clock: Callable[[], float] = time.monotonic, ip_allocator: IpAllocator | None = None,
-                 host_keys: HostKeys | None = None, seed: int | None = None) -> None:
+                 host_keys: HostKeys | None = None, fleet: ServerFleet | None = None,
+                 seed: int | None = None) -> None:
+        """``ip_allocator``, ``host_keys`` and ``fleet`` put real machines behind the instances (see
+        :class:`~o4o_operator.testing.lightsail_state.ServerFleet`)."""
         self.state = LightsailState(pending_polls=pending_polls, pending_seconds=pending_seconds, clock=clock,
-                                    ip_allocator=ip_allocator, host_keys=host_keys)
+                                    ip_allocator=ip_allocator, host_keys=host_keys, fleet=fleet)
         self.faults = Faults(rng=random.Random(seed))
         self.request_log: list[str] = []
         self.exchanges: collections.deque[Exchange] = collections.deque(maxlen=2000)

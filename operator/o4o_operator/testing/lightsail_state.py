@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from o4o_operator.testing import lightsail_catalog as catalog
 from o4o_operator.testing.lightsail_domains import Domains, LocalDomainEntry
@@ -45,6 +45,24 @@ HostKeys = Callable[[str], list[dict[str, Any]]]
 DomainObserver = Callable[[], None]
 """Called after each change to domains, outside the state's lock (read ``domain_entries()`` for the latest)."""
 Params = dict[str, Any]
+
+
+class ServerFleet(Protocol):
+    """Real machines behind the local cloud's instances (e.g. booted hosts), told of each instance's life.
+
+    The fleet also hands out addresses (``ip_allocator``, given to the state as usual) and host keys.
+    """
+
+    def create_server(self, name: str, *, login_user: str, public_key: str | None) -> None:
+        """Start making the server ``name`` (return at once); ``ValueError`` refuses it (InvalidInput)."""
+
+    def is_running(self, name: str) -> bool:
+        """Whether the server answers yet (the instance stays ``pending`` until it does)."""
+
+    def delete_server(self, name: str) -> None:
+        """Stop and remove the server (may finish after returning)."""
+
+
 _DOMAIN_CHANGES = frozenset({"CreateDomain", "DeleteDomain", "CreateDomainEntry", "UpdateDomainEntry",
                              "DeleteDomainEntry"})
 
@@ -59,12 +77,14 @@ class LightsailState:
 
     def __init__(self, *, pending_polls: int = 1, pending_seconds: float = 0.0,
                  clock: Callable[[], float] = time.monotonic, ip_allocator: IpAllocator | None = None,
-                 host_keys: HostKeys | None = None) -> None:
+                 host_keys: HostKeys | None = None, fleet: ServerFleet | None = None) -> None:
         self.pending_polls = pending_polls
         self.pending_seconds = pending_seconds
         self._clock = clock
         self._ip_allocator = ip_allocator
         self._host_keys = host_keys or catalog.default_host_keys
+        self._fleet = fleet
+        self._public_keys: dict[tuple[str, str], str] = {}
         self._lock = threading.RLock()
         self._instances: dict[tuple[str, str], InstanceRecord] = {}
         self._static_ips: dict[tuple[str, str], StaticIpRecord] = {}
@@ -134,6 +154,8 @@ class LightsailState:
         return self._static_ips[(region, name)]
 
     def _is_running(self, instance: InstanceRecord, *, count_read: bool) -> bool:
+        if not instance.running and self._fleet is not None and not self._fleet.is_running(instance.name):
+            return False
         if not instance.running:
             waited = self._clock() - instance.started_at >= self.pending_seconds
             if waited and instance.reads_while_pending >= self.pending_polls:
@@ -189,6 +211,12 @@ class LightsailState:
             raise invalid(f"Some names are already in use: {', '.join(in_use or names)}")
         operations = []
         for name in names:
+            if self._fleet is not None:
+                try:
+                    self._fleet.create_server(name, login_user=catalog.username(p["blueprintId"]),
+                                              public_key=self._public_keys.get((region, key_pair or "")))
+                except ValueError as refusal:
+                    raise invalid(str(refusal)) from None
             self._instances[(region, name)] = InstanceRecord(
                 name=name, region=region, zone=zone, bundle_id=p["bundleId"], blueprint_id=p["blueprintId"],
                 key_pair_name=key_pair, tags=tags, public_ip=self._allocate_ip(name, "192.0.2.0/24"),
@@ -208,6 +236,8 @@ class LightsailState:
         if instance.static_ip_name:
             self._detach(self._static_ip(region, instance.static_ip_name))
         del self._instances[(region, instance.name)]
+        if self._fleet is not None:
+            self._fleet.delete_server(instance.name)
         deleted = self._operation(region, instance.zone, instance.name, "Instance", "DeleteInstance")
         return {"operations": [deleted]}
 
@@ -311,6 +341,7 @@ class LightsailState:
         if (region, name) in self._key_pairs:
             raise invalid(f"Some names are already in use: {name}")
         self._key_pairs[(region, name)] = key_pair_view(region, name, blob)
+        self._public_keys[(region, name)] = f"{fields[0]} {fields[1]}"
         return {"operation": self._operation(region, "all", name, "KeyPair", "")}
 
     def op_GetKeyPair(self, region: str, p: Params) -> Params:
@@ -324,6 +355,7 @@ class LightsailState:
     def op_DeleteKeyPair(self, region: str, p: Params) -> Params:
         self.op_GetKeyPair(region, p)
         del self._key_pairs[(region, p["keyPairName"])]
+        self._public_keys.pop((region, p["keyPairName"]), None)
         return {"operation": self._operation(region, "all", p["keyPairName"], "KeyPair", "")}
 
     # ---- tags ---------------------------------------------------------------------------

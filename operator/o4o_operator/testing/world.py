@@ -96,12 +96,22 @@ class LocalWorld:
         self._own_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane()
         self.directory = Path(tempfile.mkdtemp(prefix="o4o-world-"))
-        self.fleet = SandboxFleet(self.directory)
-        self.lightsail = LocalLightsail(pending_polls=pending_polls, ip_allocator=self.fleet.ip_allocator,
-                                        host_keys=self.fleet.host_keys)
+        self.pending_polls = pending_polls
+        self._make_cloud()
         self.repository, self.commit = make_fixture_repo(self.directory / "fixture-repo")
         self._operator_env = dict(operator_env or {})
         self.operator: OperatorProcess | None = None
+
+    def _make_cloud(self) -> None:
+        """The servers behind the local cloud: sandbox hosts here (``RealWorld`` boots Debian hosts)."""
+        self.fleet = SandboxFleet(self.directory)
+        self.lightsail = LocalLightsail(pending_polls=self.pending_polls, ip_allocator=self.fleet.ip_allocator,
+                                        host_keys=self.fleet.host_keys)
+
+    @property
+    def ssh_private_key_pem(self) -> str:
+        """The private key of the ``ssh-key`` Secret (what the servers let in)."""
+        return self.fleet.private_key_pem
 
     def __enter__(self) -> LocalWorld:
         self.start()
@@ -156,7 +166,7 @@ class LocalWorld:
         secrets = [
             {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/ssh-auth",
              "metadata": {"name": "ssh-key", "namespace": namespace},
-             "stringData": {"ssh-privatekey": self.fleet.private_key_pem}},
+             "stringData": {"ssh-privatekey": self.ssh_private_key_pem}},
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-env", "namespace": namespace},
              "stringData": dict(env or {"DATABASE_URL": "postgres://o4o@localhost/o4o", "JWT_SECRET": "dev"})},
         ]

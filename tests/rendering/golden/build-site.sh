@@ -42,7 +42,7 @@ o4o_relink_as_app() {
 COMMIT=0123456789abcdef0123456789abcdef01234567
 REPO_DIR="$R"/srv/o4o/team-a.shop/repo
 RELEASE_DIR="$R"/srv/o4o/team-a.shop/releases/0123456789abcdef0123456789abcdef01234567
-PACKAGE=@o4o/main-site
+PACKAGE=@o4o/main-site-nextgen
 OUTPUT=apps/main-site/dist
 BUILT_MARKER="$RELEASE_DIR/.o4o-built-site"
 
