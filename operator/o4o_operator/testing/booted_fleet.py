@@ -23,7 +23,7 @@ import base64
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from o4o_operator.testing.hosts import BootedHost, HostWorld
@@ -37,8 +37,11 @@ _STOP_TIMEOUT = 120.0
 class BootedFleet:
     """Servers of the local cloud that are booted hosts of ``world`` (started by the caller)."""
 
-    def __init__(self, world: HostWorld, *, max_hosts: int = 2, first_number: int = 20) -> None:
+    def __init__(self, world: HostWorld, *, max_hosts: int = 2, first_number: int = 20,
+                 trusted_roots: Mapping[str, str] | None = None) -> None:
+        """``trusted_roots``: name -> PEM each host trusts system-wide (a corporate CA, e.g. the git host's)."""
         self.world = world
+        self.trusted_roots = dict(trusted_roots or {})
         self.max_hosts = max_hosts
         self._first_number = max(first_number, FIRST_HOST_NUMBER)
         self._lock = threading.Lock()
@@ -98,13 +101,24 @@ class BootedFleet:
         if not self._take_place():
             raise RuntimeError("the fleet is stopping")
         try:
-            host = self.world.boot_host(name, authorized_keys, address=address)
+            host = self._new_host(name, list(authorized_keys), address)
+            try:
+                host.start()
+            except BaseException:
+                self.world.remove_host(host)
+                raise
         except BaseException:
             self._places.release()
             with self._lock:
                 self._addresses.pop(name, None)
             raise
         self.hosts[name] = host
+        return host
+
+    def _new_host(self, name: str, keys: list[str], address: str) -> BootedHost:
+        host = self.world.new_host(name, keys, address=address)
+        for root_name, pem in self.trusted_roots.items():
+            host.trust_root(root_name, pem)
         return host
 
     def remove(self, name: str) -> None:
@@ -133,7 +147,7 @@ class BootedFleet:
         if not self._take_place():
             return
         try:
-            host = self.world.new_host(name, keys, address=address)
+            host = self._new_host(name, keys, address)
         except Exception as failure:
             self._boot_failed(name, failure)
             return
@@ -154,12 +168,13 @@ class BootedFleet:
         logger.warning("Booting host %s failed: %s", name, failure)
 
     def _delete(self, name: str) -> None:
-        host = self.hosts.pop(name, None)
+        host = self.hosts.get(name)
         if host is None:
             return
         try:
             self.world.remove_host(host)
         finally:
+            self.hosts.pop(name, None)  # only once gone: a test waits for this
             with self._lock:
                 self._addresses.pop(name, None)
             with contextlib.suppress(ValueError):

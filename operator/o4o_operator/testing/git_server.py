@@ -14,6 +14,7 @@ import http.server
 import io
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import urllib.parse
@@ -104,10 +105,13 @@ def _handler_for(root: Path, git: str) -> type[http.server.BaseHTTPRequestHandle
 class GitHttpServer:
     """Serves every bare repository under ``root``; ``url_for("fixture.git")`` is its clone URL."""
 
-    def __init__(self, root: Path, *, listen_host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, root: Path, *, listen_host: str = "127.0.0.1", port: int = 0,
+                 certificate: Path | None = None, private_key: Path | None = None) -> None:
+        """With ``certificate`` and ``private_key`` (PEM files) it serves HTTPS, as a git host does."""
         self.root = root
         self.listen_host = listen_host
         self.port = port
+        self.certificate, self.private_key = certificate, private_key
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -115,7 +119,8 @@ class GitHttpServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("GitHttpServer is not started")
-        return f"http://{self.listen_host}:{self._server.server_address[1]}"
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://{self.listen_host}:{self._server.server_address[1]}"
 
     def url_for(self, repository: str) -> str:
         return f"{self.url}/{repository}"
@@ -126,6 +131,10 @@ class GitHttpServer:
             raise RuntimeError("GitHttpServer needs git on PATH")
         server = http.server.ThreadingHTTPServer((self.listen_host, self.port), _handler_for(self.root, git))
         server.daemon_threads = True
+        if self.certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate, self.private_key)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="git-http", daemon=True)
         self._thread.start()

@@ -7,8 +7,9 @@ bridge address ``198.51.100.1``: the egress proxy (``HostWorld``), challtestsrv 
 Pebble's ACME directory (``AcmeWorld``), a :class:`~o4o_operator.testing.dns_feed.DnsFeed` that makes the
 local Lightsail's DNS records (the DNS stage's own output) what Pebble and the hosts resolve, the Node.js
 dist mirror the operator is pointed at (``O4O_NODE_MIRROR``), and the fixture repository served over smart
-HTTP. Manifests are shaped like ``manifests/samples/lightsail.yaml`` with ``blueprintId: debian_12``,
-``ssh.user: admin`` and ``spec.tls`` naming Pebble (directory, endpoint CA, root).
+HTTPS (its CA is trusted by each host, as a corporate image trusts its own CA). Manifests are shaped like
+``manifests/samples/lightsail.yaml`` with ``blueprintId: debian_12``, ``ssh.user: admin`` and ``spec.tls``
+naming Pebble (directory, endpoint CA, root).
 
 Everything it started stops on :meth:`RealWorld.stop` (and on ``__exit__``), in reverse order, even when a
 part failed to start. Only the cloud's API and the internet's DNS are simulated. Needs root.
@@ -20,13 +21,14 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from o4o_operator.testing.acme import AcmeWorld
+from o4o_operator.testing.acme import AcmeWorld, make_endpoint_certificate
 from o4o_operator.testing.booted_fleet import BootedFleet
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.dns_feed import DnsFeed
@@ -39,6 +41,7 @@ from o4o_operator.testing.world import CRD, REGION, ZONE, LocalWorld
 REPOSITORY_NAME = "o4o-platform.git"
 BLUEPRINT = "debian_12"
 LOGIN_USER = "admin"
+ACME_PORT = 14000  # Pebble's usual port; fixed, since the bridge (and so a free port on it) exists only once started
 DEFAULT_DRIFT_SECONDS = 30.0
 
 
@@ -55,22 +58,27 @@ class RealWorld(LocalWorld):
         self._own_host_world = host_world is None
         self.host_world = host_world or HostWorld()
         self.max_hosts = max_hosts
+        self._git_tls_directory = Path(tempfile.mkdtemp(prefix="o4o-git-tls-"))
+        self.git_tls = make_endpoint_certificate(self._git_tls_directory, [self.host_world.address])
         key = asyncssh.generate_private_key("ssh-ed25519")
         self._private_key_pem = key.export_private_key("openssh").decode()
         self.public_key_openssh = key.export_public_key("openssh").decode().strip()
         self.source = source
         self.drift_seconds = drift_seconds
         super().__init__(control_plane, operator_env=operator_env, pending_polls=1, namespaces=namespaces)
-        self.acme = AcmeWorld(listen_host=self.host_world.address, dns_port=53, workdir=self.directory / "acme")
+        self.acme = AcmeWorld(listen_host=self.host_world.address, dns_port=53, acme_port=ACME_PORT,
+                              workdir=self.directory / "acme")
         self.dns_feed = DnsFeed(self.acme.dns)
         self.git_root = self.directory / "git"
-        self.git_server = GitHttpServer(self.git_root, listen_host=self.host_world.address)
+        self.git_server = GitHttpServer(self.git_root, listen_host=self.host_world.address,
+                                        certificate=self.git_tls.certificate, private_key=self.git_tls.private_key)
         self.mirror: NodeMirror | None = None
         self.pebble_root_path = self.directory / "pebble-root.pem"
         self._stack = contextlib.ExitStack()
 
     def _make_cloud(self) -> None:
-        self.booted = BootedFleet(self.host_world, max_hosts=self.max_hosts)
+        self.booted = BootedFleet(self.host_world, max_hosts=self.max_hosts,
+                                  trusted_roots={"o4o-test-git-host": self.git_tls.ca_bundle.read_text()})
         self.lightsail = LocalLightsail(pending_polls=self.pending_polls, ip_allocator=self.booted.ip_allocator,
                                         host_keys=self.booted.host_keys, fleet=self.booted)
 
@@ -149,6 +157,7 @@ class RealWorld(LocalWorld):
             self._stack.close()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self._git_tls_directory, ignore_errors=True)
 
     # ---- what tests and make dev ask ---------------------------------------------------------------------------
 

@@ -159,6 +159,17 @@ class BootedHost:
         elif self.upper.exists():
             self._write_authorized_keys(self.upper)
 
+    def trust_root(self, name: str, pem: str) -> None:
+        """Before boot: trust ``pem`` system-wide, as a corporate image trusts its own CA (``update-ca-certificates``
+        done by hand: the file in ``/usr/local/share/ca-certificates`` and the system bundle with it appended)."""
+        if self.running:
+            raise HostWorldError(f"host {self.name}: trust roots before it boots")
+        self.upper.mkdir(parents=True, exist_ok=True)
+        (self._mirror_dirs("usr/local/share/ca-certificates") / f"{name}.crt").write_text(pem)
+        bundle = self._mirror_dirs("etc/ssl/certs") / "ca-certificates.crt"
+        current = (bundle if bundle.exists() else self.image / "etc/ssl/certs/ca-certificates.crt").read_text()
+        bundle.write_text(current.rstrip("\n") + "\n" + pem.strip() + "\n")
+
     def host_keys(self) -> list[HostKey]:
         """The host's public SSH host keys (generated for it before its first boot)."""
         paths = sorted((self.upper / "etc/ssh").glob("ssh_host_*_key.pub"))
