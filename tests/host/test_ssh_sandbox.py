@@ -247,6 +247,14 @@ async def test_stdout_and_stderr_both_reach_the_log(session: SshSession) -> None
     assert sorted(lines) == ["err", "out"]
 
 
+async def test_sessions_have_a_home_of_their_own_so_the_machines_bashrc_never_runs(
+        session: SshSession, sandbox: SandboxHost) -> None:
+    lines: list[str] = []
+    await session.run('echo "home=$HOME"', timeout=30, log=lines.append)
+    assert lines == [f"home={sandbox.home}"]
+    assert not (sandbox.home / ".bashrc").exists()
+
+
 async def test_result_markers_come_back_in_the_command_result(session: SshSession) -> None:
     lines: list[str] = []
     script = "echo ::o4o::result commit=abc\necho working\necho ::o4o::result commit=def\necho ::o4o::result n=1"

@@ -140,6 +140,8 @@ class SandboxHost:
         self.root = self.directory / "root"
         self.shim_dir = self.directory / "shims"
         self._sshd_dir = self.directory / "sshd"
+        self.home = self.directory / "home"
+        """The sessions' HOME: nothing of the machine's login user's shell start-up files runs in a session."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log_thread: threading.Thread | None = None
         host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -154,7 +156,7 @@ class SandboxHost:
     # ---- setup --------------------------------------------------------------------------
 
     def _write_files(self, host_key: bytes) -> None:
-        for directory in (self.root, self.shim_dir, self._sshd_dir):
+        for directory in (self.root, self.shim_dir, self._sshd_dir, self.home):
             directory.mkdir(parents=True, exist_ok=True)
         key_file = self._sshd_dir / "ssh_host_ed25519_key"
         key_file.write_bytes(host_key)
@@ -179,7 +181,9 @@ class SandboxHost:
             "MaxStartups 64",
             "LogLevel INFO",
             "Subsystem sftp internal-sftp",
-            f"SetEnv O4O_ROOT={self.root} PATH={path}",
+            # A HOME of its own: bash run by sshd sources $HOME/.bashrc, and the machine's (pyenv init) can hang
+            # every session on a stale rehash lock left by a session killed mid-login.
+            f"SetEnv O4O_ROOT={self.root} PATH={path} HOME={self.home}",
             "",
         ]))
         (self.root / ".shim-plan.json").write_text(json.dumps({"failures": [], "http": []}))
