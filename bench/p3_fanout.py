@@ -35,7 +35,7 @@ from typing import Any
 from bench.common import say, verdict, write_result
 from o4o_operator.providers.ssh import SshConnector
 from o4o_operator.redaction import Redactor
-from o4o_operator.rendering.context import HostContext
+from o4o_operator.rendering.host_context import HostContext
 from o4o_operator.rendering.render import render_script
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.settings import OperatorSettings

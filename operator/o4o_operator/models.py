@@ -306,7 +306,8 @@ class CertificateStatus(_Model):
 class DeploymentInstanceStatus(_Model):
     phase: Phase = Phase.PENDING
     observed_generation: int = 0
-    stage_progress: str = "0/9"
+    stage_progress: str | None = None
+    """``<current>/<all>`` stages, set by the pipeline whenever it summarises; None until then."""
     conditions: tuple[Condition, ...] = ()
     stages: tuple[StageStatus, ...] = ()
     server: ServerStatus = Field(default_factory=ServerStatus)

@@ -7,7 +7,7 @@ import time
 
 from conftest import conditions, stages, status_writes, wait_for
 from o4o_operator.pipeline.stages import STAGES
-from o4o_operator.rendering.context import instance_slug
+from o4o_operator.rendering.host_context import instance_slug
 from o4o_operator.testing.world import LocalWorld
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from reliability_support import WorldFactory, apply_all, host_of, list_di, secret_manifest, stages, wait_di, wait_gone
 
-from o4o_operator.rendering.context import instance_slug
+from o4o_operator.rendering.host_context import instance_slug
 from o4o_operator.testing.processes import free_port, log_tail, start_process, stop_process
 from o4o_operator.testing.world import LocalWorld
 

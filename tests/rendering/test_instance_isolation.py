@@ -12,7 +12,7 @@ import re
 import pytest
 
 from o4o_operator.rendering import SCRIPT_NAMES, HostContext, load_app_catalog, render_app_script, render_script
-from o4o_operator.rendering.context import instance_user
+from o4o_operator.rendering.host_context import instance_user
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LONG = "n" * 63

@@ -1,8 +1,8 @@
 """Immutable status transitions: each returns a new status, never mutating one.
 
 Owns: ``with_stage_started`` / ``with_stage_succeeded`` / ``with_stage_failed``,
-``with_log_lines`` (the bounded, already-redacted tail) and ``with_summary``,
-which recomputes conditions, phase, progress and observedGeneration from the
+``with_log_lines`` (the bounded, already-redacted tail) and ``with_summary`` /
+``with_verdict``, which recompute conditions, phase, progress and observedGeneration from the
 stage records and a decision. Purely computational: the clock is passed in.
 """
 
@@ -104,10 +104,15 @@ def with_log_lines(status: DeploymentInstanceStatus, lines: Iterable[str]) -> De
 
 
 def with_summary(status: DeploymentInstanceStatus, decision: Decision, hashes: Mapping[str, str],
-                 generation: int, now: datetime.datetime, *,
-                 summary: Summary | None = None) -> DeploymentInstanceStatus:
+                 generation: int, now: datetime.datetime) -> DeploymentInstanceStatus:
     """Recompute conditions, phase, progress and observedGeneration for ``decision``."""
-    summary = summary or summarize(decision, status)
+    return with_verdict(status, summarize(decision, status), hashes, generation, now)
+
+
+def with_verdict(status: DeploymentInstanceStatus, summary: Summary, hashes: Mapping[str, str],
+                 generation: int, now: datetime.datetime) -> DeploymentInstanceStatus:
+    """Recompute conditions, phase, progress and observedGeneration for a verdict reached without a
+    decision (e.g. a spec that does not parse)."""
     current = current_stages(status, hashes)
     return status.model_copy(update={
         "conditions": build_conditions(status.conditions, status.stages, current, summary, generation,

@@ -40,7 +40,7 @@ any other is transient. The SSH session applies these rules.
 """
 
 from o4o_operator.rendering.catalog import AppDefinition, AppStep, CatalogError
-from o4o_operator.rendering.context import LETSENCRYPT_PRODUCTION, HostContext
+from o4o_operator.rendering.host_context import LETSENCRYPT_PRODUCTION, HostContext
 from o4o_operator.rendering.render import (
     SCRIPT_FOR_STAGE,
     SCRIPT_NAMES,

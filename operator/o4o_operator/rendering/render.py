@@ -21,7 +21,7 @@ import jinja2
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.rendering.catalog import AppDefinition, load_catalog
-from o4o_operator.rendering.context import HostContext
+from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 

@@ -34,7 +34,7 @@ from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
 from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
-from o4o_operator.rendering.context import HostContext
+from o4o_operator.rendering.host_context import HostContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.settings import OperatorSettings
 

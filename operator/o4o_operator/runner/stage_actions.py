@@ -261,9 +261,9 @@ async def apps(ctx: StageContext) -> str:
     before, after = set(ctx.status.installed_apps), set(ctx.spec.apps)
     ctx.record(installed_apps=tuple(ctx.spec.apps))
     added, removed = sorted(after - before), sorted(before - after)
-    parts = [f"installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
+    parts = [f"Installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
     summary = "; ".join(part for part in parts if part) or "no change"
-    return f"Apps up to date ({summary})".replace("(installed", "(Installed")
+    return f"Apps up to date ({summary})"
 
 
 STAGE_ACTIONS: Mapping[StageName, StageAction] = {

@@ -41,6 +41,7 @@ from o4o_operator.pipeline.transitions import (
     with_stage_started,
     with_stage_succeeded,
     with_summary,
+    with_verdict,
 )
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.context import Runtime, StageContext
@@ -134,7 +135,7 @@ class InstanceWorker:
             spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
         except pydantic.ValidationError as error:
             summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
-            await self.write_status(with_summary(self.status, Pause(), {}, generation, now, summary=summary))
+            await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
         context = StageContext(self.runtime, body, spec, self.status, self.log, self.write_status)
         await keep_teardown_secrets(context)
