@@ -90,7 +90,7 @@ def bench_world(plane: ControlPlane, *, subnet: int, command_latency: float = 0.
 
 def server_name(namespace: str, name: str) -> str:
     """The operator's deterministic server name (used to boot sandbox hosts ahead of time)."""
-    from o4o_operator.runner.context import server_name as operator_server_name
+    from o4o_operator.providers.ownership import server_name as operator_server_name
 
     return operator_server_name(namespace, name)
 

@@ -4,7 +4,7 @@ The pipeline is not run 1000 times. Instead 1000 DeploymentInstances on existing
 hosts (loopback addresses nobody connects to) are created, and each gets the status
 the worker itself would have written after all nine stages and a drift check, built
 with the pipeline's own functions: the facts come from the real
-``StageContext.observe_facts`` (Secret resourceVersions read from the apiserver), the
+``InstanceContext.observe_facts`` (Secret resourceVersions read from the apiserver), the
 inputs hashes from ``current_inputs``, the stage records from ``with_stage_started`` /
 ``with_stage_succeeded``, and the conditions from ``with_summary`` for what ``decide``
 answers (``Settle``). ``lastCheckTime`` is now and ``O4O_DRIFT_INTERVAL_SECONDS`` is a
@@ -62,8 +62,9 @@ from o4o_operator.pipeline.transitions import (
     with_summary,
 )
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.operator_process import OperatorProcess
@@ -162,7 +163,7 @@ async def ready_status(runtime: Runtime, body: dict[str, Any], now: datetime.dat
     async def no_save(_: DeploymentInstanceStatus) -> None:
         return None
 
-    context = StageContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
+    context = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
     facts = await context.observe_facts()  # exactly what the worker observes
     spec_body = spec.to_body()
     hashes = current_inputs(spec_body, facts)

@@ -2,37 +2,48 @@
 
 Owns: the Kopf registrations (startup, login, the per-instance worker daemon,
 the wake-up on change, deletion), operator settings for Kopf (annotations for
-progress, our finalizer, no peering), and turning runner errors into Kopf's
-retry semantics. Deletion errors are always retryable.
+progress, our finalizer, no peering), translating Kopf's objects (login's
+ConnectionInfo, the memo) into the runner's, and turning runner errors into
+Kopf's retry semantics. Deletion errors are always retryable. The operator-wide
+state, the runtime and the metrics live in :mod:`o4o_operator.runner.runtime`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import kopf
 
-from o4o_operator import metrics
 from o4o_operator.errors import StageError
-from o4o_operator.kubeapi import Credentials, KubeApi
+from o4o_operator.kubeapi import Credentials
 from o4o_operator.models import FINALIZER, GROUP, PLURAL, VERSION, Phase
-from o4o_operator.providers import aws
-from o4o_operator.providers.ssh import SshConnector
-from o4o_operator.runner.context import Runtime
+from o4o_operator.runner.runtime import OperatorState, Runtime
 from o4o_operator.runner.settings import OperatorSettings
 from o4o_operator.runner.teardown import teardown
 from o4o_operator.runner.worker import InstanceWorker
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 logger = logging.getLogger("o4o_operator")
-_connection: dict[str, kopf.ConnectionInfo] = {}
-_phases: dict[str, str] = {}
 HONOUR_SANDBOX_ROOT = False
 """Let sandbox hosts' ``O4O_ROOT`` prefix every path: a test hook, deliberately no setting and no
 environment variable. Only :mod:`o4o_operator.testing.operator_main` sets it, before the operator starts."""
+
+
+def _state(memo: kopf.Memo) -> OperatorState:
+    """The operator-wide state. It lives in the ``shared`` dict of the operator's memo, which every
+    object's memo (a shallow copy) shares: one runtime, credentials and phase tally for all instances."""
+    shared: dict[str, Any] = memo.setdefault("shared", {})
+    state: OperatorState | None = shared.get("state")
+    if state is None:
+        state = OperatorState(OperatorSettings.from_environment(), honour_sandbox_root=HONOUR_SANDBOX_ROOT)
+        shared["state"] = state
+    return state
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    return _state(memo).runtime()
 
 
 @kopf.on.startup()
@@ -43,16 +54,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.enabled = False  # we post our own Events, already redacted
     settings.watching.server_timeout = 300
-    options = OperatorSettings.from_environment()
-    memo["options"] = options
-    memo["shared"] = {}  # each object's memo is a shallow copy of this one: this dict is operator-wide
+    _state(memo)
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
     if info is not None:
-        _connection["info"] = info
+        _state(memo).credentials = _credentials(info)
     return info
 
 
@@ -68,32 +77,9 @@ def _credentials(info: kopf.ConnectionInfo) -> Credentials:
         private_key_data=as_bytes(info.private_key_data), token=info.token, insecure=bool(info.insecure))
 
 
-def _runtime(memo: kopf.Memo) -> Runtime:
-    """The operator-wide runtime, made on first use (after login gave us credentials).
-
-    It lives in the operator-wide ``shared`` dict, not in the object's own memo, so that every
-    instance shares one Kubernetes session, one SSH connector and one pipeline semaphore.
-    """
-    shared: dict[str, Any] = memo.setdefault("shared", {})
-    runtime: Runtime | None = shared.get("runtime")
-    if runtime is None:
-        options: OperatorSettings = memo.get("options") or OperatorSettings.from_environment()
-        # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
-        aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, options.max_pipelines))
-        runtime = Runtime(settings=options, kube=KubeApi(_credentials(_connection["info"])),
-                          connector=SshConnector(max_sessions=options.max_ssh_sessions,
-                                                 honour_sandbox_root=HONOUR_SANDBOX_ROOT),
-                          pipelines=asyncio.Semaphore(options.max_pipelines))
-        shared["runtime"] = runtime
-    return runtime
-
-
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime | None = (memo.get("shared") or {}).get("runtime")
-    if runtime is not None:
-        await runtime.connector.close_all()  # type: ignore[attr-defined]
-        await runtime.kube.close()
+    await _state(memo).close()
 
 
 def _wake_key(body: kopf.Body) -> tuple[Any, ...]:
@@ -105,14 +91,8 @@ def _wake_key(body: kopf.Body) -> tuple[Any, ...]:
 @kopf.on.event(*RESOURCE)
 async def wake(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
     """Wake the instance's worker when its spec, annotations or deletion changed (not its status)."""
-    uid = body.get("metadata", {}).get("uid", "")
-    phase = (body.get("status") or {}).get("phase", Phase.PENDING.value)
-    if type == "DELETED":
-        _phases.pop(uid, None)
-    else:
-        _phases[uid] = phase
-    for name in Phase:
-        metrics.INSTANCES.labels(phase=name.value).set(sum(1 for p in _phases.values() if p == name.value))
+    phase = None if type == "DELETED" else (body.get("status") or {}).get("phase", Phase.PENDING.value)
+    _state(memo).saw_phase(body.get("metadata", {}).get("uid", ""), phase)
     key = _wake_key(body)
     if memo.get("wake_key") != key:
         memo["wake_key"] = key
@@ -158,7 +138,4 @@ async def delete_instance(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger,
         message = await teardown(_runtime(memo), body)
     except StageError as error:
         raise kopf.TemporaryError(f"{error.reason}: {error.message}", delay=15) from error
-    meta = body.get("metadata", {})
-    with contextlib.suppress(KeyError):  # expiry of a deleted instance must not page anyone
-        metrics.CERTIFICATE_EXPIRY.remove(meta.get("namespace", ""), meta.get("name", ""))
     logger.info(message)

@@ -1,4 +1,4 @@
-"""Instances sharing a host, and what they may trust: StageContext.session() against a real sshd.
+"""Instances sharing a host, and what they may trust: InstanceContext.session() against a real sshd.
 
 Two instances (two Secrets, two keys) name the same sandbox host; an existing host needs a pinned
 host key or an explicit ``spec.ssh.trustOnFirstUse``; SSH failures that retrying cannot fix stall
@@ -18,15 +18,16 @@ from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, HostKeySource
 from o4o_operator.providers.ssh import SshConnector
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
 from o4o_operator.runner.stage_actions import provision
 from o4o_operator.testing import SandboxHost
 
 
 class FakeKube:
-    """The two calls a StageContext makes: Secrets by name, and Events (recorded)."""
+    """The two calls a InstanceContext makes: Secrets by name, and Events (recorded)."""
 
     def __init__(self, secrets: dict[str, dict[str, str]]) -> None:
         self.secrets = secrets
@@ -50,7 +51,7 @@ async def connector() -> AsyncIterator[SshConnector]:
 
 def _context(kube: FakeKube, connector: SshConnector, sandbox: SandboxHost, name: str, secret: str, *,
              ssh: dict[str, Any] | None = None,
-             status: DeploymentInstanceStatus | None = None) -> StageContext:
+             status: DeploymentInstanceStatus | None = None) -> InstanceContext:
     spec = DeploymentInstanceSpec.model_validate({
         "domain": f"{name}.example.com",
         "provider": {"existing": {"host": sandbox.address, "port": sandbox.port}},
@@ -66,7 +67,7 @@ def _context(kube: FakeKube, connector: SshConnector, sandbox: SandboxHost, name
     async def no_save(_: DeploymentInstanceStatus) -> None:
         return None
 
-    return StageContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), no_save)
+    return InstanceContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), no_save)
 
 
 def _new_key() -> str:

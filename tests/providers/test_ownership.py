@@ -25,7 +25,7 @@ from o4o_operator.providers.ownership import (
     txt_owners,
 )
 from o4o_operator.providers.protocols import ServerFacts
-from o4o_operator.runner import context
+from o4o_operator.runner import instance
 from o4o_operator.testing.lightsail_resources import key_pair_view
 
 RESOURCE_NAME = botocore.session.get_session().get_service_model("lightsail").shape_for("ResourceName")
@@ -34,7 +34,7 @@ SPLITS = [("team", "prod-shop"), ("team-prod", "shop"), ("team-prod-shop", "x"),
 
 def test_namespace_and_name_splits_that_read_alike_get_different_names() -> None:
     names = {server_name(namespace, name) for namespace, name in SPLITS}
-    runner_names = {context.server_name(namespace, name) for namespace, name in SPLITS}  # what the runner uses
+    runner_names = {instance.server_name(namespace, name) for namespace, name in SPLITS}  # what the runner uses
     key_pairs = {key_pair_name(namespace, name) for namespace, name in SPLITS}
 
     assert len(names) == len(SPLITS) and len(key_pairs) == len(SPLITS) and runner_names == names

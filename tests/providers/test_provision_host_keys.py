@@ -19,8 +19,9 @@ from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
 from o4o_operator.runner.stage_actions import provision
 from o4o_operator.testing import LocalLightsail
@@ -54,7 +55,7 @@ class _HostKeys:
 
 
 def _context(settings: ClientSettings, ssh: dict[str, Any] | None = None,
-             status: DeploymentInstanceStatus | None = None) -> StageContext:
+             status: DeploymentInstanceStatus | None = None) -> InstanceContext:
     spec = DeploymentInstanceSpec.model_validate({
         "domain": "shop.example.com", "provider": {"lightsail": {"region": REGION}},
         "ssh": {"privateKeySecretRef": {"name": "ssh", "key": "ssh-privatekey"}, **(ssh or {})},
@@ -68,7 +69,7 @@ def _context(settings: ClientSettings, ssh: dict[str, Any] | None = None,
     async def save(_: DeploymentInstanceStatus) -> None:
         return None
 
-    return StageContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), save)
+    return InstanceContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), save)
 
 
 @pytest.fixture

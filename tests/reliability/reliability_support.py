@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from o4o_operator.runner.context import server_name
+from o4o_operator.providers.ownership import server_name
 from o4o_operator.testing import ControlPlane, LocalLightsail, SandboxHost
 from o4o_operator.testing.operator_process import OperatorProcess
 from o4o_operator.testing.world import LocalWorld, SandboxFleet

@@ -18,7 +18,7 @@ from reliability_support import (
 )
 
 from o4o_operator.pipeline.stages import STAGES
-from o4o_operator.runner.context import server_name
+from o4o_operator.providers.ownership import server_name
 from o4o_operator.testing.world import ZONE, LocalWorld
 
 pytestmark = pytest.mark.slow

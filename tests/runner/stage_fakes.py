@@ -3,7 +3,7 @@
 - :class:`RecordingSession` / :class:`RecordingConnector`: a host that records each script and answers
   with the ``::o4o::result`` lines it was told to.
 - :class:`FakeKube`: Secrets from a dict, status patches and Events recorded.
-- :func:`make_context`: a :class:`StageContext` over them with an injected resolver.
+- :func:`make_context`: a :class:`InstanceContext` over them with an injected resolver.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.providers.dns import NoDns, Resolver
 from o4o_operator.providers.protocols import CommandResult, LogSink
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
 
 FINGERPRINT = "SHA256:" + "A" * 43
@@ -118,9 +119,9 @@ def make_runtime(kube: FakeKube, connector: RecordingConnector, resolver: Resolv
 
 
 def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentInstanceStatus,
-                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]] | None = None) -> StageContext:
+                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]] | None = None) -> InstanceContext:
     async def no_save(_: DeploymentInstanceStatus) -> None:
         return None
 
-    return StageContext(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status,
+    return InstanceContext(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status,
                         InstanceLog(Redactor()), save or no_save)

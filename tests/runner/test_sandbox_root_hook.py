@@ -15,23 +15,23 @@ from o4o_operator import handlers
 from o4o_operator.runner.settings import OperatorSettings
 
 
-@pytest.fixture
-def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> kopf.Memo:
-    monkeypatch.setitem(handlers._connection, "info", kopf.ConnectionInfo(server="https://127.0.0.1:9"))
-    return kopf.Memo(shared={})
+def fresh_runtime() -> kopf.Memo:
+    """A fresh operator memo, as after startup and login: the runtime is built from it on first use."""
+    memo = kopf.Memo(shared={})
+    handlers._state(memo).credentials = handlers._credentials(kopf.ConnectionInfo(server="https://127.0.0.1:9"))
+    return memo
 
 
 def test_no_environment_variable_makes_the_shipped_operator_honour_the_sandbox_root(
-        monkeypatch: pytest.MonkeyPatch, fresh_runtime: kopf.Memo) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("O4O_ROOT", "O4O_HONOUR_SANDBOX_ROOT", "O4O_SANDBOX_ROOT"):
         monkeypatch.setenv(name, "1")
     assert not any("root" in name for name in vars(OperatorSettings.from_environment()))
-    runtime = handlers._runtime(fresh_runtime)
+    runtime = handlers._runtime(fresh_runtime())
     assert runtime.connector.honours_sandbox_root is False  # type: ignore[attr-defined]
 
 
-def test_only_the_testing_entry_point_turns_it_on(monkeypatch: pytest.MonkeyPatch,
-                                                  fresh_runtime: kopf.Memo) -> None:
+def test_only_the_testing_entry_point_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
     from o4o_operator import cli
     from o4o_operator.testing import operator_main
 
@@ -39,5 +39,5 @@ def test_only_the_testing_entry_point_turns_it_on(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cli, "main", lambda argv: 0)  # the hook is set before the shipped CLI runs
     monkeypatch.setitem(sys.modules, "kubernetes", sys.modules.get("kubernetes"))
     assert operator_main.main(["run", "-A"]) == 0
-    runtime = handlers._runtime(fresh_runtime)
+    runtime = handlers._runtime(fresh_runtime())
     assert runtime.connector.honours_sandbox_root is True  # type: ignore[attr-defined]

@@ -113,7 +113,7 @@ async def test_changing_the_existing_host_clears_the_old_hosts_fingerprint(
     runtime.kube = kube
     worker = InstanceWorker(runtime, holder)
     assert await worker.step(holder.body) is None  # provision on the old host
-    # The first SSH session pins the old host's key, as StageContext.session() records it.
+    # The first SSH session pins the old host's key, as InstanceContext.session() records it.
     server = worker.status.server.model_copy(update={"host_key_fingerprint": FINGERPRINT})
     await worker.write_status(worker.status.model_copy(update={"server": server}))
     assert _get(control_plane, namespace)["status"]["server"]["hostKeyFingerprint"] == FINGERPRINT

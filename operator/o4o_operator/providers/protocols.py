@@ -9,7 +9,7 @@ not. No secret value may appear in any message they raise or line they log.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -120,6 +120,13 @@ class DnsProvider(Protocol):
         """Delete the A record and the ownership TXT if ``owner`` owns them; NotFound is success."""
 
 
+class NameCheck(Protocol):
+    """DNS managed elsewhere: only confirm that a name resolves to the server."""
+
+    async def check_resolves_to(self, domain: str, addresses: Collection[str]) -> None:
+        """Succeed when ``domain`` resolves to at least one of ``addresses``; else TransientError."""
+
+
 class HostSession(Protocol):
     """One connection to one host. Commands stream output into ``log``."""
 
@@ -141,3 +148,6 @@ class HostConnector(Protocol):
                       known_fingerprint: str | Iterable[str] | None, timeout: float) -> HostSession:
         """Pin ``known_fingerprint`` (any of several may match) when given; a host key outside the pins raises
         PermanentError(HostKeyMismatch). No pin trusts whatever key is seen: callers decide when that is allowed."""
+
+    async def close_all(self) -> None:
+        """Close every cached connection (at operator shutdown)."""

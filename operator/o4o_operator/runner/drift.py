@@ -19,7 +19,7 @@ from o4o_operator.pipeline.decisions import format_time, parse_time
 from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
 from o4o_operator.providers.ownership import is_ours
-from o4o_operator.runner.context import StageContext
+from o4o_operator.runner.instance import InstanceContext
 
 
 def health_script(domain: str, path: str) -> str:
@@ -28,25 +28,25 @@ def health_script(domain: str, path: str) -> str:
             f"http://127.0.0.1{shlex.quote(path)}\necho healthy\n")
 
 
-async def _server_problem(ctx: StageContext) -> str | None:
-    lightsail = ctx.spec.provider.lightsail
-    if lightsail is None or not ctx.status.server.name:
+async def _server_problem(instance: InstanceContext) -> str | None:
+    lightsail = instance.spec.provider.lightsail
+    if lightsail is None or not instance.status.server.name:
         return None
-    facts = await (await ctx.cloud()).find_server(ctx.status.server.name)
+    facts = await (await instance.cloud()).find_server(instance.status.server.name)
     if facts is None:
-        return f"server {ctx.status.server.name} is gone"
-    if not is_ours(facts.tags, ctx.ref.uid):
-        return f"server {ctx.status.server.name} no longer carries this instance's uid tag"
+        return f"server {instance.status.server.name} is gone"
+    if not is_ours(facts.tags, instance.ref.uid):
+        return f"server {instance.status.server.name} no longer carries this instance's uid tag"
     if facts.state != "running":
-        return f"server {ctx.status.server.name} is {facts.state}"
+        return f"server {instance.status.server.name} is {facts.state}"
     return None
 
 
-async def _health_problem(ctx: StageContext) -> str | None:
-    host = ctx.host_context()
-    session = await ctx.session()
+async def _health_problem(instance: InstanceContext) -> str | None:
+    host = instance.host_context()
+    session = await instance.session()
     try:
-        await session.run(health_script(host.domain, host.health_path), timeout=30, log=ctx.log)
+        await session.run(health_script(host.domain, host.health_path), timeout=30, log=instance.log)
     except StageError as error:
         return f"http://127.0.0.1{host.health_path} with Host {host.domain} failed: {error.message}"
     return None
@@ -62,32 +62,33 @@ def certificate_problem(not_after: str | None, now: datetime.datetime, warning_d
     return None
 
 
-async def check_drift(ctx: StageContext, now: datetime.datetime) -> DeploymentInstanceStatus:
+async def check_drift(instance: InstanceContext, now: datetime.datetime) -> DeploymentInstanceStatus:
     """Run the checks; return the status with any lost stage invalidated and lastCheckTime set."""
-    status = ctx.status
-    ctx.log.stage = "check"
+    status = instance.status
+    instance.log.stage = "check"
     checks = (
         (StageName.PROVISION, "ServerNotRunning", _server_problem),
         (StageName.CONFIGURE, "HealthCheckFailed", _health_problem),
     )
     for stage_name, reason, check in checks:
         try:
-            problem = await check(ctx)
+            problem = await check(instance)
         except StageError as error:
             problem = f"check could not run: {error.reason}: {error.message}"
         if problem:
-            ctx.log(f"Drift: {problem}")
+            instance.log(f"Drift: {problem}")
             status = with_stage_invalidated(status, STAGES_BY_NAME[stage_name], reason, problem, now)
             break
     not_after = status.certificate.not_after
     expiry = parse_time(not_after)
     if expiry is not None:
-        metrics.CERTIFICATE_EXPIRY.labels(namespace=ctx.ref.namespace, name=ctx.ref.name).set(expiry.timestamp())
-    expiring = certificate_problem(not_after, now, ctx.runtime.settings.certificate_warning_days)
+        metrics.CERTIFICATE_EXPIRY.labels(namespace=instance.ref.namespace, name=instance.ref.name).set(
+            expiry.timestamp())
+    expiring = certificate_problem(not_after, now, instance.runtime.settings.certificate_warning_days)
     if expiring:
-        ctx.log(f"Drift: {expiring}")
+        instance.log(f"Drift: {expiring}")
         status = with_stage_invalidated(status, STAGES_BY_NAME[StageName.TLS], "CertificateExpiring",
                                         expiring, now)
     status = status.model_copy(update={"last_check_time": format_time(now)})
-    following, hashes, _ = await ctx.decide(status, now)
-    return with_summary(status, following, hashes, ctx.ref.generation, now)
+    following, hashes, _ = await instance.decide(status, now)
+    return with_summary(status, following, hashes, instance.ref.generation, now)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from o4o_operator.errors import InvalidSpecError, StageError
 from o4o_operator.kubeapi import ApiError, KubeApi
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, secret_finalizer
-from o4o_operator.runner.context import StageContext
+from o4o_operator.runner.instance import InstanceContext
 
 logger = logging.getLogger("o4o_operator.secret_holds")
 AWS_CREDENTIALS_FIELD = "spec.provider.lightsail.credentialsSecretRef"
@@ -32,34 +32,34 @@ def teardown_secrets(spec: DeploymentInstanceSpec) -> tuple[str, ...]:
     return (lightsail.credentials_secret_ref.name,)
 
 
-async def keep_teardown_secrets(ctx: StageContext) -> None:
+async def keep_teardown_secrets(instance: InstanceContext) -> None:
     """Hold what teardown needs and release what it no longer needs. Failures are retried next pass."""
     try:
-        await _keep(ctx)
+        await _keep(instance)
     except (ApiError, StageError) as error:
-        logger.warning("Could not update the teardown holds on Secrets of %s/%s: %s", ctx.ref.namespace,
-                       ctx.ref.name, error)
+        logger.warning("Could not update the teardown holds on Secrets of %s/%s: %s", instance.ref.namespace,
+                       instance.ref.name, error)
 
 
-async def _keep(ctx: StageContext) -> None:
-    wanted = teardown_secrets(ctx.spec)
-    held = ctx.status.held_secrets
-    kube, namespace, finalizer = ctx.runtime.kube, ctx.ref.namespace, secret_finalizer(ctx.ref.uid)
+async def _keep(instance: InstanceContext) -> None:
+    wanted = teardown_secrets(instance.spec)
+    held = instance.status.held_secrets
+    kube, namespace, finalizer = instance.runtime.kube, instance.ref.namespace, secret_finalizer(instance.ref.uid)
     if not set(wanted) <= set(held):
-        await ctx.save(held_secrets=tuple(sorted({*held, *wanted})))  # the intent first
+        await instance.save(held_secrets=tuple(sorted({*held, *wanted})))  # the intent first
     for name in wanted:
         try:
-            secret = await ctx.secret(name, AWS_CREDENTIALS_FIELD)  # read once per pass anyway
+            secret = await instance.secret(name, AWS_CREDENTIALS_FIELD)  # read once per pass anyway
         except InvalidSpecError:
             continue  # missing or unreadable: the stage that needs it stalls naming the field
-        if finalizer in secret.finalizers or secret.deleting or ctx.body["metadata"].get("deletionTimestamp"):
+        if finalizer in secret.finalizers or secret.deleting or instance.body["metadata"].get("deletionTimestamp"):
             continue
         if await kube.set_secret_finalizer(namespace, name, finalizer, present=True):
-            logger.info("Held Secret %s/%s for the teardown of %s", namespace, name, ctx.ref.name)
+            logger.info("Held Secret %s/%s for the teardown of %s", namespace, name, instance.ref.name)
     released = [name for name in held if name not in wanted]
     if released:
-        await release(kube, namespace, ctx.ref.uid, released)
-        await ctx.save(held_secrets=tuple(sorted(wanted)))
+        await release(kube, namespace, instance.ref.uid, released)
+        await instance.save(held_secrets=tuple(sorted(wanted)))
 
 
 async def release(kube: KubeApi, namespace: str, uid: str, names: Iterable[str]) -> None:

@@ -16,12 +16,14 @@ from typing import Any
 
 import pydantic
 
+from o4o_operator import metrics
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProviderKind
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import release, teardown_secrets
 from o4o_operator.runner.worker import log_configmap_name
 
@@ -34,6 +36,8 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
     with contextlib.suppress(pydantic.ValidationError):
         held.update(teardown_secrets(DeploymentInstanceSpec.model_validate(body.get("spec") or {})))
     await release(runtime.kube, meta["namespace"], meta["uid"], held)
+    with contextlib.suppress(KeyError):  # expiry of a deleted instance must not page anyone
+        metrics.CERTIFICATE_EXPIRY.remove(meta["namespace"], meta["name"])
     return message
 
 
@@ -54,25 +58,25 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     async def no_save(_: Any) -> None:
         return None
 
-    ctx = StageContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
+    instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
     done: list[str] = []
     address = status.server.ip_address
     if spec.dns.provider is not DnsProviderKind.NONE and address:
-        provider = await ctx.dns()
+        provider = await instance.dns()
         await provider.delete_a_record(spec.domain, spec.dns.hosted_zone_id or spec.dns.zone, address,
-                                       ctx.record_owner)
+                                       instance.record_owner)
         done.append(f"DNS record {spec.domain} (if ours)")
     if spec.provider.lightsail is not None:
-        cloud = await ctx.cloud()
-        name = ctx.server_name
+        cloud = await instance.cloud()
+        name = instance.server_name
         found = await cloud.find_server(name)
-        if found is None or is_ours(found.tags, ctx.ref.uid):
-            await cloud.delete_server(name, ctx.static_ip_name)
+        if found is None or is_ours(found.tags, instance.ref.uid):
+            await cloud.delete_server(name, instance.static_ip_name)
             done.append(f"server {name} and its static IP")
         else:
             done.append(f"nothing of server {name}, which is not ours")
-        key_pair = await cloud.find_key_pair(ctx.own_key_pair_name)
-        if key_pair is not None and is_ours(key_pair.tags, ctx.ref.uid):
+        key_pair = await cloud.find_key_pair(instance.own_key_pair_name)
+        if key_pair is not None and is_ours(key_pair.tags, instance.ref.uid):
             await cloud.delete_key_pair(key_pair.name)
             done.append(f"key pair {key_pair.name}")
     with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone

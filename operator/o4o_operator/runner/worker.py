@@ -44,9 +44,10 @@ from o4o_operator.pipeline.transitions import (
     with_verdict,
 )
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.context import Runtime, StageContext
 from o4o_operator.runner.drift import check_drift
+from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import keep_teardown_secrets
 from o4o_operator.runner.stage_actions import STAGE_ACTIONS
 
@@ -137,19 +138,19 @@ class InstanceWorker:
             summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
             await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
-        context = StageContext(self.runtime, body, spec, self.status, self.log, self.write_status)
-        await keep_teardown_secrets(context)
-        decision, hashes, facts = await context.decide(self.status, now)
+        instance = InstanceContext(self.runtime, body, spec, self.status, self.log, self.write_status)
+        await keep_teardown_secrets(instance)
+        decision, hashes, facts = await instance.decide(self.status, now)
         if isinstance(decision, RunStage):
             async with self.runtime.pipelines:
                 metrics.PIPELINES_IN_FLIGHT.inc()
                 try:
-                    await self._run_stage(context, decision, hashes, generation, facts.secrets_version)
+                    await self._run_stage(instance, decision, hashes, generation, facts.secrets_version)
                 finally:
                     metrics.PIPELINES_IN_FLIGHT.dec()
             return None
         if isinstance(decision, CheckDrift):
-            await self.write_status(await check_drift(context, now))
+            await self.write_status(await check_drift(instance, now))
             metrics.RECONCILES.labels(result="success").inc()
             return None
         metrics.RECONCILES.labels(result=_RESULTS.get(type(decision), "success")).inc()
@@ -181,7 +182,7 @@ class InstanceWorker:
         elif isinstance(decision, Pause):
             await self._event("Paused", "Reconciliation paused")
 
-    async def _run_stage(self, context: StageContext, decision: RunStage, hashes: Mapping[str, str],
+    async def _run_stage(self, instance: InstanceContext, decision: RunStage, hashes: Mapping[str, str],
                          generation: int, secrets_version: str | None) -> None:
         stage = decision.stage
         now = self.runtime.clock()
@@ -189,51 +190,51 @@ class InstanceWorker:
         started = with_stage_started(self.status, stage, decision.inputs_hash, generation, now,
                                      secrets_version=secrets_version)
         await self.write_status(with_summary(started, decision, hashes, generation, now))
-        context.status = self.status
+        instance.status = self.status
         await self._event("StageStarted", f"Started {stage.title.lower()}")
         clock = time.monotonic()
         try:
-            message = await self._attempt(context, stage)
+            message = await self._attempt(instance, stage)
         except StageError as error:
             metrics.RECONCILES.labels(result="error").inc()
-            await self._finish_failed(context, stage, error, generation)
+            await self._finish_failed(instance, stage, error, generation)
             metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="failure").observe(
                 time.monotonic() - clock)
             return
         metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="success").observe(time.monotonic() - clock)
         metrics.RECONCILES.labels(result="success").inc()
         self.log(message)
-        done = with_stage_succeeded(context.status, stage, message, self.runtime.clock())
-        await self._finish(context, done, generation)
+        done = with_stage_succeeded(instance.status, stage, message, self.runtime.clock())
+        await self._finish(instance, done, generation)
         await self._event("StageSucceeded", message)
 
-    async def _attempt(self, context: StageContext, stage: Stage) -> str:
+    async def _attempt(self, instance: InstanceContext, stage: Stage) -> str:
         try:
             async with asyncio.timeout(stage.timeout_seconds):
-                return await STAGE_ACTIONS[stage.name](context)
+                return await STAGE_ACTIONS[stage.name](instance)
         except TimeoutError as error:
             raise TransientError("StageTimedOut", f"{stage.title} took longer than {stage.timeout_seconds:.0f}s") \
                 from error
         except StageError:
             raise
         except (OSError, ConnectionError) as error:
-            raise TransientError("ConnectionFailed", context.log.redactor(str(error))) from error
+            raise TransientError("ConnectionFailed", instance.log.redactor(str(error))) from error
         except Exception as error:  # a bug must not leave the stage "Running" forever
             logger.exception("Stage %s failed unexpectedly", stage.name.value)
-            raise TransientError("InternalError", context.log.redactor(f"{type(error).__name__}: {error}")) \
+            raise TransientError("InternalError", instance.log.redactor(f"{type(error).__name__}: {error}")) \
                 from error
 
-    async def _finish_failed(self, context: StageContext, stage: Stage, error: StageError, generation: int) -> None:
-        error.message = context.log.redactor(error.message)
+    async def _finish_failed(self, instance: InstanceContext, stage: Stage, error: StageError, generation: int) -> None:
+        error.message = instance.log.redactor(error.message)
         self.log(f"{stage.title} failed: {error.reason}: {error.message}")
         metrics.count_stage_failure(stage.name.value, error.reason)
-        failed = with_stage_failed(context.status, stage, error, context.ref.uid, self.runtime.clock())
-        await self._finish(context, failed, generation)
+        failed = with_stage_failed(instance.status, stage, error, instance.ref.uid, self.runtime.clock())
+        await self._finish(instance, failed, generation)
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
 
-    async def _finish(self, context: StageContext, status: DeploymentInstanceStatus, generation: int) -> None:
+    async def _finish(self, instance: InstanceContext, status: DeploymentInstanceStatus, generation: int) -> None:
         """The stage's second (last) status write, with the next decision already summarised."""
         now = self.runtime.clock()
-        following, hashes, _ = await context.decide(status, now)
+        following, hashes, _ = await instance.decide(status, now)
         await self.write_status(with_summary(status, following, hashes, generation, now))
         await self._save_log()

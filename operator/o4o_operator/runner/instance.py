@@ -1,15 +1,15 @@
-"""What a stage action works with: the operator-wide runtime and one instance's context.
+"""What a stage action works with: one instance during one pass of its worker.
 
-Owns: :class:`Runtime` (settings, Kubernetes client, SSH connector, provider
-factories, the pipeline semaphore) and :class:`StageContext` (one instance's
-spec, status, log and lazily opened providers, Secrets read once per pass, which
-cloud names and owner it uses: the names themselves come from
-:mod:`o4o_operator.providers.ownership`). Must not decide what to run next.
+Owns: :class:`InstanceContext` (one instance's spec, the status as the pass
+began, its log and lazily opened providers, Secrets read once per pass, the
+observed facts, which cloud names and owner it uses: the names themselves come
+from :mod:`o4o_operator.providers.ownership`). The operator-wide
+:class:`~o4o_operator.runner.runtime.Runtime` is passed in. Must not decide what
+to run next.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import hashlib
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, StageError
-from o4o_operator.kubeapi import KubeApi, SecretData
+from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import (
     ADOPT_ANNOTATION,
     DeploymentInstanceSpec,
@@ -29,59 +29,23 @@ from o4o_operator.models import (
 from o4o_operator.pipeline.decisions import Decision, current_inputs, decide
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
-from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns, resolve_with_getaddrinfo
-from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
-from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, HostSession
+from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostSession, NameCheck
 from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
 from o4o_operator.rendering.host_context import HostContext
 from o4o_operator.runner.log import InstanceLog
-from o4o_operator.runner.settings import OperatorSettings
-
-CloudFactory = Callable[[str, ClientSettings, float], CloudProvider]
-"""(region, client settings, seconds between polls of a pending server) -> provider."""
-DnsFactory = Callable[[DnsProviderKind, ClientSettings], DnsProvider]
-
-
-def default_cloud_factory(region: str, settings: ClientSettings, poll_interval: float) -> CloudProvider:
-    return LightsailCloud(region, settings, poll_interval=poll_interval)
-
-
-def default_dns_factory(kind: DnsProviderKind, settings: ClientSettings) -> DnsProvider:
-    if kind is DnsProviderKind.LIGHTSAIL:
-        return LightsailDns(settings)
-    if kind is DnsProviderKind.ROUTE53:
-        return Route53Dns(settings)
-    return NoDns()
-
-
-@dataclasses.dataclass
-class Runtime:
-    settings: OperatorSettings
-    kube: KubeApi
-    connector: HostConnector
-    pipelines: asyncio.Semaphore
-    """How many instances may run a stage at once, shared by every instance."""
-    cloud_factory: CloudFactory = default_cloud_factory
-    dns_factory: DnsFactory = default_dns_factory
-    resolver: Resolver = resolve_with_getaddrinfo
-    """Looks up an existing host given by name (tests inject one; no network needed)."""
-    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
-
-
-__all__ = ["CloudFactory", "DnsFactory", "Runtime", "StageContext", "server_name"]
-
+from o4o_operator.runner.runtime import Runtime
 
 _KEY_FIELD = "spec.ssh.privateKeySecretRef"
 _PIN_FIELD = "spec.ssh.hostKeyFingerprint"
 
 
-def _with_field(ctx: StageContext, error: StageError) -> StageError:
+def _with_field(instance: InstanceContext, error: StageError) -> StageError:
     """A permanent SSH failure as an InvalidSpecError naming the field to fix; anything else unchanged."""
     if error.transient:
         return error
     if error.reason == "HostKeyMismatch":
-        field = _PIN_FIELD if ctx.spec.ssh.host_key_fingerprint else "status.server.hostKeyFingerprints"
+        field = _PIN_FIELD if instance.spec.ssh.host_key_fingerprint else "status.server.hostKeyFingerprints"
     elif error.reason in ("InvalidSshKey", "SshAuthenticationFailed"):
         field = _KEY_FIELD
     else:
@@ -93,7 +57,7 @@ def _digest(parts: Mapping[str, str]) -> str:
     return hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()[:16]
 
 
-class StageContext:
+class InstanceContext:
     """One instance during one pass of the worker. Secrets are read at most once per pass."""
 
     def __init__(self, runtime: Runtime, body: Mapping[str, Any], spec: DeploymentInstanceSpec,
@@ -227,6 +191,10 @@ class StageContext:
         if kind is DnsProviderKind.ROUTE53:
             settings = dataclasses.replace(settings, endpoint_url=self.runtime.settings.route53_endpoint_url)
         return self.runtime.dns_factory(kind, settings)
+
+    def name_check(self) -> NameCheck:
+        """For DNS managed elsewhere: confirms the domain resolves to the server."""
+        return self.runtime.name_check_factory(self.runtime.resolver)
 
     async def private_key(self) -> str:
         ref = self.spec.ssh.private_key_secret_ref

@@ -1,0 +1,112 @@
+"""What every instance shares, and the one place where the concrete providers are built.
+
+Owns: :class:`Runtime` (settings, Kubernetes client, SSH connector, provider
+factories, the pipeline semaphore, the clock); the default factories, the only
+code in the runner that names a concrete provider class (``LightsailCloud``,
+``LightsailDns``, ``Route53Dns``, ``NoDns``, ``SshConnector``): everything else
+uses providers through :mod:`o4o_operator.providers.protocols`; and
+:class:`OperatorState`, the operator-wide mutable state the Kopf handlers keep
+(cluster credentials from login, the runtime built from them on first use, the
+last phase seen of each instance for the ``o4o_instances`` gauge).
+Must not import Kopf: the handlers translate Kopf's objects into these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+from collections.abc import Callable
+
+from o4o_operator import metrics
+from o4o_operator.kubeapi import Credentials, KubeApi
+from o4o_operator.models import DnsProviderKind, Phase
+from o4o_operator.providers import aws
+from o4o_operator.providers.aws import ClientSettings
+from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns, resolve_with_getaddrinfo
+from o4o_operator.providers.lightsail import LightsailCloud
+from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, NameCheck
+from o4o_operator.providers.ssh import SshConnector
+from o4o_operator.runner.settings import OperatorSettings
+
+CloudFactory = Callable[[str, ClientSettings, float], CloudProvider]
+"""(region, client settings, seconds between polls of a pending server) -> provider."""
+DnsFactory = Callable[[DnsProviderKind, ClientSettings], DnsProvider]
+NameCheckFactory = Callable[[Resolver], NameCheck]
+
+
+def default_cloud_factory(region: str, settings: ClientSettings, poll_interval: float) -> CloudProvider:
+    return LightsailCloud(region, settings, poll_interval=poll_interval)
+
+
+def default_dns_factory(kind: DnsProviderKind, settings: ClientSettings) -> DnsProvider:
+    if kind is DnsProviderKind.LIGHTSAIL:
+        return LightsailDns(settings)
+    if kind is DnsProviderKind.ROUTE53:
+        return Route53Dns(settings)
+    return NoDns()
+
+
+def default_name_check(resolver: Resolver) -> NameCheck:
+    return NoDns(resolver)
+
+
+@dataclasses.dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: KubeApi
+    connector: HostConnector
+    pipelines: asyncio.Semaphore
+    """How many instances may run a stage at once, shared by every instance."""
+    cloud_factory: CloudFactory = default_cloud_factory
+    dns_factory: DnsFactory = default_dns_factory
+    name_check_factory: NameCheckFactory = default_name_check
+    """Checks that a name resolves to the server, for DNS managed elsewhere (``spec.dns.provider: none``)."""
+    resolver: Resolver = resolve_with_getaddrinfo
+    """Looks up an existing host given by name (tests inject one; no network needed)."""
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+
+
+def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool) -> Runtime:
+    # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
+    aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, settings.max_pipelines))
+    return Runtime(settings=settings, kube=KubeApi(credentials),
+                   connector=SshConnector(max_sessions=settings.max_ssh_sessions,
+                                          honour_sandbox_root=honour_sandbox_root),
+                   pipelines=asyncio.Semaphore(settings.max_pipelines))
+
+
+@dataclasses.dataclass
+class OperatorState:
+    """One per operator process: what the handlers share across every instance."""
+
+    settings: OperatorSettings
+    honour_sandbox_root: bool = False
+    credentials: Credentials | None = None
+    _runtime: Runtime | None = None
+    _phases: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def runtime(self) -> Runtime:
+        """The operator-wide runtime, made on first use (after login gave us credentials), so that every
+        instance shares one Kubernetes session, one SSH connector and one pipeline semaphore."""
+        if self._runtime is None:
+            if self.credentials is None:
+                raise RuntimeError("No cluster credentials yet: the runtime is built after login")
+            self._runtime = build_runtime(self.settings, self.credentials,
+                                          honour_sandbox_root=self.honour_sandbox_root)
+        return self._runtime
+
+    def saw_phase(self, uid: str, phase: str | None) -> None:
+        """Tally ``o4o_instances{phase}``: ``phase`` is the instance's current one, None once it is gone."""
+        if phase is None:
+            self._phases.pop(uid, None)
+        else:
+            self._phases[uid] = phase
+        for name in Phase:
+            metrics.INSTANCES.labels(phase=name.value).set(
+                sum(1 for seen in self._phases.values() if seen == name.value))
+
+    async def close(self) -> None:
+        if self._runtime is not None:
+            await self._runtime.connector.close_all()
+            await self._runtime.kube.close()
