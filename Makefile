@@ -5,15 +5,19 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# make dev HOSTS=sandbox keeps the shim world; make dev SOURCE=<git URL or local path> deploys another repository.
+HOSTS ?= booted
+SOURCE ?=
 # Debian packages the tests use, as "command:package" (installed only where the command is missing).
 DEBIAN_TOOLS := sshd:openssh-server ssh:openssh-client nginx:nginx shellcheck:shellcheck \
 	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils \
-	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2
+	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2 curl:curl
 
 .PHONY: help venv debian-packages testbin lint test test-fast dev bench clean
 
 help:
-	@echo "make dev      run the local control plane, local cloud, sandbox host, operator and dashboard"
+	@echo "make dev      run the local control plane, local cloud, booted Debian hosts, Pebble, operator and dashboard"
+	@echo "              until Ctrl-C (HOSTS=sandbox: the shim world; SOURCE=<git URL or path>: another repository)"
 	@echo "make test     install everything needed (venv, Debian packages, control plane) and run all checks"
 	@echo "make testbin  print the directory holding kube-apiserver, etcd and kubectl (building them if missing)"
 	@echo "make bench    run the benchmarks in bench/ and write bench/results/*.json"
@@ -52,7 +56,7 @@ test: venv debian-packages
 
 dev: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
-	exec $(PYTHON) -m o4o_operator.testing.dev
+	exec $(PYTHON) -m o4o_operator.testing.dev --hosts "$(HOSTS)" $(if $(SOURCE),--source "$(SOURCE)")
 
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[test,dev,bench]'
