@@ -1,44 +1,42 @@
 # ---- release activation: switch, reload, check, roll back --------------------
 COMMIT={{ ctx.commit | shquote }}
-DOMAIN={{ ctx.domain | shquote }}
 BASE_DIR="$R"{{ ctx.base_dir | shquote }}
 RELEASES_DIR="$BASE_DIR/releases"
 CURRENT="$BASE_DIR/current"
 TARGET="releases/$COMMIT"
 ECOSYSTEM="$R"{{ ctx.ecosystem_path | shquote }}
 PM2_APP={{ ctx.pm2_app_name | shquote }}
-HEALTH_PATH={{ ctx.health_path | shquote }}
 HEALTH_ATTEMPTS={{ ctx.health_attempts | shquote }}
 HEALTH_INTERVAL={{ ctx.health_interval_seconds | shquote }}
 KEEP_RELEASES={{ ctx.keep_releases | shquote }}
-HTTPS_LINK={{ ("../sites-available/" ~ ctx.nginx_site_name(true)) | shquote }}
 # Root writes the activation log and the failure marker, so they live in its own state directory.
 ACTIVATIONS="$R"{{ ctx.activation_log_dir | shquote }}
 ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
 FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+{% include "scripts/_health.sh" %}
 
 reload_app() {
   [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
+  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
+    o4o_step "Starting pm2-$APP_USER: it was not running"
+    systemctl start "pm2-$APP_USER"
+  fi
   as_app pm2 startOrReload "$ECOSYSTEM" --update-env
   as_app pm2 save --force >/dev/null
 }
 
-# Through nginx, as a visitor would arrive: HTTPS once the HTTPS site is enabled, HTTP before.
+# Every health path, HEALTH_ATTEMPTS times at most, each attempt logged into the release's activation log.
 health_check() {
-  local attempt code url
-  local -a how
-  if [ "$(readlink "$SITE_ENABLED" 2>/dev/null || true)" = "$HTTPS_LINK" ]; then
-    url="https://$DOMAIN$HEALTH_PATH"
-    how=(--resolve "$DOMAIN:443:127.0.0.1")
-  else
-    url="http://127.0.0.1$HEALTH_PATH"
-    how=(-H "Host: $DOMAIN")
-  fi
+  local attempt report stamp line healthy
   for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
-    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${how[@]}" "$url" 2>/dev/null || true)"
-    printf '%s attempt %s/%s: HTTP %s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-      "$attempt" "$HEALTH_ATTEMPTS" "${code:-none}" "$url" | tee -a "$ACTIVATION_LOG"
-    if [ "$code" = 200 ]; then
+    healthy=1
+    report="$(health_check_once)" || healthy=0
+    stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    while IFS= read -r line; do
+      printf '%s attempt %s/%s: %s\n' "$stamp" "$attempt" "$HEALTH_ATTEMPTS" "$line"
+    done <<< "$report" | tee -a "$ACTIVATION_LOG"
+    if [ "$healthy" = 1 ]; then
       return 0
     fi
     if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then

@@ -33,9 +33,13 @@ enable_site() {
       if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
       o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
     fi
-    systemctl reload nginx
+    if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
     printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
     o4o_step "nginx now serves the $variant site"
+  fi
+  if ! systemctl is-active --quiet nginx; then
+    o4o_step "Starting nginx: it was not running"
+    systemctl start nginx
   fi
   o4o_result nginxSite "$variant"
 }

@@ -13,6 +13,12 @@ ACME_SERVER={{ ctx.acme_server | shquote }}
 WEBROOT="$R"{{ ctx.webroot | shquote }}
 LETSENCRYPT_DIR="$R"{{ ctx.letsencrypt_dir | shquote }}
 RENEW_BEFORE_DAYS=30
+{% if ctx.acme_ca_path %}
+# The ACME server's own HTTPS is verified against spec.tls.acmeCABundle, for this request only.
+ACME_CA="$R"{{ ctx.acme_ca_path | shquote }}
+{% else %}
+ACME_CA=""
+{% endif %}
 
 report_certificate() {
   local not_after issuer
@@ -27,6 +33,9 @@ report_certificate() {
 fail_from_certbot_output() {
   if grep -qiE 'rateLimited|too many (certificates|failed authorizations|new orders)|HTTP 429|status 429' "$1"; then
     o4o_permanent AcmeRateLimited "Let's Encrypt rate limit reached for $DOMAIN; it resets within a week"
+  fi
+  if grep -qiE 'certificate verify failed|CERTIFICATE_VERIFY_FAILED|unable to get local issuer' "$1"; then
+    o4o_permanent AcmeServerUntrusted "certbot could not verify the HTTPS certificate of $ACME_SERVER; for a private ACME CA, set spec.tls.acmeCABundle to the roots of its HTTPS certificate"
   fi
   if grep -qiE 'NXDOMAIN|DNS problem|no valid A records|SERVFAIL' "$1"; then
     o4o_transient AcmeDnsNotResolving "The ACME server cannot resolve $DOMAIN yet"
@@ -46,8 +55,13 @@ else
   install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
   output="$(mktemp)"
   trap 'rm -f "$output"' EXIT
-  o4o_step "Requesting a certificate for $DOMAIN"
-  if ! certbot certonly --non-interactive --agree-tos --email="$EMAIL" --server "$ACME_SERVER" \
+  certbot_env=()
+  if [ -n "$ACME_CA" ]; then
+    [ -s "$ACME_CA" ] || o4o_transient ConfigMissing "The ACME CA bundle (spec.tls.acmeCABundle) has not been uploaded yet"
+    certbot_env=("REQUESTS_CA_BUNDLE=$ACME_CA")
+  fi
+  o4o_step "Requesting a certificate for $DOMAIN from $ACME_SERVER"
+  if ! env "${certbot_env[@]}" certbot certonly --non-interactive --agree-tos --email="$EMAIL" --server "$ACME_SERVER" \
       --webroot --webroot-path "$WEBROOT" --domain "$DOMAIN" --cert-name "$DOMAIN" \
       --keep-until-expiring --deploy-hook "systemctl reload nginx" \
       --config-dir "$LETSENCRYPT_DIR" --work-dir "$R/var/lib/letsencrypt" --logs-dir "$R/var/log/letsencrypt" \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from o4o_operator.rendering import (
 )
 from o4o_operator.testing import SandboxHost, commit_files, make_fixture_repo
 from o4o_operator.testing.fixture_repo import tag_commit
+from o4o_operator.testing.pki import make_pki
 
 ENV_CANARY = "env-canary-d41d8cd98f00b204"
 TOKEN_CANARY = "token-canary-e3b0c44298fc1c14"
@@ -56,6 +58,14 @@ class Host:
         for https in (False, True):
             await self.session.upload(context.nginx_site_path(https),
                                       render_nginx_site(context, https).encode(), mode=0o644)
+        await self.upload_ca_bundles(context)
+
+    async def upload_ca_bundles(self, context: HostContext) -> None:
+        """As the configure and tls stages do: spec.tls's PEM bundles, as files."""
+        for path, bundle in ((context.acme_ca_path, context.acme_ca_bundle),
+                             (context.certificate_ca_path, context.certificate_ca_bundle)):
+            if path and bundle:
+                await self.session.upload(path, bundle.encode(), mode=0o644)
 
     async def deploy(self, commit: str) -> dict[str, str]:
         """source, build-site, build-api, configure (which activates) for the repository's HEAD."""
@@ -92,17 +102,21 @@ def assert_no_canary(host: Host) -> None:
 
 async def test_runtime_setup_installs_once_then_only_checks(host: Host) -> None:
     state = host.sandbox.shim_state()
-    assert {"nodejs", "nginx", "certbot", "git"} <= set(state["packages"])
-    assert state["corepack"] is True
-    assert state["npm_global"] == ["pm2"]
+    assert {"curl", "xz-utils", "nginx", "certbot", "git", "ca-certificates"} <= set(state["packages"])
+    assert "nodejs" not in state["packages"]
+    node_dir = host.sandbox.path(host.context.node_dir)
+    assert host.sandbox.path("/usr/local/bin/node").resolve() == node_dir / "bin/node"
+    assert state["npm_global"] == ["pm2", "pnpm"]
+    assert state["npm_versions"] == {"pnpm": "10.25.0", "pm2": "6.0.14"}
+    assert host.sandbox.path("/usr/local/lib/node_modules/pnpm/package.json").exists()
     assert state["users"] == [host.context.app_user]
-    assert host.sandbox.path("/etc/apt/sources.list.d/nodesource.list").read_text().startswith(
-        "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_22.x nodistro main")
-    assert host.sandbox.path(f"/etc/systemd/system/pm2-{host.context.app_user}.service").exists()
+    unit = f"pm2-{host.context.app_user}"
+    assert host.sandbox.path(f"/etc/systemd/system/{unit}.service").exists()
+    assert {unit, "nginx"} <= set(state["enabled"]) and {unit, "nginx"} <= set(state["active"])
     calls_before = len(host.sandbox.commands())
     results = await host.run(StageName.RUNTIME)
-    assert results == {"node": "v22.11.0", "runtime": "ready"}
-    changing = {"apt-get", "useradd", "corepack", "npm", "gpg"}
+    assert results == {"node": "v22.18.0", "runtime": "ready"}
+    changing = {"apt-get", "useradd", "npm", "curl"}
     assert [c for c in host.sandbox.commands()[calls_before:] if c.name in changing] == []
 
 
@@ -217,6 +231,33 @@ async def test_failed_health_check_rolls_back_to_the_previous_release(host: Host
     assert_no_canary(host)
 
 
+async def test_a_redirect_is_not_a_healthy_site(host: Host) -> None:
+    host.sandbox.set_http_response(301, url_contains="http://127.0.0.1/")
+    host.sandbox.set_http_response(200, url_contains="/api/health")
+    with pytest.raises(TransientError) as caught:
+        await host.deploy(host.first_commit)
+    assert caught.value.reason == "HealthCheckFailed"
+    log = host.sandbox.path(host.context.release_dir(host.first_commit)) / ".o4o-activation.log"
+    assert "HTTP 301 http://127.0.0.1/\n" in log.read_text()
+    assert "HTTP 200 http://127.0.0.1/api/health" in log.read_text()
+
+
+async def test_configure_starts_nginx_and_pm2_when_stopped_by_hand_instead_of_rolling_back(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    second = commit_files(host.repo, {"VERSION": "2\n"}, "Second")
+    await host.deploy(second)
+    state_file = host.sandbox.root / ".shim-state.json"
+    state = json.loads(state_file.read_text())
+    pm2_unit = f"pm2-{host.context.app_user}"
+    state["active"] = [unit for unit in state["active"] if unit not in ("nginx", pm2_unit)]  # systemctl stop
+    state_file.write_text(json.dumps(state))
+    results = await host.run(StageName.CONFIGURE, host.context.with_commit(second))
+    assert results["release"] == second
+    assert {"nginx", pm2_unit} <= set(host.sandbox.shim_state()["active"])
+    starts = [c.args for c in host.sandbox.commands("systemctl") if c.args[:1] == ("start",)]
+    assert ("start", "nginx") in starts and ("start", pm2_unit) in starts
+
+
 async def test_releases_are_pruned_to_the_newest(host: Host) -> None:
     host.context = dataclasses.replace(host.context, keep_releases=2)
     commits = [host.first_commit]
@@ -239,8 +280,10 @@ async def test_certificate_is_issued_reused_and_nginx_switches_to_https(host: Ho
     assert enabled.readlink().as_posix() == "../sites-available/o4o-default.shop.https.conf"
     certbot = host.sandbox.commands("certbot")
     assert len(certbot) == 1
-    assert "--webroot" in certbot[0].args
+    assert {"--webroot", "--non-interactive", "--agree-tos", "--keep-until-expiring"} <= set(certbot[0].args)
     assert certbot[0].args[certbot[0].args.index("--server") + 1] == host.context.acme_server
+    assert "--email=ops@example.com" in certbot[0].args
+    assert "REQUESTS_CA_BUNDLE" not in certbot[0].env  # no acmeCABundle: the system roots
     again = await host.run(StageName.TLS)
     assert again["notAfter"] == results["notAfter"]
     assert len(host.sandbox.commands("certbot")) == 1
@@ -257,6 +300,8 @@ async def test_certificate_is_issued_reused_and_nginx_switches_to_https(host: Ho
      TransientError, "AcmeDnsNotResolving"),
     ("Detail: Invalid response from http://shop.example.com/.well-known/acme-challenge/x: 404",
      PermanentError, "AcmeChallengeFailed"),
+    ("requests.exceptions.SSLError: HTTPSConnectionPool(host='198.51.100.1', port=14000): [SSL: "
+     "CERTIFICATE_VERIFY_FAILED] certificate verify failed", PermanentError, "AcmeServerUntrusted"),
     ("An unexpected error occurred", TransientError, "AcmeRequestFailed"),
 ])
 async def test_acme_failures_are_classified(host: Host, stderr: str, error: type[StageError],
@@ -266,6 +311,34 @@ async def test_acme_failures_are_classified(host: Host, stderr: str, error: type
         await host.run(StageName.TLS)
     assert caught.value.reason == reason
     assert not host.sandbox.path(host.context.certificate_path).exists()
+
+
+async def test_a_private_acme_ca_bundle_reaches_certbot_and_the_https_check_uses_the_certificate_roots(
+        host: Host, tmp_path: Path) -> None:
+    acme_roots = make_pki(tmp_path / "acme").ca_cert.read_text()
+    certificate_roots = make_pki(tmp_path / "issued").ca_cert.read_text()
+    host.context = dataclasses.replace(host.context, acme_server="https://198.51.100.1:14000/dir",
+                                       acme_ca_bundle=acme_roots, certificate_ca_bundle=certificate_roots)
+    await host.deploy(host.first_commit)
+    assert host.context.acme_ca_path is not None and host.context.certificate_ca_path is not None
+    bundle = host.sandbox.path(host.context.acme_ca_path)
+    bundle.unlink()
+    with pytest.raises(TransientError) as missing:  # never a request against the system roots instead
+        await host.run(StageName.TLS)
+    assert missing.value.reason == "ConfigMissing"
+    assert host.sandbox.commands("certbot") == []
+    await host.upload_ca_bundles(host.context)
+    await host.run(StageName.TLS)
+    (certbot,) = host.sandbox.commands("certbot")
+    assert certbot.env["REQUESTS_CA_BUNDLE"] == str(bundle)
+    assert bundle.read_text() == acme_roots
+    assert certbot.args[certbot.args.index("--server") + 1] == "https://198.51.100.1:14000/dir"
+    await host.run(StageName.CONFIGURE, host.context.with_commit(host.first_commit))
+    https_checks = [c.args for c in host.sandbox.commands("curl") if "https://shop.example.com/api/health" in c.args]
+    assert https_checks
+    assert https_checks[-1][https_checks[-1].index("--cacert") + 1] == str(
+        host.sandbox.path(host.context.certificate_ca_path))
+    assert all("REQUESTS_CA_BUNDLE" not in c.env for c in host.sandbox.commands() if c.name != "certbot")
 
 
 async def test_no_certificate_is_requested_before_the_name_resolves(host: Host) -> None:

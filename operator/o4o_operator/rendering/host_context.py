@@ -37,6 +37,12 @@ STATE_ROOT = "/var/lib/o4o"
 USER_PREFIX = "o4o-"
 _USER_MAX = 32
 _USER_HASH_CHARS = 8
+NODE_MIRROR = "https://nodejs.org/dist"
+NODE_VERSION = "22.18.0"
+"""O4O's ``.nvmrc`` and ``engines``."""
+PNPM_VERSION = "10.25.0"
+"""O4O's pin (root devDependencies and ``volta``); it has no ``packageManager`` field."""
+PM2_VERSION = "6.0.14"
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+{_LABEL}$")
@@ -47,6 +53,8 @@ _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._@+-][A-Za-z0-9._/@+-]*$")
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+_MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[^/]$")
 
 
 def _invalid(field: str, message: str) -> InvalidSpecError:
@@ -90,7 +98,16 @@ class HostContext:
     acme_server: str = LETSENCRYPT_PRODUCTION
     apps: tuple[str, ...] = ()
     keep_releases: int = 5
-    node_major: int = 22
+    node_version: str = NODE_VERSION
+    node_mirror: str = NODE_MIRROR
+    """Shaped like https://nodejs.org/dist: ``v<version>/node-v<version>-linux-<arch>.tar.xz`` and
+    ``v<version>/SHASUMS256.txt`` (the operator setting ``O4O_NODE_MIRROR``)."""
+    pnpm_version: str = PNPM_VERSION
+    pm2_version: str = PM2_VERSION
+    acme_ca_bundle: str | None = None
+    """PEM roots for the ACME server's own HTTPS (``spec.tls.acmeCABundle``); None: the system roots."""
+    certificate_ca_bundle: str | None = None
+    """PEM roots the issued certificate chains to (``spec.tls.certificateCABundle``); None: the system roots."""
     health_path: str = "/api/health"
     health_attempts: int = 10
     health_interval_seconds: int = 3
@@ -139,8 +156,13 @@ class HostContext:
             raise _invalid("tls.server", "must be an http(s) URL")
         if not 1 <= self.keep_releases <= 100:
             raise _invalid("keepReleases", "must be between 1 and 100")
-        if not 12 <= self.node_major <= 99:
-            raise _invalid("nodeMajor", "must be a Node.js major version")
+        for name, value in (("nodeVersion", self.node_version), ("pnpmVersion", self.pnpm_version),
+                            ("pm2Version", self.pm2_version)):
+            if not _VERSION.match(value):
+                raise _invalid(name, "must be a version such as 22.18.0")
+        if not _MIRROR.match(self.node_mirror):
+            raise _invalid("O4O_NODE_MIRROR", "must be an http(s) URL without a trailing slash, such as "
+                           "https://nodejs.org/dist")
         if not _URL_PATH.match(self.health_path):
             raise _invalid("healthPath", "must be a URL path such as /api/health")
         if self.health_attempts < 1 or self.health_interval_seconds < 0:
@@ -251,6 +273,32 @@ class HostContext:
     @property
     def certificate_key_path(self) -> str:
         return f"{self.certificate_dir}/privkey.pem"
+
+    @property
+    def tls_dir(self) -> str:
+        """Public CA bundles from ``spec.tls``, for the root scripts that verify TLS with them: in root's
+        state directory, so the instance's user cannot swap the roots its own health is judged by."""
+        return f"{self.state_dir}/tls"
+
+    @property
+    def acme_ca_path(self) -> str | None:
+        return f"{self.tls_dir}/acme-ca.pem" if self.acme_ca_bundle else None
+
+    @property
+    def certificate_ca_path(self) -> str | None:
+        return f"{self.tls_dir}/certificate-ca.pem" if self.certificate_ca_bundle else None
+
+    # ---- the runtime ---------------------------------------------------------
+
+    @property
+    def node_dir(self) -> str:
+        """Where this Node.js release is unpacked, one directory per version (as nvm and volta keep them)."""
+        return f"/opt/o4o/node/v{self.node_version}"
+
+    @property
+    def global_prefix(self) -> str:
+        """npm's global prefix: node, npm, npx, pnpm and pm2 are linked or installed into its ``bin``."""
+        return "/usr/local"
 
     @property
     def site_root(self) -> str:

@@ -36,7 +36,8 @@ SCRIPT_FOR_STAGE: Mapping[StageName, str] = {
 }
 """The script each host stage runs. ``configure`` ends by activating the release."""
 
-SCRIPT_NAMES = (*SCRIPT_FOR_STAGE.values(), "activate-release")
+SCRIPT_NAMES = (*SCRIPT_FOR_STAGE.values(), "activate-release", "check-health")
+"""Stage scripts, plus ``activate-release`` and the drift check's ``check-health``."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -1,8 +1,10 @@
 """The drift check: is what we built still there and healthy?
 
-Owns: checking that the server exists and runs, that the site answers over
-HTTP (over SSH, against localhost with the Host header, so it works before DNS
-and TLS are public), and how long the certificate has left. A lost property
+Owns: checking that the server exists and runs, that the site answers exactly
+200 for ``/`` and the API health path through nginx (over SSH, against
+localhost: HTTP with the Host header before the certificate exists, HTTPS to
+the domain verified against ``spec.tls.certificateCABundle`` after; see
+``templates/scripts/_health.sh``), and how long the certificate has left. A lost property
 turns its stage back to Failed with a reason, so the pipeline repairs it.
 Must not repair anything itself.
 """
@@ -10,7 +12,6 @@ Must not repair anything itself.
 from __future__ import annotations
 
 import datetime
-import shlex
 
 from o4o_operator import metrics
 from o4o_operator.errors import StageError
@@ -19,13 +20,8 @@ from o4o_operator.pipeline.decisions import format_time, parse_time
 from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
 from o4o_operator.providers.ownership import is_ours
+from o4o_operator.rendering import render
 from o4o_operator.runner.instance import InstanceContext
-
-
-def health_script(domain: str, path: str) -> str:
-    host = shlex.quote(f"Host: {domain}")
-    return (f"set -euo pipefail\ncurl -fsS -o /dev/null --max-time 10 -H {host} "
-            f"http://127.0.0.1{shlex.quote(path)}\necho healthy\n")
 
 
 async def _server_problem(instance: InstanceContext) -> str | None:
@@ -46,9 +42,9 @@ async def _health_problem(instance: InstanceContext) -> str | None:
     host = instance.host_context()
     session = await instance.session()
     try:
-        await session.run(health_script(host.domain, host.health_path), timeout=30, log=instance.log)
+        await session.run(render.render_script("check-health", host), timeout=60, log=instance.log)
     except StageError as error:
-        return f"http://127.0.0.1{host.health_path} with Host {host.domain} failed: {error.message}"
+        return f"health check failed: {error.message}"
     return None
 
 

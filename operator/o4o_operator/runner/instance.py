@@ -278,4 +278,6 @@ class InstanceContext:
             revision=spec.source.revision, tls_email=spec.tls.email, commit=self.status.source.commit,
             api_port=spec.api_port, acme_server=spec.tls.server, apps=spec.apps,
             namespace=self.ref.namespace,
+            node_mirror=self.runtime.settings.node_mirror, acme_ca_bundle=spec.tls.acme_ca_bundle,
+            certificate_ca_bundle=spec.tls.certificate_ca_bundle,
         )

@@ -26,6 +26,11 @@ class OperatorSettings:
     certificate_warning_days: float = 14.0
     ssh_connect_timeout: float = 300.0
     cloud_poll_interval: float = 5.0
+    node_mirror: str = "https://nodejs.org/dist"
+    """Where servers download Node.js release tarballs and SHASUMS256.txt (a mirror shaped like nodejs.org/dist)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_mirror", self.node_mirror.rstrip("/"))
 
     @classmethod
     def environment_variable(cls, field_name: str) -> str:

@@ -227,9 +227,19 @@ async def _env_values(instance: InstanceContext) -> tuple[dict[str, str], dict[s
     return values, origins
 
 
+async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> None:
+    """The public CA bundles spec.tls gives, as files for curl and certbot (absent: the system roots)."""
+    session = await instance.session()
+    for path, bundle in ((host.acme_ca_path, host.acme_ca_bundle),
+                         (host.certificate_ca_path, host.certificate_ca_bundle)):
+        if path and bundle:
+            await session.upload(path, bundle.encode(), mode=0o644)
+
+
 async def configure(instance: InstanceContext) -> str:
     host = instance.host_context()
     session = await instance.session()
+    await _upload_ca_bundles(instance, host)
     env_file = render.render_env(*await _env_values(instance))
     await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
     await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644,
@@ -243,6 +253,7 @@ async def configure(instance: InstanceContext) -> str:
 
 
 async def tls(instance: InstanceContext) -> str:
+    await _upload_ca_bundles(instance, instance.host_context())  # a changed bundle re-runs this stage
     results = await _run_script(instance, StageName.TLS)
     not_after = results.get("notAfter")
     if not_after:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,6 +50,8 @@ class ShimCall:
     cwd: str
     user: str = ""
     """Whom ``runuser -u`` ran it as ("" when root ran it directly)."""
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    """The call's values of ``sandbox_shim.LOGGED_ENVIRONMENT`` (proxy settings, ``REQUESTS_CA_BUNDLE``)."""
 
     @property
     def name(self) -> str:
@@ -284,7 +287,7 @@ class SandboxHost:
         if not log.exists():
             return []
         calls = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        return [ShimCall(tuple(c["argv"]), c["cwd"], c.get("user", "")) for c in calls
+        return [ShimCall(tuple(c["argv"]), c["cwd"], c.get("user", ""), dict(c.get("env", {}))) for c in calls
                 if name is None or c["argv"][0] == name]
 
     def shim_state(self) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """The stand-in for every command that would change the machine, inside a SandboxHost.
 
-Owns: what apt-get, dpkg-query, systemctl, corepack, npm, node, pnpm, pm2,
-nginx, certbot, curl, gpg, useradd, id, chown, sudo, runuser and getent do in
-the sandbox. Each call is appended as one JSON line to ``$O4O_ROOT/.shim-log``;
-failures planned with ``SandboxHost.fail_command`` are served first; the rest
-acts out the command against a small state file so that scripts' checks
-("is nginx installed?") see the effect of earlier calls.
+Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
+certbot, curl, useradd, id, chown, sudo, runuser and getent do in the sandbox,
+and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
+``node-v<version>-linux-<arch>.tar.xz`` whose ``bin/node`` and npm lead back
+to these shims, and its ``SHASUMS256.txt``). Each call is appended as one JSON
+line to ``$O4O_ROOT/.shim-log``; failures planned with
+``SandboxHost.fail_command`` are served first; the rest acts out the command
+against a small state file so that scripts' checks ("is nginx installed?")
+see the effect of earlier calls. tar, sha256sum and coreutils run for real.
 
 Everything runs as the sandbox's one real user. ``runuser -u U`` records U and
 hands it down (``O4O_SHIM_USER``), so each logged call says whom it ran as
@@ -33,6 +36,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+if __package__:
+    from o4o_operator.testing import sandbox_node_mirror
+else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling file, not the package
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
+
 ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
 LOG = ROOT / ".shim-log"
 STATE = ROOT / ".shim-state.json"
@@ -43,6 +52,9 @@ AS_USER = os.environ.get("O4O_SHIM_USER", "")
 """Whom a ``runuser`` shim above this call ran it as ("" for the sandbox's own user, root)."""
 LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
 """A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
+LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                      "NO_PROXY")
+"""The environment variables each call records beside its argv (none of them secret)."""
 
 
 @contextlib.contextmanager
@@ -78,7 +90,8 @@ def record_and_plan(argv: list[str]) -> dict[str, Any] | None:
     """Log the call; return the planned failure to act out, if one matches."""
     with locked():
         with LOG.open("a") as log:
-            log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "user": AS_USER}) + "\n")
+            env = {name: os.environ[name] for name in LOGGED_ENVIRONMENT if name in os.environ}
+            log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "user": AS_USER, "env": env}) + "\n")
         plan = load(PLAN, {"failures": [], "http": []})
         joined = " ".join(argv[1:])
         for failure in plan["failures"]:
@@ -126,7 +139,8 @@ def packages() -> set[str]:
 
 
 def apt_get(args: list[str]) -> int:
-    words = [a for a in args if not a.startswith("-")]
+    words = [a for index, a in enumerate(args)
+             if not a.startswith("-") and (index == 0 or args[index - 1] not in ("-o", "-c"))]
     if words and words[0] == "install":
         names = [w.split("=")[0] for w in words[1:]]
         update_state(lambda s: s.__setitem__("packages", sorted(set(s.get("packages", [])) | set(names))))
@@ -151,36 +165,64 @@ def dpkg_query(args: list[str]) -> int:
     return status
 
 
-def node_major() -> str:
-    sources = ROOT / "etc/apt/sources.list.d/nodesource.list"
-    match = re.search(r"node_(\d+)\.x", sources.read_text()) if sources.exists() else None
-    return match.group(1) if match else "18"
+GLOBAL_PREFIX = ROOT / "usr/local"
+
+
+def linked_node() -> Path | None:
+    """The node the runtime script linked onto PATH (``/usr/local/bin/node``), if any."""
+    link = GLOBAL_PREFIX / "bin/node"
+    return link if link.exists() else None
 
 
 def node(args: list[str]) -> int:
-    if "nodejs" not in packages():
+    installed = linked_node()
+    if installed is None:
         return not_installed("node")
     if args[:1] in (["--version"], ["-v"]):
-        print(f"v{node_major()}.11.0")
-        return 0
+        return subprocess.call([str(installed), "--version"])
     return passthrough(["node", *args])
 
 
+def npm_prefix() -> Path:
+    """npm's global prefix: ``prefix=`` in its builtin npmrc, else the Node.js directory it came with."""
+    npm_dir = (GLOBAL_PREFIX / "bin/npm").resolve().parents[1]
+    builtin = npm_dir / "npmrc"
+    for line in builtin.read_text().splitlines() if builtin.exists() else []:
+        if line.startswith("prefix="):
+            return Path(line.split("=", 1)[1].strip())
+    return npm_dir.parents[1]
+
+
 def npm(args: list[str]) -> int:
-    if "nodejs" not in packages():
+    if not (GLOBAL_PREFIX / "bin/npm").exists():
         return not_installed("npm")
     if "install" in args and ("-g" in args or "--global" in args):
-        names = [a.split("@")[0] for a in args if not a.startswith("-") and a != "install"]
-        update_state(lambda s: s.__setitem__("npm_global", sorted(set(s.get("npm_global", [])) | set(names))))
+        specs = [a for a in args if not a.startswith("-") and a != "install"]
+        prefix = Path(option(args, "--prefix") or npm_prefix())
+        versions: dict[str, str] = {}
+        for spec in specs:
+            name, _, version = spec.rpartition("@") if "@" in spec.lstrip("@") else (spec, "", "latest")
+            versions[name] = version
+            package = prefix / "lib/node_modules" / name
+            package.mkdir(parents=True, exist_ok=True)
+            (package / "package.json").write_text(json.dumps({"name": name, "version": version}))
+            binary = prefix / "bin" / name
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            binary.write_text(f"#!/bin/sh\nexec {SHIM_DIR / name} \"$@\"\n")
+            binary.chmod(0o755)
+            print(f"added 1 package in 0.1s ({name}@{version} in {prefix})")
+
+        def change(s: dict[str, Any]) -> None:
+            s["npm_global"] = sorted(set(s.get("npm_global", [])) | set(versions))
+            s["npm_versions"] = {**s.get("npm_versions", {}), **versions}
+
+        update_state(change)
     return 0
 
 
-def corepack(args: list[str]) -> int:
-    if "nodejs" not in packages():
-        return not_installed("corepack")
-    if args[:1] == ["enable"]:
-        update_state(lambda s: s.__setitem__("corepack", True))
-    return 0
+def npm_version(name: str) -> str | None:
+    versions: dict[str, str] = state().get("npm_versions", {})
+    return versions.get(name)
 
 
 # ---- services ------------------------------------------------------------------------------
@@ -219,7 +261,7 @@ def pm2(args: list[str]) -> int:
         return not_installed("pm2")
     verb = args[0] if args else ""
     if verb in ("--version", "-v"):
-        print("5.4.2")
+        print(npm_version("pm2") or "5.4.2")
     elif verb in ("start", "startOrReload", "startOrRestart", "reload", "restart") and len(args) > 1:
         ecosystem = Path(args[1]).read_text()
         cwd = re.search(r'"cwd":\s*"([^"]+)"', ecosystem)
@@ -257,7 +299,7 @@ def pnpm_packages(workspace: Path) -> dict[str, Path]:
 
 
 def pnpm(args: list[str]) -> int:
-    if not state().get("corepack"):
+    if "pnpm" not in state().get("npm_global", []):
         return not_installed("pnpm")
     index, target = 0, None
     while index < len(args) and args[index].startswith("-"):
@@ -267,7 +309,7 @@ def pnpm(args: list[str]) -> int:
             index += 1
     command, rest = (args[index], args[index + 1:]) if index < len(args) else ("", [])
     if command in ("--version", "-v") or args[:1] in (["--version"], ["-v"]):
-        print("9.12.0")
+        print(npm_version("pnpm") or "9.12.0")
         return 0
     workspace = Path(os.getcwd())
     if command in ("install", "i"):
@@ -350,31 +392,28 @@ def curl(args: list[str]) -> int:
     url = next((a for a in reversed(args) if re.match(r"^https?://", a)), "")
     plan = load(PLAN, {"http": []})
     live = state().get("live_release")
-    status, body = 200, "ok\n"
-    if "nodesource" in url:
-        body = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n(sandbox)\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    status, body = 200, b"ok\n"
     for rule in reversed(plan.get("http", [])):
         if rule["url_contains"] in url and rule.get("live_release") in (None, live):
-            status, body = rule["status"], rule["body"]
+            status, body = rule["status"], rule["body"].encode()
             break
-    output = option(args, "-o", "--output")
-    if output and output != "-":
-        Path(output).write_text(body)
     else:
-        sys.stdout.write(body)
-    if "-w" in args:
-        sys.stdout.write((option(args, "-w", "--write-out") or "").replace("%{http_code}", str(status)))
-    if status >= 400 and any(a in ("-f", "--fail") or re.match(r"^-[a-zA-Z]*f", a) for a in args):
+        body = sandbox_node_mirror.serve(url, SHIM_DIR) or body
+    failing = status >= 400 and any(a in ("-f", "--fail") or re.match(r"^-[a-zA-Z]*f", a) for a in args)
+    output = option(args, "-o", "--output")
+    if failing:
+        pass  # with --fail, curl writes no body
+    elif output and output != "-":
+        Path(output).write_bytes(body)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    written = option(args, "-w", "--write-out")
+    if written is not None:
+        sys.stdout.write(written.replace("%{http_code}", str(status)).replace("\\n", "\n"))
+    if failing:
         print(f"curl: (22) The requested URL returned error: {status}", file=sys.stderr)
         return 22
-    return 0
-
-
-def gpg(args: list[str]) -> int:
-    output = option(args, "-o", "--output")
-    data = sys.stdin.read()
-    if output:
-        Path(output).write_text(f"(sandbox dearmored key)\n{len(data)}\n")
     return 0
 
 
@@ -408,8 +447,8 @@ def certbot(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query, "node": node, "npm": npm,
-    "corepack": corepack, "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
-    "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl, "gpg": gpg,
+    "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
+    "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl,
     "getent": getent, "certbot": certbot, "sudo": sudo,
 }
 

@@ -75,9 +75,13 @@ enable_site() {
       if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
       o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
     fi
-    systemctl reload nginx
+    if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
     printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
     o4o_step "nginx now serves the $variant site"
+  fi
+  if ! systemctl is-active --quiet nginx; then
+    o4o_step "Starting nginx: it was not running"
+    systemctl start nginx
   fi
   o4o_result nginxSite "$variant"
 }
@@ -104,45 +108,84 @@ fi
 
 # ---- release activation: switch, reload, check, roll back --------------------
 COMMIT=0123456789abcdef0123456789abcdef01234567
-DOMAIN=shop.example.com
 BASE_DIR="$R"/srv/o4o/team-a.shop
 RELEASES_DIR="$BASE_DIR/releases"
 CURRENT="$BASE_DIR/current"
 TARGET="releases/$COMMIT"
 ECOSYSTEM="$R"/srv/o4o/team-a.shop/shared/ecosystem.config.js
 PM2_APP=o4o-team-a.shop-api
-HEALTH_PATH=/api/health
 HEALTH_ATTEMPTS=10
 HEALTH_INTERVAL=3
 KEEP_RELEASES=5
-HTTPS_LINK=../sites-available/o4o-team-a.shop.https.conf
 # Root writes the activation log and the failure marker, so they live in its own state directory.
 ACTIVATIONS="$R"/var/lib/o4o/instances/team-a.shop/activations
 ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
 FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+# ---- health: does the site answer 200 through nginx, as a visitor arrives? -------
+HEALTH_DOMAIN=shop.example.com
+HEALTH_PATHS=(/ /api/health)
+HEALTH_CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
+HEALTH_CA=""
+if [ -n "$HEALTH_CA" ] && [ ! -s "$HEALTH_CA" ]; then
+  o4o_transient ConfigMissing "The certificate CA bundle (spec.tls.certificateCABundle) has not been uploaded yet"
+fi
+
+# health_probe PATH prints "<status> <url>[ (<curl's error>)]", status 000 when nothing answered.
+# Once the certificate exists: HTTPS to the domain itself (resolved to this server), verified against
+# spec.tls.certificateCABundle when given, else the system roots. Before: HTTP with the Host header.
+# Redirects are not followed: a 301 to HTTPS is not a healthy site.
+health_probe() {
+  local url output code detail
+  local -a how=(--max-time 10)
+  if [ -s "$HEALTH_CERTIFICATE" ]; then
+    url="https://$HEALTH_DOMAIN$1"
+    how+=(--resolve "$HEALTH_DOMAIN:443:127.0.0.1")
+    if [ -n "$HEALTH_CA" ]; then how+=(--cacert "$HEALTH_CA"); fi
+  else
+    url="http://127.0.0.1$1"
+    how+=(-H "Host: $HEALTH_DOMAIN")
+  fi
+  output="$(curl -sS -o /dev/null -w '\n%{http_code}\n' "${how[@]}" "$url" 2>&1 || true)"
+  code="$(printf '%s\n' "$output" | grep -E '^[0-9]{3}$' | tail -n 1 || true)"
+  detail="$(printf '%s\n' "$output" | grep -vE '^([0-9]{3})?$' | head -n 1 || true)"
+  printf '%s %s%s\n' "${code:-000}" "$url" "${detail:+ ($detail)}"
+}
+
+# health_check_once prints one "HTTP <status> <url>" line per path; it succeeds when every one is 200.
+health_check_once() {
+  local path line status=0
+  for path in "${HEALTH_PATHS[@]}"; do
+    line="$(health_probe "$path")"
+    printf 'HTTP %s\n' "$line"
+    [ "${line%% *}" = 200 ] || status=1
+  done
+  # Issue 12: the API health path's body (its database status) is to be read here as well.
+  return "$status"
+}
+# ------------------------------------------------------------------------------
 
 reload_app() {
   [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
+  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
+    o4o_step "Starting pm2-$APP_USER: it was not running"
+    systemctl start "pm2-$APP_USER"
+  fi
   as_app pm2 startOrReload "$ECOSYSTEM" --update-env
   as_app pm2 save --force >/dev/null
 }
 
-# Through nginx, as a visitor would arrive: HTTPS once the HTTPS site is enabled, HTTP before.
+# Every health path, HEALTH_ATTEMPTS times at most, each attempt logged into the release's activation log.
 health_check() {
-  local attempt code url
-  local -a how
-  if [ "$(readlink "$SITE_ENABLED" 2>/dev/null || true)" = "$HTTPS_LINK" ]; then
-    url="https://$DOMAIN$HEALTH_PATH"
-    how=(--resolve "$DOMAIN:443:127.0.0.1")
-  else
-    url="http://127.0.0.1$HEALTH_PATH"
-    how=(-H "Host: $DOMAIN")
-  fi
+  local attempt report stamp line healthy
   for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
-    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${how[@]}" "$url" 2>/dev/null || true)"
-    printf '%s attempt %s/%s: HTTP %s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-      "$attempt" "$HEALTH_ATTEMPTS" "${code:-none}" "$url" | tee -a "$ACTIVATION_LOG"
-    if [ "$code" = 200 ]; then
+    healthy=1
+    report="$(health_check_once)" || healthy=0
+    stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    while IFS= read -r line; do
+      printf '%s attempt %s/%s: %s\n' "$stamp" "$attempt" "$HEALTH_ATTEMPTS" "$line"
+    done <<< "$report" | tee -a "$ACTIVATION_LOG"
+    if [ "$healthy" = 1 ]; then
       return 0
     fi
     if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then

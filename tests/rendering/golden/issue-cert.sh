@@ -76,9 +76,13 @@ enable_site() {
       if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
       o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
     fi
-    systemctl reload nginx
+    if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
     printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
     o4o_step "nginx now serves the $variant site"
+  fi
+  if ! systemctl is-active --quiet nginx; then
+    o4o_step "Starting nginx: it was not running"
+    systemctl start nginx
   fi
   o4o_result nginxSite "$variant"
 }
@@ -90,6 +94,7 @@ ACME_SERVER=https://acme-v02.api.letsencrypt.org/directory
 WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 LETSENCRYPT_DIR="$R"/etc/letsencrypt
 RENEW_BEFORE_DAYS=30
+ACME_CA=""
 
 report_certificate() {
   local not_after issuer
@@ -104,6 +109,9 @@ report_certificate() {
 fail_from_certbot_output() {
   if grep -qiE 'rateLimited|too many (certificates|failed authorizations|new orders)|HTTP 429|status 429' "$1"; then
     o4o_permanent AcmeRateLimited "Let's Encrypt rate limit reached for $DOMAIN; it resets within a week"
+  fi
+  if grep -qiE 'certificate verify failed|CERTIFICATE_VERIFY_FAILED|unable to get local issuer' "$1"; then
+    o4o_permanent AcmeServerUntrusted "certbot could not verify the HTTPS certificate of $ACME_SERVER; for a private ACME CA, set spec.tls.acmeCABundle to the roots of its HTTPS certificate"
   fi
   if grep -qiE 'NXDOMAIN|DNS problem|no valid A records|SERVFAIL' "$1"; then
     o4o_transient AcmeDnsNotResolving "The ACME server cannot resolve $DOMAIN yet"
@@ -123,8 +131,13 @@ else
   install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
   output="$(mktemp)"
   trap 'rm -f "$output"' EXIT
-  o4o_step "Requesting a certificate for $DOMAIN"
-  if ! certbot certonly --non-interactive --agree-tos --email="$EMAIL" --server "$ACME_SERVER" \
+  certbot_env=()
+  if [ -n "$ACME_CA" ]; then
+    [ -s "$ACME_CA" ] || o4o_transient ConfigMissing "The ACME CA bundle (spec.tls.acmeCABundle) has not been uploaded yet"
+    certbot_env=("REQUESTS_CA_BUNDLE=$ACME_CA")
+  fi
+  o4o_step "Requesting a certificate for $DOMAIN from $ACME_SERVER"
+  if ! env "${certbot_env[@]}" certbot certonly --non-interactive --agree-tos --email="$EMAIL" --server "$ACME_SERVER" \
       --webroot --webroot-path "$WEBROOT" --domain "$DOMAIN" --cert-name "$DOMAIN" \
       --keep-until-expiring --deploy-hook "systemctl reload nginx" \
       --config-dir "$LETSENCRYPT_DIR" --work-dir "$R/var/lib/letsencrypt" --logs-dir "$R/var/log/letsencrypt" \
