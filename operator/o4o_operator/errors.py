@@ -36,10 +36,11 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
     "KeyPairOwnedElsewhere", "ServerOwnedElsewhere",
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
-    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AppInstallFailed",
-    "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing", "HealthCheckFailed",
-    "LockfileMissing", "NginxConfigInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
-    "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
+    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerUntrusted",
+    "AppInstallFailed", "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing",
+    "HealthCheckFailed", "LockfileMissing", "NginxConfigInvalid", "NodeChecksumMismatch", "NodeDownloadFailed",
+    "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
+    "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable", "UnsupportedArchitecture",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 
