@@ -40,7 +40,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AppInstallFailed", "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing",
     "HealthCheckFailed", "LockfileMissing", "NginxConfigInvalid", "NodeChecksumMismatch", "NodeDownloadFailed",
     "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
-    "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable", "UnsupportedArchitecture",
+    "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
+    "UnsupportedArchitecture",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -213,6 +213,22 @@ async def test_through_sudo_scripts_uploads_and_timeouts_still_work(sandbox: San
         await connector.close_all()
 
 
+async def test_through_sudo_the_logins_proxy_settings_reach_the_script_and_nothing_else_does() -> None:
+    """As on a server whose /etc/environment names a proxy: sudo resets the environment, the proxy survives."""
+    login = {"https_proxy": "http://proxy.example:3128", "no_proxy": "localhost,127.0.0.1",
+             "SOMETHING_ELSE": "dropped by sudo"}
+    connector = SshConnector(use_sudo=True, honour_sandbox_root=True)
+    with SandboxHost(login_environment=login) as sandbox:
+        try:
+            session = await connect(connector, sandbox, sandbox.host_key_fingerprint)
+            lines: list[str] = []
+            await session.run('echo "$https_proxy|$no_proxy|${HTTP_PROXY-unset}|${SOMETHING_ELSE-unset}"',
+                              timeout=30, log=lines.append)
+            assert lines == ["http://proxy.example:3128|localhost,127.0.0.1|unset|unset"]
+        finally:
+            await connector.close_all()
+
+
 # ---- running --------------------------------------------------------------------------------
 
 

@@ -39,6 +39,8 @@ TAIL_LINES = 20
 PERMANENT_EXIT_STATUSES = range(64, 79)
 """sysexits.h: a script exiting with one of these says retrying cannot help."""
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+"""The standard proxy settings, carried across ``sudo`` from the login's environment when set there."""
 _PID_MARKER = "::o4o::pid "
 _REMOTE_GRACE_SECONDS = 30
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -97,7 +99,10 @@ def _command_line(timeout: float, elevate: bool, honours_root: bool = False) -> 
     runner = f"timeout --kill-after=10 {math.ceil(timeout) + _REMOTE_GRACE_SECONDS} bash -s"
     root = 'env "O4O_ROOT=${O4O_ROOT:-}"' if honours_root else "env -u O4O_ROOT"
     if elevate:
-        return f"exec sudo -n {root} {runner}"
+        # sudo resets the environment; the login's proxy settings (/etc/environment on a server behind
+        # one) must still reach apt, curl, npm and certbot, whatever sudoers keeps.
+        proxies = " ".join(f'${{{name}+"{name}=${name}"}}' for name in PROXY_VARIABLES)
+        return f"exec sudo -n {root} {proxies} {runner}"
     return f"exec {runner}" if honours_root else f"exec {root} {runner}"
 
 

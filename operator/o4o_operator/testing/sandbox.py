@@ -133,9 +133,13 @@ class SandboxHost:
     """``with SandboxHost() as host:`` gives a reachable SSH server; see the module docstring."""
 
     def __init__(self, address: str = "127.0.0.1", port: int | None = None, *,
-                 directory: Path | None = None, command_latency_seconds: float = 0.0) -> None:
-        """``command_latency_seconds``: a fixed delay before every shimmed command (benchmarks)."""
+                 directory: Path | None = None, command_latency_seconds: float = 0.0,
+                 login_environment: Mapping[str, str] | None = None) -> None:
+        """``command_latency_seconds``: a fixed delay before every shimmed command (benchmarks).
+        ``login_environment``: more variables every SSH login starts with (say, a proxy, as
+        ``/etc/environment`` sets one)."""
         self.address = address
+        self.login_environment = dict(login_environment or {})
         self.command_latency_seconds = command_latency_seconds
         self.port = port if port is not None else _free_port(address)
         self.user = pwd.getpwuid(os.getuid()).pw_name
@@ -186,7 +190,8 @@ class SandboxHost:
             "Subsystem sftp internal-sftp",
             # A HOME of its own: bash run by sshd sources $HOME/.bashrc, and the machine's (pyenv init) can hang
             # every session on a stale rehash lock left by a session killed mid-login.
-            f"SetEnv O4O_ROOT={self.root} PATH={path} HOME={self.home}",
+            f"SetEnv O4O_ROOT={self.root} PATH={path} HOME={self.home}"
+            + "".join(f' "{name}={value}"' for name, value in self.login_environment.items()),
             "",
         ]))
         (self.root / ".shim-plan.json").write_text(json.dumps({"failures": [], "http": []}))

@@ -364,14 +364,21 @@ def chown(args: list[str]) -> int:
     return result.returncode
 
 
+SUDO_KEEPS = ("PATH", "HOME", "LOGNAME", "USER", "SHELL", "TERM", "LANG", "O4O_ROOT")
+"""What sudo's ``env_reset`` leaves of the caller's environment (PATH stands in for ``secure_path``;
+``O4O_ROOT`` stays because the shims keep their log and state under it)."""
+
+
 def sudo(args: list[str]) -> int:
-    """The sandbox already runs as its only user: drop sudo's options and become the command."""
+    """The sandbox already runs as its only user: drop sudo's options, reset the environment as
+    sudo's default ``env_reset`` does, and become the command."""
     index = 0
     while index < len(args) and args[index].startswith("-"):
         index += 1
         if args[index - 1] == "--":
             break
-    os.execvp(args[index], args[index:])  # noqa: S606 - a stand-in for sudo must exec the command
+    kept = {name: os.environ[name] for name in SUDO_KEEPS if name in os.environ}
+    os.execvpe(args[index], args[index:], kept)  # noqa: S606 - a stand-in for sudo must exec the command
 
 
 def runuser(args: list[str]) -> int:
