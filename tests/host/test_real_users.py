@@ -27,8 +27,7 @@ from o4o_operator.providers.ssh_session import owner_upload_command
 from o4o_operator.rendering import HostContext, render_env, render_script
 from o4o_operator.testing.sandbox import write_shims
 
-PACKAGE_SHIMS = ("apt-get", "dpkg-query", "node", "npm", "corepack", "pnpm", "pm2", "systemctl", "nginx", "curl",
-                 "gpg", "certbot")
+PACKAGE_SHIMS = ("apt-get", "dpkg-query", "node", "npm", "pnpm", "pm2", "systemctl", "nginx", "curl", "certbot")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 pytestmark = pytest.mark.skipif(

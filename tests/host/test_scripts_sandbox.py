@@ -237,7 +237,7 @@ async def test_a_redirect_is_not_a_healthy_site(host: Host) -> None:
     with pytest.raises(TransientError) as caught:
         await host.deploy(host.first_commit)
     assert caught.value.reason == "HealthCheckFailed"
-    log = host.sandbox.path(host.context.release_dir(host.first_commit)) / ".o4o-activation.log"
+    log = host.sandbox.path(host.context.activation_log(host.first_commit))
     assert "HTTP 301 http://127.0.0.1/\n" in log.read_text()
     assert "HTTP 200 http://127.0.0.1/api/health" in log.read_text()
 
