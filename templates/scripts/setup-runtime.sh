@@ -128,7 +128,12 @@ done
 o4o_result node "$("$PREFIX/bin/node" --version)"
 
 # ---- pnpm and PM2, from npm ----------------------------------------------------------------------
-global_version() { "$PREFIX/bin/$1" --version 2>/dev/null || true; }
+# What npm installed globally, asked of npm: `pm2 --version` would start a PM2 daemon for root.
+global_version() {
+  local line
+  line="$(npm ls --global --depth=0 --parseable --long "$1" 2>/dev/null | head -n 1 || true)"
+  if [ -n "$line" ]; then printf '%s\n' "${line##*@}"; fi
+}
 
 # install_global NAME VERSION FOUND: npm install -g NAME@VERSION unless FOUND is that version already.
 install_global() {

@@ -32,6 +32,10 @@ async def run(session: SshSession, script_name: StageName | str, context: HostCo
     return parse_results(lines)
 
 
+def npm_installs(sandbox: SandboxHost) -> list[str]:
+    return [c.args[-1] for c in sandbox.commands("npm") if "install" in c.args]
+
+
 def tarball_digest(sandbox: SandboxHost, version: str = "22.18.0") -> str:
     return hashlib.sha256(sandbox_node_mirror.node_tarball(version, "x64", sandbox.shim_dir)).hexdigest()
 
@@ -51,11 +55,12 @@ async def test_node_is_the_release_tarball_from_the_mirror_checked_against_its_s
         assert sandbox.path(f"/usr/local/bin/{tool}").readlink() == node_dir / "bin" / tool
     # npm's global prefix is /usr/local, so pnpm and pm2 land on PATH, outside the versioned directory.
     assert (node_dir / "lib/node_modules/npm/npmrc").read_text() == f"prefix={sandbox.path('/usr/local')}\n"
-    installs = [c.args[-1] for c in sandbox.commands("npm")]
-    assert installs == ["pnpm@10.25.0", "pm2@6.0.14"]
+    assert npm_installs(sandbox) == ["pnpm@10.25.0", "pm2@6.0.14"]
     assert sandbox.path("/usr/local/bin/pnpm").exists() and sandbox.path("/usr/local/bin/pm2").exists()
     assert not (node_dir / "bin/pnpm").exists()
     assert sandbox.commands("corepack") == []
+    # Nothing runs pm2 as root but `pm2 startup`: any other pm2 command would start a root PM2 daemon.
+    assert [c.args[0] for c in sandbox.commands("pm2") if not c.user] == ["startup"]
 
 
 async def test_a_checksum_mismatch_fails_the_runtime_stage_and_installs_nothing(
@@ -68,7 +73,7 @@ async def test_a_checksum_mismatch_fails_the_runtime_stage_and_installs_nothing(
     assert f"SHA-256 {tarball_digest(sandbox)} but SHASUMS256.txt says {wrong}" in caught.value.message
     assert not sandbox.path("/opt/o4o/node/v22.18.0").exists()
     assert not sandbox.path("/usr/local/bin/node").is_symlink()
-    assert sandbox.commands("npm") == []
+    assert npm_installs(sandbox) == []
     # The mirror is fixed: the next attempt installs.
     honest = sandbox_node_mirror.serve(f"{RELEASE_URL}/SHASUMS256.txt", sandbox.shim_dir)
     assert honest is not None
@@ -109,7 +114,7 @@ async def test_a_new_pinned_version_is_installed_beside_the_old_one_and_linked(
     assert (await run(session, StageName.RUNTIME, newer))["node"] == "v22.19.0"
     assert sandbox.path("/opt/o4o/node/v22.18.0/bin/node").exists()
     assert sandbox.path("/usr/local/bin/node").readlink() == sandbox.path("/opt/o4o/node/v22.19.0/bin/node")
-    assert len(sandbox.commands("npm")) == 2  # pnpm and PM2 stay: they live in /usr/local
+    assert len(npm_installs(sandbox)) == 2  # pnpm and PM2 stay: they live in /usr/local
 
 
 # ---- the health probe -------------------------------------------------------------------------

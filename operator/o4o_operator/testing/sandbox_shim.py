@@ -196,6 +196,13 @@ def npm_prefix() -> Path:
 def npm(args: list[str]) -> int:
     if not (GLOBAL_PREFIX / "bin/npm").exists():
         return not_installed("npm")
+    if args[:1] in (["ls"], ["list"]) and ("-g" in args or "--global" in args):
+        names = [a for a in args[1:] if not a.startswith("-")]
+        installed: dict[str, str] = state().get("npm_versions", {})
+        found = {name: version for name, version in installed.items() if not names or name in names}
+        for name, version in sorted(found.items()):
+            print(f"{npm_prefix()}/lib/node_modules/{name}:{name}@{version}")
+        return 0 if found or not names else 1
     if "install" in args and ("-g" in args or "--global" in args):
         specs = [a for a in args if not a.startswith("-") and a != "install"]
         prefix = Path(option(args, "--prefix") or npm_prefix())
