@@ -1,7 +1,7 @@
 """P3: the runtime bootstrap script on 50 sandbox hosts, ansible-playbook's wall time over ours.
 
 The script is the operator's own ``runtime`` stage script, rendered with
-``render_script("runtime", HostContext(...))``. Each side gets a fresh fleet of
+``render_script("setup-runtime", HostContext(...))``. Each side gets a fresh fleet of
 sandbox hosts (so both install everything from scratch) with no added latency:
 what is compared is the fan-out machinery, on top of the same remote work.
 
@@ -57,7 +57,7 @@ def runtime_script() -> str:
     context = HostContext(domain="bench.example.com", instance_name="bench",
                           repository="https://example.invalid/o4o-platform.git", revision="main",
                           tls_email="ops@example.com")
-    return render_script("runtime", context)
+    return render_script("setup-runtime", context)
 
 
 @contextlib.contextmanager

@@ -160,11 +160,8 @@ async def ready_status(runtime: Runtime, body: dict[str, Any], now: datetime.dat
         installed_apps=spec.apps, last_check_time=format_time(now))
     status = with_log_lines(status, log_lines(lines, now))
 
-    async def no_save(_: DeploymentInstanceStatus) -> None:
-        return None
-
-    context = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
-    facts = await context.observe_facts()  # exactly what the worker observes
+    context = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
+    facts = await context.observe_facts(status)  # exactly what the worker observes
     spec_body = spec.to_body()
     hashes = current_inputs(spec_body, facts)
     for stage in STAGES:

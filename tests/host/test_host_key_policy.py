@@ -16,14 +16,12 @@ import pytest
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, HostKeySource
+from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.ssh import SshConnector
-from o4o_operator.redaction import Redactor
-from o4o_operator.runner.instance import InstanceContext
-from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
-from o4o_operator.runner.stage_actions import provision
 from o4o_operator.testing import SandboxHost
+from o4o_operator.testing.stage_driver import StageDriver
 
 
 class FakeKube:
@@ -51,7 +49,7 @@ async def connector() -> AsyncIterator[SshConnector]:
 
 def _context(kube: FakeKube, connector: SshConnector, sandbox: SandboxHost, name: str, secret: str, *,
              ssh: dict[str, Any] | None = None,
-             status: DeploymentInstanceStatus | None = None) -> InstanceContext:
+             status: DeploymentInstanceStatus | None = None) -> StageDriver:
     spec = DeploymentInstanceSpec.model_validate({
         "domain": f"{name}.example.com",
         "provider": {"existing": {"host": sandbox.address, "port": sandbox.port}},
@@ -64,10 +62,7 @@ def _context(kube: FakeKube, connector: SshConnector, sandbox: SandboxHost, name
                       connector=connector, pipelines=None)
     body = {"metadata": {"namespace": "team", "name": name, "uid": f"uid-{name}", "generation": 1}}
 
-    async def no_save(_: DeploymentInstanceStatus) -> None:
-        return None
-
-    return InstanceContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), no_save)
+    return StageDriver(runtime, body, spec, status)
 
 
 def _new_key() -> str:
@@ -79,11 +74,11 @@ async def test_a_second_instance_with_an_unauthorised_key_fails_even_while_the_f
     kube = FakeKube({"ssh-a": {"ssh-privatekey": sandbox.private_key_pem},
                      "ssh-b": {"ssh-privatekey": _new_key()}})
     pin = {"hostKeyFingerprint": sandbox.host_key_fingerprint}
-    first = await _context(kube, connector, sandbox, "a", "ssh-a", ssh=pin).session()
+    first = await _context(kube, connector, sandbox, "a", "ssh-a", ssh=pin).instance.session()
     await first.run("true", timeout=30, log=lambda line: None)
 
     with pytest.raises(InvalidSpecError) as caught:
-        await _context(kube, connector, sandbox, "b", "ssh-b", ssh=pin).session()
+        await _context(kube, connector, sandbox, "b", "ssh-b", ssh=pin).instance.session()
     assert caught.value.reason == "SshAuthenticationFailed"
     assert caught.value.field == "spec.ssh.privateKeySecretRef"
     assert not caught.value.transient
@@ -95,7 +90,7 @@ async def test_an_unreadable_private_key_stalls_naming_the_secret_field(
         sandbox: SandboxHost, connector: SshConnector) -> None:
     kube = FakeKube({"ssh-a": {"ssh-privatekey": "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n"}})
     context = _context(kube, connector, sandbox, "a", "ssh-a", ssh={"hostKeyFingerprint": sandbox.host_key_fingerprint})
-    for attempt in (context.session, context.public_key):
+    for attempt in (context.instance.session, context.instance.public_key):
         with pytest.raises(InvalidSpecError) as caught:
             await attempt()
         assert caught.value.reason == "InvalidSshKey"
@@ -108,7 +103,7 @@ async def test_an_existing_host_without_a_pin_stalls_naming_the_field_and_never_
         sandbox: SandboxHost, connector: SshConnector) -> None:
     kube = FakeKube({"ssh-a": {"ssh-privatekey": sandbox.private_key_pem}})
     context = _context(kube, connector, sandbox, "a", "ssh-a")
-    for attempt in (lambda: provision(context), context.session):
+    for attempt in (lambda: context.run(StageName.PROVISION), context.instance.session):
         with pytest.raises(InvalidSpecError) as caught:
             await attempt()
         assert caught.value.reason == "HostKeyNotPinned"
@@ -122,8 +117,8 @@ async def test_trust_on_first_use_is_explicit_visible_and_then_pinned(
         sandbox: SandboxHost, connector: SshConnector) -> None:
     kube = FakeKube({"ssh-a": {"ssh-privatekey": sandbox.private_key_pem}})
     context = _context(kube, connector, sandbox, "a", "ssh-a", ssh={"trustOnFirstUse": True})
-    assert "trusted on first use" in await provision(context)
-    await context.session()
+    assert "trusted on first use" in await context.run(StageName.PROVISION)
+    await context.instance.session()
     server = context.status.server
     assert server.host_key_source is HostKeySource.TRUSTED_ON_FIRST_USE
     assert server.host_key_fingerprint == sandbox.host_key_fingerprint
@@ -132,14 +127,14 @@ async def test_trust_on_first_use_is_explicit_visible_and_then_pinned(
     [(reason, message, warning)] = kube.events
     assert reason == "HostKeyTrustedOnFirstUse" and warning
     assert sandbox.host_key_fingerprint in message
-    logged = context.log.full_text.splitlines()
+    logged = context.instance.log.full_text.splitlines()
     assert any("trusted" in line.lower() and sandbox.host_key_fingerprint in line for line in logged)
 
     # The next pass pins what was trusted: a provision re-run keeps it, no second Event.
     later = _context(kube, connector, sandbox, "a", "ssh-a", ssh={"trustOnFirstUse": True}, status=context.status)
-    await provision(later)
+    await later.run(StageName.PROVISION)
     assert later.host_key_pins() == (sandbox.host_key_fingerprint,)
-    await later.session()
+    await later.instance.session()
     assert len(kube.events) == 1
 
 
@@ -148,8 +143,8 @@ async def test_a_pinned_existing_host_records_its_pin_in_status(
     kube = FakeKube({"ssh-a": {"ssh-privatekey": sandbox.private_key_pem}})
     context = _context(kube, connector, sandbox, "a", "ssh-a",
                        ssh={"hostKeyFingerprint": sandbox.host_key_fingerprint + "="})
-    await provision(context)
+    await context.run(StageName.PROVISION)
     assert context.status.server.host_key_source is HostKeySource.SPEC
     assert context.status.server.host_key_fingerprints == (sandbox.host_key_fingerprint,)
-    await context.session()
+    await context.instance.session()
     assert kube.events == []

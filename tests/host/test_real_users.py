@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from o4o_operator.pipeline.stages import StageName
+from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.providers.ssh_session import owner_upload_command
 from o4o_operator.rendering import HostContext, render_env, render_script
 from o4o_operator.testing.sandbox import write_shims
@@ -123,7 +123,7 @@ def test_two_instances_on_one_host_cannot_read_each_others_files(
         machine: Machine, instances: tuple[HostContext, HostContext]) -> None:
     a, b = instances
     for ctx in (a, b):
-        done = machine.run(render_script(StageName.RUNTIME, ctx))
+        done = machine.run(render_script(script_for(StageName.RUNTIME), ctx))
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"Creating user {ctx.app_user}" in done.stdout
         machine.upload_as_owner(ctx, ctx.env_path, render_env({"SECRET": f"only-for-{ctx.namespace}"}).encode(),
@@ -151,7 +151,7 @@ def test_two_instances_on_one_host_cannot_read_each_others_files(
     assert machine.as_user("www-data", "ls", str(machine.path(a.releases_dir))).returncode == 0
     assert machine.as_user("www-data", "cat", a_env).returncode != 0
 
-    again = machine.run(render_script(StageName.RUNTIME, a))
+    again = machine.run(render_script(script_for(StageName.RUNTIME), a))
     assert again.returncode == 0 and f"User {a.app_user} exists" in again.stdout
 
 
@@ -159,7 +159,7 @@ def test_two_instances_on_one_host_cannot_read_each_others_files(
 def test_root_does_not_follow_a_link_the_instance_user_planted(
         machine: Machine, instances: tuple[HostContext, HostContext]) -> None:
     a, _ = instances
-    assert machine.run(render_script(StageName.RUNTIME, a)).returncode == 0
+    assert machine.run(render_script(script_for(StageName.RUNTIME), a)).returncode == 0
     victim = machine.path("/etc/o4o-victim")
     victim.parent.mkdir(parents=True, exist_ok=True)
     victim.write_text("root's own\n")
@@ -168,7 +168,7 @@ def test_root_does_not_follow_a_link_the_instance_user_planted(
     planted = machine.as_user(a.app_user, "ln", "-sfn", str(victim), env_file)
     assert planted.returncode == 0, planted.stderr
 
-    configured = machine.run(render_script(StageName.CONFIGURE, a))  # it stops later: nothing is built
+    configured = machine.run(render_script(script_for(StageName.CONFIGURE), a))  # it stops later: nothing is built
     assert configured.returncode != 0
     assert owner_and_mode(victim) == ("root", "root", 0o644)
     assert victim.read_text() == "root's own\n"

@@ -14,7 +14,7 @@ import pytest
 
 from o4o_operator.errors import StageError, TransientError
 from o4o_operator.markers import parse_results
-from o4o_operator.pipeline.stages import StageName
+from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import HostContext, render_script
 from o4o_operator.testing import SandboxHost, sandbox_node_mirror
@@ -28,7 +28,8 @@ RELEASE_URL = "https://mirror.example.com/node/v22.18.0"
 
 async def run(session: SshSession, script_name: StageName | str, context: HostContext = CONTEXT) -> dict[str, str]:
     lines: list[str] = []
-    await session.run(render_script(script_name, context), timeout=120, log=lines.append)
+    name = script_for(script_name) if isinstance(script_name, StageName) else script_name
+    await session.run(render_script(name, context), timeout=120, log=lines.append)
     return parse_results(lines)
 
 

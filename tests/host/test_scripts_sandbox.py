@@ -11,7 +11,7 @@ import pytest
 
 from o4o_operator.errors import PermanentError, StageError, TransientError
 from o4o_operator.markers import parse_results
-from o4o_operator.pipeline.stages import StageName
+from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import (
     HostContext,
@@ -46,7 +46,7 @@ class Host:
             lines.append(line)
             self.log.append(line)
 
-        script = render_script(stage, context or self.context)
+        script = render_script(script_for(stage) if isinstance(stage, StageName) else stage, context or self.context)
         await self.session.run(script, timeout=120, log=sink, env={"O4O_GIT_TOKEN": TOKEN_CANARY})
         return parse_results(lines)
 

@@ -16,16 +16,14 @@ import pytest
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, HostKeySource
+from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.lightsail import LightsailCloud
-from o4o_operator.redaction import Redactor
-from o4o_operator.runner.instance import InstanceContext
-from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
-from o4o_operator.runner.stage_actions import provision
 from o4o_operator.testing import LocalLightsail
 from o4o_operator.testing.lightsail_catalog import host_key_entry
+from o4o_operator.testing.stage_driver import StageDriver
 
 REGION = "eu-west-2"
 
@@ -55,7 +53,7 @@ class _HostKeys:
 
 
 def _context(settings: ClientSettings, ssh: dict[str, Any] | None = None,
-             status: DeploymentInstanceStatus | None = None) -> InstanceContext:
+             status: DeploymentInstanceStatus | None = None) -> StageDriver:
     spec = DeploymentInstanceSpec.model_validate({
         "domain": "shop.example.com", "provider": {"lightsail": {"region": REGION}},
         "ssh": {"privateKeySecretRef": {"name": "ssh", "key": "ssh-privatekey"}, **(ssh or {})},
@@ -66,10 +64,7 @@ def _context(settings: ClientSettings, ssh: dict[str, Any] | None = None,
                                                                                       poll_interval=0))
     body = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-shop", "generation": 1}}
 
-    async def save(_: DeploymentInstanceStatus) -> None:
-        return None
-
-    return InstanceContext(runtime, body, spec, status or DeploymentInstanceStatus(), InstanceLog(Redactor()), save)
+    return StageDriver(runtime, body, spec, status)
 
 
 @pytest.fixture
@@ -95,7 +90,7 @@ async def test_provision_waits_for_reported_host_keys_then_pins_all_of_them(
         settings: ClientSettings, host_keys: _HostKeys) -> None:
     context = _context(settings)
     with pytest.raises(TransientError) as caught:
-        await provision(context)
+        await context.run(StageName.PROVISION)
     assert caught.value.reason == "HostKeyUnavailable"
     assert context.status.server.ip_address  # what provisioning learnt is kept for the retry
     assert context.status.server.host_key_fingerprints == ()
@@ -104,7 +99,7 @@ async def test_provision_waits_for_reported_host_keys_then_pins_all_of_them(
 
     reported = host_keys.publish()
     retry = _context(settings, status=context.status)
-    assert "server" in await provision(retry)
+    assert "server" in await retry.run(StageName.PROVISION)
     server = retry.status.server
     assert set(server.host_key_fingerprints) == set(reported)
     assert server.host_key_fingerprints[0] == reported[1]  # ed25519 preferred for display
@@ -116,7 +111,7 @@ async def test_provision_waits_for_reported_host_keys_then_pins_all_of_them(
 async def test_a_pin_in_the_spec_needs_no_reported_host_key(settings: ClientSettings) -> None:
     pin = "SHA256:" + "P" * 43
     context = _context(settings, ssh={"hostKeyFingerprint": pin})
-    await provision(context)
+    await context.run(StageName.PROVISION)
     assert context.status.server.host_key_fingerprints == (pin,)
     assert context.status.server.host_key_source is HostKeySource.SPEC
     assert context.host_key_pins() == (pin,)
@@ -124,9 +119,9 @@ async def test_a_pin_in_the_spec_needs_no_reported_host_key(settings: ClientSett
 
 async def test_an_unreadable_private_key_stalls_provisioning_naming_the_field(settings: ClientSettings) -> None:
     context = _context(settings)
-    context.runtime.kube = _Secrets("-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n")  # type: ignore[assignment]
+    context.instance.runtime.kube = _Secrets("-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n")  # type: ignore[assignment]
     with pytest.raises(InvalidSpecError) as caught:
-        await provision(context)
+        await context.run(StageName.PROVISION)
     assert caught.value.reason == "InvalidSshKey"
     assert caught.value.field == "spec.ssh.privateKeySecretRef"
     assert "garbage" not in str(caught.value)

@@ -21,7 +21,7 @@ import pytest
 
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.markers import last_failure, parse_results
-from o4o_operator.pipeline.stages import StageName
+from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.rendering import (
     SCRIPT_NAMES,
     HostContext,
@@ -106,7 +106,7 @@ HOSTILE: dict[str, Any] = {
 @pytest.mark.parametrize("stage", [StageName.SOURCE, StageName.TLS])
 def test_hostile_values_arrive_in_bash_unchanged(stage: StageName) -> None:
     context = dataclasses.replace(CONTEXT, **HOSTILE)
-    script = render_script(stage, context)
+    script = render_script(script_for(stage), context)
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     names = {"REPOSITORY": "repository", "REVISION": "revision", "EMAIL": "tls_email",
              "ACME_SERVER": "acme_server"}
@@ -163,10 +163,10 @@ def test_the_catalog_has_the_five_apps() -> None:
 
 def test_unknown_or_incomplete_app_choices_are_invalid_specs() -> None:
     with pytest.raises(InvalidSpecError) as unknown:
-        render_script(StageName.APPS, dataclasses.replace(CONTEXT, apps=("casino",)))
+        render_script(script_for(StageName.APPS), dataclasses.replace(CONTEXT, apps=("casino",)))
     assert unknown.value.field == "apps"
     with pytest.raises(InvalidSpecError, match="commerce"):
-        render_script(StageName.APPS, dataclasses.replace(CONTEXT, apps=("dropshipping",)))
+        render_script(script_for(StageName.APPS), dataclasses.replace(CONTEXT, apps=("dropshipping",)))
 
 
 ENV_VALUES = {
@@ -221,7 +221,7 @@ def test_env_refusal_names_the_field_and_key_but_never_the_value() -> None:
 
 
 def test_the_tls_email_cannot_become_a_certbot_option() -> None:
-    script = render_script(StageName.TLS, CONTEXT)
+    script = render_script(script_for(StageName.TLS), CONTEXT)
     assert '--email="$EMAIL"' in script
     assert '--email "$EMAIL"' not in script
     with pytest.raises(InvalidSpecError) as caught:

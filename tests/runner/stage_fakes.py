@@ -3,13 +3,14 @@
 - :class:`RecordingSession` / :class:`RecordingConnector`: a host that records each script and answers
   with the ``::o4o::result`` lines it was told to.
 - :class:`FakeKube`: Secrets from a dict, status patches and Events recorded.
-- :func:`make_context`: a :class:`InstanceContext` over them with an injected resolver.
+- :class:`StageDriver` / :func:`make_context`: runs stages over an :class:`InstanceContext` with an injected
+  resolver, applying their steps as the worker does.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from o4o_operator.errors import InvalidSpecError
@@ -17,11 +18,9 @@ from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.providers.dns import NoDns, Resolver
 from o4o_operator.providers.protocols import CommandResult, LogSink
-from o4o_operator.redaction import Redactor
-from o4o_operator.runner.instance import InstanceContext
-from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.settings import OperatorSettings
+from o4o_operator.testing.stage_driver import StageDriver
 
 FINGERPRINT = "SHA256:" + "A" * 43
 
@@ -36,6 +35,9 @@ class RecordingSession:
     def __init__(self, results: Mapping[str, str]) -> None:
         self.results = dict(results)
         self.scripts: list[str] = []
+        self.timeouts: list[float] = []
+        self.envs: list[dict[str, str]] = []
+        self.uploads: list[str] = []
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -44,12 +46,14 @@ class RecordingSession:
     async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
                   env: Mapping[str, str] | None = None) -> CommandResult:
         self.scripts.append(script)
+        self.timeouts.append(timeout)
+        self.envs.append(dict(env or {}))
         for key, value in self.results.items():
             log(f"::o4o::result {key}={value}")
         return CommandResult(exit_status=0, tail=(), results=dict(self.results))
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
-        return None
+        self.uploads.append(path)
 
     async def close(self) -> None:
         return None
@@ -118,10 +122,5 @@ def make_runtime(kube: FakeKube, connector: RecordingConnector, resolver: Resolv
                    clock=lambda: datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
 
 
-def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentInstanceStatus,
-                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]] | None = None) -> InstanceContext:
-    async def no_save(_: DeploymentInstanceStatus) -> None:
-        return None
-
-    return InstanceContext(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status,
-                        InstanceLog(Redactor()), save or no_save)
+def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentInstanceStatus) -> StageDriver:
+    return StageDriver(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status)

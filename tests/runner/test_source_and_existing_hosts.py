@@ -18,8 +18,8 @@ from stage_fakes import (
 
 from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, HostKeySource, ServerStatus, SourceSpec, SourceStatus
+from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses, resolve_with_getaddrinfo
-from o4o_operator.runner import stage_actions
 
 REPOSITORY = "https://example.com/o4o/platform.git"
 OLD = "1" * 40
@@ -66,7 +66,7 @@ async def test_the_source_stage_resolves_a_changed_source_afresh_and_records_whe
                                       source=RECORDED)
     ctx = make_context(runtime, spec_body(source=source), status)
 
-    await stage_actions.source(ctx)
+    await ctx.run(StageName.SOURCE)
 
     assert _pinned_in(session.scripts[0]) == pinned
     assert ctx.status.source == SourceStatus(repository=source["repository"], revision=source["revision"],
@@ -81,7 +81,7 @@ async def test_an_existing_host_given_by_name_is_recorded_with_its_addresses() -
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolver)
     ctx = make_context(runtime, spec_body(), DeploymentInstanceStatus())
 
-    message = await stage_actions.provision(ctx)
+    message = await ctx.run(StageName.PROVISION)
 
     assert ctx.status.server.name == "shop-host.test"
     assert ctx.status.server.ip_address == "198.51.100.4"
@@ -94,7 +94,7 @@ async def test_an_existing_host_that_does_not_resolve_waits_naming_the_field() -
     ctx = make_context(runtime, spec_body(), DeploymentInstanceStatus())
 
     with pytest.raises(errors.TransientError) as caught:
-        await stage_actions.provision(ctx)
+        await ctx.run(StageName.PROVISION)
 
     assert caught.value.reason == "HostNotResolving"
     assert "spec.provider.existing.host" in caught.value.message
@@ -109,7 +109,7 @@ async def test_the_host_key_pin_stays_with_the_host_it_was_seen_on(host: str, ke
                                                           host_key_source=HostKeySource.TRUSTED_ON_FIRST_USE))
     ctx = make_context(runtime, spec_body(provider={"existing": {"host": host}}), pinned)
 
-    await stage_actions.provision(ctx)
+    await ctx.run(StageName.PROVISION)
 
     assert ctx.status.server.host_key_fingerprint == kept
 
@@ -121,9 +121,9 @@ async def test_dns_none_passes_when_the_domain_resolves_to_any_of_the_hosts_addr
                                 "shop.example.com": domain_resolves_to})
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolver)
     ctx = make_context(runtime, spec_body(), DeploymentInstanceStatus())
-    await stage_actions.provision(ctx)
+    await ctx.run(StageName.PROVISION)
 
-    message = await stage_actions.dns(ctx)
+    message = await ctx.run(StageName.DNS)
 
     assert message.startswith("Checked that shop.example.com resolves to")
 
@@ -132,10 +132,10 @@ async def test_dns_none_fails_when_the_domain_points_elsewhere_naming_both_sides
     resolver = static_resolver({"shop-host.test": ["198.51.100.4"], "shop.example.com": ["192.0.2.1"]})
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolver)
     ctx = make_context(runtime, spec_body(), DeploymentInstanceStatus())
-    await stage_actions.provision(ctx)
+    await ctx.run(StageName.PROVISION)
 
     with pytest.raises(errors.TransientError) as caught:
-        await stage_actions.dns(ctx)
+        await ctx.run(StageName.DNS)
 
     assert caught.value.reason == "DnsNotResolving"
     assert "192.0.2.1" in caught.value.message and "198.51.100.4" in caught.value.message
@@ -146,7 +146,7 @@ async def test_an_existing_host_named_localhost_is_resolved_by_the_system_resolv
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolve_with_getaddrinfo)
     ctx = make_context(runtime, spec_body(provider={"existing": {"host": "localhost"}}), DeploymentInstanceStatus())
 
-    await stage_actions.provision(ctx)
+    await ctx.run(StageName.PROVISION)
 
     assert "127.0.0.1" in ctx.status.server.ip_addresses
     assert ctx.status.server.ip_address == ctx.status.server.ip_addresses[0]

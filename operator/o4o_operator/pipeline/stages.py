@@ -1,9 +1,12 @@
 """The nine stages, as a frozen table of data.
 
-Owns: stage names, their order, the condition each one sets, the phase shown
-while it runs, its timeout and retry budget, and which spec fields are its
-inputs (a change to any of them makes the stage run again). Purely
-computational: no I/O.
+Owns: one row per stage: its name and order, the condition it sets, the phase
+shown while it runs, its one timeout and retry budget, which spec fields are
+its inputs (a change to any of them makes the stage run again), what kind of
+work it is (cloud code, or a host script run generically), its script, the
+Secrets it needs, how its script results and spec values map into status, its
+message of success and its drift check. Strings and enums only: the runner maps
+kinds, roles and checks to code. Purely computational: no I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +29,51 @@ class StageName(enum.StrEnum):
     APPS = "apps"
 
 
+class StageKind(enum.StrEnum):
+    CLOUD = "cloud"
+    """Talks to the cloud API (provision, dns): code in the runner."""
+    SCRIPT = "script"
+    """Runs its host script over SSH; a generic runner does it, with at most a small pre-step."""
+
+
+class SecretRole(enum.StrEnum):
+    """Which referenced Secrets a stage reads (the runner maps a role to the spec field that names it)."""
+
+    SSH_KEY = "ssh-key"
+    CLOUD_CREDENTIALS = "cloud-credentials"
+    GIT_TOKEN = "git-token"  # noqa: S105 - a role, not a secret
+    """Passed to the script as ``O4O_GIT_TOKEN``, never rendered into it."""
+    ENV = "env"
+
+
+class DriftCheck(enum.StrEnum):
+    """What a drift check looks at; a finding turns the stage that owns the check back to Failed."""
+
+    SERVER_RUNNING = "ServerNotRunning"
+    HTTP_HEALTH = "HealthCheckFailed"
+    CERTIFICATE_EXPIRY = "CertificateExpiring"
+
+    @property
+    def reason(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultField:
+    """A script's ``::o4o::result key=value`` and the status field (dotted, snake_case) it is recorded in."""
+
+    key: str
+    status_field: str | None = None
+    """None: the value only appears in the stage's message."""
+    missing_reason: str | None = None
+    """When set, a script that does not report the key fails transiently with this reason."""
+
+
+SCRIPT_MARGIN_SECONDS = 60.0
+"""How much sooner than the stage's own timeout the host script is stopped, so that the script's
+timeout (which kills it on the host and reports its output) fires before the stage's."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
     name: StageName
@@ -33,34 +81,74 @@ class Stage:
     phase: Phase
     title: str
     timeout_seconds: float
+    """The one timeout of the stage; a host script's timeout derives from it (:attr:`script_timeout_seconds`)."""
     inputs: tuple[str, ...]
     """Dotted spec paths (plus ``facts.*`` observed values) whose change re-runs the stage."""
+    message: str
+    """The past-tense message of success, formatted with ``domain``, ``revision``, ``commit`` (12 characters)
+    and the script's results (``release``, ``notAfter``, ...)."""
+    kind: StageKind = StageKind.SCRIPT
+    script: str | None = None
+    """The host script it runs (a name in ``templates/scripts/``)."""
+    secrets: tuple[SecretRole, ...] = ()
+    results: tuple[ResultField, ...] = ()
+    records: tuple[tuple[str, str], ...] = ()
+    """``(status field, spec path)``: spec values recorded in status when the stage succeeds."""
+    drift: DriftCheck | None = None
     max_backoff_seconds: float = 300.0
+
+    @property
+    def script_timeout_seconds(self) -> float:
+        return max(self.timeout_seconds - SCRIPT_MARGIN_SECONDS, self.timeout_seconds / 2)
 
 
 _REVISION = ("source.repository", "source.revision")
 _HOST = "facts.serverAddress"  # a replaced server must be set up again from scratch
+_SSH = (SecretRole.SSH_KEY,)
 
 STAGES: tuple[Stage, ...] = (
     Stage(StageName.PROVISION, "ServerReady", Phase.PROVISIONING, "Provision the server",
-          900, ("provider", "ssh.user", "ssh.hostKeyFingerprint", "ssh.trustOnFirstUse")),
+          900, ("provider", "ssh.user", "ssh.hostKeyFingerprint", "ssh.trustOnFirstUse"),
+          message="", kind=StageKind.CLOUD, secrets=(SecretRole.CLOUD_CREDENTIALS, SecretRole.SSH_KEY),
+          drift=DriftCheck.SERVER_RUNNING),
     Stage(StageName.DNS, "DnsReady", Phase.PROVISIONING, "Create the DNS record",
-          600, ("domain", "dns", "facts.serverAddress")),
+          600, ("domain", "dns", "facts.serverAddress"),
+          message="", kind=StageKind.CLOUD, secrets=(SecretRole.CLOUD_CREDENTIALS,)),
     Stage(StageName.RUNTIME, "RuntimeReady", Phase.INSTALLING, "Install Node.js, pnpm, nginx and PM2",
-          1200, (_HOST,)),
+          1200, (_HOST,), message="Installed Node.js, pnpm, nginx, PM2 and certbot",
+          script="setup-runtime", secrets=_SSH),
     Stage(StageName.SOURCE, "SourceReady", Phase.INSTALLING, "Fetch the source at its revision",
-          600, (*_REVISION, _HOST)),
+          600, (*_REVISION, _HOST), message="Fetched {revision} at commit {commit}",
+          script="fetch-source", secrets=(*_SSH, SecretRole.GIT_TOKEN),
+          results=(ResultField("commit", "source.commit", missing_reason="NoCommit"),),
+          records=(("source.repository", "source.repository"), ("source.revision", "source.revision"))),
     Stage(StageName.BUILD_SITE, "SiteBuilt", Phase.BUILDING, "Build the main site",
-          1800, (*_REVISION, "facts.commit", _HOST)),
+          1800, (*_REVISION, "facts.commit", _HOST), message="Built the main site for commit {commit}",
+          script="build-site", secrets=_SSH),
     Stage(StageName.BUILD_API, "ApiBuilt", Phase.BUILDING, "Build the API server",
-          1800, (*_REVISION, "facts.commit", _HOST)),
+          1800, (*_REVISION, "facts.commit", _HOST), message="Built the API server for commit {commit}",
+          script="build-api", secrets=_SSH),
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
-          600, ("domain", "apiPort", *_REVISION, "facts.commit", "facts.envVersion", _HOST)),
+          600, ("domain", "apiPort", *_REVISION, "facts.commit", "facts.envVersion", _HOST),
+          message="Configured nginx, PM2 and .env; serving release {release}",
+          script="configure", secrets=(*_SSH, SecretRole.ENV), results=(ResultField("release"),),
+          drift=DriftCheck.HTTP_HEALTH),
     Stage(StageName.TLS, "CertificateReady", Phase.CONFIGURING, "Obtain the TLS certificate",
-          900, ("domain", "tls", *_REVISION, _HOST)),
+          900, ("domain", "tls", *_REVISION, _HOST), message="Certificate for {domain} valid until {notAfter}",
+          script="issue-cert", secrets=_SSH, results=(ResultField("notAfter", "certificate.not_after"),),
+          drift=DriftCheck.CERTIFICATE_EXPIRY),
     Stage(StageName.APPS, "AppsReady", Phase.CONFIGURING, "Install the apps",
-          1200, ("apps", *_REVISION, "facts.commit", _HOST)),
+          1200, ("apps", *_REVISION, "facts.commit", _HOST), message="Apps up to date ({changes})",
+          script="apps", secrets=_SSH, records=(("installed_apps", "apps"),)),
 )
 
 STAGES_BY_NAME: dict[StageName, Stage] = {stage.name: stage for stage in STAGES}
 STAGE_COUNT = len(STAGES)
+
+
+def script_for(name: StageName) -> str:
+    """The host script stage ``name`` runs (ValueError for a stage that runs none)."""
+    script = STAGES_BY_NAME[name].script
+    if script is None:
+        raise ValueError(f"The {name.value} stage runs no host script")
+    return script

@@ -95,6 +95,25 @@ def with_stage_invalidated(status: DeploymentInstanceStatus, stage: Stage, reaso
     }))
 
 
+def with_changes(status: DeploymentInstanceStatus, changes: Mapping[str, Any]) -> DeploymentInstanceStatus:
+    """Apply a stage's status changes: ``{"server": ServerStatus(...), "certificate.not_after": "..."}``.
+
+    A key is a status field (snake_case); a dotted key changes one field of a nested part and keeps the rest.
+    """
+    nested: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            top[key] = value
+    for head, fields in nested.items():
+        part = top.get(head, getattr(status, head))
+        top[head] = part.model_copy(update=fields)
+    return status.model_copy(update=top) if top else status
+
+
 def with_log_lines(status: DeploymentInstanceStatus, lines: Iterable[str]) -> DeploymentInstanceStatus:
     """Append already-redacted lines, keeping the last LOG_TAIL_LINES of at most LOG_LINE_BYTES each."""
     new = tuple(bound_line(line, LOG_LINE_BYTES) for line in lines)

@@ -42,7 +42,6 @@ any other is transient. The SSH session applies these rules.
 from o4o_operator.rendering.catalog import AppDefinition, AppStep, CatalogError
 from o4o_operator.rendering.host_context import LETSENCRYPT_PRODUCTION, HostContext
 from o4o_operator.rendering.render import (
-    SCRIPT_FOR_STAGE,
     SCRIPT_NAMES,
     AppAction,
     dotenv_quote,
@@ -59,7 +58,6 @@ from o4o_operator.rendering.render import (
 
 __all__ = [
     "LETSENCRYPT_PRODUCTION",
-    "SCRIPT_FOR_STAGE",
     "SCRIPT_NAMES",
     "AppAction",
     "AppDefinition",

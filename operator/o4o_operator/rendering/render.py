@@ -1,7 +1,7 @@
 """Rendering of scripts and configuration files from the top-level ``templates/``.
 
 Owns: the Jinja environment (StrictUndefined, no autoescape, the ``shquote``
-filter), which template serves which stage, and the quoting of ``.env`` and
+filter), the names of the host scripts, and the quoting of ``.env`` and
 PM2 values. Reads template files and nothing else; returns strings.
 """
 
@@ -19,25 +19,15 @@ from typing import Literal
 import jinja2
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.pipeline.stages import StageName
 from o4o_operator.rendering.catalog import AppDefinition, load_catalog
 from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
-SCRIPT_FOR_STAGE: Mapping[StageName, str] = {
-    StageName.RUNTIME: "setup-runtime",
-    StageName.SOURCE: "fetch-source",
-    StageName.BUILD_SITE: "build-site",
-    StageName.BUILD_API: "build-api",
-    StageName.CONFIGURE: "configure",
-    StageName.TLS: "issue-cert",
-    StageName.APPS: "apps",
-}
-"""The script each host stage runs. ``configure`` ends by activating the release."""
-
-SCRIPT_NAMES = (*SCRIPT_FOR_STAGE.values(), "activate-release", "check-health")
-"""Stage scripts, plus ``activate-release`` and the drift check's ``check-health``."""
+SCRIPT_NAMES = ("setup-runtime", "fetch-source", "build-site", "build-api", "configure", "issue-cert", "apps",
+                "activate-release", "check-health")
+"""The host scripts in ``templates/scripts/`` (the stage table names which stage runs which; ``configure``
+ends by activating the release, and the drift check runs ``check-health``)."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -81,19 +71,10 @@ def environment() -> jinja2.Environment:
     return _environment(str(templates_dir()))
 
 
-def _script_name(stage_name: StageName | str) -> str:
-    try:
-        stage = StageName(stage_name)
-    except ValueError:
-        return str(stage_name)
-    return SCRIPT_FOR_STAGE.get(stage, stage.value)
-
-
-def render_script(stage_name: StageName | str, context: HostContext) -> str:
-    """The bash script for a host stage (or a script by name, e.g. ``activate-release``)."""
-    name = _script_name(stage_name)
+def render_script(name: str, context: HostContext) -> str:
+    """The bash script of that name (one of :data:`SCRIPT_NAMES`)."""
     if name not in SCRIPT_NAMES:
-        raise ValueError(f"No script for {stage_name!r}; host scripts are {', '.join(SCRIPT_NAMES)}")
+        raise ValueError(f"No script named {name!r}; host scripts are {', '.join(SCRIPT_NAMES)}")
     if name in _NEEDS_COMMIT and context.commit is None:
         raise ValueError(f"The {name} script needs a resolved commit; fetch the source first")
     variables: dict[str, object] = {"ctx": context}

@@ -4,27 +4,28 @@ Owns: checking that the server exists and runs, that the site answers exactly
 200 for ``/`` and the API health path through nginx (over SSH, against
 localhost: HTTP with the Host header before the certificate exists, HTTPS to
 the domain verified against ``spec.tls.certificateCABundle`` after; see
-``templates/scripts/_health.sh``), and how long the certificate has left. A lost property
-turns its stage back to Failed with a reason, so the pipeline repairs it.
-Must not repair anything itself.
+``templates/scripts/_health.sh``), and how long the certificate has left: the
+checks each stage's row names (``Stage.drift``). It returns what it found lost
+(:class:`Finding`); the worker turns those stages back to Failed, so the
+pipeline repairs them. Must not repair anything, decide, or write status itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Awaitable, Callable, Mapping
 
 from o4o_operator import metrics
 from o4o_operator.errors import StageError
-from o4o_operator.models import DeploymentInstanceStatus
-from o4o_operator.pipeline.decisions import format_time, parse_time
-from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
-from o4o_operator.pipeline.transitions import with_stage_invalidated, with_summary
+from o4o_operator.pipeline.decisions import parse_time
+from o4o_operator.pipeline.stages import STAGES, DriftCheck, Stage
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.rendering import render
 from o4o_operator.runner.instance import InstanceContext
 
 
-async def _server_problem(instance: InstanceContext) -> str | None:
+async def _server_problem(instance: InstanceContext, _now: datetime.datetime) -> str | None:
     lightsail = instance.spec.provider.lightsail
     if lightsail is None or not instance.status.server.name:
         return None
@@ -38,7 +39,7 @@ async def _server_problem(instance: InstanceContext) -> str | None:
     return None
 
 
-async def _health_problem(instance: InstanceContext) -> str | None:
+async def _health_problem(instance: InstanceContext, _now: datetime.datetime) -> str | None:
     host = instance.host_context()
     session = await instance.session()
     try:
@@ -58,33 +59,51 @@ def certificate_problem(not_after: str | None, now: datetime.datetime, warning_d
     return None
 
 
-async def check_drift(instance: InstanceContext, now: datetime.datetime) -> DeploymentInstanceStatus:
-    """Run the checks; return the status with any lost stage invalidated and lastCheckTime set."""
-    status = instance.status
-    instance.log.stage = "check"
-    checks = (
-        (StageName.PROVISION, "ServerNotRunning", _server_problem),
-        (StageName.CONFIGURE, "HealthCheckFailed", _health_problem),
-    )
-    for stage_name, reason, check in checks:
-        try:
-            problem = await check(instance)
-        except StageError as error:
-            problem = f"check could not run: {error.reason}: {error.message}"
-        if problem:
-            instance.log(f"Drift: {problem}")
-            status = with_stage_invalidated(status, STAGES_BY_NAME[stage_name], reason, problem, now)
-            break
-    not_after = status.certificate.not_after
+async def _certificate_problem(instance: InstanceContext, now: datetime.datetime) -> str | None:
+    not_after = instance.status.certificate.not_after
     expiry = parse_time(not_after)
     if expiry is not None:
         metrics.CERTIFICATE_EXPIRY.labels(namespace=instance.ref.namespace, name=instance.ref.name).set(
             expiry.timestamp())
-    expiring = certificate_problem(not_after, now, instance.runtime.settings.certificate_warning_days)
-    if expiring:
-        instance.log(f"Drift: {expiring}")
-        status = with_stage_invalidated(status, STAGES_BY_NAME[StageName.TLS], "CertificateExpiring",
-                                        expiring, now)
-    status = status.model_copy(update={"last_check_time": format_time(now)})
-    following, hashes, _ = await instance.decide(status, now)
-    return with_summary(status, following, hashes, instance.ref.generation, now)
+    return certificate_problem(not_after, now, instance.runtime.settings.certificate_warning_days)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """A stage whose result is gone: the worker turns it back to Failed, so the pipeline repairs it."""
+
+    stage: Stage
+    reason: str
+    message: str
+
+
+_CHECKS: Mapping[DriftCheck, Callable[[InstanceContext, datetime.datetime], Awaitable[str | None]]] = {
+    DriftCheck.SERVER_RUNNING: _server_problem,
+    DriftCheck.HTTP_HEALTH: _health_problem,
+    DriftCheck.CERTIFICATE_EXPIRY: _certificate_problem,
+}
+_READS_STATUS_ONLY = frozenset({DriftCheck.CERTIFICATE_EXPIRY})
+
+
+async def check_drift(instance: InstanceContext, now: datetime.datetime) -> tuple[Finding, ...]:
+    """Run each stage's drift check, in stage order; say what was found lost.
+
+    Once a check that looks at the server found a problem, later ones of that kind are skipped (the
+    earliest stage is repaired first); checks that read only the status (the certificate's expiry) always run.
+    """
+    instance.log.stage = "check"
+    findings: list[Finding] = []
+    host_problem = False
+    for stage in STAGES:
+        check = stage.drift
+        if check is None or (host_problem and check not in _READS_STATUS_ONLY):
+            continue
+        try:
+            problem = await _CHECKS[check](instance, now)
+        except StageError as error:
+            problem = f"check could not run: {error.reason}: {error.message}"
+        if problem:
+            instance.log(f"Drift: {problem}")
+            findings.append(Finding(stage, check.reason, problem))
+            host_problem = host_problem or check not in _READS_STATUS_ONLY
+    return tuple(findings)

@@ -11,9 +11,8 @@ to run next.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, StageError
@@ -26,7 +25,6 @@ from o4o_operator.models import (
     HostKeySource,
     InstanceRef,
 )
-from o4o_operator.pipeline.decisions import Decision, current_inputs, decide
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
@@ -35,6 +33,7 @@ from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
 from o4o_operator.rendering.host_context import HostContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
+from o4o_operator.runner.stage_steps import Changes
 
 _KEY_FIELD = "spec.ssh.privateKeySecretRef"
 _PIN_FIELD = "spec.ssh.hostKeyFingerprint"
@@ -61,30 +60,30 @@ class InstanceContext:
     """One instance during one pass of the worker. Secrets are read at most once per pass."""
 
     def __init__(self, runtime: Runtime, body: Mapping[str, Any], spec: DeploymentInstanceSpec,
-                 status: DeploymentInstanceStatus, log: InstanceLog,
-                 save: Callable[[DeploymentInstanceStatus], Awaitable[object]]) -> None:
+                 status: DeploymentInstanceStatus | Callable[[], DeploymentInstanceStatus], log: InstanceLog) -> None:
+        """``status`` is the worker's (read through a callable, so that it is always the current one)."""
         meta = body["metadata"]
         self.runtime = runtime
         self.body = body
         self.ref = InstanceRef(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"],
                                generation=int(meta.get("generation", 1)))
         self.spec = spec
-        self.status = status
+        self._status = status if callable(status) else (lambda: status)
         self.log = log
-        self._save = save
         self._secrets: dict[str, SecretData | InvalidSpecError] = {}
         self._session: HostSession | None = None
+        self._learned: dict[str, Any] = {}
 
-    # ---- status ----------------------------------------------------------------
+    # ---- status (read only: the worker holds it) --------------------------------
 
-    def record(self, **changes: Any) -> None:
-        """Change the status in memory; the stage's closing write carries it."""
-        self.status = self.status.model_copy(update=changes)
+    @property
+    def status(self) -> DeploymentInstanceStatus:
+        return self._status()
 
-    async def save(self, **changes: Any) -> None:
-        """Change the status and write it now: only for intent that must survive a crash."""
-        self.record(**changes)
-        await self._save(self.status)
+    def take_learned(self) -> Changes:
+        """Status changes learnt while talking to the host (a key trusted on first use), once each."""
+        learned, self._learned = self._learned, {}
+        return learned
 
     @property
     def adopt(self) -> bool:
@@ -143,7 +142,7 @@ class InstanceContext:
             raise InvalidSpecError(field, f"Secret {name!r} has no key {key!r}", reason="SecretKeyMissing")
         return data.data[key]
 
-    async def observe_facts(self) -> Facts:
+    async def observe_facts(self, status: DeploymentInstanceStatus) -> Facts:
         versions: dict[str, str] = {}
         for name, field in self.referenced_secrets().items():
             try:
@@ -151,18 +150,8 @@ class InstanceContext:
             except InvalidSpecError as error:
                 versions[name] = f"missing:{error.reason}"
         env_versions = {env.name: versions.get(env.name, "") for env in self.spec.env}
-        return Facts(server_address=self.status.server.ip_address, commit=self.status.source.commit,
+        return Facts(server_address=status.server.ip_address, commit=status.source.commit,
                      env_version=_digest(env_versions), secrets_version=_digest(versions))
-
-    async def decide(self, status: DeploymentInstanceStatus,
-                     now: datetime.datetime) -> tuple[Decision, dict[str, str], Facts]:
-        """Ask the pipeline what ``status`` needs next: the decision, today's input hashes, the facts."""
-        facts = await self.observe_facts()
-        spec_body = self.spec.to_body()
-        annotations = self.body["metadata"].get("annotations") or {}
-        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
-        decision = decide(self.spec, spec_body, status, facts, annotations, now, interval)
-        return decision, current_inputs(spec_body, facts), facts
 
     # ---- providers -------------------------------------------------------------
 
@@ -263,9 +252,9 @@ class InstanceContext:
 
     async def _trusted_on_first_use(self, host: str, port: int, fingerprint: str) -> None:
         """Pin the first key seen from now on, and say so in status, the log and an Event."""
-        self.record(server=self.status.server.model_copy(update={
+        self._learned["server"] = self.status.server.model_copy(update={
             "host_key_fingerprint": fingerprint, "host_key_fingerprints": (fingerprint,),
-            "host_key_source": HostKeySource.TRUSTED_ON_FIRST_USE}))
+            "host_key_source": HostKeySource.TRUSTED_ON_FIRST_USE})
         message = (f"Trusted the SSH host key {fingerprint} of {host}:{port} on first use "
                    "(spec.ssh.trustOnFirstUse); it is pinned from now on")
         self.log(message)

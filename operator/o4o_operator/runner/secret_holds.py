@@ -13,12 +13,13 @@ Must not read, log or keep any Secret value, and must not decide anything about 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from o4o_operator.errors import InvalidSpecError, StageError
 from o4o_operator.kubeapi import ApiError, KubeApi
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, secret_finalizer
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.stage_steps import Checkpoint
 
 logger = logging.getLogger("o4o_operator.secret_holds")
 AWS_CREDENTIALS_FIELD = "spec.provider.lightsail.credentialsSecretRef"
@@ -32,21 +33,23 @@ def teardown_secrets(spec: DeploymentInstanceSpec) -> tuple[str, ...]:
     return (lightsail.credentials_secret_ref.name,)
 
 
-async def keep_teardown_secrets(instance: InstanceContext) -> None:
-    """Hold what teardown needs and release what it no longer needs. Failures are retried next pass."""
+async def keep_teardown_secrets(instance: InstanceContext) -> AsyncIterator[Checkpoint]:
+    """Hold what teardown needs and release what it no longer needs; yield the held list for the worker to
+    write (the intent before a hold, the rest after a release). Failures are retried next pass."""
     try:
-        await _keep(instance)
+        async for checkpoint in _keep(instance):
+            yield checkpoint
     except (ApiError, StageError) as error:
         logger.warning("Could not update the teardown holds on Secrets of %s/%s: %s", instance.ref.namespace,
                        instance.ref.name, error)
 
 
-async def _keep(instance: InstanceContext) -> None:
+async def _keep(instance: InstanceContext) -> AsyncIterator[Checkpoint]:
     wanted = teardown_secrets(instance.spec)
     held = instance.status.held_secrets
     kube, namespace, finalizer = instance.runtime.kube, instance.ref.namespace, secret_finalizer(instance.ref.uid)
     if not set(wanted) <= set(held):
-        await instance.save(held_secrets=tuple(sorted({*held, *wanted})))  # the intent first
+        yield Checkpoint({"held_secrets": tuple(sorted({*held, *wanted}))})  # the intent first
     for name in wanted:
         try:
             secret = await instance.secret(name, AWS_CREDENTIALS_FIELD)  # read once per pass anyway
@@ -59,7 +62,7 @@ async def _keep(instance: InstanceContext) -> None:
     released = [name for name in held if name not in wanted]
     if released:
         await release(kube, namespace, instance.ref.uid, released)
-        await instance.save(held_secrets=tuple(sorted(wanted)))
+        yield Checkpoint({"held_secrets": tuple(sorted(wanted))})
 
 
 async def release(kube: KubeApi, namespace: str, uid: str, names: Iterable[str]) -> None:

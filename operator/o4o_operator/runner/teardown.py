@@ -55,10 +55,7 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
                              runtime.clock())
     await runtime.kube.patch_status(meta["namespace"], meta["name"], deleting.to_body())
 
-    async def no_save(_: Any) -> None:
-        return None
-
-    instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()), no_save)
+    instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
     done: list[str] = []
     address = status.server.ip_address
     if spec.dns.provider is not DnsProviderKind.NONE and address:

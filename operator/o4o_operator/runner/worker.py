@@ -1,11 +1,13 @@
 """The per-instance worker: decide, act, record, and wait, for as long as the instance lives.
 
-Owns: the loop that asks :func:`o4o_operator.pipeline.decisions.decide` what to
-do, runs a stage (at most two status writes per stage: start and end; log lines
-ride along), runs drift checks, posts Events, keeps the log ConfigMap (never
-one of that name it did not make), and sleeps until woken by a change, a retry
-time or the next check. Must not make decisions of its own, and must not import
-Kopf: stop and wake-up arrive as plain callables and an ``asyncio.Event``.
+Owns: the instance's status (it alone holds it, applies the changes stages hand
+back and writes it), the one call to :func:`o4o_operator.pipeline.decisions.decide`,
+the loop that runs a stage's steps (two status writes per stage, start and end,
+plus a checkpoint a stage asks for; log lines ride along), applying what drift
+checks found, posting Events, keeping the log ConfigMap (never one of that name
+it did not make), and sleeping until woken by a change, a retry time or the next
+check. Must not make decisions of its own, and must not import Kopf: stop and
+wake-up arrive as plain callables and an ``asyncio.Event``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -32,24 +34,32 @@ from o4o_operator.pipeline.decisions import (
     Settle,
     Stall,
     WaitForRetry,
+    current_inputs,
+    decide,
+    format_time,
 )
-from o4o_operator.pipeline.stages import STAGES, Stage
+from o4o_operator.pipeline.facts import Facts
+from o4o_operator.pipeline.stages import STAGES, Stage, StageKind
 from o4o_operator.pipeline.transitions import (
     status_from_body,
+    with_changes,
     with_log_lines,
     with_stage_failed,
+    with_stage_invalidated,
     with_stage_started,
     with_stage_succeeded,
     with_summary,
     with_verdict,
 )
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
+from o4o_operator.runner.host_stages import run_host_stage
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import keep_teardown_secrets
-from o4o_operator.runner.stage_actions import STAGE_ACTIONS
+from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageStep
 
 logger = logging.getLogger("o4o_operator.worker")
 
@@ -138,9 +148,10 @@ class InstanceWorker:
             summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
             await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
-        instance = InstanceContext(self.runtime, body, spec, self.status, self.log, self.write_status)
-        await keep_teardown_secrets(instance)
-        decision, hashes, facts = await instance.decide(self.status, now)
+        instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log)
+        async for checkpoint in keep_teardown_secrets(instance):
+            await self._apply(checkpoint)
+        decision, hashes, facts = await self._decide(instance, self.status, now)
         if isinstance(decision, RunStage):
             async with self.runtime.pipelines:
                 metrics.PIPELINES_IN_FLIGHT.inc()
@@ -150,7 +161,7 @@ class InstanceWorker:
                     metrics.PIPELINES_IN_FLIGHT.dec()
             return None
         if isinstance(decision, CheckDrift):
-            await self.write_status(await check_drift(instance, now))
+            await self._check_drift(instance, generation, now)
             metrics.RECONCILES.labels(result="success").inc()
             return None
         metrics.RECONCILES.labels(result=_RESULTS.get(type(decision), "success")).inc()
@@ -182,6 +193,31 @@ class InstanceWorker:
         elif isinstance(decision, Pause):
             await self._event("Paused", "Reconciliation paused")
 
+    async def _decide(self, instance: InstanceContext, status: DeploymentInstanceStatus,
+                      now: datetime.datetime) -> tuple[Decision, dict[str, str], Facts]:
+        """Ask the pipeline (the only place that does) what ``status`` needs next, with today's facts."""
+        facts = await instance.observe_facts(status)
+        spec_body = instance.spec.to_body()
+        annotations = instance.body["metadata"].get("annotations") or {}
+        interval = datetime.timedelta(seconds=self.runtime.settings.drift_interval_seconds)
+        decision = decide(instance.spec, spec_body, status, facts, annotations, now, interval)
+        return decision, current_inputs(spec_body, facts), facts
+
+    async def _apply(self, step: StageStep) -> None:
+        """Take a step's status changes; a checkpoint is written at once (pending log lines ride along)."""
+        self.status = with_changes(self.status, step.changes)
+        if isinstance(step, Checkpoint):
+            await self.write_status(self.status)
+
+    async def _check_drift(self, instance: InstanceContext, generation: int, now: datetime.datetime) -> None:
+        findings = await check_drift(instance, now)
+        status = with_changes(self.status, instance.take_learned())
+        for finding in findings:
+            status = with_stage_invalidated(status, finding.stage, finding.reason, finding.message, now)
+        status = status.model_copy(update={"last_check_time": format_time(now)})
+        following, hashes, _ = await self._decide(instance, status, now)
+        await self.write_status(with_summary(status, following, hashes, generation, now))
+
     async def _run_stage(self, instance: InstanceContext, decision: RunStage, hashes: Mapping[str, str],
                          generation: int, secrets_version: str | None) -> None:
         stage = decision.stage
@@ -190,7 +226,6 @@ class InstanceWorker:
         started = with_stage_started(self.status, stage, decision.inputs_hash, generation, now,
                                      secrets_version=secrets_version)
         await self.write_status(with_summary(started, decision, hashes, generation, now))
-        instance.status = self.status
         await self._event("StageStarted", f"Started {stage.title.lower()}")
         clock = time.monotonic()
         try:
@@ -204,14 +239,26 @@ class InstanceWorker:
         metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="success").observe(time.monotonic() - clock)
         metrics.RECONCILES.labels(result="success").inc()
         self.log(message)
-        done = with_stage_succeeded(instance.status, stage, message, self.runtime.clock())
+        done = with_stage_succeeded(self.status, stage, message, self.runtime.clock())
         await self._finish(instance, done, generation)
         await self._event("StageSucceeded", message)
 
     async def _attempt(self, instance: InstanceContext, stage: Stage) -> str:
+        """Run the stage's steps, taking their changes; return its message. Whatever it learnt before failing
+        (kept changes, a key trusted on first use) stays in the status."""
         try:
             async with asyncio.timeout(stage.timeout_seconds):
-                return await STAGE_ACTIONS[stage.name](instance)
+                steps = stage_steps(stage, instance)
+                try:
+                    async for step in steps:
+                        await self._apply(Keep(instance.take_learned()))
+                        await self._apply(step)
+                        if isinstance(step, Outcome):
+                            return step.message
+                finally:
+                    await steps.aclose()
+                    self.status = with_changes(self.status, instance.take_learned())
+                raise TransientError("InternalError", f"{stage.title} ended without an outcome")
         except TimeoutError as error:
             raise TransientError("StageTimedOut", f"{stage.title} took longer than {stage.timeout_seconds:.0f}s") \
                 from error
@@ -228,13 +275,20 @@ class InstanceWorker:
         error.message = instance.log.redactor(error.message)
         self.log(f"{stage.title} failed: {error.reason}: {error.message}")
         metrics.count_stage_failure(stage.name.value, error.reason)
-        failed = with_stage_failed(instance.status, stage, error, instance.ref.uid, self.runtime.clock())
+        failed = with_stage_failed(self.status, stage, error, instance.ref.uid, self.runtime.clock())
         await self._finish(instance, failed, generation)
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
 
     async def _finish(self, instance: InstanceContext, status: DeploymentInstanceStatus, generation: int) -> None:
         """The stage's second (last) status write, with the next decision already summarised."""
         now = self.runtime.clock()
-        following, hashes, _ = await instance.decide(status, now)
+        following, hashes, _ = await self._decide(instance, status, now)
         await self.write_status(with_summary(status, following, hashes, generation, now))
         await self._save_log()
+
+
+def stage_steps(stage: Stage, instance: InstanceContext) -> AsyncGenerator[StageStep]:
+    """The steps of one stage: cloud stages are code; host stages run from their row of the table."""
+    if stage.kind is StageKind.CLOUD:
+        return CLOUD_STAGES[stage.name](instance)
+    return run_host_stage(stage, instance)

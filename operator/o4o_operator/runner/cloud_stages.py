@@ -1,22 +1,20 @@
-"""The nine stage actions: observe, act only when needed, verify. One async function each.
+"""The stages that talk to the cloud API: provision and dns. Code, one async generator each.
 
-Owns: what each stage does with the providers and the rendered scripts, and
-what it records in status (server, commit, certificate, installed apps). Each
-returns a past-tense message naming what it did ("Created server ...").
-Must not decide whether a stage should run: the pipeline already did.
+Owns: what provision and dns do with the cloud and DNS providers (through their
+Protocols), claiming or adopting a server, the key pair a new server gets, and
+which status changes they hand back (:mod:`o4o_operator.runner.stage_steps`): a
+checkpoint before a server is created, an outcome with a past-tense message
+("Created server ..."). The host stages are data, run by
+:mod:`o4o_operator.runner.host_stages`. Must not decide whether a stage should
+run (the pipeline did), and must not write status (the worker does).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
-import asyncssh
-
-from o4o_operator import metrics
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
-from o4o_operator.models import DnsProviderKind, HostKeySource, ServerStatus, SourceStatus
+from o4o_operator.models import DnsProviderKind, HostKeySource, ServerStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses
 from o4o_operator.providers.ownership import (
@@ -29,13 +27,11 @@ from o4o_operator.providers.ownership import (
     ownership_tags,
 )
 from o4o_operator.providers.protocols import CloudProvider, ServerFacts, ServerRequest
-from o4o_operator.rendering import HostContext, render
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageAction, StageStep
 
-StageAction = Callable[[InstanceContext], Awaitable[str]]
 
-
-async def provision(instance: InstanceContext) -> str:
+async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     existing = instance.spec.provider.existing
     if existing is not None:
         pins = instance.host_key_pins()  # stalls naming spec.ssh.hostKeyFingerprint when nothing may be trusted
@@ -46,11 +42,13 @@ async def provision(instance: InstanceContext) -> str:
         # A pin belongs to the host it was seen on: host_key_pins() keeps none from another host.
         source = HostKeySource.SPEC if instance.spec.ssh.host_key_fingerprint else \
             instance.status.server.host_key_source if pins else None
-        instance.record(server=ServerStatus(
+        server = ServerStatus(
             name=existing.host, ip_address=addresses[0], ip_addresses=addresses,
-            host_key_fingerprint=pins[0] if pins else None, host_key_fingerprints=pins, host_key_source=source))
+            host_key_fingerprint=pins[0] if pins else None, host_key_fingerprints=pins, host_key_source=source)
         trust = "; its host key will be trusted on first use" if not pins else ""
-        return f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)}){trust}"
+        yield Outcome(f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)}){trust}",
+                      {"server": server})
+        return
     lightsail = instance.spec.provider.lightsail
     assert lightsail is not None
     cloud = await instance.cloud()
@@ -65,8 +63,8 @@ async def provision(instance: InstanceContext) -> str:
     if found is None:
         key_pair = await _key_pair_for_new_server(instance, cloud)
         # Record intent first: after a crash, the next attempt looks the server up by name.
-        await instance.save(server=ServerStatus(name=name, region=lightsail.region, key_pair_name=key_pair,
-                                           create_pending=True))
+        yield Checkpoint({"server": ServerStatus(name=name, region=lightsail.region, key_pair_name=key_pair,
+                                                 create_pending=True)})
         await cloud.create_server(ServerRequest(
             name=name, region=lightsail.region, availability_zone=lightsail.availability_zone,
             bundle_id=lightsail.bundle_id, blueprint_id=lightsail.blueprint_id, key_pair_name=key_pair,
@@ -82,13 +80,12 @@ async def provision(instance: InstanceContext) -> str:
                           created=created or instance.adopt)
     pinned, source = await _lightsail_host_keys(instance, name, cloud)
     if not pinned:
-        instance.record(server=server)
+        yield Keep({"server": server})  # what provisioning learnt is kept for the retry
         raise TransientError("HostKeyUnavailable", f"Lightsail reports no SSH host key for {name} yet; waiting "
                              "for it (a key is never trusted on first use on Lightsail)")
-    instance.record(server=server.model_copy(update={
-        "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source}))
     verb = "Created" if found is None else "Found"
-    return f"{verb} server {name} ({running.state}) at {address}"
+    yield Outcome(f"{verb} server {name} ({running.state}) at {address}", {"server": server.model_copy(update={
+        "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source})})
 
 
 async def _lightsail_host_keys(instance: InstanceContext, name: str,
@@ -157,7 +154,7 @@ async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvid
     return name
 
 
-async def dns(instance: InstanceContext) -> str:
+async def dns(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     address = instance.status.server.ip_address
     if address is None:
         raise TransientError("ServerNotProvisioned", "the server has no address yet")
@@ -165,128 +162,12 @@ async def dns(instance: InstanceContext) -> str:
     if spec.provider is DnsProviderKind.NONE:  # an existing host may answer on several addresses; any will do
         addresses = instance.status.server.ip_addresses or (address,)
         await instance.name_check().check_resolves_to(instance.spec.domain, addresses)
-        return f"Checked that {instance.spec.domain} resolves to {', '.join(addresses)}"
+        yield Outcome(f"Checked that {instance.spec.domain} resolves to {', '.join(addresses)}")
+        return
     zone = spec.hosted_zone_id or spec.zone
     provider = await instance.dns()
     await provider.upsert_a_record(instance.spec.domain, zone, address, spec.ttl, instance.record_owner)
-    return f"Pointed {instance.spec.domain} at {address} ({spec.provider.value})"
+    yield Outcome(f"Pointed {instance.spec.domain} at {address} ({spec.provider.value})")
 
 
-async def _run_script(instance: InstanceContext, stage: StageName, *, env: Mapping[str, str] | None = None,
-                      script_timeout: float = 1200, host: HostContext | None = None) -> dict[str, str]:
-    script = render.render_script(stage, host or instance.host_context())
-    session = await instance.session()
-    try:
-        result = await session.run(script, timeout=script_timeout, log=instance.log, env=env)
-    except asyncssh.Error as error:
-        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
-    return dict(result.results)
-
-
-async def runtime(instance: InstanceContext) -> str:
-    await _run_script(instance, StageName.RUNTIME)
-    return "Installed Node.js, pnpm, nginx, PM2 and certbot"
-
-
-async def source(instance: InstanceContext) -> str:
-    env: dict[str, str] = {}
-    ref = instance.spec.source.credentials_secret_ref
-    if ref is not None:
-        env["O4O_GIT_TOKEN"] = await instance.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
-    # Stay on the recorded commit only while repository and revision are the ones it was resolved from.
-    pinned = instance.status.source.pinned_commit(instance.spec.source)
-    host = dataclasses.replace(instance.host_context(), commit=pinned)
-    results = await _run_script(instance, StageName.SOURCE, env=env, host=host)
-    commit = results.get("commit")
-    if not commit:
-        raise TransientError("NoCommit", "fetch-source did not report a commit")
-    wanted = instance.spec.source
-    instance.record(source=SourceStatus(repository=wanted.repository, revision=wanted.revision, commit=commit))
-    return f"Fetched {instance.spec.source.revision} at commit {commit[:12]}"
-
-
-async def build_site(instance: InstanceContext) -> str:
-    await _run_script(instance, StageName.BUILD_SITE, script_timeout=1800)
-    return f"Built the main site for commit {(instance.status.source.commit or '')[:12]}"
-
-
-async def build_api(instance: InstanceContext) -> str:
-    await _run_script(instance, StageName.BUILD_API, script_timeout=1800)
-    return f"Built the API server for commit {(instance.status.source.commit or '')[:12]}"
-
-
-async def _env_values(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
-    """The merged env values (later Secrets win) and, per key, the ``spec.env[i]`` it came from."""
-    values: dict[str, str] = {}
-    origins: dict[str, str] = {}
-    for index, ref in enumerate(instance.spec.env):
-        field = f"spec.env[{index}]"
-        data = (await instance.secret(ref.name, field)).data
-        values.update(data)
-        origins.update(dict.fromkeys(data, field))
-    return values, origins
-
-
-async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> None:
-    """The public CA bundles spec.tls gives, as files for curl and certbot (absent: the system roots)."""
-    session = await instance.session()
-    for path, bundle in ((host.acme_ca_path, host.acme_ca_bundle),
-                         (host.certificate_ca_path, host.certificate_ca_bundle)):
-        if path and bundle:
-            await session.upload(path, bundle.encode(), mode=0o644)
-
-
-async def configure(instance: InstanceContext) -> str:
-    host = instance.host_context()
-    session = await instance.session()
-    await _upload_ca_bundles(instance, host)
-    env_file = render.render_env(*await _env_values(instance))
-    await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
-    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644,
-                         owner=host.app_user)
-    for https in (False, True):
-        await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),
-                             mode=0o644)
-    results = await _run_script(instance, StageName.CONFIGURE)
-    release = results.get("release", host.commit or "")
-    return f"Configured nginx, PM2 and .env; serving release {release[:12]}"
-
-
-async def tls(instance: InstanceContext) -> str:
-    await _upload_ca_bundles(instance, instance.host_context())  # a changed bundle re-runs this stage
-    results = await _run_script(instance, StageName.TLS)
-    not_after = results.get("notAfter")
-    if not_after:
-        moment = datetime.datetime.fromisoformat(not_after.replace("Z", "+00:00"))
-        metrics.CERTIFICATE_EXPIRY.labels(namespace=instance.ref.namespace, name=instance.ref.name).set(
-            moment.timestamp())
-        instance.record(certificate=instance.status.certificate.model_copy(update={"not_after": not_after}))
-    return f"Certificate for {instance.spec.domain} valid until {not_after or 'unknown'}"
-
-
-async def apps(instance: InstanceContext) -> str:
-    catalog = render.load_app_catalog()
-    for index, app in enumerate(instance.spec.apps):
-        if app not in catalog:
-            raise InvalidSpecError(f"spec.apps[{index}]", f"no app named {app!r}; known apps: "
-                                   f"{', '.join(sorted(catalog))}", reason="UnknownApp")
-    await _run_script(instance, StageName.APPS)
-    before, after = set(instance.status.installed_apps), set(instance.spec.apps)
-    instance.record(installed_apps=tuple(instance.spec.apps))
-    added, removed = sorted(after - before), sorted(before - after)
-    parts = [f"Installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
-    summary = "; ".join(part for part in parts if part) or "no change"
-    return f"Apps up to date ({summary})"
-
-
-STAGE_ACTIONS: Mapping[StageName, StageAction] = {
-    StageName.PROVISION: provision,
-    StageName.DNS: dns,
-    StageName.RUNTIME: runtime,
-    StageName.SOURCE: source,
-    StageName.BUILD_SITE: build_site,
-    StageName.BUILD_API: build_api,
-    StageName.CONFIGURE: configure,
-    StageName.TLS: tls,
-    StageName.APPS: apps,
-}
+CLOUD_STAGES: Mapping[StageName, StageAction] = {StageName.PROVISION: provision, StageName.DNS: dns}

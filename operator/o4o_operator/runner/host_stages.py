@@ -1,0 +1,155 @@
+"""The host stages, run from their row of the stage table by one generic function.
+
+Owns: :func:`run_host_stage` (open the SSH session, run the stage's small
+pre-step if it has one, pass the Secrets its row names, render and run its
+script with the timeout its row derives, map the script's results and spec
+values into status changes, and format its message), and the pre-steps of the
+stages that need one (source pins the recorded commit, configure uploads its
+files, tls its CA bundles, apps checks the catalog) and the apps message. Must not decide whether
+a stage should run, and must not write status: it yields an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncssh
+
+from o4o_operator import metrics
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
+from o4o_operator.rendering import HostContext, render
+from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.stage_steps import Outcome, StageStep
+
+PreStep = Callable[[InstanceContext, HostContext], Awaitable[HostContext]]
+"""Runs before the script (uploads, checks) and returns the host context the script is rendered with."""
+
+
+async def _pinned_source(instance: InstanceContext, host: HostContext) -> HostContext:
+    # Stay on the recorded commit only while repository and revision are the ones it was resolved from.
+    return dataclasses.replace(host, commit=instance.status.source.pinned_commit(instance.spec.source))
+
+
+async def _env_values(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
+    """The merged env values (later Secrets win) and, per key, the ``spec.env[i]`` it came from."""
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for index, ref in enumerate(instance.spec.env):
+        field = f"spec.env[{index}]"
+        data = (await instance.secret(ref.name, field)).data
+        values.update(data)
+        origins.update(dict.fromkeys(data, field))
+    return values, origins
+
+
+async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> HostContext:
+    """The public CA bundles spec.tls gives, as files for curl and certbot (absent: the system roots).
+    tls uploads them too: a changed bundle re-runs that stage, not configure."""
+    session = await instance.session()
+    for path, bundle in ((host.acme_ca_path, host.acme_ca_bundle),
+                         (host.certificate_ca_path, host.certificate_ca_bundle)):
+        if path and bundle:
+            await session.upload(path, bundle.encode(), mode=0o644)
+    return host
+
+
+async def _upload_configuration(instance: InstanceContext, host: HostContext) -> HostContext:
+    session = await instance.session()
+    await _upload_ca_bundles(instance, host)
+    env_file = render.render_env(*await _env_values(instance))
+    await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
+    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644,
+                         owner=host.app_user)
+    for https in (False, True):
+        await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),
+                             mode=0o644)
+    return host
+
+
+async def _known_apps(instance: InstanceContext, host: HostContext) -> HostContext:
+    catalog = render.load_app_catalog()
+    for index, app in enumerate(instance.spec.apps):
+        if app not in catalog:
+            raise InvalidSpecError(f"spec.apps[{index}]", f"no app named {app!r}; known apps: "
+                                   f"{', '.join(sorted(catalog))}", reason="UnknownApp")
+    return host
+
+
+PRE_STEPS: Mapping[StageName, PreStep] = {
+    StageName.SOURCE: _pinned_source,
+    StageName.CONFIGURE: _upload_configuration,
+    StageName.TLS: _upload_ca_bundles,
+    StageName.APPS: _known_apps,
+}
+
+
+def _apps_changes(instance: InstanceContext) -> str:
+    before, after = set(instance.status.installed_apps), set(instance.spec.apps)
+    added, removed = sorted(after - before), sorted(before - after)
+    parts = [f"Installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
+    return "; ".join(part for part in parts if part) or "no change"
+
+
+async def _script_env(instance: InstanceContext, stage: Stage) -> dict[str, str]:
+    env: dict[str, str] = {}
+    ref = instance.spec.source.credentials_secret_ref
+    if SecretRole.GIT_TOKEN in stage.secrets and ref is not None:
+        env["O4O_GIT_TOKEN"] = await instance.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
+    return env
+
+
+def _spec_value(instance: InstanceContext, path: str) -> Any:
+    node: Any = instance.spec
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
+async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenerator[StageStep]:
+    """Run one host stage as its row says; yield its outcome."""
+    assert stage.script is not None, f"{stage.name.value} runs no host script"
+    host = instance.host_context()
+    pre_step = PRE_STEPS.get(stage.name)
+    if pre_step is not None:
+        host = await pre_step(instance, host)
+    script = render.render_script(stage.script, host)
+    session = await instance.session()
+    try:
+        result = await session.run(script, timeout=stage.script_timeout_seconds, log=instance.log,
+                                   env=await _script_env(instance, stage))
+    except asyncssh.Error as error:
+        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+    results = dict(result.results)
+    changes: dict[str, Any] = {}
+    for field in stage.results:
+        value = results.get(field.key)
+        if not value and field.missing_reason:
+            raise TransientError(field.missing_reason, f"{stage.script} did not report a {field.key}")
+        if value and field.status_field:
+            changes[field.status_field] = value
+    for status_field, spec_path in stage.records:
+        changes[status_field] = _spec_value(instance, spec_path)
+    _observe_certificate(instance, results.get("notAfter"))
+    yield Outcome(stage.message.format_map(_message_values(instance, stage, host, results)), changes)
+
+
+def _message_values(instance: InstanceContext, stage: Stage, host: HostContext,
+                    results: Mapping[str, str]) -> dict[str, str]:
+    commit = results.get("commit") or host.commit or ""
+    values = {**results, "domain": instance.spec.domain, "revision": instance.spec.source.revision,
+              "commit": commit[:12], "release": (results.get("release") or commit)[:12],
+              "notAfter": results.get("notAfter") or "unknown"}
+    if stage.name is StageName.APPS:
+        values["changes"] = _apps_changes(instance)
+    return values
+
+
+def _observe_certificate(instance: InstanceContext, not_after: str | None) -> None:
+    if not_after:
+        moment = datetime.datetime.fromisoformat(not_after.replace("Z", "+00:00"))
+        metrics.CERTIFICATE_EXPIRY.labels(namespace=instance.ref.namespace, name=instance.ref.name).set(
+            moment.timestamp())
