@@ -116,7 +116,7 @@ fi
 # Redirects are not followed: a 301 to HTTPS is not a healthy site.
 health_probe() {
   local url output code detail
-  local -a how=(--max-time 10)
+  local -a how=(--max-time 10 --noproxy '*')  # this server itself: never through the login's proxy
   if [ -s "$HEALTH_CERTIFICATE" ]; then
     url="https://$HEALTH_DOMAIN$1"
     how+=(--resolve "$HEALTH_DOMAIN:443:127.0.0.1")
