@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -77,7 +78,7 @@ def progress_line(obj: dict[str, Any]) -> str:
     conditions = {c["type"]: c for c in status.get("conditions", [])}
     ready = conditions.get("Ready", {})
     tail = status.get("logTail") or []
-    step = tail[-1] if tail else ready.get("message", "waiting for the operator")
+    step = re.sub(r"^\d\d:\d\d:\d\d ", "", tail[-1]) if tail else ready.get("message", "waiting for the operator")
     return f"[{status.get('stageProgress', '0/9')}] {status.get('phase', 'Pending')}: {step}"[:200]
 
 
