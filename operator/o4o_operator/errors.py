@@ -30,7 +30,7 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "HostKeyNotPinned", "HostKeyUnavailable", "HostUnreachable", "InternalError", "InvalidSpec", "InvalidSshKey",
     "NoCommit", "SecretForbidden", "SecretKeyMissing", "SecretNotFound", "ServerNotProvisioned",
     "ServerNotRunning", "SshAuthenticationFailed", "StageTimedOut", "StaticIpInUse", "StaticIpNotVisible",
-    "TagLimitExceeded", "UnknownApp", "UnknownAvailabilityZone", "UnknownBlueprint", "UnknownBundle",
+    "TagLimitExceeded", "BundleTooSmall", "UnknownApp", "UnknownAvailabilityZone", "UnknownBlueprint", "UnknownBundle",
     "UnknownRegion", "UploadFailed", UNRECOGNISED_REASON,
     # ownership (providers/ownership.py): what another tenant or a person owns
     "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
@@ -42,6 +42,9 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
     "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
     "UnsupportedArchitecture",
+    # the build's toolchain and contract (templates/scripts/_toolchain.sh, _build.sh)
+    "BuildToolFailed", "NodeMissing", "NodeRequirementUnreadable", "NodeVersionUnsupported", "PackageNotFound",
+    "PnpmInstallFailed", "PnpmNotPinned", "PnpmVersionMismatch", "PnpmVersionUnavailable", "ScriptNotFound",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -154,6 +154,106 @@ PemCertificates = Annotated[str, AfterValidator(_pem_certificates)]
 """Public CA certificates inline in the spec (a bundle of PEM ``CERTIFICATE`` blocks)."""
 
 
+# ---- spec.build: how the repository is built (O4O's defaults; forks say otherwise) -------------
+
+PACKAGE_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9_~-]*(\.[a-z0-9_~-]+)*/)?[a-z0-9][a-z0-9_~-]*(\.[a-z0-9_~-]+)*$"
+"""An npm package name: lowercase, an optional scope, dots only between other characters (so never a
+pnpm filter selector such as ``...``, ``{dir}``, ``!`` or ``*``)."""
+SCRIPT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._-]*$"
+"""A package.json script name such as ``build`` or ``build:api``."""
+RELATIVE_PATH_PATTERN = r"^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)*$"
+"""A path inside the repository: relative, plain characters, no empty, ``.`` or ``..`` segment."""
+INSTALL_FLAG_PATTERN = r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9._/@:+-]+)?$"
+"""One long option of ``pnpm install``, e.g. ``--frozen-lockfile`` or ``--network-concurrency=4``."""
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+COMMAND_WORD_PATTERN = r"^[A-Za-z0-9_@%+=:,./-]+$"
+"""One word of a command run on the server (shell-quoted when rendered)."""
+MAX_BUILD_VALUE = 214
+MAX_ENV_VALUE = 1024
+
+BUILD_RAM_GB = 2.0
+"""The least memory a Lightsail bundle needs to build O4O (``tsc`` for the API peaks at about 1.6 GB)."""
+O4O_REPOSITORY = "https://github.com/Renagang21/o4o-platform.git"
+"""The O4O platform's public repository (branch ``main``): the default source."""
+
+
+def _matching(pattern: str, what: str, max_length: int = MAX_BUILD_VALUE, *,
+              allow_empty: bool = False) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if allow_empty and value == "":
+            return value
+        if len(value) > max_length or not compiled.match(value):
+            raise ValueError(f"must be {what} (at most {max_length} characters)")
+        return value
+
+    return AfterValidator(check)
+
+
+PackageName = Annotated[str, _matching(PACKAGE_NAME_PATTERN, "an npm package name such as @o4o/api-server")]
+ScriptName = Annotated[str, _matching(SCRIPT_NAME_PATTERN, "a package.json script name such as build:api", 100)]
+OptionalScriptName = Annotated[str, _matching(SCRIPT_NAME_PATTERN, "empty or a package.json script name such as "
+                                              "build:api", 100, allow_empty=True)]
+RelativePath = Annotated[str, _matching(RELATIVE_PATH_PATTERN, "a relative path of plain characters without "
+                                        "'.' or '..' segments, such as apps/main-site/dist", 255)]
+InstallFlag = Annotated[str, _matching(INSTALL_FLAG_PATTERN, "a long option such as --frozen-lockfile", 100)]
+EnvName = Annotated[str, _matching(ENV_NAME_PATTERN, "an environment variable name such as VITE_API_URL", 100)]
+OptionalEnvName = Annotated[str, _matching(ENV_NAME_PATTERN, "empty or an environment variable name such as "
+                                           "VITE_API_URL", 100, allow_empty=True)]
+CommandWord = Annotated[str, _matching(COMMAND_WORD_PATTERN, "a word of plain characters such as dist/migrate.js",
+                                       255)]
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _env_value(value: str) -> str:
+    if len(value) > MAX_ENV_VALUE or _CONTROL_CHARACTERS.search(value):
+        raise ValueError(f"must be at most {MAX_ENV_VALUE} characters without control characters")
+    return value
+
+
+EnvValue = Annotated[str, AfterValidator(_env_value)]
+
+
+class SiteBuildSpec(_Model):
+    """The static main site: a workspace package built with its workspace dependencies."""
+
+    package: PackageName = "@o4o/main-site-nextgen"
+    build_script: ScriptName = "build"
+    """Run as ``pnpm --filter "<package>..." run <buildScript>``: the package and its dependencies."""
+    output_dir: RelativePath = "apps/main-site/dist"
+    """From the repository root; must hold ``index.html`` after the build. nginx serves it."""
+    api_url_variable: OptionalEnvName = "VITE_API_URL"
+    """Set to ``https://<domain>`` at build time (O4O's client appends ``/api/v1/...``); empty: not set."""
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    """More build-time variables (not secrets: they are baked into public files)."""
+
+
+class ApiBuildSpec(_Model):
+    """The API server: a workspace package, built with its dependencies, then bundled."""
+
+    package: PackageName = "@o4o/api-server"
+    directory: RelativePath = "apps/api-server"
+    build_script: ScriptName = "build"
+    """Run as ``pnpm --filter "<package>..." run <buildScript>``: the package and its dependencies."""
+    bundle_script: OptionalScriptName = "build:api"
+    """Then ``pnpm --filter <package> run <bundleScript>`` (O4O's tsup bundle); empty: no bundle step."""
+    entry_point: RelativePath = "dist/main.js"
+    """From ``directory``; PM2 runs it. Must exist after the build."""
+    migrate_command: tuple[CommandWord, ...] = Field(default=("node", "dist/migrate.js"), min_length=1,
+                                                     max_length=16)
+    """Run in ``directory`` to migrate the database."""
+
+
+class BuildSpec(_Model):
+    """How the repository is built. The defaults are O4O's (Renagang21/o4o-platform at main)."""
+
+    install_flags: tuple[InstallFlag, ...] = Field(default=("--frozen-lockfile",), max_length=16)
+    """Flags of ``pnpm install``."""
+    site: SiteBuildSpec = Field(default_factory=SiteBuildSpec)
+    api: ApiBuildSpec = Field(default_factory=ApiBuildSpec)
+
+
 class SecretKeyRef(_Model):
     name: SecretName
     key: SecretKey
@@ -174,7 +274,8 @@ class AwsCredentialsRef(_Model):
 class LightsailSpec(_Model):
     region: str
     availability_zone: str | None = None
-    bundle_id: str = "nano_3_0"
+    bundle_id: str = "small_3_0"
+    """2 GB: O4O's build peaks at about 1.6 GB; smaller bundles stall with BundleTooSmall."""
     blueprint_id: str = "ubuntu_22_04"
     credentials_secret_ref: AwsCredentialsRef | None = None
     key_pair_name: str | None = None
@@ -201,7 +302,7 @@ class SshSpec(_Model):
 
 
 class SourceSpec(_Model):
-    repository: str
+    repository: str = O4O_REPOSITORY
     revision: str = "main"
     credentials_secret_ref: SecretKeyRef | None = None
 
@@ -232,8 +333,9 @@ class DeploymentInstanceSpec(_Model):
     apps: tuple[str, ...] = ()
     provider: ProviderSpec
     ssh: SshSpec
-    source: SourceSpec
+    source: SourceSpec = Field(default_factory=SourceSpec)
     tls: TlsSpec
+    build: BuildSpec = Field(default_factory=BuildSpec)
     dns: DnsSpec = Field(default_factory=DnsSpec)
     env: tuple[SecretRef, ...] = ()
     api_port: int = 3001

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from o4o_operator.models import DeploymentInstanceSpec
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.pki import make_pki
 
@@ -62,10 +63,33 @@ def test_defaults_are_applied(control_plane: ControlPlane, namespace: str) -> No
     spec = json.loads(control_plane.kubectl("get", "di", "valid", "-n", namespace, "-o", "json").stdout)["spec"]
     assert spec["deletionPolicy"] == "Delete"
     assert spec["paused"] is False
-    assert spec["provider"]["lightsail"]["bundleId"] == "nano_3_0"
+    assert spec["provider"]["lightsail"]["bundleId"] == "small_3_0"  # 2 GB: O4O's build peaks at ~1.6 GB
     assert spec["source"]["revision"] == "main"
     assert spec["ssh"]["privateKeySecretRef"]["key"] == "ssh-privatekey"
     assert spec["dns"]["provider"] == "none"
+
+
+def test_source_and_build_default_to_o4o_and_agree_with_the_models(control_plane: ControlPlane,
+                                                                    namespace: str) -> None:
+    body = _without("source")
+    body["metadata"]["name"] = "o4o-defaults"
+    code, output = _apply(control_plane, namespace, body)
+    assert code == 0, output
+    stored = json.loads(control_plane.kubectl("get", "di", "o4o-defaults", "-n", namespace, "-o", "json").stdout)
+    spec = stored["spec"]
+    assert spec["source"] == {"repository": "https://github.com/Renagang21/o4o-platform.git", "revision": "main"}
+    assert spec["build"] == {
+        "installFlags": ["--frozen-lockfile"],
+        "site": {"package": "@o4o/main-site-nextgen", "buildScript": "build", "outputDir": "apps/main-site/dist",
+                 "apiUrlVariable": "VITE_API_URL", "env": {}},
+        "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
+                "bundleScript": "build:api", "entryPoint": "dist/main.js",
+                "migrateCommand": ["node", "dist/migrate.js"]},
+    }
+    models = DeploymentInstanceSpec.model_validate({**_without("source")["spec"], "ssh": spec["ssh"]}).to_body()
+    assert models["build"] == spec["build"]
+    assert models["source"] == spec["source"]
+    assert models["provider"]["lightsail"]["bundleId"] == spec["provider"]["lightsail"]["bundleId"]
 
 
 def _without(path: str) -> dict[str, Any]:
@@ -160,6 +184,28 @@ SECRET_REFERENCES: list[tuple[str, dict[str, Any], str]] = [
     ("env secret name too long", _with("env", [{"name": "a" * 254}]), "spec.env[0].name"),
 ]
 INVALID += SECRET_REFERENCES
+
+BUILD: list[tuple[str, dict[str, Any], str]] = [
+    ("site package that is a filter", _with("build.site.package", "@o4o/main-site..."), "spec.build.site.package"),
+    ("site package with a shell", _with("build.site.package", "x;reboot"), "spec.build.site.package"),
+    ("site package uppercase", _with("build.site.package", "@O4O/Site"), "spec.build.site.package"),
+    ("site script with a space", _with("build.site.buildScript", "build && reboot"), "spec.build.site.buildScript"),
+    ("site output outside the repository", _with("build.site.outputDir", "../../etc"), "spec.build.site.outputDir"),
+    ("site output absolute", _with("build.site.outputDir", "/etc"), "spec.build.site.outputDir"),
+    ("site api url variable with a dash", _with("build.site.apiUrlVariable", "VITE-API"),
+     "spec.build.site.apiUrlVariable"),
+    ("site env name with a space", _with("build.site.env", {"A B": "x"}), "spec.build.site.env"),
+    ("api package with a glob", _with("build.api.package", "@o4o/*"), "spec.build.api.package"),
+    ("api directory with a dot segment", _with("build.api.directory", "apps/./api"), "spec.build.api.directory"),
+    ("api build script with a quote", _with("build.api.buildScript", "build'"), "spec.build.api.buildScript"),
+    ("api bundle script with a dollar", _with("build.api.bundleScript", "$(id)"), "spec.build.api.bundleScript"),
+    ("api entry point outside", _with("build.api.entryPoint", "../main.js"), "spec.build.api.entryPoint"),
+    ("empty migrate command", _with("build.api.migrateCommand", []), "spec.build.api.migrateCommand"),
+    ("migrate word with a semicolon", _with("build.api.migrateCommand", ["node", "a;b"]),
+     "spec.build.api.migrateCommand[1]"),
+    ("install flag that is not a flag", _with("build.installFlags", ["; reboot"]), "spec.build.installFlags[0]"),
+]
+INVALID += BUILD
 
 
 @pytest.mark.parametrize(("case", "body", "field"), INVALID, ids=[c[0] for c in INVALID])

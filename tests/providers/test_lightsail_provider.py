@@ -9,6 +9,7 @@ import botocore.exceptions
 import pytest
 
 from o4o_operator import errors, metrics
+from o4o_operator.models import BUILD_RAM_GB
 from o4o_operator.providers.aws import AwsClient, ClientSettings, CloudCallError
 from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.ownership import ownership_tags, server_owned_by
@@ -153,6 +154,21 @@ async def test_validate_names_the_field_and_lists_the_choices(
     assert caught.value.field == f"spec.provider.lightsail.{field}"
     assert caught.value.reason == reason and not caught.value.transient
     assert a_choice in caught.value.message
+
+
+@pytest.mark.parametrize("bundle", ["nano_3_0", "micro_3_0"])
+async def test_a_bundle_below_the_builds_memory_stalls_naming_bundle_id(cloud: LightsailCloud, bundle: str) -> None:
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await cloud.validate(REGION, None, bundle, "ubuntu_22_04", min_ram_gb=BUILD_RAM_GB)
+
+    assert caught.value.field == "spec.provider.lightsail.bundleId"
+    assert caught.value.reason == "BundleTooSmall" and not caught.value.transient
+    assert "small_3_0" in caught.value.message and "medium_3_0" in caught.value.message
+    assert "nano_3_0, " not in caught.value.message  # the choices offered are the large-enough ones
+
+
+async def test_a_bundle_with_the_builds_memory_passes(cloud: LightsailCloud) -> None:
+    await cloud.validate(REGION, None, "small_3_0", "ubuntu_22_04", min_ram_gb=BUILD_RAM_GB)
 
 
 async def test_catalog_is_read_once_per_client(

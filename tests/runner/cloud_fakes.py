@@ -17,9 +17,12 @@ class FakeCloud:
         self.servers = dict(servers or {})
         self.key_pairs = dict(key_pairs or {})
         self.calls: list[str] = []
+        self.validated_min_ram_gb: float | None = None
+        """The least memory provision asked the bundle for (BUILD_RAM_GB)."""
 
-    async def validate(self, region: str, availability_zone: str | None, bundle_id: str, blueprint_id: str) -> None:
-        return None
+    async def validate(self, region: str, availability_zone: str | None, bundle_id: str, blueprint_id: str, *,
+                       min_ram_gb: float = 0.0) -> None:
+        self.validated_min_ram_gb = min_ram_gb
 
     async def find_server(self, name: str) -> ServerFacts | None:
         return self.servers.get(name)

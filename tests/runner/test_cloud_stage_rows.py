@@ -21,7 +21,7 @@ from stage_fakes import (
 )
 
 from o4o_operator import errors
-from o4o_operator.models import DeploymentInstanceStatus, ServerStatus
+from o4o_operator.models import BUILD_RAM_GB, DeploymentInstanceStatus, ServerStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.ownership import key_pair_name, ownership_tags, server_name
 from o4o_operator.providers.protocols import ServerFacts
@@ -34,7 +34,7 @@ LIGHTSAIL = {"lightsail": {"region": "eu-west-1"}}
 
 
 def _running(tags: dict[str, str], **facts: Any) -> ServerFacts:
-    return ServerFacts(NAME, "running", tags, bundle_id="nano_3_0", blueprint_id="ubuntu_22_04", **facts)
+    return ServerFacts(NAME, "running", tags, bundle_id="small_3_0", blueprint_id="ubuntu_22_04", **facts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ ROWS = [
     Row("an unclaimed one is adopted with the annotation", {NAME: _running({})}, [f"tag server {NAME}"],
         message=f"Found server {NAME} (running) at 198.51.100.20", adopt=True),
     Row("an unclaimed one unlike the spec is not adopted", {NAME: _running({})}, [], adopt=True,
-        refused="AdoptionMismatch", lightsail={"bundleId": "small_3_0"}),
+        refused="AdoptionMismatch", lightsail={"bundleId": "medium_3_0"}),
 ]
 
 
@@ -85,6 +85,7 @@ async def test_provision_on_the_cloud(row: Row) -> None:
 
     assert message == row.message
     assert cloud.calls == row.calls
+    assert cloud.validated_min_ram_gb == BUILD_RAM_GB  # a bundle that cannot build O4O stalls (BundleTooSmall)
     # The create-pending checkpoint is written before the create, and only when creating.
     assert [status.server.create_pending for status in driver.checkpoints] == ([True] if row.checkpointed else [])
     server = driver.status.server

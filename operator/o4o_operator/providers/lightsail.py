@@ -152,7 +152,11 @@ class LightsailCloud:
             page: dict[str, Any] = {}
             while True:
                 response = await self._call(operation, **page)
-                ids.extend(item[id_key] for item in response.get(list_key, []) if item.get("isActive", True))
+                active = [item for item in response.get(list_key, []) if item.get("isActive", True)]
+                ids.extend(item[id_key] for item in active)
+                if operation == "get_bundles":
+                    self._catalog.setdefault("bundle_ram", {}).update(
+                        {item[id_key]: float(item.get("ramSizeInGb", 0.0)) for item in active})
                 if not response.get("nextPageToken"):
                     break
                 page = {"pageToken": response["nextPageToken"]}
@@ -161,7 +165,7 @@ class LightsailCloud:
         return known
 
     async def validate(self, region: str, availability_zone: str | None,
-                       bundle_id: str, blueprint_id: str) -> None:
+                       bundle_id: str, blueprint_id: str, *, min_ram_gb: float = 0.0) -> None:
         regions = await self._regions()
         if region not in regions:
             raise _unknown("region", "UnknownRegion", "region", region, sorted(regions))
@@ -171,6 +175,14 @@ class LightsailCloud:
         bundles = await self._paged_ids("get_bundles", "bundles", "bundleId")
         if bundle_id not in bundles:
             raise _unknown("bundleId", "UnknownBundle", "bundle", bundle_id, bundles)
+        memory: dict[str, float] = self._catalog.get("bundle_ram", {})
+        if memory.get(bundle_id, 0.0) < min_ram_gb:
+            large_enough = [b for b in bundles if memory.get(b, 0.0) >= min_ram_gb]
+            raise errors.InvalidSpecError(
+                f"{_SPEC_FIELD}.bundleId",
+                f"bundle {bundle_id} has {memory.get(bundle_id, 0.0):g} GB of memory; the build needs at least "
+                f"{min_ram_gb:g} GB (O4O's TypeScript build peaks at about 1.6 GB); choose one of "
+                f"{', '.join(large_enough) or 'none available'}", reason="BundleTooSmall")
         blueprints = await self._paged_ids("get_blueprints", "blueprints", "blueprintId")
         if blueprint_id not in blueprints:
             raise _unknown("blueprintId", "UnknownBlueprint", "blueprint", blueprint_id, blueprints)

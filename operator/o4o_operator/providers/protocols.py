@@ -68,8 +68,8 @@ class CloudProvider(Protocol):
     """A cloud that creates servers by unique name (Lightsail)."""
 
     async def validate(self, region: str, availability_zone: str | None,
-                       bundle_id: str, blueprint_id: str) -> None:
-        """Raise InvalidSpecError naming the field and the valid choices."""
+                       bundle_id: str, blueprint_id: str, *, min_ram_gb: float = 0.0) -> None:
+        """Raise InvalidSpecError naming the field and the valid choices (BundleTooSmall below ``min_ram_gb``)."""
 
     async def find_server(self, name: str) -> ServerFacts | None: ...
 

@@ -26,9 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
+from typing import Any
 
 from o4o_operator.errors import InvalidSpecError
+from o4o_operator.models import (
+    COMMAND_WORD_PATTERN,
+    ENV_NAME_PATTERN,
+    INSTALL_FLAG_PATTERN,
+    PACKAGE_NAME_PATTERN,
+    RELATIVE_PATH_PATTERN,
+    SCRIPT_NAME_PATTERN,
+    BuildSpec,
+)
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 BASE_DIR_ROOT = "/srv/o4o"
@@ -50,11 +61,32 @@ _DNS_LABEL = re.compile(rf"^{_LABEL}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
-_SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._@+-][A-Za-z0-9._/@+-]*$")
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[^/]$")
+_PACKAGE = re.compile(PACKAGE_NAME_PATTERN)
+_SCRIPT = re.compile(SCRIPT_NAME_PATTERN)
+_RELATIVE = re.compile(RELATIVE_PATH_PATTERN)
+_INSTALL_FLAG = re.compile(INSTALL_FLAG_PATTERN)
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+_COMMAND_WORD = re.compile(COMMAND_WORD_PATTERN)
+
+
+def build_fields(build: BuildSpec) -> dict[str, Any]:
+    """The :class:`HostContext` fields that ``spec.build`` decides, by field name."""
+    site, api = build.site, build.api
+    return {
+        "install_flags": build.install_flags, "site_package": site.package, "site_build_script": site.build_script,
+        "site_dist": site.output_dir, "site_api_url_variable": site.api_url_variable,
+        "site_env": tuple(sorted(site.env.items())), "api_package": api.package, "api_dir": api.directory,
+        "api_build_script": api.build_script, "api_bundle_script": api.bundle_script,
+        "api_entry": api.entry_point, "api_migrate_command": api.migrate_command,
+    }
+
+
+def _digest(*values: object) -> str:
+    return hashlib.sha256(json.dumps(values, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def _invalid(field: str, message: str) -> InvalidSpecError:
@@ -111,11 +143,23 @@ class HostContext:
     health_path: str = "/api/health"
     health_attempts: int = 10
     health_interval_seconds: int = 3
+    install_flags: tuple[str, ...] = ("--frozen-lockfile",)
+    """``spec.build.installFlags``: the flags of ``pnpm install``."""
     site_package: str = "@o4o/main-site-nextgen"
+    site_build_script: str = "build"
     site_dist: str = "apps/main-site/dist"
+    site_api_url_variable: str = "VITE_API_URL"
+    """Set to ``https://<domain>`` while the site builds (empty: not set); O4O's client appends /api/v1/..."""
+    site_env: tuple[tuple[str, str], ...] = ()
+    """``spec.build.site.env``: more build-time variables, in name order."""
     api_package: str = "@o4o/api-server"
     api_dir: str = "apps/api-server"
+    api_build_script: str = "build"
+    api_bundle_script: str = "build:api"
+    """Run after ``api_build_script`` on the API package alone; empty: no bundle step."""
     api_entry: str = "dist/main.js"
+    api_migrate_command: tuple[str, ...] = ("node", "dist/migrate.js")
+    """Run in the API directory to migrate the database (carried for the migration stage)."""
     cms_init_command: tuple[str, ...] = ("pnpm", "--filter", "@o4o/api-server", "run", "seed", "--phase", "F")
     """Creates the default pages, menu and theme (the seed's phase F); run once."""
     letsencrypt_dir: str = "/etc/letsencrypt"
@@ -170,12 +214,61 @@ class HostContext:
         for name in ("base_dir", "letsencrypt_dir", "nginx_dir", "nginx_log_dir"):
             if not _SAFE_PATH.match(getattr(self, name)) or ".." in getattr(self, name):
                 raise _invalid(name, "must be an absolute path of plain characters")
-        for name in ("site_dist", "api_dir", "api_entry", "site_package", "api_package"):
-            if not _SAFE_RELATIVE.match(getattr(self, name)) or ".." in getattr(self, name):
-                raise _invalid(name, "must be a relative path or package name of plain characters")
+        self._validate_build()
         for app in self.apps:
             if not _DNS_LABEL.match(app):
                 raise _invalid("apps", f"{app!r} is not a valid app name")
+
+    def _validate_build(self) -> None:
+        """The same rules as the models' (``spec.build``), again here: nothing breaks out of a script."""
+        checks: list[tuple[str, str, re.Pattern[str], bool]] = [
+            ("spec.build.site.package", self.site_package, _PACKAGE, False),
+            ("spec.build.site.buildScript", self.site_build_script, _SCRIPT, False),
+            ("spec.build.site.outputDir", self.site_dist, _RELATIVE, False),
+            ("spec.build.site.apiUrlVariable", self.site_api_url_variable, _ENV_NAME, True),
+            ("spec.build.api.package", self.api_package, _PACKAGE, False),
+            ("spec.build.api.directory", self.api_dir, _RELATIVE, False),
+            ("spec.build.api.buildScript", self.api_build_script, _SCRIPT, False),
+            ("spec.build.api.bundleScript", self.api_bundle_script, _SCRIPT, True),
+            ("spec.build.api.entryPoint", self.api_entry, _RELATIVE, False),
+        ]
+        checks += [(f"spec.build.installFlags[{i}]", flag, _INSTALL_FLAG, False)
+                   for i, flag in enumerate(self.install_flags)]
+        checks += [(f"spec.build.api.migrateCommand[{i}]", word, _COMMAND_WORD, False)
+                   for i, word in enumerate(self.api_migrate_command)]
+        checks += [(f"spec.build.site.env.{name}", name, _ENV_NAME, False) for name, _ in self.site_env]
+        for field, value, pattern, may_be_empty in checks:
+            if value == "" and may_be_empty:
+                continue
+            if len(value) > 255 or not pattern.match(value):
+                raise _invalid(field, f"{value!r} is not allowed here (plain characters only)")
+        if not self.api_migrate_command:
+            raise _invalid("spec.build.api.migrateCommand", "needs at least one word")
+        for name, value in self.site_env:
+            if _CONTROL.search(value):
+                raise _invalid(f"spec.build.site.env.{name}", "must not contain control characters")
+
+    @property
+    def site_build_env(self) -> tuple[tuple[str, str], ...]:
+        """The site's build-time variables: the API address for this domain, then ``spec.build.site.env``."""
+        api_url = ((self.site_api_url_variable, f"https://{self.domain}"),) if self.site_api_url_variable else ()
+        return (*api_url, *((k, v) for k, v in self.site_env if k != self.site_api_url_variable))
+
+    @property
+    def install_digest(self) -> str:
+        """Names what ``pnpm install`` ran with; a release installed otherwise installs again."""
+        return _digest("install", self.install_flags)
+
+    @property
+    def site_build_digest(self) -> str:
+        """Names how the site was built; a release built otherwise builds again."""
+        return _digest("site", self.install_flags, self.site_package, self.site_build_script, self.site_dist,
+                       self.site_build_env)
+
+    @property
+    def api_build_digest(self) -> str:
+        return _digest("api", self.install_flags, self.api_package, self.api_dir, self.api_build_script,
+                       self.api_bundle_script, self.api_entry)
 
     def with_commit(self, commit: str) -> HostContext:
         """The same context, pinned to a resolved commit."""

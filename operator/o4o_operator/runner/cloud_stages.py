@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
-from o4o_operator.models import DnsProviderKind, HostKeySource, ServerStatus
+from o4o_operator.models import BUILD_RAM_GB, DnsProviderKind, HostKeySource, ServerStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses
 from o4o_operator.providers.ownership import (
@@ -53,7 +53,7 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     assert lightsail is not None
     cloud = await instance.cloud()
     await cloud.validate(lightsail.region, lightsail.availability_zone, lightsail.bundle_id,
-                         lightsail.blueprint_id)
+                         lightsail.blueprint_id, min_ram_gb=BUILD_RAM_GB)
     name = instance.server_name
     found = await cloud.find_server(name)
     if found is not None:

@@ -30,7 +30,7 @@ from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostSession, NameCheck
 from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
-from o4o_operator.rendering.host_context import HostContext
+from o4o_operator.rendering.host_context import HostContext, build_fields
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.stage_steps import Changes
@@ -269,4 +269,5 @@ class InstanceContext:
             namespace=self.ref.namespace,
             node_mirror=self.runtime.settings.node_mirror, acme_ca_bundle=spec.tls.acme_ca_bundle,
             certificate_ca_bundle=spec.tls.certificate_ca_bundle,
+            **build_fields(spec.build),
         )

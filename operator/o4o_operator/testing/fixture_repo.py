@@ -1,11 +1,14 @@
 """A tiny O4O-shaped git repository for tests: a pnpm workspace with a main site and an API server.
 
 Owns: the fixture's layout, O4O's names and shape (``@o4o/main-site-nextgen`` in ``apps/main-site``, whose build
-writes ``dist/index.html`` from ``public/index.html``; ``@o4o/api-server`` in ``apps/api-server``, whose build
-writes ``dist/main.js``, a plain Node.js HTTP server on ``$PORT``), a ``pnpm-lock.yaml`` that real pnpm
-10.25.0 accepts with ``--frozen-lockfile`` (pnpm pinned in devDependencies, as O4O pins it), package scripts
-that are plain ``sh`` so the sandbox's pnpm shim and real pnpm run them alike, and committing to it.
-Runs the real ``git`` with a private configuration; touches nothing outside the given directory.
+writes ``dist/index.html`` from ``public/index.html`` with ``$VITE_API_URL`` baked in; ``@o4o/api-server`` in
+``apps/api-server``, whose ``build`` needs its workspace dependency ``@o4o/types`` (``packages/types``) built
+first, as O4O's ``tsc`` build does, and whose ``build:api`` writes the bundle ``dist/main.js``, a plain Node.js
+HTTP server on ``$PORT``, and ``dist/migrate.js``), O4O's toolchain pins (``.nvmrc`` and ``engines.node``
+22.18.0, pnpm 10.25.0 in devDependencies and ``volta``), a ``pnpm-lock.yaml`` that real pnpm 10.25.0 accepts
+with ``--frozen-lockfile``, package scripts that are plain ``sh`` so the sandbox's pnpm shim and real pnpm run
+them alike, and committing to it. Runs the real ``git`` with a private configuration; touches nothing outside
+the given directory.
 """
 
 from __future__ import annotations
@@ -32,13 +35,19 @@ def _git(repo: Path, *args: str) -> str:
                           env=env).stdout.strip()
 
 
-def _package(name: str, scripts: Mapping[str, str]) -> str:
-    return json.dumps({"name": name, "version": "1.0.0", "private": True, "scripts": dict(scripts)}, indent=2) + "\n"
+def _package(name: str, scripts: Mapping[str, str], dependencies: Mapping[str, str] | None = None) -> str:
+    manifest: dict[str, object] = {"name": name, "version": "1.0.0", "private": True, "scripts": dict(scripts)}
+    if dependencies:
+        manifest["dependencies"] = dict(dependencies)
+    return json.dumps(manifest, indent=2) + "\n"
 
 
 PNPM_VERSION = "10.25.0"
 SITE_PACKAGE = "@o4o/main-site-nextgen"
 API_PACKAGE = "@o4o/api-server"
+TYPES_PACKAGE = "@o4o/types"
+"""A workspace package both apps depend on: it must be built before them (``pnpm --filter "<app>..."``)."""
+NODE_VERSION = "22.18.0"
 SITE_PAGE = "apps/main-site/public/index.html"
 API_MAIN = "apps/api-server/src/main.js"
 SITE_MARKER = "O4O fixture site"
@@ -60,9 +69,19 @@ importers:
         specifier: {PNPM_VERSION}
         version: {PNPM_VERSION}
 
-  apps/api-server: {{}}
+  apps/api-server:
+    dependencies:
+      '@o4o/types':
+        specifier: workspace:*
+        version: link:../../packages/types
 
-  apps/main-site: {{}}
+  apps/main-site:
+    dependencies:
+      '@o4o/types':
+        specifier: workspace:*
+        version: link:../../packages/types
+
+  packages/types: {{}}
 
 packages:
 
@@ -97,29 +116,45 @@ def api_main(greeting: str = "ok") -> str:
 CRASHING_API_MAIN = "'use strict';\nconsole.error('fatal: refusing to start');\nprocess.exit(1);\n"
 
 
+API_URL_PLACEHOLDER = "__O4O_API_URL__"
+"""The site's build replaces it with ``$VITE_API_URL``, as Vite bakes ``import.meta.env`` into the bundle."""
+
+
 def site_page(marker: str = SITE_MARKER) -> str:
-    return f"<!doctype html>\n<title>O4O</title>\n<h1>{marker}</h1>\n"
+    return (f"<!doctype html>\n<title>O4O</title>\n<meta name=\"o4o-api-url\" content=\"{API_URL_PLACEHOLDER}\">\n"
+            f"<h1>{marker}</h1>\n")
+
+
+_NEEDS_TYPES = ("test -f ../../packages/types/dist/index.js || "
+                "{ echo 'error TS2307: Cannot find module @o4o/types: build it first' >&2; exit 2; }")
 
 
 FILES: Mapping[str, str] = {
-    "package.json": json.dumps({"name": "o4o-platform", "private": True, "engines": {"node": ">=22.18.0"},
+    "package.json": json.dumps({"name": "o4o-platform", "private": True, "engines": {"node": f">={NODE_VERSION}"},
                                 "scripts": {"build": "pnpm -r build"},
                                 "devDependencies": {"pnpm": PNPM_VERSION},
-                                "volta": {"node": "22.18.0", "pnpm": PNPM_VERSION}}, indent=2) + "\n",
-    "pnpm-workspace.yaml": "packages:\n  - 'apps/*'\n",
+                                "volta": {"node": NODE_VERSION, "pnpm": PNPM_VERSION}}, indent=2) + "\n",
+    ".nvmrc": f"{NODE_VERSION}\n",
+    "pnpm-workspace.yaml": "packages:\n  - 'apps/*'\n  - 'packages/*'\n",
     "pnpm-lock.yaml": PNPM_LOCK,
     ".gitignore": "node_modules/\ndist/\n",
+    "packages/types/package.json": _package(TYPES_PACKAGE, {
+        "build": "mkdir -p dist && echo 'export const platform = \"o4o\";' > dist/index.js"}),
     "apps/main-site/package.json": _package(SITE_PACKAGE, {
-        "build": "mkdir -p dist && cp public/index.html dist/index.html"}),
+        "build": f"{_NEEDS_TYPES}; mkdir -p dist && "
+                 f"sed \"s#{API_URL_PLACEHOLDER}#${{VITE_API_URL:-}}#g\" public/index.html > dist/index.html"},
+        {TYPES_PACKAGE: "workspace:*"}),
     SITE_PAGE: site_page(),
     "apps/api-server/package.json": _package(API_PACKAGE, {
-        "build": "mkdir -p dist && cp src/main.js dist/main.js",
+        "build": f"{_NEEDS_TYPES}; mkdir -p dist/database && echo compiled > dist/database/.tsc",
+        "build:api": "mkdir -p dist && cp src/main.js dist/main.js && cp src/migrate.js dist/migrate.js",
         "apps:install": "sh scripts/app.sh install",
         "apps:pages": "sh scripts/app.sh pages",
         "apps:remove": "sh scripts/app.sh remove",
         "seed": "sh scripts/app.sh seed",
-    }),
+    }, {TYPES_PACKAGE: "workspace:*"}),
     API_MAIN: api_main(),
+    "apps/api-server/src/migrate.js": "'use strict';\nconsole.log('no migrations to run');\n",
     "apps/api-server/scripts/app.sh": 'echo "app $*"\n',
 }
 

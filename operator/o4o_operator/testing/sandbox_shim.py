@@ -295,29 +295,97 @@ def pm2(args: list[str]) -> int:
 
 # ---- builds --------------------------------------------------------------------------------
 
+PNPM_DEFAULT_VERSION = "9.12.0"
+"""What ``pnpm --version`` says until ``npm install --global pnpm@<version>`` installs another."""
+
 
 def pnpm_packages(workspace: Path) -> dict[str, Path]:
     found = {}
-    for manifest in workspace.glob("*/*/package.json"):
+    for manifest in sorted(workspace.glob("*/*/package.json")):
         name = json.loads(manifest.read_text()).get("name")
         if name:
             found[name] = manifest.parent
     return found
 
 
+def workspace_dependencies(directory: Path, known: dict[str, Path]) -> list[str]:
+    manifest = json.loads((directory / "package.json").read_text())
+    wanted = {**manifest.get("devDependencies", {}), **manifest.get("dependencies", {})}
+    return sorted(name for name, spec in wanted.items() if name in known and str(spec).startswith("workspace:"))
+
+
+def select(filters: list[str], known: dict[str, Path]) -> list[str]:
+    """The packages the filters pick, dependencies first (``name...`` adds its workspace dependencies)."""
+    chosen: list[str] = []
+
+    def visit(name: str, with_dependencies: bool) -> None:
+        if with_dependencies:
+            for dependency in workspace_dependencies(known[name], known):
+                visit(dependency, True)
+        if name not in chosen:
+            chosen.append(name)
+
+    for selector in filters:
+        with_dependencies = selector.endswith("...")
+        name = selector.removesuffix("...")
+        if name in known:
+            visit(name, with_dependencies)
+    return chosen
+
+
+def pnpm_script(directory: Path, script: str, extra: list[str], environment: dict[str, str]) -> int:
+    scripts = json.loads((directory / "package.json").read_text()).get("scripts", {})
+    print(f"> {script}")
+    command = " ".join([scripts[script], *map(shlex.quote, extra)])
+    return subprocess.call(["/bin/sh", "-c", command], cwd=directory, env=environment)
+
+
+def pnpm_recursive(command: str, rest: list[str], filters: list[str], fail_if_no_match: bool) -> int:
+    """``pnpm --filter ... run|exec``, as pnpm 10 does it (including its exit statuses)."""
+    workspace = Path(os.getcwd())
+    known = pnpm_packages(workspace)
+    chosen = select(filters, known)
+    if not chosen:  # pnpm 10.25.0 says the same either way; only its exit status differs
+        print(f'No projects matched the filters in "{workspace}"')
+        return 1 if fail_if_no_match else 0
+    environment = {**os.environ, "PATH": f"{workspace / 'node_modules/.bin'}{os.pathsep}{os.environ['PATH']}"}
+    if command == "exec":
+        for name in chosen:
+            if subprocess.call(rest, cwd=known[name], env=environment) != 0:
+                print(f"ERR_PNPM_RECURSIVE_EXEC_FIRST_FAIL  Command failed in {name}", file=sys.stderr)
+                return 1
+        return 0
+    script, extra = (rest[0], rest[1:]) if command == "run" else (command, rest)
+    having = [name for name in chosen
+              if script in json.loads((known[name] / "package.json").read_text()).get("scripts", {})]
+    if not having:
+        print(f'None of the selected packages has a "{script}" script')
+        return 0
+    for name in having:
+        if pnpm_script(known[name], script, extra, environment) != 0:
+            print(f"ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL  {name} {script}: exited with a failure", file=sys.stderr)
+            return 1
+    return 0
+
+
 def pnpm(args: list[str]) -> int:
     if "pnpm" not in state().get("npm_global", []):
         return not_installed("pnpm")
-    index, target = 0, None
+    index, filters, fail_if_no_match = 0, [], False
     while index < len(args) and args[index].startswith("-"):
         if args[index] in ("--filter", "-F") and index + 1 < len(args):
-            target, index = args[index + 1], index + 2
-        else:
-            index += 1
+            filters.append(args[index + 1])
+            index += 2
+            continue
+        if args[index].startswith("--filter="):
+            filters.append(args[index].split("=", 1)[1])
+        elif args[index] == "--fail-if-no-match":
+            fail_if_no_match = True
+        elif args[index] in ("--version", "-v"):
+            print(npm_version("pnpm") or PNPM_DEFAULT_VERSION)
+            return 0
+        index += 1
     command, rest = (args[index], args[index + 1:]) if index < len(args) else ("", [])
-    if command in ("--version", "-v") or args[:1] in (["--version"], ["-v"]):
-        print(npm_version("pnpm") or "9.12.0")
-        return 0
     workspace = Path(os.getcwd())
     if command in ("install", "i"):
         if not (workspace / "pnpm-lock.yaml").exists():
@@ -328,15 +396,16 @@ def pnpm(args: list[str]) -> int:
         (workspace / "node_modules/.modules.yaml").write_text("layoutVersion: 5\n")
         print("Done in 0.1s")
         return 0
+    if filters:
+        return pnpm_recursive(command, rest, filters, fail_if_no_match)
+    if command == "exec":
+        return subprocess.call(rest)
     script, extra = (rest[0], rest[1:]) if command == "run" and rest else (command, rest)
-    directory = pnpm_packages(workspace).get(target, workspace) if target else workspace
-    scripts = json.loads((directory / "package.json").read_text()).get("scripts", {})
+    scripts = json.loads((workspace / "package.json").read_text()).get("scripts", {})
     if script not in scripts:
         print(f'ERR_PNPM_NO_SCRIPT Missing script: "{script}"', file=sys.stderr)
         return 1
-    print(f"> {script}")
-    command = " ".join([scripts[script], *map(shlex.quote, extra)])
-    return subprocess.call(["/bin/sh", "-c", command], cwd=directory)
+    return pnpm_script(workspace, script, extra, dict(os.environ))
 
 
 # ---- accounts --------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ class LocalWorld:
             "domain": f"{name}.{ZONE}",
             "description": f"Local instance {name}",
             "apps": list(apps),
-            "provider": {"lightsail": {"region": REGION, "bundleId": "nano_3_0", "blueprintId": "ubuntu_22_04"}},
+            "provider": {"lightsail": {"region": REGION, "bundleId": "small_3_0", "blueprintId": "ubuntu_22_04"}},
             "ssh": {"user": self.fleet_user, "privateKeySecretRef": {"name": "ssh-key"}},
             "source": {"repository": self.repository.as_uri(), "revision": "main"},
             "tls": {"email": "ops@example.com"},
