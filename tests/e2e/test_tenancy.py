@@ -67,7 +67,7 @@ def test_namespace_name_splits_that_read_alike_get_two_servers_and_adopt_cannot_
     first, second = fresh_namespaces(world, "team", "team-prod")
     assert f"{first}-prod-shop" == f"{second}-shop"  # what the old names were made of
     world.apply(world.manifest("prod-shop", first, provider={"lightsail": {
-        "region": REGION, "bundleId": "nano_3_0", "blueprintId": "ubuntu_22_04",
+        "region": REGION, "bundleId": "small_3_0", "blueprintId": "ubuntu_22_04",
         "sshAllowedCidrs": ["127.0.0.0/8"]}}))
     a = wait_for(world, first, "prod-shop", PROVISIONED)
     a_server = a["status"]["server"]["name"]
