@@ -7,8 +7,9 @@ first, as O4O's ``tsc`` build does, and whose ``build:api`` writes the bundle ``
 HTTP server on ``$PORT``, and ``dist/migrate.js``), O4O's toolchain pins (``.nvmrc`` and ``engines.node``
 22.18.0, pnpm 10.25.0 in devDependencies and ``volta``), a ``pnpm-lock.yaml`` that real pnpm 10.25.0 accepts
 with ``--frozen-lockfile``, package scripts that are plain ``sh`` so the sandbox's pnpm shim and real pnpm run
-them alike, and committing to it. Runs the real ``git`` with a private configuration; touches nothing outside
-the given directory.
+them alike (the ``plain`` flavour, the default), choosing the flavour (``o4o``, real TypeScript and
+PostgreSQL, lives in :mod:`o4o_operator.testing.fixture_o4o`), and committing to it. Runs the real ``git``
+with a private configuration; touches nothing outside the given directory.
 """
 
 from __future__ import annotations
@@ -187,8 +188,27 @@ def tag_commit(repo: Path, tag: str, commit: str) -> None:
     _git(repo, "tag", tag, commit)
 
 
-def make_fixture_repo(path: Path) -> tuple[Path, str]:
-    """A repository with the O4O layout on branch ``main``; returns its path and first commit."""
+def init_repo(path: Path) -> None:
+    """An empty repository at ``path`` (made if missing) on branch ``main``."""
     path.mkdir(parents=True, exist_ok=True)
     _git(path, "init", "--quiet", "--initial-branch=main")
+
+
+PLAIN = "plain"
+O4O = "o4o"
+FLAVOURS = (PLAIN, O4O)
+
+
+def make_fixture_repo(path: Path, flavour: str = PLAIN) -> tuple[Path, str]:
+    """A repository with the O4O layout on branch ``main``; returns its path and first commit.
+
+    ``plain`` (the default, for the shim sandbox): package scripts in plain ``sh``, nothing to install.
+    ``o4o``: real TypeScript, PostgreSQL and the admin apps API (:mod:`o4o_operator.testing.fixture_o4o`).
+    """
+    if flavour == O4O:
+        from o4o_operator.testing.fixture_o4o import make_o4o_fixture_repo  # late: it imports this module
+        return make_o4o_fixture_repo(path)
+    if flavour != PLAIN:
+        raise ValueError(f"unknown fixture flavour {flavour!r}; known: {', '.join(FLAVOURS)}")
+    init_repo(path)
     return path, commit_files(path, FILES, "Initial O4O fixture")
