@@ -12,6 +12,7 @@ Run as a script, it prints one line: the directory holding the three binaries.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -150,6 +151,18 @@ def ensure_testbin() -> Path:
     if shutil.which("go") is None:
         raise RuntimeError("building the control plane needs Go on PATH")
     directory.mkdir(parents=True, exist_ok=True)
+    # One build at a time per cache: a concurrent caller waits for it and then finds the binaries
+    # (several builds at once on 2 cores took four times as long and built the same thing).
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = missing_binaries(directory)
+        if not missing:
+            return directory
+        _build(directory, missing)
+    return directory
+
+
+def _build(directory: Path, missing: list[str]) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="o4o-testbin-") as tmp:
         staging = Path(tmp) / "out"
@@ -161,7 +174,6 @@ def ensure_testbin() -> Path:
         for built in staging.iterdir():
             os.replace(built, directory / built.name)  # same filesystem as cache is not assumed
     print(f"built {', '.join(missing)} in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    return directory
 
 
 if __name__ == "__main__":
