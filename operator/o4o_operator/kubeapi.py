@@ -1,8 +1,10 @@
 """The operator's own small Kubernetes client, for what Kopf does not write for us.
 
 Owns: reading referenced Secrets (and setting the operator's own finalizers on
-them, never their data), merge-patching the status subresource (with
-retries on 409/429/5xx that never lose the patch), posting Events, and writing
+them, never their data), creating, extending and deleting the one Secret the
+operator owns per instance (only ever its own, by the ownership test below),
+merge-patching the status subresource (with retries on 409/429/5xx that never
+lose the patch), posting Events, and writing
 and deleting the per-instance log ConfigMap, only ever one that the operator
 made for that instance (a JSON-patch ``test`` of our label and owner first).
 Built on aiohttp, which Kopf already uses, so the heavy ``kubernetes`` client
@@ -57,6 +59,10 @@ class SecretData:
     finalizers: tuple[str, ...] = ()
     deleting: bool = False
     """The Secret has a deletionTimestamp: it stays readable only while a finalizer holds it."""
+    managed_by: str | None = None
+    """Its ``app.kubernetes.io/managed-by`` label."""
+    controller_uid: str | None = None
+    """The uid of its first ownerReference (what the ownership test looks at)."""
 
 
 class ApiError(Exception):
@@ -185,8 +191,10 @@ class KubeApi:
         decoded = {key: base64.b64decode(value).decode(errors="replace")
                    for key, value in (raw.get("data") or {}).items()}
         meta = raw["metadata"]
+        owners = meta.get("ownerReferences") or [{}]
         return SecretData(name, meta["resourceVersion"], decoded, tuple(meta.get("finalizers") or ()),
-                          bool(meta.get("deletionTimestamp")))
+                          bool(meta.get("deletionTimestamp")), (meta.get("labels") or {}).get(MANAGED_BY_LABEL),
+                          owners[0].get("uid"))
 
     async def set_secret_finalizer(self, namespace: str, name: str, finalizer: str, *, present: bool) -> bool:
         """Add (``present``) or remove one finalizer of a Secret; say whether the Secret now is as asked.
@@ -223,6 +231,47 @@ class KubeApi:
                 if error.status != 409:
                     raise
         raise TransientError("SecretContended", f"Secret {name!r} kept changing while its finalizer was set")
+
+    async def create_secret(self, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, Any],
+                            labels: Mapping[str, str]) -> bool:
+        """Create a Secret owned by ``owner`` (our ``managed-by`` label, ``owner`` its controller); False when
+        one of that name exists already (whoever made it). Its data is neither logged nor returned."""
+        meta = owner["metadata"]
+        body = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER},
+                         "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
+                                              "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+            "data": _encoded(data),
+        }
+        try:
+            await self.request("POST", api_path("/api/v1", "namespaces", namespace, "secrets"), body=body,
+                               params={"fieldManager": FIELD_MANAGER}, retry_on=_RETRYABLE - {409})
+        except ApiError as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def add_secret_data(self, namespace: str, name: str, data: Mapping[str, str], owner_uid: str) -> bool:
+        """Add keys to a Secret this operator made for ``owner_uid`` (the ownership test and the write are one
+        JSON patch); False, touching nothing, when it is not ours."""
+        path = api_path("/api/v1", "namespaces", namespace, "secrets", name)
+        write = [*_ownership_tests(owner_uid),
+                 *({"op": "add", "path": "/data/" + key.replace("~", "~0").replace("/", "~1"), "value": value}
+                   for key, value in _encoded(data).items())]
+        try:
+            await self.request("PATCH", path, body=write, content_type="application/json-patch+json",
+                               params={"fieldManager": FIELD_MANAGER})
+        except ApiError as error:
+            if error.status == 422:
+                return False
+            raise
+        return True
+
+    async def delete_secret(self, namespace: str, name: str, owner_uid: str) -> bool:
+        """Delete the Secret if this operator made it for ``owner_uid``; False (touching nothing) if not ours."""
+        return await self._delete_owned(api_path("/api/v1", "namespaces", namespace, "secrets", name), owner_uid)
 
     async def post_event(self, instance: Mapping[str, Any], reason: str, message: str, *,
                          warning: bool = False) -> None:
@@ -284,7 +333,10 @@ class KubeApi:
 
     async def delete_configmap(self, namespace: str, name: str, owner_uid: str) -> bool:
         """Delete the ConfigMap if it is ours (as :meth:`apply_configmap` decides); False if it is not."""
-        path = api_path("/api/v1", "namespaces", namespace, "configmaps", name)
+        return await self._delete_owned(api_path("/api/v1", "namespaces", namespace, "configmaps", name),
+                                        owner_uid)
+
+    async def _delete_owned(self, path: str, owner_uid: str) -> bool:
         try:
             current = await self.request("PATCH", path, body=_ownership_tests(owner_uid),
                                          content_type="application/json-patch+json")
@@ -323,6 +375,10 @@ def _ownership_tests(owner_uid: str) -> list[dict[str, str]]:
     return [{"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
              "value": FIELD_MANAGER},
             {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
+
+
+def _encoded(data: Mapping[str, str]) -> dict[str, str]:
+    return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
 
 
 def _message(text: str) -> str:

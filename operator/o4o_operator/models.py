@@ -17,6 +17,8 @@ from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from o4o_operator.models_database import DatabaseSpec
+
 GROUP = "deploy.o4o.io"
 VERSION = "v1alpha1"
 PLURAL = "deploymentinstances"
@@ -337,6 +339,7 @@ class DeploymentInstanceSpec(_Model):
     tls: TlsSpec
     build: BuildSpec = Field(default_factory=BuildSpec)
     dns: DnsSpec = Field(default_factory=DnsSpec)
+    database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     env: tuple[SecretRef, ...] = ()
     api_port: int = 3001
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE

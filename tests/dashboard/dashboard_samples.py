@@ -62,11 +62,11 @@ def _stages(succeeded: int, current: str | None = None, *, attempts: int = 1,
 
 def status_building(message: str = "Running pnpm build") -> dict[str, Any]:
     return {
-        "phase": "Building", "observedGeneration": 1, "stageProgress": "4/9",
+        "phase": "Building", "observedGeneration": 1, "stageProgress": f"5/{len(STAGE_NAMES)}",
         "conditions": [_condition("Ready", "False", "Building", "build-site is running"),
                        _condition("Reconciling", "True", "StageRunning", "build-site"),
                        _condition("Stalled", "False", "Progressing")],
-        "stages": _stages(4, "Running", message=message),
+        "stages": _stages(5, "Running", message=message),
         "server": {"name": "o4o-building", "ipAddress": "203.0.113.20", "region": "ap-northeast-2"},
         "source": {"revision": "main", "commit": "0123456789abcdef0123456789abcdef01234567"},
         "logTail": ["$ git fetch origin main", "$ pnpm install --frozen-lockfile", "$ pnpm build"],
@@ -75,10 +75,10 @@ def status_building(message: str = "Running pnpm build") -> dict[str, Any]:
 
 def status_ready() -> dict[str, Any]:
     return {
-        "phase": "Ready", "observedGeneration": 1, "stageProgress": "9/9",
+        "phase": "Ready", "observedGeneration": 1, "stageProgress": f"{len(STAGE_NAMES)}/{len(STAGE_NAMES)}",
         "conditions": [_condition("Ready", "True", "AllStagesSucceeded", "Serving https://shop.example.com"),
                        _condition("Reconciling", "False", "Idle"), _condition("Stalled", "False", "Idle")],
-        "stages": _stages(9),
+        "stages": _stages(len(STAGE_NAMES)),
         "server": {"name": "o4o-ready", "ipAddress": "203.0.113.9", "region": "ap-northeast-2"},
         "certificate": {"issuer": "Let's Encrypt R11", "notAfter": "2025-06-01T00:00:00Z"},
         "installedApps": ["commerce", "forum"],
@@ -88,11 +88,11 @@ def status_ready() -> dict[str, Any]:
 
 def status_failed(message: str = "ACME server answered 429: too many certificates") -> dict[str, Any]:
     return {
-        "phase": "Failed", "observedGeneration": 1, "stageProgress": "7/9",
+        "phase": "Failed", "observedGeneration": 1, "stageProgress": f"8/{len(STAGE_NAMES)}",
         "conditions": [_condition("Ready", "False", "StageFailed", message),
                        _condition("Reconciling", "False", "Stalled"),
                        _condition("Stalled", "True", "RateLimited", message)],
-        "stages": _stages(7, "Failed", attempts=5, message=message),
+        "stages": _stages(8, "Failed", attempts=5, message=message),
         "server": {"name": "o4o-failed", "ipAddress": "203.0.113.100"},
         "logTail": ["Requesting certificate", f"error: {message}"],
     }
@@ -147,7 +147,7 @@ def status_in_stage(phase: str, succeeded: int, *, ip: str = "", message: str = 
     """An instance part way through the pipeline: ``succeeded`` stages done, the next one running."""
     current = STAGE_NAMES[succeeded]
     status: dict[str, Any] = {
-        "phase": phase, "observedGeneration": 1, "stageProgress": f"{succeeded}/9",
+        "phase": phase, "observedGeneration": 1, "stageProgress": f"{succeeded}/{len(STAGE_NAMES)}",
         "conditions": [_condition("Ready", "False", "StageRunning", f"{current} is running"),
                        _condition("Reconciling", "True", "StageRunning", current),
                        _condition("Stalled", "False", "Progressing")],
@@ -163,10 +163,10 @@ def status_in_stage(phase: str, succeeded: int, *, ip: str = "", message: str = 
 DEMO: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "shop-prod": (spec("shop.example.com", description="Production shop"), status_ready()),
     "shop-staging": (spec("staging.shop.example.com", description="Staging"),
-                     status_in_stage("Building", 5, ip="203.0.113.21", message="pnpm --filter api build")),
+                     status_in_stage("Building", 6, ip="203.0.113.21", message="pnpm --filter api build")),
     "forum": (spec("forum.example.org", description="Community forum"), status_ready()),
     "blog": (spec("blog.example.net", description="Blog"),
-             status_in_stage("Configuring", 7, ip="203.0.113.40", message="Requesting certificate")),
+             status_in_stage("Configuring", 8, ip="203.0.113.40", message="Requesting certificate")),
     "docs": (spec("docs.example.com", description="Docs"), status_failed()),
     "crm": (spec("crm.example.com", description="CRM, on hold", paused=True), status_paused()),
     "api-eu": (spec("eu.api.example.com", description="EU region"),

@@ -87,14 +87,14 @@ async def test_list_updates_live_without_a_reload(page: Page, dashboard: Dashboa
 async def test_detail_shows_stages_and_log_tail_live(page: Page, dashboard: Dashboard,
                                                      control_plane: ControlPlane, namespace: str) -> None:
     await page.goto(f"{dashboard.url}/instances/{namespace}/building")
-    await expect(page.locator("#stages li.stage")).to_have_count(9)
+    await expect(page.locator("#stages li.stage")).to_have_count(10)
     await expect(stage(page, "build-site")).to_have_attribute("data-state", "Running")
     await expect(page.locator("#log-tail")).to_contain_text("$ pnpm build")
     await expect(page.locator("#live-indicator")).to_have_attribute("data-state", "on")
 
     status = status_building("Running pnpm build:api")
-    status["stages"][4].update(state="Succeeded", finishedAt="2025-03-01T11:04:00Z")
-    status["stages"][5].update(state="Running", attempts=1, startedAt="2025-03-01T11:04:01Z")
+    status["stages"][5].update(state="Succeeded", finishedAt="2025-03-01T11:04:00Z")
+    status["stages"][6].update(state="Running", attempts=1, startedAt="2025-03-01T11:04:01Z")
     status["logTail"] = [*status["logTail"], "site built in 4m", "$ pnpm --filter api build"]
     await run(patch_status, control_plane, namespace, "building", status)
     await expect(stage(page, "build-site")).to_have_attribute("data-state", "Succeeded")
@@ -141,7 +141,7 @@ async def test_pages_work_without_javascript(browser: Browser, dashboard: Dashbo
         await page.click('th a:text("IP")')
         await expect(page.locator('th[aria-sort="ascending"]')).to_have_text("IP")
         await page.click(f'a[href="/instances/{namespace}/ready"]')
-        await expect(page.locator("#stages li.stage")).to_have_count(9)
+        await expect(page.locator("#stages li.stage")).to_have_count(10)
     finally:
         await context.close()
 

@@ -27,14 +27,14 @@ def test_spec_summary_shows_secret_references_and_nothing_unknown() -> None:
     assert "hunter2" not in json.dumps(detail.to_json(NOW))
 
 
-def test_stage_timeline_lists_all_nine_in_order_with_durations() -> None:
+def test_stage_timeline_lists_all_ten_in_order_with_durations() -> None:
     detail = instance_detail(body("b", "ns", *STATES["building"]), [], NOW)
-    assert [s.name for s in detail.stages] == ["provision", "dns", "runtime", "source", "build-site",
+    assert [s.name for s in detail.stages] == ["provision", "dns", "runtime", "database", "source", "build-site",
                                                "build-api", "configure", "tls", "apps"]
-    assert [s.state for s in detail.stages[:6]] == ["Succeeded"] * 4 + ["Running", "Pending"]
+    assert [s.state for s in detail.stages[:7]] == ["Succeeded"] * 5 + ["Running", "Pending"]
     assert detail.stages[0].duration == "42s"
-    assert detail.stages[4].duration == "2m 30s"  # running: measured up to now
-    assert detail.stages[5].duration == ""
+    assert detail.stages[5].duration == "2m 30s"  # running: measured up to now
+    assert detail.stages[6].duration == ""
 
 
 def test_failed_stage_shows_attempts_reason_and_next_retry() -> None:
@@ -80,8 +80,8 @@ def test_event_view_reads_events_k8s_io_style_fields() -> None:
 
 def test_detail_json_has_everything_the_page_shows() -> None:
     document = instance_detail(body("b", "ns", *STATES["building"]), [], NOW).to_json(NOW)
-    assert document["phase"] == "Building" and document["stageProgress"] == "4/9"
+    assert document["phase"] == "Building" and document["stageProgress"] == "5/10"
     assert document["spec"]["Site"]["Domain"] == "build.example.com"
     assert document["status"]["Server"]["IP address"] == "203.0.113.20"
-    assert len(document["stages"]) == 9 and document["logTail"][-1] == "$ pnpm build"
+    assert len(document["stages"]) == 10 and document["logTail"][-1] == "$ pnpm build"
     assert document["conditions"][0]["lastTransitionTime"] == "2025-03-01T10:05:00Z"

@@ -23,16 +23,16 @@ NOW = datetime.datetime(2025, 3, 2, 10, 0, tzinfo=datetime.UTC)
 
 @pytest.mark.parametrize(("name", "phase", "health", "progress", "ip", "stalled", "paused"), [
     ("pending", "Pending", Health.DEPLOYING, 0, "", False, False),
-    ("building", "Building", Health.DEPLOYING, 4, "203.0.113.20", False, False),
-    ("ready", "Ready", Health.READY, 9, "203.0.113.9", False, False),
-    ("failed", "Failed", Health.FAILED, 7, "203.0.113.100", True, False),
-    ("paused", "Ready", Health.READY, 9, "203.0.113.7", False, True),
+    ("building", "Building", Health.DEPLOYING, 5, "203.0.113.20", False, False),
+    ("ready", "Ready", Health.READY, 10, "203.0.113.9", False, False),
+    ("failed", "Failed", Health.FAILED, 8, "203.0.113.100", True, False),
+    ("paused", "Ready", Health.READY, 10, "203.0.113.7", False, True),
 ])
 def test_row_reflects_each_state(name: str, phase: str, health: Health, progress: int, ip: str,
                                  stalled: bool, paused: bool) -> None:
     spec_body, status = STATES[name]
     row = instance_row(body(name, "shop", spec_body, status))
-    assert (row.phase, row.health, row.stages_succeeded, row.stage_count) == (phase, health, progress, 9)
+    assert (row.phase, row.health, row.stages_succeeded, row.stage_count) == (phase, health, progress, 10)
     assert (row.ip_address, row.stalled, row.paused) == (ip, stalled, paused)
     assert row.key == f"shop/{name}"
     assert row.age_seconds(NOW) == 86400
@@ -40,10 +40,10 @@ def test_row_reflects_each_state(name: str, phase: str, health: Health, progress
 
 def test_progress_counts_succeeded_stages_over_the_stage_progress_text() -> None:
     status = status_building()
-    status["stageProgress"] = "1/9"  # stale text; the stage list wins
-    assert stage_progress(status) == (4, 9)
+    status["stageProgress"] = "1/10"  # stale text; the stage list wins
+    assert stage_progress(status) == (5, 10)
     assert stage_progress({"stageProgress": "5/9"}) == (5, 9)
-    assert stage_progress({"stageProgress": "garbage"}) == (0, 9)
+    assert stage_progress({"stageProgress": "garbage"}) == (0, 10)
 
 
 def test_stalled_counts_as_failed_and_deletion_as_deleting() -> None:

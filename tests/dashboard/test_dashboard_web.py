@@ -30,7 +30,7 @@ async def test_list_page_shows_every_instance_with_stats(client: Client) -> None
     assert row_keys(html) == ["shop/building", "shop/failed", "shop/paused", "shop/pending", "shop/ready"]
     for stat, value in {"total": 5, "ready": 2, "deploying": 2, "failed": 1}.items():
         assert re.search(rf'data-stat="{stat}"><span class="stat-value">{value}<', html), stat
-    assert '<progress value="4" max="9">' in html and "4/9" in html
+    assert '<progress value="5" max="10">' in html and "5/10" in html
     assert 'class="badge badge-stalled">Stalled' in html and 'class="badge badge-paused">Paused' in html
     assert "203.0.113.20" in html and ">24h<" in html  # IP and age
 
@@ -55,7 +55,7 @@ async def test_list_fragment_is_the_live_region_only(client: Client) -> None:
 
 async def test_detail_page_shows_spec_stages_conditions_and_log(client: Client) -> None:
     html = await (await client.get("/instances/shop/failed")).text()
-    assert html.count('class="stage stage-') == 9
+    assert html.count('class="stage stage-') == 10
     assert 'data-stage="tls" data-state="Failed"' in html and "5 attempts" in html
     assert 'data-condition="Stalled"' in html
     assert "Secret deploy-key (key ssh-privatekey)" in html
@@ -76,9 +76,9 @@ async def test_json_list_and_detail(client: Client) -> None:
     assert [item["name"] for item in listing["items"]] == ["failed"]
     assert listing["stats"] == {"total": 5, "ready": 2, "deploying": 2, "failed": 1}
     assert listing["stale"] is False and listing["staleSince"] is None
-    assert listing["items"][0]["stageProgress"] == "7/9" and listing["items"][0]["ageSeconds"] == 86400
+    assert listing["items"][0]["stageProgress"] == "8/10" and listing["items"][0]["ageSeconds"] == 86400
     detail = await (await client.get("/api/instances/shop/failed")).json()
-    assert detail["instance"]["stages"][7]["state"] == "Failed"
+    assert detail["instance"]["stages"][8]["state"] == "Failed"
     assert detail["instance"]["logTail"][-1].startswith("error: ACME")
 
 

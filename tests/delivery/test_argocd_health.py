@@ -85,7 +85,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("no status yet", instance(None), "Progressing", "Waiting for the operator to report status"),
     ("empty status", {**instance(None), "status": {}}, "Progressing", "observe generation 2"),
     ("ready and current",
-     instance(DeploymentInstanceStatus(phase=Phase.READY, observed_generation=2, stage_progress="9/9",
+     instance(DeploymentInstanceStatus(phase=Phase.READY, observed_generation=2, stage_progress="10/10",
                                        conditions=(READY, RECONCILING_OFF, STALLED_OFF))),
      "Healthy", "Serving https://shop.example.com"),
     ("ready for an older generation",
@@ -94,13 +94,13 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
      "Progressing", "observe generation 2"),
     ("reconciling",
      instance(DeploymentInstanceStatus(
-         phase=Phase.BUILDING, observed_generation=2, stage_progress="5/9",
+         phase=Phase.BUILDING, observed_generation=2, stage_progress="5/10",
          conditions=(condition("Ready", "False", "Reconciling", "Building the site"),
                      condition("Reconciling", "True", "BuildSite", "Building the site"), STALLED_OFF))),
-     "Progressing", "Building the site (5/9)"),
+     "Progressing", "Building the site (5/10)"),
     ("stalled",
      instance(DeploymentInstanceStatus(
-         phase=Phase.FAILED, observed_generation=2, stage_progress="2/9",
+         phase=Phase.FAILED, observed_generation=2, stage_progress="2/10",
          conditions=(condition("Ready", "False", "Stalled", "Provision failed"),
                      condition("Reconciling", "False", "Stalled"),
                      condition("Stalled", "True", "BundleNotFound", "bundle huge_9_0 does not exist")))),
@@ -161,7 +161,7 @@ def test_health_of_the_operators_own_conditions(verdict: Verdict, health: str, t
     reason = "Paused" if verdict is Verdict.PAUSED else "Because"  # decisions.py's reason for a pause
     summary = Summary(verdict, reason, f"The operator says {verdict.value}")
     status = DeploymentInstanceStatus(
-        phase=derive_phase(summary, (), frozenset()), observed_generation=2, stage_progress="0/9",
+        phase=derive_phase(summary, (), frozenset()), observed_generation=2, stage_progress="0/10",
         conditions=build_conditions((), (), frozenset(), summary, generation=2, now=T0))
     assert run_health(instance(status), tmp_path)[0] == health
 

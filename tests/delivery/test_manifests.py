@@ -273,7 +273,8 @@ def test_roles_grant_no_wildcards_and_no_secret_enumeration(default: list[dict[s
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (name, rule)
             if "secrets" in rule["resources"]:  # patch: only the operator's own teardown finalizer (issue 13.12)
-                assert rule["verbs"] == ["get", "patch"], (name, rule)
+                # create/delete: only its own <name>-database Secret (issue 12.3); never list, watch or update
+                assert rule["verbs"] == ["get", "patch", "create", "delete"], (name, rule)
     for name in ("o4o-dashboard-viewer", "deploymentinstance-viewer-role"):
         for rule in cluster_roles(default)[name]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, (name, rule)

@@ -139,7 +139,9 @@ OPERATOR_TABLE = [
     # application
     Ask("create", "events", True),
     Ask("get", "secrets", True),
-    Ask("patch", "secrets", True),  # only its own finalizer on held Secrets (runner/secret_holds.py)
+    Ask("patch", "secrets", True),  # its own finalizer on held Secrets, keys of its own <name>-database
+    Ask("create", "secrets", True),  # its own <name>-database (runner/generated_secret.py)
+    Ask("delete", "secrets", True),  # that Secret on teardown, after the ownership test
     Ask("create", "configmaps", True),
     Ask("patch", "configmaps", True),
     Ask("delete", "configmaps", True),
@@ -147,9 +149,7 @@ OPERATOR_TABLE = [
     Ask("list", "secrets", False),
     Ask("list", "secrets", False, None),
     Ask("watch", "secrets", False),
-    Ask("create", "secrets", False),
     Ask("update", "secrets", False),
-    Ask("delete", "secrets", False),
     Ask("get", "configmaps", False),
     Ask("list", "configmaps", False),
     Ask("patch", "events", False),

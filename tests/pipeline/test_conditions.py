@@ -18,7 +18,7 @@ from o4o_operator.pipeline.decisions import (
     current_inputs,
 )
 from o4o_operator.pipeline.facts import Facts
-from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageName
+from o4o_operator.pipeline.stages import STAGE_COUNT, STAGES, STAGES_BY_NAME, StageName
 from o4o_operator.pipeline.transitions import (
     with_log_lines,
     with_stage_failed,
@@ -45,20 +45,21 @@ def _conditions(status: DeploymentInstanceStatus) -> dict[str, tuple[ConditionSt
 
 
 def test_all_stages_done_is_ready_and_not_reconciling() -> None:
-    status = with_summary(_done(9), Settle(NOW), HASHES, 3, NOW)
+    status = with_summary(_done(STAGE_COUNT), Settle(NOW), HASHES, 3, NOW)
     conditions = _conditions(status)
     assert conditions["Ready"] == (ConditionStatus.TRUE, "Succeeded")
     assert conditions["Reconciling"][0] is ConditionStatus.FALSE
     assert conditions["Stalled"][0] is ConditionStatus.FALSE
     assert all(conditions[s.condition] == (ConditionStatus.TRUE, "Succeeded") for s in STAGES)
     assert status.phase is Phase.READY
-    assert status.stage_progress == "9/9"
+    assert status.stage_progress == "10/10"
     assert status.observed_generation == 3
     assert all(c.observed_generation == 3 for c in status.conditions)
 
 
 @pytest.mark.parametrize(("done", "phase"), [(0, Phase.PROVISIONING), (2, Phase.INSTALLING),
-                                              (4, Phase.BUILDING), (6, Phase.CONFIGURING)])
+                                              (3, Phase.INSTALLING), (5, Phase.BUILDING),
+                                              (7, Phase.CONFIGURING)])
 def test_phase_follows_the_running_stage(done: int, phase: Phase) -> None:
     stage = STAGES[done]
     status = with_stage_started(_done(done), stage, HASHES[stage.name.value], 1, NOW)
@@ -72,12 +73,12 @@ def test_phase_follows_the_running_stage(done: int, phase: Phase) -> None:
 def test_nothing_started_is_pending() -> None:
     status = with_summary(DeploymentInstanceStatus(), RunStage(STAGES[0], "h"), HASHES, 1, NOW)
     assert status.phase is Phase.PENDING
-    assert status.stage_progress == "0/9"
+    assert status.stage_progress == "0/10"
 
 
 def test_stalled_is_failed_with_the_reason() -> None:
     stage = STAGES_BY_NAME[StageName.APPS]
-    status = with_stage_started(_done(8), stage, HASHES["apps"], 1, NOW)
+    status = with_stage_started(_done(STAGE_COUNT - 1), stage, HASHES["apps"], 1, NOW)
     status = with_stage_failed(status, stage, PermanentError("UnknownApp", "no app named blog"), "u", NOW)
     status = with_summary(status, Stall(stage, "UnknownApp", "no app named blog"), HASHES, 1, NOW)
     conditions = _conditions(status)
@@ -109,7 +110,7 @@ def test_transition_time_moves_only_on_a_flip() -> None:
     ready_after = second.condition("Ready")
     assert ready_before is not None and ready_after is not None
     assert ready_after.last_transition_time == ready_before.last_transition_time
-    done = with_summary(_done(9), Settle(LATER), HASHES, 1, LATER)
+    done = with_summary(_done(STAGE_COUNT), Settle(LATER), HASHES, 1, LATER)
     flipped = with_summary(done.model_copy(update={"conditions": second.conditions}), Settle(LATER), HASHES, 1,
                            LATER + datetime.timedelta(minutes=1))
     assert flipped.condition("Ready").last_transition_time != ready_before.last_transition_time  # type: ignore[union-attr]
@@ -117,9 +118,9 @@ def test_transition_time_moves_only_on_a_flip() -> None:
 
 def test_changed_inputs_make_a_succeeded_stage_not_current() -> None:
     changed = {**HASHES, "apps": "new"}
-    status = with_summary(_done(9), RunStage(STAGES[8], "new"), changed, 2, NOW)
+    status = with_summary(_done(STAGE_COUNT), RunStage(STAGES[-1], "new"), changed, 2, NOW)
     assert _conditions(status)["AppsReady"] == (ConditionStatus.FALSE, "InputsChanged")
-    assert status.stage_progress == "8/9"
+    assert status.stage_progress == "9/10"
 
 
 def test_log_tail_is_bounded_in_lines_and_bytes() -> None:

@@ -8,12 +8,13 @@ import time
 import pytest
 from reliability_support import StatusWatch, WorldFactory, apply_all, is_ready, list_di, wait_di, wait_gone
 
+from o4o_operator.pipeline.stages import STAGE_COUNT
+
 pytestmark = pytest.mark.slow
 
 SEED = 1001
 INSTANCES = 20
 KILLS = 20
-STAGE_COUNT = 9
 
 
 @pytest.mark.timeout(600)  # the kubectl waits below bound it; this only leaves room on a slow machine

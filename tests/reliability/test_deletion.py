@@ -1,4 +1,4 @@
-"""R6: an instance deleted during each of the nine stages leaves no cloud resource and no finalizer."""
+"""R6: an instance deleted during each of the stages leaves no cloud resource and no finalizer."""
 
 from __future__ import annotations
 

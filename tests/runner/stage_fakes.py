@@ -38,6 +38,7 @@ class RecordingSession:
         self.timeouts: list[float] = []
         self.envs: list[dict[str, str]] = []
         self.uploads: list[str] = []
+        self.contents: dict[str, bytes] = {}
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -54,6 +55,7 @@ class RecordingSession:
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         self.uploads.append(path)
+        self.contents[path] = content
 
     async def close(self) -> None:
         return None
@@ -74,11 +76,37 @@ class FakeKube:
     def __init__(self, secrets: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.secrets = dict(secrets or {"ssh-key": {"ssh-privatekey": "not a real key"}})
         self.status_patches: list[dict[str, Any]] = []
+        self.owners: dict[str, str] = {}
+        """Secret name -> the uid of the instance the operator made it for."""
+        self.versions: dict[str, int] = {}
 
     async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
         if name not in self.secrets:
             raise InvalidSpecError(field, f"Secret {name!r} not found", reason="SecretNotFound")
-        return SecretData(name=name, resource_version="1", data=self.secrets[name])
+        owner = self.owners.get(name)
+        return SecretData(name=name, resource_version=str(self.versions.get(name, 1)), data=self.secrets[name],
+                          managed_by="o4o-operator" if owner else None, controller_uid=owner)
+
+    async def create_secret(self, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, Any],
+                            labels: Mapping[str, str]) -> bool:
+        if name in self.secrets:
+            return False
+        self.secrets[name], self.owners[name], self.versions[name] = dict(data), owner["metadata"]["uid"], 1
+        return True
+
+    async def add_secret_data(self, namespace: str, name: str, data: Mapping[str, str], owner_uid: str) -> bool:
+        if self.owners.get(name) != owner_uid:
+            return False
+        self.secrets[name] = {**self.secrets[name], **data}
+        self.versions[name] = self.versions.get(name, 1) + 1
+        return True
+
+    async def delete_secret(self, namespace: str, name: str, owner_uid: str) -> bool:
+        if name in self.secrets and self.owners.get(name) != owner_uid:
+            return False
+        self.secrets.pop(name, None)
+        self.owners.pop(name, None)
+        return True
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_patches.append(dict(status))

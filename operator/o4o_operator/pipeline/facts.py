@@ -27,9 +27,12 @@ class Facts:
     """Digest of the referenced env Secrets' resourceVersions; changes when any Secret does."""
     secrets_version: str | None = None
     """Digest of every referenced Secret's resourceVersion (or absence): fixing one un-stalls."""
+    database_version: str | None = None
+    """Digest of the operator-owned Secret's and an external database Secret's resourceVersions."""
 
     def as_mapping(self) -> dict[str, Any]:
-        return {"serverAddress": self.server_address, "commit": self.commit, "envVersion": self.env_version}
+        return {"serverAddress": self.server_address, "commit": self.commit, "envVersion": self.env_version,
+                "databaseVersion": self.database_version}
 
 
 def _lookup(document: Mapping[str, Any], dotted: str) -> Any:

@@ -1,4 +1,4 @@
-"""The nine stages, as a frozen table of data.
+"""The ten stages, as a frozen table of data.
 
 Owns: one row per stage: its name and order, the condition it sets, the phase
 shown while it runs, its one timeout and retry budget, which spec fields are
@@ -21,6 +21,7 @@ class StageName(enum.StrEnum):
     PROVISION = "provision"
     DNS = "dns"
     RUNTIME = "runtime"
+    DATABASE = "database"
     SOURCE = "source"
     BUILD_SITE = "build-site"
     BUILD_API = "build-api"
@@ -44,6 +45,9 @@ class SecretRole(enum.StrEnum):
     GIT_TOKEN = "git-token"  # noqa: S105 - a role, not a secret
     """Passed to the script as ``O4O_GIT_TOKEN``, never rendered into it."""
     ENV = "env"
+    DATABASE = "database"
+    """The database's names and password (the operator-owned Secret, or ``spec.database.external``'s), passed
+    to the script as ``O4O_DB_*``, never rendered into it."""
 
 
 class DriftCheck(enum.StrEnum):
@@ -117,6 +121,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(StageName.RUNTIME, "RuntimeReady", Phase.INSTALLING, "Install Node.js, pnpm, nginx and PM2",
           1200, (_HOST,), message="Installed Node.js, pnpm, nginx, PM2 and certbot",
           script="setup-runtime", secrets=_SSH),
+    Stage(StageName.DATABASE, "DatabaseReady", Phase.INSTALLING, "Create the database",
+          600, ("database", "facts.databaseVersion", _HOST), message="Database ready: {database}",
+          script="setup-database", secrets=(*_SSH, SecretRole.DATABASE),
+          results=(ResultField("database", missing_reason="DatabaseUnavailable"),)),
     Stage(StageName.SOURCE, "SourceReady", Phase.INSTALLING, "Fetch the source at its revision",
           600, (*_REVISION, _HOST), message="Fetched {revision} at commit {commit}",
           script="fetch-source", secrets=(*_SSH, SecretRole.GIT_TOKEN),

@@ -24,8 +24,8 @@ from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
-SCRIPT_NAMES = ("setup-runtime", "fetch-source", "build-site", "build-api", "configure", "issue-cert", "apps",
-                "activate-release", "check-health")
+SCRIPT_NAMES = ("setup-runtime", "setup-database", "fetch-source", "build-site", "build-api", "configure",
+                "issue-cert", "apps", "activate-release", "check-health")
 """The host scripts in ``templates/scripts/`` (the stage table names which stage runs which; ``configure``
 ends by activating the release, and the drift check runs ``check-health``)."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})

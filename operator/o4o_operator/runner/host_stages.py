@@ -21,7 +21,8 @@ import asyncssh
 from o4o_operator import metrics
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
-from o4o_operator.rendering import HostContext, render
+from o4o_operator.rendering import HostContext, env_values, render
+from o4o_operator.runner.generated_secret import database_connection, database_script_env, generated_values
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.stage_steps import Outcome, StageStep
 
@@ -35,15 +36,15 @@ async def _pinned_source(instance: InstanceContext, host: HostContext) -> HostCo
 
 
 async def _env_values(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
-    """The merged env values (later Secrets win) and, per key, the ``spec.env[i]`` it came from."""
-    values: dict[str, str] = {}
-    origins: dict[str, str] = {}
+    """The operator's defaults, then the user's Secrets (later ones win), and per key where it came from."""
+    generated = await generated_values(instance)
+    defaults = env_values.default_env(instance.spec.domain, instance.spec.api_port,
+                                       await database_connection(instance, generated), generated)
+    user: list[tuple[str, Mapping[str, str]]] = []
     for index, ref in enumerate(instance.spec.env):
         field = f"spec.env[{index}]"
-        data = (await instance.secret(ref.name, field)).data
-        values.update(data)
-        origins.update(dict.fromkeys(data, field))
-    return values, origins
+        user.append((field, (await instance.secret(ref.name, field)).data))
+    return env_values.merge_env(defaults, user)
 
 
 async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> HostContext:
@@ -99,6 +100,8 @@ async def _script_env(instance: InstanceContext, stage: Stage) -> dict[str, str]
     ref = instance.spec.source.credentials_secret_ref
     if SecretRole.GIT_TOKEN in stage.secrets and ref is not None:
         env["O4O_GIT_TOKEN"] = await instance.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
+    if SecretRole.DATABASE in stage.secrets:
+        env.update(await database_script_env(instance))
     return env
 
 

@@ -25,6 +25,7 @@ from o4o_operator.models import (
     HostKeySource,
     InstanceRef,
 )
+from o4o_operator.models_database import EXTERNAL_SECRET_FIELD, GENERATED_SECRET_FIELD, generated_secret_name
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
@@ -150,8 +151,20 @@ class InstanceContext:
             except InvalidSpecError as error:
                 versions[name] = f"missing:{error.reason}"
         env_versions = {env.name: versions.get(env.name, "") for env in self.spec.env}
+        # The operator-owned Secret and an external database's Secret feed the .env too: a change re-runs configure.
+        own = [(generated_secret_name(self.ref.name), GENERATED_SECRET_FIELD)]
+        if self.spec.database.external is not None:
+            own.append((self.spec.database.external.secret_ref.name, EXTERNAL_SECRET_FIELD))
+        database_versions: dict[str, str] = {}
+        for name, field in own:
+            try:
+                database_versions[f"{field}:{name}"] = (await self.secret(name, field)).resource_version
+            except InvalidSpecError as error:
+                database_versions[f"{field}:{name}"] = f"missing:{error.reason}"
+            versions.setdefault(name, database_versions[f"{field}:{name}"])
         return Facts(server_address=status.server.ip_address, commit=status.source.commit,
-                     env_version=_digest(env_versions), secrets_version=_digest(versions))
+                     env_version=_digest({**env_versions, **database_versions}), secrets_version=_digest(versions),
+                     database_version=_digest(database_versions))
 
     # ---- providers -------------------------------------------------------------
 

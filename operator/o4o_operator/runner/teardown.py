@@ -1,7 +1,8 @@
 """Teardown on deletion: the DNS record, then the static IP, the server and its key pair, in reverse.
 
 Owns: deleting exactly what this instance owns (the server and key pair by their uid tag,
-the DNS record by its ownership TXT record), treating NotFound as success, and leaving
+the DNS record by its ownership TXT record, the log ConfigMap and the operator-owned Secret
+``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
 everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
 (see :mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller retries: a
 deletion never turns permanent. To orphan a stuck instance, set
@@ -21,6 +22,7 @@ from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProvi
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner.generated_secret import delete_generated_secret
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
@@ -49,7 +51,8 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     except pydantic.ValidationError:
         return "Spec unreadable; nothing known to tear down"
     if spec.deletion_policy is DeletionPolicy.RETAIN:
-        return "Retained the server, static IP, key pair and DNS record (deletionPolicy: Retain)"
+        return ("Retained the server, static IP, key pair, DNS record and Secret "
+                f"{meta['name']}-database (deletionPolicy: Retain)")
     generation = int(meta.get("generation", 1))
     deleting = with_deleting(status, "Tearing down the DNS record, static IP and server", generation,
                              runtime.clock())
@@ -78,4 +81,6 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
             done.append(f"key pair {key_pair.name}")
     with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone
         await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]), meta["uid"])
+    # Only ours: a foreign Secret of that name is left alone. Errors propagate: teardown retries.
+    await delete_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
     return "Deleted " + ", ".join(done) if done else "Nothing to delete"

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from o4o_operator.pipeline.stages import STAGE_COUNT
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.processes import free_port, start_process, stop_process
 from o4o_operator.testing.world import CRD, LocalWorld
@@ -79,7 +80,7 @@ def progress_line(obj: dict[str, Any]) -> str:
     ready = conditions.get("Ready", {})
     tail = status.get("logTail") or []
     step = re.sub(r"^\d\d:\d\d:\d\d ", "", tail[-1]) if tail else ready.get("message", "waiting for the operator")
-    return f"[{status.get('stageProgress', '0/9')}] {status.get('phase', 'Pending')}: {step}"[:200]
+    return f"[{status.get('stageProgress', f'0/{STAGE_COUNT}')}] {status.get('phase', 'Pending')}: {step}"[:200]
 
 
 def _follow(world: LocalWorld, stop: threading.Event) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop
 WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 PM2_UNIT="pm2-$APP_USER"
 
-# ---- apt ---------------------------------------------------------------------------------------
+# ---- apt: install what is missing, once per script --------------------------------------------
 package_installed() {
   # shellcheck disable=SC2016 # ${Status} is dpkg-query's format, not a shell expansion
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

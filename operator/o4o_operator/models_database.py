@@ -1,0 +1,60 @@
+"""``spec.database``: where an instance's database lives.
+
+Owns: the pydantic model of ``spec.database`` (mirroring the CRD) and the names of the keys an external
+database's Secret must hold. By default the database is PostgreSQL on the instance's own server, one role
+and one database per instance; ``external.secretRef`` names a Secret describing another one instead.
+Purely computational: no I/O, and it imports nothing of the operator (``models`` builds on it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # noqa: S105 - a pattern
+"""The same DNS-1123 subdomain as ``models.SECRET_NAME_PATTERN`` (a test keeps the two equal)."""
+
+EXTERNAL_SECRET_FIELD = "spec.database.external.secretRef"  # noqa: S105 - a field name, not a secret
+EXTERNAL_KEYS = ("host", "port", "name", "user", "password", "sslMode")
+"""The keys the external database's Secret holds: the server's host name or address, its TCP port, the
+database's name, the role and its password, and the libpq TLS mode (``require``, ``verify-full``, ...)."""
+GENERATED_SECRET_SUFFIX = "-database"  # noqa: S105 - a name suffix, not a secret
+GENERATED_SECRET_FIELD = "metadata.name"  # noqa: S105 - a field name, not a secret
+"""What a stall about the operator-owned Secret names: the Secret's name derives from the instance's."""
+INSTANCE_LABEL = "deploy.o4o.io/instance"
+"""With the instance's name as its value: on the operator-owned Secret."""
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def generated_secret_name(instance_name: str) -> str:
+    """The operator-owned Secret of an instance: ``<metadata.name>-database``."""
+    return instance_name + GENERATED_SECRET_SUFFIX
+
+
+class _DatabaseModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    def to_body(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class DatabaseSecretRef(_DatabaseModel):
+    name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253)
+
+
+class ExternalDatabaseSpec(_DatabaseModel):
+    """A PostgreSQL server elsewhere; its Secret holds :data:`EXTERNAL_KEYS`."""
+
+    secret_ref: DatabaseSecretRef
+
+
+class DatabaseSpec(_DatabaseModel):
+    """Absent ``external``: PostgreSQL (Debian's package) on the server, installed by the database stage."""
+
+    external: ExternalDatabaseSpec | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.external is None

@@ -1,0 +1,99 @@
+"""The API server's ``.env``: the operator's defaults, then the user's Secrets on top.
+
+Owns: the names of the operator-generated values (:data:`GENERATED_KEYS`), the database connection an
+instance's API uses (:class:`DatabaseConnection`, local or read from an external database's Secret), the
+default variables (:func:`default_env`) and their merge with the user's ``spec.env`` Secrets
+(:func:`merge_env`: the user's keys add to and override the defaults, a user-supplied ``JWT_SECRET``
+wins). Purely computational: no I/O. Must never put a value into an error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, SSL_MODES
+
+LOCAL_DB_HOST = "127.0.0.1"
+"""TCP to the server's own PostgreSQL: O4O's API forces TLS for a TCP host under NODE_ENV=production, which
+Debian's default ``ssl = on`` (snakeoil certificate) serves. Only a ``/cloudsql/`` host avoids TLS."""
+LOCAL_DB_PORT = 5432
+DATABASE_KEYS = ("DB_NAME", "DB_USERNAME", "DB_PASSWORD")
+"""Generated for the local database (never rendered into a script: the password reaches it by environment)."""
+SECRET_KEYS = ("JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET")
+ADMIN_KEYS = ("ADMIN_EMAIL", "ADMIN_PASSWORD")
+GENERATED_KEYS = (*DATABASE_KEYS, *SECRET_KEYS, *ADMIN_KEYS)
+"""Every key of the operator-owned Secret ``<name>-database``."""
+DEFAULTS_ORIGIN = "operator"
+"""The origin :func:`merge_env` gives a default (the user's keys say which ``spec.env[i]`` they came from)."""
+_PORT = re.compile(r"^[0-9]{1,5}$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def database_identifier(app_user: str) -> str:
+    """The PostgreSQL role and database name of an instance: its system user with ``-`` as ``_``.
+
+    Lowercase letters, digits and ``_`` (at most 32 characters), so it needs no quoting in SQL.
+    """
+    name = app_user.replace("-", "_")
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{app_user!r} makes no PostgreSQL identifier")
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConnection:
+    host: str
+    port: str
+    name: str
+    user: str
+    password: str = dataclasses.field(repr=False)
+    ssl_mode: str = "require"
+
+
+def local_database(generated: Mapping[str, str]) -> DatabaseConnection:
+    return DatabaseConnection(LOCAL_DB_HOST, str(LOCAL_DB_PORT), generated["DB_NAME"], generated["DB_USERNAME"],
+                              generated["DB_PASSWORD"])
+
+
+def external_database(data: Mapping[str, str], secret_name: str) -> DatabaseConnection:
+    """The connection an external database's Secret describes; a missing or malformed key stalls naming it."""
+    for key in EXTERNAL_KEYS:
+        if not data.get(key):
+            raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"Secret {secret_name!r} has no key {key!r} (it needs "
+                                   f"{', '.join(EXTERNAL_KEYS)})", reason="DatabaseSecretIncomplete")
+    if not _PORT.match(data["port"]) or not 1 <= int(data["port"]) <= 65535:
+        raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"key 'port' of Secret {secret_name!r} is not a TCP port",
+                               reason="DatabaseSecretIncomplete")
+    if data["sslMode"] not in SSL_MODES:
+        raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"key 'sslMode' of Secret {secret_name!r} must be one of "
+                               f"{', '.join(SSL_MODES)}", reason="DatabaseSecretIncomplete")
+    return DatabaseConnection(data["host"], data["port"], data["name"], data["user"], data["password"],
+                              data["sslMode"])
+
+
+def default_env(domain: str, api_port: int, database: DatabaseConnection,
+                generated: Mapping[str, str]) -> dict[str, str]:
+    """What the operator sets in the ``.env`` before the user's Secrets."""
+    origin = f"https://{domain}"
+    return {
+        "NODE_ENV": "production", "PORT": str(api_port), "CORS_ORIGIN": origin, "FRONTEND_URL": origin,
+        "DB_TYPE": "postgres", "DB_HOST": database.host, "DB_PORT": database.port, "DB_NAME": database.name,
+        "DB_USERNAME": database.user, "DB_PASSWORD": database.password, "PGSSLMODE": database.ssl_mode,
+        "REDIS_ENABLED": "false",
+        **{key: generated[key] for key in SECRET_KEYS if key in generated},
+    }
+
+
+def merge_env(defaults: Mapping[str, str],
+              user: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[dict[str, str], dict[str, str]]:
+    """The defaults, then each ``(field, data)`` of the user's Secrets in order (later ones win); and per key
+    where its value came from (:data:`DEFAULTS_ORIGIN` or the ``spec.env[i]`` field)."""
+    values = dict(defaults)
+    origins = dict.fromkeys(defaults, DEFAULTS_ORIGIN)
+    for field, data in user:
+        values.update(data)
+        origins.update(dict.fromkeys(data, field))
+    return values, origins

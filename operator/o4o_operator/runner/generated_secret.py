@@ -1,0 +1,127 @@
+"""The operator-owned Secret ``<metadata.name>-database`` of each instance.
+
+Owns: :func:`generated_values` (make sure the Secret exists, made by the operator for this instance,
+holding every key of :data:`~o4o_operator.rendering.env_values.GENERATED_KEYS`, and return its data),
+:func:`delete_generated_secret` for teardown, which database an instance uses
+(:func:`database_connection`) and what the database stage's script is told of it
+(:func:`database_script_env`). Values are made once with :func:`secrets.token_urlsafe` and never
+regenerated: a key added in a later release is added beside the ones kept. The Secret carries the
+``managed-by`` label, the instance label and the instance as its controller (so Kubernetes' garbage
+collector removes it too, where one runs). A Secret of that name the operator did not make for this
+instance stalls permanently (``SecretNameTaken``) and is never touched.
+
+Must never log, return into status, or put into an error message any value of the Secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.kubeapi import FIELD_MANAGER, KubeApi, SecretData
+from o4o_operator.models_database import (
+    EXTERNAL_SECRET_FIELD,
+    GENERATED_SECRET_FIELD,
+    INSTANCE_LABEL,
+    generated_secret_name,
+)
+from o4o_operator.rendering.env_values import (
+    ADMIN_KEYS,
+    GENERATED_KEYS,
+    DatabaseConnection,
+    database_identifier,
+    external_database,
+    local_database,
+)
+from o4o_operator.runner.instance import InstanceContext
+
+logger = logging.getLogger("o4o_operator.generated_secret")
+TOKEN_BYTES = 32
+_PUBLIC_KEYS = frozenset({"DB_NAME", "DB_USERNAME", ADMIN_KEYS[0]})
+
+
+def _new_value(instance: InstanceContext, key: str) -> str:
+    if key in ("DB_NAME", "DB_USERNAME"):
+        return database_identifier(instance.host_context().app_user)
+    if key == "ADMIN_EMAIL":
+        return f"admin@{instance.spec.domain}"
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def _taken(name: str, namespace: str) -> InvalidSpecError:
+    return InvalidSpecError(GENERATED_SECRET_FIELD, f"Secret {name!r} in namespace {namespace!r} exists and was "
+                            "not made by o4o-operator for this instance; the operator keeps the instance's "
+                            "database password and generated secrets there. Rename or remove that Secret",
+                            reason="SecretNameTaken")
+
+
+def _ours(secret: SecretData, uid: str) -> bool:
+    return secret.managed_by == FIELD_MANAGER and secret.controller_uid == uid
+
+
+async def _read(kube: KubeApi, namespace: str, name: str) -> SecretData | None:
+    try:
+        return await kube.read_secret(namespace, name, GENERATED_SECRET_FIELD)
+    except InvalidSpecError as error:
+        if error.reason == "SecretNotFound":
+            return None
+        raise
+
+
+async def generated_values(instance: InstanceContext) -> dict[str, str]:
+    """The instance's generated values (every key of ``GENERATED_KEYS``), creating or completing its Secret."""
+    kube, namespace, uid = instance.runtime.kube, instance.ref.namespace, instance.ref.uid
+    name = generated_secret_name(instance.ref.name)
+    for _ in range(3):  # made or deleted by someone else between our calls: look again
+        secret = await _read(kube, namespace, name)
+        if secret is None:
+            values = {key: _new_value(instance, key) for key in GENERATED_KEYS}
+            instance.log.redactor.add(_secret_values(values))
+            if await kube.create_secret(namespace, name, values, instance.body, {INSTANCE_LABEL: instance.ref.name}):
+                logger.info("Created Secret %s/%s for %s", namespace, name, instance.ref.name)
+                instance.log(f"Created the operator-owned Secret {name} (database password and generated secrets)")
+                return values
+            continue
+        if not _ours(secret, uid):
+            raise _taken(name, namespace)
+        instance.log.redactor.add(_secret_values(secret.data))
+        missing = {key: _new_value(instance, key) for key in GENERATED_KEYS if not secret.data.get(key)}
+        if not missing:
+            return dict(secret.data)
+        instance.log.redactor.add(_secret_values(missing))
+        if not await kube.add_secret_data(namespace, name, missing, uid):
+            continue  # replaced since we read it: the next read decides
+        logger.info("Added keys %s to Secret %s/%s", ", ".join(sorted(missing)), namespace, name)
+        return {**secret.data, **missing}
+    raise TransientError("SecretContended", f"Secret {name!r} kept changing while it was read")
+
+
+def _secret_values(values: Mapping[str, str]) -> list[str]:
+    """The values to redact from the log: all but the names and the admin's address, which are not secret."""
+    return [value for key, value in values.items() if key not in _PUBLIC_KEYS]
+
+
+async def delete_generated_secret(kube: KubeApi, namespace: str, instance_name: str, uid: str) -> bool:
+    """Delete the instance's Secret if the operator made it for ``uid`` (False: a foreign one, left alone)."""
+    return await kube.delete_secret(namespace, generated_secret_name(instance_name), uid)
+
+
+async def database_connection(instance: InstanceContext, generated: Mapping[str, str]) -> DatabaseConnection:
+    """The database the instance's API uses: the local one (from the generated values), or the external one
+    its Secret describes (a missing key stalls naming ``spec.database.external.secretRef`` and the key)."""
+    external = instance.spec.database.external
+    if external is None:
+        return local_database(generated)
+    name = external.secret_ref.name
+    return external_database((await instance.secret(name, EXTERNAL_SECRET_FIELD)).data, name)
+
+
+async def database_script_env(instance: InstanceContext) -> dict[str, str]:
+    """What the database stage's script gets in its environment (never rendered into it)."""
+    connection = await database_connection(instance, await generated_values(instance))
+    mode = "local" if instance.spec.database.external is None else "external"
+    return {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,
+            "O4O_DB_NAME": connection.name, "O4O_DB_USER": connection.user,
+            "O4O_DB_PASSWORD": connection.password, "O4O_DB_SSLMODE": connection.ssl_mode}

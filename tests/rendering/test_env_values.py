@@ -1,0 +1,77 @@
+"""The .env's pure parts: database names, the defaults, the merge with the user's Secrets, the external Secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from o4o_operator import models, models_database
+from o4o_operator.errors import InvalidSpecError
+from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.rendering.env_values import (
+    DEFAULTS_ORIGIN,
+    DatabaseConnection,
+    database_identifier,
+    default_env,
+    external_database,
+    local_database,
+    merge_env,
+)
+from o4o_operator.rendering.host_context import instance_user
+
+GENERATED = {"DB_NAME": "o4o_team_shop_1234abcd", "DB_USERNAME": "o4o_team_shop_1234abcd",
+             "DB_PASSWORD": "pw-0123456789", "JWT_SECRET": "jwt-0123456789", "JWT_REFRESH_SECRET": "refresh-0123456789",
+             "SESSION_SECRET": "session-0123456789", "ADMIN_EMAIL": "admin@shop.example.com",
+             "ADMIN_PASSWORD": "admin-0123456789"}
+
+
+def test_database_names_are_the_instance_user_as_a_plain_identifier() -> None:
+    name = database_identifier(instance_user("team-a", "my-shop"))
+    assert name.startswith("o4o_team_a_my_shop_") and "-" not in name and len(name) <= 32
+    assert database_identifier(instance_user("a", "b-c")) != database_identifier(instance_user("a-b", "c"))
+    with pytest.raises(ValueError, match="identifier"):
+        database_identifier("Robert'); DROP TABLE")
+
+
+def test_the_defaults_point_the_api_at_the_local_database_over_tcp() -> None:
+    env = default_env("shop.example.com", 3001, local_database(GENERATED), GENERATED)
+    assert env == {"NODE_ENV": "production", "PORT": "3001", "CORS_ORIGIN": "https://shop.example.com",
+                   "FRONTEND_URL": "https://shop.example.com", "DB_TYPE": "postgres", "DB_HOST": "127.0.0.1",
+                   "DB_PORT": "5432", "DB_NAME": GENERATED["DB_NAME"], "DB_USERNAME": GENERATED["DB_USERNAME"],
+                   "DB_PASSWORD": GENERATED["DB_PASSWORD"], "PGSSLMODE": "require", "REDIS_ENABLED": "false",
+                   "JWT_SECRET": GENERATED["JWT_SECRET"], "JWT_REFRESH_SECRET": GENERATED["JWT_REFRESH_SECRET"],
+                   "SESSION_SECRET": GENERATED["SESSION_SECRET"]}
+    assert "ADMIN_PASSWORD" not in env  # for the apps stage, not the API's environment
+
+
+def test_the_users_secrets_add_and_override_in_order_and_say_where_each_key_came_from() -> None:
+    defaults = {"NODE_ENV": "production", "JWT_SECRET": "generated"}
+    values, origins = merge_env(defaults, [("spec.env[0]", {"JWT_SECRET": "mine", "A": "1"}),
+                                           ("spec.env[1]", {"A": "2"})])
+    assert values == {"NODE_ENV": "production", "JWT_SECRET": "mine", "A": "2"}
+    assert origins == {"NODE_ENV": DEFAULTS_ORIGIN, "JWT_SECRET": "spec.env[0]", "A": "spec.env[1]"}
+    assert merge_env(defaults, []) == (defaults, dict.fromkeys(defaults, DEFAULTS_ORIGIN))
+
+
+def test_an_external_database_secret_is_read_whole_and_checked() -> None:
+    data = {"host": "db.example.net", "port": "5433", "name": "shop", "user": "app", "password": "p-0123456789",
+            "sslMode": "verify-full"}
+    assert external_database(data, "db") == DatabaseConnection("db.example.net", "5433", "shop", "app",
+                                                               "p-0123456789", "verify-full")
+    for key, bad in (("port", "http"), ("port", "70000"), ("sslMode", "maybe"), ("user", "")):
+        with pytest.raises(InvalidSpecError) as caught:
+            external_database({**data, key: bad}, "db")
+        assert caught.value.field == "spec.database.external.secretRef" and repr(key) in caught.value.message
+        assert "p-0123456789" not in caught.value.message
+    assert "p-0123456789" not in repr(external_database(data, "db"))
+
+
+def test_spec_database_defaults_to_local_and_takes_an_external_secret() -> None:
+    base = {"domain": "shop.example.com", "provider": {"existing": {"host": "h"}},
+            "ssh": {"privateKeySecretRef": {"name": "k", "key": "k"}}, "tls": {"email": "a@example.com"}}
+    assert DeploymentInstanceSpec.model_validate(base).database.local
+    spec = DeploymentInstanceSpec.model_validate({**base, "database": {"external": {"secretRef": {"name": "db"}}}})
+    assert spec.database.external is not None and spec.database.external.secret_ref.name == "db"
+    with pytest.raises(ValueError, match="pattern"):
+        DeploymentInstanceSpec.model_validate({**base, "database": {"external": {"secretRef": {"name": "../x"}}}})
+    assert models_database.SECRET_NAME_PATTERN == models.SECRET_NAME_PATTERN
+    assert models_database.generated_secret_name("shop") == "shop-database"

@@ -1,0 +1,177 @@
+"""The database stage and the .env, driven over fakes: the operator-owned Secret ``<name>-database`` is made
+once and kept, its values reach the script only as environment, an external database's Secret must be
+complete, a foreign Secret of that name stalls, and the user's env Secrets override the defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from stage_fakes import (
+    FINGERPRINT,
+    FakeKube,
+    RecordingConnector,
+    RecordingSession,
+    make_context,
+    make_runtime,
+    spec_body,
+    static_resolver,
+)
+
+from o4o_operator import errors
+from o4o_operator.models import DeploymentInstanceStatus, HostKeySource, ServerStatus, SourceStatus
+from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
+from o4o_operator.rendering import render_script
+from o4o_operator.rendering.env_values import GENERATED_KEYS, database_identifier
+from o4o_operator.runner.generated_secret import delete_generated_secret
+
+SERVER = ServerStatus(name="shop-host.test", ip_address="198.51.100.5", host_key_fingerprint=FINGERPRINT,
+                      host_key_fingerprints=(FINGERPRINT,), host_key_source=HostKeySource.TRUSTED_ON_FIRST_USE)
+FETCHED = DeploymentInstanceStatus(server=SERVER, source=SourceStatus(
+    repository="https://example.com/o4o/platform.git", revision="main", commit="c" * 40))
+SECRET = "shop-database"
+EXTERNAL = {"host": "db.example.net", "port": "6543", "name": "shop", "user": "shop_app",
+            "password": "external-pass-123", "sslMode": "verify-full"}
+
+
+def _driver(kube: FakeKube, session: RecordingSession, **spec: Any) -> Any:
+    return make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})), spec_body(**spec),
+                        FETCHED)
+
+
+def _env_file(session: RecordingSession) -> dict[str, str]:
+    path = next(path for path in session.contents if path.endswith("/.env"))
+    lines = session.contents[path].decode().splitlines()
+    return {key: value.strip("'\"`") for key, _, value in (line.partition("=") for line in lines[1:] if line)}
+
+
+async def test_the_local_database_gets_the_generated_names_and_password_as_environment_only() -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "PostgreSQL 14/main"})
+    driver = _driver(kube, session)
+
+    message = await driver.run(StageName.DATABASE)
+
+    assert message == "Database ready: PostgreSQL 14/main"
+    generated = kube.secrets[SECRET]
+    assert set(generated) == set(GENERATED_KEYS) and kube.owners[SECRET] == "uid-1"
+    name = database_identifier(driver.instance.host_context().app_user)
+    assert generated["DB_NAME"] == generated["DB_USERNAME"] == name
+    assert generated["ADMIN_EMAIL"] == "admin@shop.example.com"
+    assert len({generated[key] for key in ("DB_PASSWORD", "JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET",
+                                           "ADMIN_PASSWORD")}) == 5
+    assert session.envs == [{"O4O_DB_MODE": "local", "O4O_DB_HOST": "127.0.0.1", "O4O_DB_PORT": "5432",
+                             "O4O_DB_NAME": name, "O4O_DB_USER": name, "O4O_DB_PASSWORD": generated["DB_PASSWORD"],
+                             "O4O_DB_SSLMODE": "require"}]
+    assert session.scripts == [render_script("setup-database", driver.instance.host_context())]
+    for key in ("DB_PASSWORD", "JWT_SECRET"):
+        assert generated[key] not in session.scripts[0]
+
+
+async def test_the_generated_values_are_made_once_and_a_missing_key_is_added_beside_the_kept_ones() -> None:
+    kube = FakeKube()
+    await _driver(kube, RecordingSession({"database": "ok"})).run(StageName.DATABASE)
+    first = dict(kube.secrets[SECRET])
+    del kube.secrets[SECRET]["JWT_REFRESH_SECRET"]  # as if made by a release that had no such key
+
+    await _driver(kube, RecordingSession({"database": "ok"})).run(StageName.DATABASE)
+
+    again = kube.secrets[SECRET]
+    assert {k: v for k, v in again.items() if k != "JWT_REFRESH_SECRET"} == \
+        {k: v for k, v in first.items() if k != "JWT_REFRESH_SECRET"}
+    assert again["JWT_REFRESH_SECRET"] and again["JWT_REFRESH_SECRET"] != first["JWT_REFRESH_SECRET"]
+
+
+async def test_a_secret_of_that_name_the_operator_did_not_make_stalls_and_is_left_alone() -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "ok"})
+    kube.secrets[SECRET] = {"DB_PASSWORD": "theirs-0123456789"}
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _driver(kube, session).run(StageName.DATABASE)
+
+    assert caught.value.reason == "SecretNameTaken" and SECRET in caught.value.message
+    assert "theirs-0123456789" not in caught.value.message
+    assert kube.secrets[SECRET] == {"DB_PASSWORD": "theirs-0123456789"} and session.scripts == []
+    assert not await delete_generated_secret(kube, "team", "shop", "uid-1")  # type: ignore[arg-type]
+    assert SECRET in kube.secrets
+
+
+@pytest.mark.parametrize("missing", ["host", "port", "name", "user", "password", "sslMode"])
+async def test_an_external_database_secret_without_a_key_stalls_naming_the_field_and_the_key(missing: str) -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "ok"})
+    kube.secrets["ext-db"] = {k: v for k, v in EXTERNAL.items() if k != missing}
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.DATABASE)
+
+    assert caught.value.reason == "DatabaseSecretIncomplete"
+    assert caught.value.field == "spec.database.external.secretRef" and repr(missing) in caught.value.message
+    assert EXTERNAL["password"] not in caught.value.message and session.scripts == []
+
+
+async def test_an_external_database_is_checked_with_its_own_connection() -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "external shop"})
+    kube.secrets["ext-db"] = dict(EXTERNAL)
+
+    await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.DATABASE)
+
+    assert session.envs == [{"O4O_DB_MODE": "external", "O4O_DB_HOST": "db.example.net", "O4O_DB_PORT": "6543",
+                             "O4O_DB_NAME": "shop", "O4O_DB_USER": "shop_app", "O4O_DB_PASSWORD": "external-pass-123",
+                             "O4O_DB_SSLMODE": "verify-full"}]
+
+
+async def test_a_script_that_reports_no_database_fails_transiently() -> None:
+    with pytest.raises(errors.TransientError) as caught:
+        await _driver(FakeKube(), RecordingSession({})).run(StageName.DATABASE)
+    assert caught.value.reason == "DatabaseUnavailable"
+
+
+async def test_the_env_file_has_the_defaults_the_generated_secrets_and_the_users_overrides() -> None:
+    kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
+    kube.secrets["app-env"] = {"JWT_SECRET": "users-own-jwt-secret", "SMTP_HOST": "smtp.example.com"}
+
+    await _driver(kube, session, env=[{"name": "app-env"}], apiPort=4000).run(StageName.CONFIGURE)
+
+    env, generated = _env_file(session), kube.secrets[SECRET]
+    assert env["NODE_ENV"] == "production" and env["PORT"] == "4000" and env["DB_TYPE"] == "postgres"
+    assert env["CORS_ORIGIN"] == env["FRONTEND_URL"] == "https://shop.example.com"
+    assert (env["DB_HOST"], env["DB_PORT"], env["REDIS_ENABLED"]) == ("127.0.0.1", "5432", "false")
+    assert (env["DB_NAME"], env["DB_USERNAME"], env["DB_PASSWORD"]) == \
+        (generated["DB_NAME"], generated["DB_USERNAME"], generated["DB_PASSWORD"])
+    assert env["JWT_SECRET"] == "users-own-jwt-secret"  # the user's wins
+    assert env["JWT_REFRESH_SECRET"] == generated["JWT_REFRESH_SECRET"]
+    assert env["SESSION_SECRET"] == generated["SESSION_SECRET"] and env["SMTP_HOST"] == "smtp.example.com"
+    assert "ADMIN_PASSWORD" not in env
+
+
+async def test_the_env_file_points_at_an_external_database() -> None:
+    kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
+    kube.secrets["ext-db"] = dict(EXTERNAL)
+
+    await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.CONFIGURE)
+
+    env = _env_file(session)
+    assert (env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USERNAME"], env["DB_PASSWORD"],
+            env["PGSSLMODE"]) == ("db.example.net", "6543", "shop", "shop_app", "external-pass-123", "verify-full")
+
+
+async def test_a_changed_generated_secret_changes_the_env_and_database_versions_only() -> None:
+    kube = FakeKube()
+    driver = _driver(kube, RecordingSession({"database": "ok"}))
+    before = await driver.instance.observe_facts(FETCHED)
+    await driver.run(StageName.DATABASE)
+
+    after = await _driver(kube, RecordingSession({})).instance.observe_facts(FETCHED)
+
+    assert after.env_version != before.env_version and after.database_version != before.database_version
+    assert (after.server_address, after.commit) == (before.server_address, before.commit)
+    assert "facts.envVersion" in STAGES_BY_NAME[StageName.CONFIGURE].inputs
+    assert "facts.databaseVersion" in STAGES_BY_NAME[StageName.DATABASE].inputs
+    others = [s for s in STAGES_BY_NAME.values() if s.name not in (StageName.CONFIGURE, StageName.DATABASE)]
+    assert not [s.name for s in others if {"facts.envVersion", "facts.databaseVersion"} & set(s.inputs)]
+
+
+def test_the_database_stage_sits_between_runtime_and_source() -> None:
+    names = list(STAGES_BY_NAME)
+    assert names.index(StageName.RUNTIME) + 1 == names.index(StageName.DATABASE) == names.index(StageName.SOURCE) - 1
+    stage = STAGES_BY_NAME[StageName.DATABASE]
+    assert (stage.condition, stage.phase.value, stage.title) == ("DatabaseReady", "Installing", "Create the database")
