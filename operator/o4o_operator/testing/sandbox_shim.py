@@ -1,7 +1,8 @@
 """The stand-in for every command that would change the machine, inside a SandboxHost.
 
 Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
-certbot, curl, useradd, id, chown, sudo, runuser and getent do in the sandbox,
+certbot, curl, useradd, id, chown, sudo, runuser and getent do in the sandbox
+(and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``),
 and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
 ``node-v<version>-linux-<arch>.tar.xz`` whose ``bin/node`` and npm lead back
 to these shims, and its ``SHASUMS256.txt``). Each call is appended as one JSON
@@ -37,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 if __package__:
-    from o4o_operator.testing import sandbox_node_mirror
-else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling file, not the package
+    from o4o_operator.testing import sandbox_node_mirror, sandbox_postgres
+else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling files, not the package
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
+    import sandbox_postgres  # type: ignore[no-redef,import-not-found]
 
 ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
 LOG = ROOT / ".shim-log"
@@ -142,7 +144,7 @@ def apt_get(args: list[str]) -> int:
     words = [a for index, a in enumerate(args)
              if not a.startswith("-") and (index == 0 or args[index - 1] not in ("-o", "-c"))]
     if words and words[0] == "install":
-        names = [w.split("=")[0] for w in words[1:]]
+        names = sandbox_postgres.installed([w.split("=")[0] for w in words[1:]], update_state)
         update_state(lambda s: s.__setitem__("packages", sorted(set(s.get("packages", [])) | set(names))))
         for name in names:
             print(f"Setting up {name} ...")
@@ -528,11 +530,19 @@ def certbot(args: list[str]) -> int:
     return 0
 
 
+def psql(args: list[str]) -> int:
+    if "postgresql-client" not in packages():
+        return not_installed("psql")
+    return sandbox_postgres.psql(args, AS_USER, update_state, state(), sys.stdin.read)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query, "node": node, "npm": npm,
     "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
     "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl,
-    "getent": getent, "certbot": certbot, "sudo": sudo,
+    "getent": getent, "certbot": certbot, "sudo": sudo, "psql": psql,
+    "pg_lsclusters": lambda args: sandbox_postgres.pg_lsclusters(args, state()),
+    "pg_ctlcluster": lambda args: sandbox_postgres.pg_ctlcluster(args, update_state),
 }
 
 
