@@ -24,7 +24,7 @@ def test_sample_reaches_ready_with_a_truthful_status(world: LocalWorld, namespac
     assert status["server"]["ipAddress"].startswith("127.77.")
     assert status["source"]["commit"] == world.commit
     assert status["observedGeneration"] == obj["metadata"]["generation"]
-    assert status["phase"] == "Ready" and status["stageProgress"] == "9/9"
+    assert status["phase"] == "Ready" and status["stageProgress"] == f"{len(STAGES)}/{len(STAGES)}"
     assert status["logTail"]
     assert all(c["reason"] and c["observedGeneration"] == obj["metadata"]["generation"]
                for c in status["conditions"])

@@ -31,7 +31,7 @@ from o4o_operator.testing.operator_process import OperatorProcess
 from o4o_operator.testing.world import LocalWorld, SandboxFleet
 
 DI_PATH = "/apis/deploy.o4o.io/v1alpha1/namespaces/{namespace}/deploymentinstances"
-SSH_STAGES = ("runtime", "source", "build-site", "build-api", "configure", "tls", "apps")
+SSH_STAGES = ("runtime", "database", "source", "build-site", "build-api", "configure", "tls", "apps")
 WorldFactory = Callable[..., LocalWorld]
 """The ``worlds`` fixture: ``worlds(namespace, seed=..., operator_env=..., kubeconfig=...)``."""
 
