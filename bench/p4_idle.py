@@ -62,6 +62,7 @@ from o4o_operator.pipeline.transitions import (
     with_summary,
 )
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner.generated_secret import generated_values
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
@@ -121,6 +122,9 @@ class _CachedSecrets:
         self._kube = kube
         self._cache: dict[tuple[str, str], SecretData] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kube, name)  # the rest (creating the operator-owned Secret) as KubeApi does it
+
     async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
         if (namespace, name) not in self._cache:
             self._cache[(namespace, name)] = await self._kube.read_secret(namespace, name, field)
@@ -161,6 +165,7 @@ async def ready_status(runtime: Runtime, body: dict[str, Any], now: datetime.dat
     status = with_log_lines(status, log_lines(lines, now))
 
     context = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
+    await generated_values(context)  # as the worker does before it observes: <name>-database exists
     facts = await context.observe_facts(status)  # exactly what the worker observes
     spec_body = spec.to_body()
     hashes = current_inputs(spec_body, facts)

@@ -24,6 +24,7 @@ import pydantic
 
 from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
+from o4o_operator.kubeapi import ApiError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, merge_patch
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
@@ -54,6 +55,7 @@ from o4o_operator.pipeline.transitions import (
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
+from o4o_operator.runner.generated_secret import generated_values
 from o4o_operator.runner.host_stages import run_host_stage
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
@@ -196,6 +198,10 @@ class InstanceWorker:
     async def _decide(self, instance: InstanceContext, status: DeploymentInstanceStatus,
                       now: datetime.datetime) -> tuple[Decision, dict[str, str], Facts]:
         """Ask the pipeline (the only place that does) what ``status`` needs next, with today's facts."""
+        # The operator-owned Secret first, so that its making is not itself a change of the facts (which
+        # would run the database stage a second time). Failures are the database stage's to report.
+        with contextlib.suppress(StageError, ApiError):
+            await generated_values(instance)
         facts = await instance.observe_facts(status)
         spec_body = instance.spec.to_body()
         annotations = instance.body["metadata"].get("annotations") or {}
