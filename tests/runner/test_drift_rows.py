@@ -37,6 +37,7 @@ from o4o_operator.pipeline.transitions import with_stage_started, with_stage_suc
 from o4o_operator.providers.ownership import ownership_tags, server_name
 from o4o_operator.providers.protocols import CommandResult, LogSink, ServerFacts
 from o4o_operator.runner.drift import check_drift
+from o4o_operator.runner.generated_secret import generated_values
 from o4o_operator.runner.worker import InstanceWorker
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -112,6 +113,7 @@ async def test_the_worker_invalidates_exactly_the_stages_found_lost(row: Row) ->
     body = instance_body(SPEC)
     status = _ready(SPEC, row.not_after)
     driver = make_context(runtime, SPEC, status)
+    await generated_values(driver.instance)  # as the worker does before it observes: <name>-database exists
     hashes = current_inputs(DeploymentInstanceSpec.model_validate(SPEC).to_body(),
                             await driver.instance.observe_facts(status))
     earlier = NOW - datetime.timedelta(hours=1)
