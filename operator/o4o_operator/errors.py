@@ -38,7 +38,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerUntrusted",
     "AppInstallFailed", "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing",
-    "HealthCheckFailed", "LockfileMissing", "NginxConfigInvalid", "NodeChecksumMismatch", "NodeDownloadFailed",
+    "HealthCheckFailed", "LockfileMissing", "MigrationFailed", "NginxConfigInvalid", "NodeChecksumMismatch",
+    "NodeDownloadFailed",
     "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",
     "RolledBack", "RuntimeNotReady", "SourceAccessDenied", "SourceMissing", "SourceUnavailable",
     "UnsupportedArchitecture",

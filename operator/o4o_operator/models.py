@@ -170,6 +170,12 @@ INSTALL_FLAG_PATTERN = r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9._/@:+-]+)?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COMMAND_WORD_PATTERN = r"^[A-Za-z0-9_@%+=:,./-]+$"
 """One word of a command run on the server (shell-quoted when rendered)."""
+URL_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]*$"
+"""A URL path such as ``/api/health``: no query, no spaces, nothing nginx or a shell would read."""
+BODY_FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$"
+"""A dotted path into a JSON body, such as ``database.status``."""
+HEALTH_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+"""The value a health body's field must hold, such as ``healthy``."""
 MAX_BUILD_VALUE = 214
 MAX_ENV_VALUE = 1024
 
@@ -244,7 +250,24 @@ class ApiBuildSpec(_Model):
     """From ``directory``; PM2 runs it. Must exist after the build."""
     migrate_command: tuple[CommandWord, ...] = Field(default=("node", "dist/migrate.js"), min_length=1,
                                                      max_length=16)
-    """Run in ``directory`` to migrate the database."""
+    """Run in ``directory`` of the new release, with the instance's .env, before traffic switches to it."""
+    keep_across_bundle: tuple[RelativePath, ...] = Field(default=("dist/database",), max_length=16)
+    """From ``directory``: kept from the build step across the bundle step, which cleans ``dist`` (O4O's
+    tsup bundle wipes the tsc-built ``dist/database/migrations`` that ``dist/migrate.js`` reads)."""
+    uploads_dir: RelativePath = "public/uploads"
+    """From ``directory``: where the API writes uploads (O4O: ``process.cwd()/public/uploads``). Each
+    release links it to the instance's shared uploads directory, which nginx serves at ``/uploads/``."""
+
+
+class HealthSpec(_Model):
+    """What activation and the drift check ask the API, beside ``/``: O4O answers 200 even without a
+    database, so its body's ``database.status`` must say ``healthy`` too."""
+
+    path: Annotated[str, _matching(URL_PATH_PATTERN, "a URL path such as /api/health", 255)] = "/api/health"
+    body_field: Annotated[str, _matching(BODY_FIELD_PATTERN, "empty or a dotted JSON field such as "
+                                         "database.status", 255, allow_empty=True)] = "database.status"
+    """Empty: the status code alone decides."""
+    expect: Annotated[str, _matching(HEALTH_VALUE_PATTERN, "a plain value such as healthy", 100)] = "healthy"
 
 
 class BuildSpec(_Model):
@@ -254,6 +277,7 @@ class BuildSpec(_Model):
     """Flags of ``pnpm install``."""
     site: SiteBuildSpec = Field(default_factory=SiteBuildSpec)
     api: ApiBuildSpec = Field(default_factory=ApiBuildSpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
 
 
 class SecretKeyRef(_Model):

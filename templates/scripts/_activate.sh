@@ -13,6 +13,12 @@ KEEP_RELEASES={{ ctx.keep_releases | shquote }}
 ACTIVATIONS="$R"{{ ctx.activation_log_dir | shquote }}
 ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
 FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
+API_DIR={{ ctx.api_dir | shquote }}
+MIGRATE_COMMAND=({% for word in ctx.api_migrate_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
+MIGRATE_ENV_FILE="$R"{{ ctx.env_path | shquote }}
+UPLOADS_DIR="$R"{{ ctx.uploads_dir | shquote }}
+RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
 {% include "scripts/_health.sh" %}
 
 reload_app() {
@@ -46,6 +52,53 @@ health_check() {
   return 1
 }
 
+# Uploads live outside the releases: the place the API writes them to, in the new release, links to the
+# shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
+link_uploads() {
+  local link="$BASE_DIR/$TARGET/$RELEASE_UPLOADS"
+  as_app install -d -m 0755 "$UPLOADS_DIR"
+  if [ "$(as_app readlink "$link" 2>/dev/null || true)" = "$UPLOADS_DIR" ]; then
+    return 0
+  fi
+  if as_app test -d "$link" && ! as_app test -L "$link"; then
+    o4o_step "Moving the uploads release $COMMIT ships in $RELEASE_UPLOADS into the shared directory"
+    as_app cp -a -n "$link/." "$UPLOADS_DIR" || true  # the shared copy wins; the release's are in git
+    as_app rm -rf -- "$link"
+  fi
+  as_app mkdir -p "$(dirname "$link")"
+  o4o_relink_as_app "$UPLOADS_DIR" "$link"
+}
+
+# The migration runs as the instance's user in the new release's API directory, with the instance's .env
+# read by Node's own --env-file parser (as PM2 starts the API: no .env text is ever read by a shell).
+# Its output goes to the activation log only. It runs once per release: root's marker remembers.
+O4O_WITH_ENV="$(cat <<'JS'
+const { spawnSync } = require('child_process');
+const [cwd, command, ...args] = process.argv.slice(1);
+const run = spawnSync(command, args, { cwd, stdio: 'inherit' });
+if (run.error) { console.error(`${command}: ${run.error.message}`); process.exit(127); }
+process.exit(run.status === null ? 128 : run.status);
+JS
+)"
+migrate_release() {
+  local migration="${MIGRATE_COMMAND[*]}"
+  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "$migration" ]; then
+    o4o_step "Release $COMMIT is already migrated ($migration)"
+    return 0
+  fi
+  [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
+  o4o_step "Migrating the database for release $COMMIT: $migration (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s migration: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$migration" >> "$ACTIVATION_LOG"
+  if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
+      "$BASE_DIR/$TARGET/$API_DIR" "${MIGRATE_COMMAND[@]}" >> "$ACTIVATION_LOG" 2>&1; then
+    printf '%s\n' "$migration" > "$MIGRATED_MARKER"
+    printf '%s migration succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  else
+    printf '%s migration failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+    o4o_transient MigrationFailed "The migration of release $COMMIT ($migration) failed, so current stays on ${previous:-nothing}, which keeps serving (schema changes are not rolled back). Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+  fi
+}
+
 prune_releases() {
   local live count=0 name
   live="$(readlink "$CURRENT" 2>/dev/null || true)"
@@ -57,7 +110,7 @@ prune_releases() {
     fi
     o4o_step "Pruning release $name"
     as_app rm -rf -- "${RELEASES_DIR:?}/$name"
-    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated"
   done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
 }
 
@@ -67,6 +120,9 @@ done
 
 install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
+# Before traffic switches: the uploads link, then the database migration. A failure leaves current alone.
+link_uploads
+migrate_release
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else

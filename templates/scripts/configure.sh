@@ -17,6 +17,10 @@ if [ ! -f "$ENV_FILE" ]; then
   as_app install -m 0600 /dev/null "$ENV_FILE"
 fi
 as_app chmod 0600 "$ENV_FILE"
+# Uploads outlive releases in the shared directory, which nginx's group may now pass through (never list:
+# mode 0711; the base directory already keeps everyone else out) to serve them at /uploads/.
+as_app chmod 0711 "$R"{{ ctx.shared_dir | shquote }}
+as_app install -d -m 0755 "$R"{{ ctx.uploads_dir | shquote }}
 
 # HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
 if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then

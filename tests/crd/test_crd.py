@@ -84,7 +84,9 @@ def test_source_and_build_default_to_o4o_and_agree_with_the_models(control_plane
                  "apiUrlVariable": "VITE_API_URL", "env": {}},
         "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
                 "bundleScript": "build:api", "entryPoint": "dist/main.js",
-                "migrateCommand": ["node", "dist/migrate.js"]},
+                "migrateCommand": ["node", "dist/migrate.js"], "keepAcrossBundle": ["dist/database"],
+                "uploadsDir": "public/uploads"},
+        "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},
     }
     models = DeploymentInstanceSpec.model_validate({**_without("source")["spec"], "ssh": spec["ssh"]}).to_body()
     assert models["build"] == spec["build"]
@@ -204,6 +206,13 @@ BUILD: list[tuple[str, dict[str, Any], str]] = [
     ("migrate word with a semicolon", _with("build.api.migrateCommand", ["node", "a;b"]),
      "spec.build.api.migrateCommand[1]"),
     ("install flag that is not a flag", _with("build.installFlags", ["; reboot"]), "spec.build.installFlags[0]"),
+    ("kept path outside the package", _with("build.api.keepAcrossBundle", ["../dist"]),
+     "spec.build.api.keepAcrossBundle[0]"),
+    ("uploads dir absolute", _with("build.api.uploadsDir", "/var/www"), "spec.build.api.uploadsDir"),
+    ("health path with a query", _with("build.health.path", "/api/health?x=1"), "spec.build.health.path"),
+    ("health body field with a space", _with("build.health.bodyField", "database status"),
+     "spec.build.health.bodyField"),
+    ("health expectation with a quote", _with("build.health.expect", "ok'"), "spec.build.health.expect"),
 ]
 INVALID += BUILD
 

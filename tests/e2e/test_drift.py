@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 
 from conftest import conditions, wait_for
+from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
 from o4o_operator.testing.world import LocalWorld
 
 
@@ -18,7 +19,7 @@ def test_a_failing_health_check_turns_ready_false_and_recovers(world: LocalWorld
         host.set_http_response(500, "down", url_contains="/api/health")
         broken = wait_for(world, namespace, "drift", "condition=Ready=false")
         assert conditions(broken)["Ready"]["status"] == "False"
-        host.set_http_response(200, "ok", url_contains="/api/health")
+        host.set_http_response(200, HEALTHY_BODY, url_contains="/api/health")
         healed = wait_for(world, namespace, "drift", "condition=Ready")
         assert healed["status"]["lastCheckTime"] >= obj["status"]["lastCheckTime"]
     finally:

@@ -19,6 +19,7 @@ from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import HostContext, render_script
 from o4o_operator.testing import SandboxHost, sandbox_node_mirror
 from o4o_operator.testing.pki import make_pki
+from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
 
 CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", repository="https://example.com/o4o.git",
                       revision="main", tls_email="ops@example.com", node_mirror="https://mirror.example.com/node")
@@ -138,7 +139,7 @@ def probes(sandbox: SandboxHost) -> list[tuple[str, ...]]:
 async def test_before_the_certificate_every_path_must_answer_200_over_http(
         sandbox: SandboxHost, session: SshSession, root_status: int, api_status: int, healthy: bool) -> None:
     sandbox.set_http_response(root_status, "", url_contains="")
-    sandbox.set_http_response(api_status, "", url_contains="/api/health")
+    sandbox.set_http_response(api_status, HEALTHY_BODY, url_contains="/api/health")
     if healthy:
         assert await run(session, "check-health") == {"health": "ok"}
     else:

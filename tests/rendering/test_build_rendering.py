@@ -50,7 +50,8 @@ def test_the_default_api_build_is_o4os() -> None:
     script = render_script("build-api", DEFAULT)
     for line in ("API_PACKAGE=@o4o/api-server", "API_BUILD_SCRIPT=build", "API_BUNDLE_SCRIPT=build:api",
                  "OUTPUT=apps/api-server/dist/main.js",
-                 "# The database is migrated later, in apps/api-server, with: node dist/migrate.js"):
+                 "# The database is migrated at activation, in apps/api-server, with: node dist/migrate.js",
+                 "KEEP_ACROSS_BUNDLE=(dist/database)", "MIGRATE_SCRIPT=dist/migrate.js"):
         assert f"\n{line}\n" in script
     build = script.index('pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT"')
     bundle = script.index('pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT"')

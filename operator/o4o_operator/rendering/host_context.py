@@ -28,18 +28,11 @@ import dataclasses
 import hashlib
 import json
 import re
-from typing import Any
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.models import (
-    COMMAND_WORD_PATTERN,
-    ENV_NAME_PATTERN,
-    INSTALL_FLAG_PATTERN,
-    PACKAGE_NAME_PATTERN,
-    RELATIVE_PATH_PATTERN,
-    SCRIPT_NAME_PATTERN,
-    BuildSpec,
-)
+from o4o_operator.rendering.build_context import build_fields, migrate_script, validate_build
+
+__all__ = ["HostContext", "build_fields", "instance_slug", "instance_user"]
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 BASE_DIR_ROOT = "/srv/o4o"
@@ -61,28 +54,9 @@ _DNS_LABEL = re.compile(rf"^{_LABEL}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[^/]$")
-_PACKAGE = re.compile(PACKAGE_NAME_PATTERN)
-_SCRIPT = re.compile(SCRIPT_NAME_PATTERN)
-_RELATIVE = re.compile(RELATIVE_PATH_PATTERN)
-_INSTALL_FLAG = re.compile(INSTALL_FLAG_PATTERN)
-_ENV_NAME = re.compile(ENV_NAME_PATTERN)
-_COMMAND_WORD = re.compile(COMMAND_WORD_PATTERN)
-
-
-def build_fields(build: BuildSpec) -> dict[str, Any]:
-    """The :class:`HostContext` fields that ``spec.build`` decides, by field name."""
-    site, api = build.site, build.api
-    return {
-        "install_flags": build.install_flags, "site_package": site.package, "site_build_script": site.build_script,
-        "site_dist": site.output_dir, "site_api_url_variable": site.api_url_variable,
-        "site_env": tuple(sorted(site.env.items())), "api_package": api.package, "api_dir": api.directory,
-        "api_build_script": api.build_script, "api_bundle_script": api.bundle_script,
-        "api_entry": api.entry_point, "api_migrate_command": api.migrate_command,
-    }
 
 
 def _digest(*values: object) -> str:
@@ -141,6 +115,10 @@ class HostContext:
     certificate_ca_bundle: str | None = None
     """PEM roots the issued certificate chains to (``spec.tls.certificateCABundle``); None: the system roots."""
     health_path: str = "/api/health"
+    """``spec.build.health``: the API path probed beside ``/``, the dotted field of its JSON body that must
+    equal ``health_expect`` (empty: the status code alone decides)."""
+    health_body_field: str = "database.status"
+    health_expect: str = "healthy"
     health_attempts: int = 10
     health_interval_seconds: int = 3
     install_flags: tuple[str, ...] = ("--frozen-lockfile",)
@@ -159,7 +137,11 @@ class HostContext:
     """Run after ``api_build_script`` on the API package alone; empty: no bundle step."""
     api_entry: str = "dist/main.js"
     api_migrate_command: tuple[str, ...] = ("node", "dist/migrate.js")
-    """Run in the API directory to migrate the database (carried for the migration stage)."""
+    """Run in the new release's API directory, with the .env, before ``current`` switches to it."""
+    api_keep_across_bundle: tuple[str, ...] = ("dist/database",)
+    """From the API directory: saved after the build step and put back after the bundle step."""
+    api_uploads_dir: str = "public/uploads"
+    """From the API directory: where the API writes uploads; a link to :attr:`uploads_dir` in each release."""
     cms_init_command: tuple[str, ...] = ("pnpm", "--filter", "@o4o/api-server", "run", "seed", "--phase", "F")
     """Creates the default pages, menu and theme (the seed's phase F); run once."""
     letsencrypt_dir: str = "/etc/letsencrypt"
@@ -207,46 +189,15 @@ class HostContext:
         if not _MIRROR.match(self.node_mirror):
             raise _invalid("O4O_NODE_MIRROR", "must be an http(s) URL without a trailing slash, such as "
                            "https://nodejs.org/dist")
-        if not _URL_PATH.match(self.health_path):
-            raise _invalid("healthPath", "must be a URL path such as /api/health")
         if self.health_attempts < 1 or self.health_interval_seconds < 0:
             raise _invalid("health", "needs at least one attempt and a non-negative interval")
         for name in ("base_dir", "letsencrypt_dir", "nginx_dir", "nginx_log_dir"):
             if not _SAFE_PATH.match(getattr(self, name)) or ".." in getattr(self, name):
                 raise _invalid(name, "must be an absolute path of plain characters")
-        self._validate_build()
+        validate_build(self)
         for app in self.apps:
             if not _DNS_LABEL.match(app):
                 raise _invalid("apps", f"{app!r} is not a valid app name")
-
-    def _validate_build(self) -> None:
-        """The same rules as the models' (``spec.build``), again here: nothing breaks out of a script."""
-        checks: list[tuple[str, str, re.Pattern[str], bool]] = [
-            ("spec.build.site.package", self.site_package, _PACKAGE, False),
-            ("spec.build.site.buildScript", self.site_build_script, _SCRIPT, False),
-            ("spec.build.site.outputDir", self.site_dist, _RELATIVE, False),
-            ("spec.build.site.apiUrlVariable", self.site_api_url_variable, _ENV_NAME, True),
-            ("spec.build.api.package", self.api_package, _PACKAGE, False),
-            ("spec.build.api.directory", self.api_dir, _RELATIVE, False),
-            ("spec.build.api.buildScript", self.api_build_script, _SCRIPT, False),
-            ("spec.build.api.bundleScript", self.api_bundle_script, _SCRIPT, True),
-            ("spec.build.api.entryPoint", self.api_entry, _RELATIVE, False),
-        ]
-        checks += [(f"spec.build.installFlags[{i}]", flag, _INSTALL_FLAG, False)
-                   for i, flag in enumerate(self.install_flags)]
-        checks += [(f"spec.build.api.migrateCommand[{i}]", word, _COMMAND_WORD, False)
-                   for i, word in enumerate(self.api_migrate_command)]
-        checks += [(f"spec.build.site.env.{name}", name, _ENV_NAME, False) for name, _ in self.site_env]
-        for field, value, pattern, may_be_empty in checks:
-            if value == "" and may_be_empty:
-                continue
-            if len(value) > 255 or not pattern.match(value):
-                raise _invalid(field, f"{value!r} is not allowed here (plain characters only)")
-        if not self.api_migrate_command:
-            raise _invalid("spec.build.api.migrateCommand", "needs at least one word")
-        for name, value in self.site_env:
-            if _CONTROL.search(value):
-                raise _invalid(f"spec.build.site.env.{name}", "must not contain control characters")
 
     @property
     def site_build_env(self) -> tuple[tuple[str, str], ...]:
@@ -268,7 +219,12 @@ class HostContext:
     @property
     def api_build_digest(self) -> str:
         return _digest("api", self.install_flags, self.api_package, self.api_dir, self.api_build_script,
-                       self.api_bundle_script, self.api_entry)
+                       self.api_bundle_script, self.api_entry, self.api_keep_across_bundle)
+
+    @property
+    def api_migrate_script(self) -> str | None:
+        """The file a ``node <script>`` migration runs, from the API directory; the build must leave it."""
+        return migrate_script(self.api_migrate_command)
 
     def with_commit(self, commit: str) -> HostContext:
         """The same context, pinned to a resolved commit."""
@@ -293,6 +249,10 @@ class HostContext:
     def activation_log(self, commit: str) -> str:
         return f"{self.activation_log_dir}/{commit}.log"
 
+    def migrated_marker(self, commit: str) -> str:
+        """Root's record that the release's migration succeeded: it is not run again."""
+        return f"{self.activation_log_dir}/{commit}.migrated"
+
     @property
     def nginx_applied_marker(self) -> str:
         return f"{self.state_dir}/nginx-applied"
@@ -315,6 +275,11 @@ class HostContext:
     @property
     def shared_dir(self) -> str:
         return f"{self.base_dir}/shared"
+
+    @property
+    def uploads_dir(self) -> str:
+        """Shared by every release (the API writes, nginx serves ``/uploads/``): outlives switches and rollbacks."""
+        return f"{self.shared_dir}/uploads"
 
     @property
     def env_path(self) -> str:

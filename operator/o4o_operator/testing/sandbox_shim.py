@@ -472,12 +472,16 @@ def runuser(args: list[str]) -> int:
 
 # ---- network -------------------------------------------------------------------------------
 
+HEALTHY_BODY = '{"status":"alive","database":{"status":"healthy"}}\n'
+"""What every URL answers unless a test says otherwise: O4O's health body with a connected database
+(``SandboxHost.set_http_response`` makes it say ``not_initialized``, or anything else)."""
+
 
 def curl(args: list[str]) -> int:
     url = next((a for a in reversed(args) if re.match(r"^https?://", a)), "")
     plan = load(PLAN, {"http": []})
     live = state().get("live_release")
-    status, body = 200, b"ok\n"
+    status, body = 200, HEALTHY_BODY.encode()
     for rule in reversed(plan.get("http", [])):
         if rule["url_contains"] in url and rule.get("live_release") in (None, live):
             status, body = rule["status"], rule["body"].encode()

@@ -46,7 +46,7 @@ RELEASE_DIR="$R"/srv/o4o/team-a.shop/releases/0123456789abcdef0123456789abcdef01
 OUTPUT=apps/api-server/dist/main.js
 BUILT_MARKER="$RELEASE_DIR/.o4o-built-api"
 # The marker holds a digest of spec.build's settings for this part: changed settings build again.
-BUILD_DIGEST=62bc216347d11da5
+BUILD_DIGEST=7ced24f301124f8a
 INSTALL_DIGEST=d52b1cef11043bad
 INSTALL_FLAGS=(--frozen-lockfile)
 
@@ -236,16 +236,42 @@ fi
 API_PACKAGE=@o4o/api-server
 API_BUILD_SCRIPT=build
 API_BUNDLE_SCRIPT=build:api
-# The database is migrated later, in apps/api-server, with: node dist/migrate.js
+# The database is migrated at activation, in apps/api-server, with: node dist/migrate.js
+API_DIR=apps/api-server
+KEEP_ACROSS_BUNDLE=(dist/database)
+KEPT="$RELEASE_DIR/.o4o-kept"
 
 o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.buildScript "$API_BUILD_SCRIPT"
 o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.bundleScript "$API_BUNDLE_SCRIPT"
 o4o_step "Building $API_PACKAGE and its workspace dependencies ($API_BUILD_SCRIPT)"
 as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT" ||
   o4o_permanent BuildFailed "Building $API_PACKAGE at $COMMIT failed; see the log"
+# The bundle step may clean dist/ (O4O's tsup does): spec.build.api.keepAcrossBundle is saved first, then
+# put back, as upstream's deploy-api workflow keeps dist/database (the migrations dist/migrate.js runs).
+as_app rm -rf "$KEPT"
+for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
+  if [ -e "$RELEASE_DIR/$API_DIR/$kept" ]; then
+    o4o_step "Keeping $API_DIR/$kept across the bundle step"
+    as_app mkdir -p "$(dirname "$KEPT/$kept")"
+    as_app cp -a "$RELEASE_DIR/$API_DIR/$kept" "$KEPT/$kept"
+  fi
+done
 o4o_step "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT)"
 as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT" ||
   o4o_permanent BuildFailed "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT) at $COMMIT failed; see the log"
+for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
+  if [ -d "$KEPT/$kept" ]; then  # merged into whatever the bundle step wrote there
+    as_app mkdir -p "$RELEASE_DIR/$API_DIR/$kept"
+    as_app cp -a "$KEPT/$kept/." "$RELEASE_DIR/$API_DIR/$kept"
+  elif [ -e "$KEPT/$kept" ]; then
+    as_app mkdir -p "$(dirname "$RELEASE_DIR/$API_DIR/$kept")"
+    as_app cp -a "$KEPT/$kept" "$RELEASE_DIR/$API_DIR/$kept"
+  fi
+done
+as_app rm -rf "$KEPT"
+MIGRATE_SCRIPT=dist/migrate.js
+[ -e "$RELEASE_DIR/$API_DIR/$MIGRATE_SCRIPT" ] ||
+  o4o_permanent BuildOutputMissing "spec.build.api.migrateCommand: the build produced no $API_DIR/$MIGRATE_SCRIPT to migrate with (spec.build.api.keepAcrossBundle keeps what the bundle step cleans)"
 [ -e "$RELEASE_DIR/$OUTPUT" ] ||
   o4o_permanent BuildOutputMissing "spec.build.api.entryPoint: the build succeeded but produced no $OUTPUT"
 o4o_mark "$BUILD_DIGEST" "$BUILT_MARKER"

@@ -98,6 +98,10 @@ if [ ! -f "$ENV_FILE" ]; then
   as_app install -m 0600 /dev/null "$ENV_FILE"
 fi
 as_app chmod 0600 "$ENV_FILE"
+# Uploads outlive releases in the shared directory, which nginx's group may now pass through (never list:
+# mode 0711; the base directory already keeps everyone else out) to serve them at /uploads/.
+as_app chmod 0711 "$R"/srv/o4o/team-a.shop/shared
+as_app install -d -m 0755 "$R"/srv/o4o/team-a.shop/shared/uploads
 
 # HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
 if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then
@@ -121,6 +125,12 @@ KEEP_RELEASES=5
 ACTIVATIONS="$R"/var/lib/o4o/instances/team-a.shop/activations
 ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
 FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
+API_DIR=apps/api-server
+MIGRATE_COMMAND=(node dist/migrate.js)
+MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
+UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
+RELEASE_UPLOADS=apps/api-server/public/uploads
 # ---- health: does the site answer 200 through nginx, as a visitor arrives? -------
 HEALTH_DOMAIN=shop.example.com
 HEALTH_PATHS=(/ /api/health)
@@ -130,13 +140,42 @@ if [ -n "$HEALTH_CA" ] && [ ! -s "$HEALTH_CA" ]; then
   o4o_transient ConfigMissing "The certificate CA bundle (spec.tls.certificateCABundle) has not been uploaded yet"
 fi
 
-# health_probe PATH prints "<status> <url>[ (<curl's error>)]", status 000 when nothing answered.
+# What the API's health path must say beside its 200 (spec.build.health): the dotted field of its JSON body
+# and the value it must hold; an empty field leaves the status code alone to decide.
+HEALTH_API_PATH=/api/health
+HEALTH_BODY_FIELD=database.status
+HEALTH_EXPECT=healthy
+# Reads the body on stdin with this server's own Node.js; prints "<field>=<value>[, expected <value>]".
+HEALTH_BODY_CHECK="$(cat <<'JS'
+const [field, expected] = process.argv.slice(1);
+let text = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => { text += chunk; });
+process.stdin.on('end', () => {
+  let value;
+  try {
+    value = field.split('.').reduce((at, key) => (at !== null && typeof at === 'object' ? at[key] : undefined),
+                                    JSON.parse(text));
+  } catch (error) {
+    console.log(`the body is not JSON, expected ${field}=${expected}`);
+    process.exit(1);
+  }
+  const shown = value === undefined ? '(absent)' : (typeof value === 'string' ? value : JSON.stringify(value));
+  const ok = value === expected;
+  console.log(`${field}=${String(shown).slice(0, 80)}${ok ? '' : `, expected ${expected}`}`);
+  process.exit(ok ? 0 : 1);
+});
+JS
+)"
+
+# health_probe PATH [BODY_FILE] prints "<status> <url>[ (<curl's error>)]", status 000 when nothing answered;
+# with BODY_FILE, the body is kept there.
 # Once the certificate exists: HTTPS to the domain itself (resolved to this server), verified against
 # spec.tls.certificateCABundle when given, else the system roots. Before: HTTP with the Host header.
 # Redirects are not followed: a 301 to HTTPS is not a healthy site.
 health_probe() {
   local url output code detail
-  local -a how=(--max-time 10 --noproxy '*')  # this server itself: never through the login's proxy
+  local -a how=(--max-time 10 --max-filesize 1048576 --noproxy '*')  # never through the login's proxy
   if [ -s "$HEALTH_CERTIFICATE" ]; then
     url="https://$HEALTH_DOMAIN$1"
     how+=(--resolve "$HEALTH_DOMAIN:443:127.0.0.1")
@@ -145,21 +184,36 @@ health_probe() {
     url="http://127.0.0.1$1"
     how+=(-H "Host: $HEALTH_DOMAIN")
   fi
-  output="$(curl -sS -o /dev/null -w '\n%{http_code}\n' "${how[@]}" "$url" 2>&1 || true)"
+  output="$(curl -sS -o "${2:-/dev/null}" -w '\n%{http_code}\n' "${how[@]}" "$url" 2>&1 || true)"
   code="$(printf '%s\n' "$output" | grep -E '^[0-9]{3}$' | tail -n 1 || true)"
   detail="$(printf '%s\n' "$output" | grep -vE '^([0-9]{3})?$' | head -n 1 || true)"
   printf '%s %s%s\n' "${code:-000}" "$url" "${detail:+ ($detail)}"
 }
 
-# health_check_once prints one "HTTP <status> <url>" line per path; it succeeds when every one is 200.
+# health_body_check FILE prints what the body's field says; it succeeds when that is HEALTH_EXPECT.
+health_body_check() {
+  node -e "$HEALTH_BODY_CHECK" -- "$HEALTH_BODY_FIELD" "$HEALTH_EXPECT" < "$1" 2>&1 ||
+    return 1
+}
+
+# health_check_once prints one "HTTP <status> <url>[ <field>=<value>...]" line per path; it succeeds when
+# every one is 200 and the API's body says HEALTH_EXPECT.
 health_check_once() {
-  local path line status=0
+  local path line body said status=0
+  body="$(mktemp)"
   for path in "${HEALTH_PATHS[@]}"; do
-    line="$(health_probe "$path")"
+    : > "$body"
+    line="$(health_probe "$path" "$body")"
+    if [ "${line%% *}" != 200 ]; then
+      status=1
+    elif [ "$path" = "$HEALTH_API_PATH" ] && [ -n "$HEALTH_BODY_FIELD" ]; then
+      said="$(health_body_check "$body" | head -n 1)" || status=1
+      [ -n "$said" ] || said="the body could not be read"
+      line="$line $said"
+    fi
     printf 'HTTP %s\n' "$line"
-    [ "${line%% *}" = 200 ] || status=1
   done
-  # Issue 12: the API health path's body (its database status) is to be read here as well.
+  rm -f "$body"
   return "$status"
 }
 # ------------------------------------------------------------------------------
@@ -195,6 +249,53 @@ health_check() {
   return 1
 }
 
+# Uploads live outside the releases: the place the API writes them to, in the new release, links to the
+# shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
+link_uploads() {
+  local link="$BASE_DIR/$TARGET/$RELEASE_UPLOADS"
+  as_app install -d -m 0755 "$UPLOADS_DIR"
+  if [ "$(as_app readlink "$link" 2>/dev/null || true)" = "$UPLOADS_DIR" ]; then
+    return 0
+  fi
+  if as_app test -d "$link" && ! as_app test -L "$link"; then
+    o4o_step "Moving the uploads release $COMMIT ships in $RELEASE_UPLOADS into the shared directory"
+    as_app cp -a -n "$link/." "$UPLOADS_DIR" || true  # the shared copy wins; the release's are in git
+    as_app rm -rf -- "$link"
+  fi
+  as_app mkdir -p "$(dirname "$link")"
+  o4o_relink_as_app "$UPLOADS_DIR" "$link"
+}
+
+# The migration runs as the instance's user in the new release's API directory, with the instance's .env
+# read by Node's own --env-file parser (as PM2 starts the API: no .env text is ever read by a shell).
+# Its output goes to the activation log only. It runs once per release: root's marker remembers.
+O4O_WITH_ENV="$(cat <<'JS'
+const { spawnSync } = require('child_process');
+const [cwd, command, ...args] = process.argv.slice(1);
+const run = spawnSync(command, args, { cwd, stdio: 'inherit' });
+if (run.error) { console.error(`${command}: ${run.error.message}`); process.exit(127); }
+process.exit(run.status === null ? 128 : run.status);
+JS
+)"
+migrate_release() {
+  local migration="${MIGRATE_COMMAND[*]}"
+  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "$migration" ]; then
+    o4o_step "Release $COMMIT is already migrated ($migration)"
+    return 0
+  fi
+  [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
+  o4o_step "Migrating the database for release $COMMIT: $migration (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s migration: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$migration" >> "$ACTIVATION_LOG"
+  if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
+      "$BASE_DIR/$TARGET/$API_DIR" "${MIGRATE_COMMAND[@]}" >> "$ACTIVATION_LOG" 2>&1; then
+    printf '%s\n' "$migration" > "$MIGRATED_MARKER"
+    printf '%s migration succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  else
+    printf '%s migration failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+    o4o_transient MigrationFailed "The migration of release $COMMIT ($migration) failed, so current stays on ${previous:-nothing}, which keeps serving (schema changes are not rolled back). Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+  fi
+}
+
 prune_releases() {
   local live count=0 name
   live="$(readlink "$CURRENT" 2>/dev/null || true)"
@@ -206,7 +307,7 @@ prune_releases() {
     fi
     o4o_step "Pruning release $name"
     as_app rm -rf -- "${RELEASES_DIR:?}/$name"
-    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated"
   done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
 }
 
@@ -216,6 +317,9 @@ done
 
 install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
+# Before traffic switches: the uploads link, then the database migration. A failure leaves current alone.
+link_uploads
+migrate_release
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else
