@@ -37,7 +37,9 @@ def test_a_spec_that_says_nothing_deploys_o4o_from_its_public_repository() -> No
                  "apiUrlVariable": "VITE_API_URL", "env": {}},
         "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
                 "bundleScript": "build:api", "entryPoint": "dist/main.js",
-                "migrateCommand": ["node", "dist/migrate.js"]},
+                "migrateCommand": ["node", "dist/migrate.js"], "keepAcrossBundle": ["dist/database"],
+                "uploadsDir": "public/uploads"},
+        "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},
     }
 
 
@@ -73,6 +75,15 @@ def test_a_fork_says_how_it_builds() -> None:
     ("build.api.migrateCommand", [], ("build", "api", "migrateCommand")),
     ("build.api.migrateCommand", ["node", "`id`"], ("build", "api", "migrateCommand", 1)),
     ("build.installFlags", ["--frozen-lockfile", "-r"], ("build", "installFlags", 1)),
+    ("build.api.keepAcrossBundle", ["dist/database", "../../etc"], ("build", "api", "keepAcrossBundle", 1)),
+    ("build.api.uploadsDir", "/var/www/uploads", ("build", "api", "uploadsDir")),
+    ("build.api.uploadsDir", "public/../../uploads", ("build", "api", "uploadsDir")),
+    ("build.health.path", "api/health", ("build", "health", "path")),
+    ("build.health.path", "/api/health;return", ("build", "health", "path")),
+    ("build.health.bodyField", "database..status", ("build", "health", "bodyField")),
+    ("build.health.bodyField", "$(id)", ("build", "health", "bodyField")),
+    ("build.health.expect", "", ("build", "health", "expect")),
+    ("build.health.expect", "healthy now", ("build", "health", "expect")),
 ])
 def test_build_values_that_could_break_out_are_refused_naming_the_field(path: str, value: Any,
                                                                          location: tuple[Any, ...]) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The drift check's health probe for shop: do / and /api/health answer exactly 200
-# through nginx, over HTTPS once the certificate exists? Rendered by o4o-operator. Changes nothing.
+# through nginx, over HTTPS once the certificate exists, and does the API's body say it works
+# (spec.build.health)? Rendered by o4o-operator. Changes nothing.
 set -euo pipefail
 # ---- common prelude, rendered by o4o-operator -------------------------------
 # Paths are logical; "$R" is the root prefix (empty on a real server).
@@ -129,5 +130,5 @@ health_check_once() {
 if health_check_once; then
   o4o_result health ok
 else
-  o4o_transient HealthCheckFailed "$HEALTH_DOMAIN did not answer 200 for every health path"
+  o4o_transient HealthCheckFailed "$HEALTH_DOMAIN did not answer 200 for every health path, or its health body did not say healthy"
 fi
