@@ -213,3 +213,49 @@ async def test_uploads_survive_a_release_switch_and_a_rollback(host: Host) -> No
     user = host.context.app_user
     assert any(c.args[:3] == ("-u", user, "--") and c.args[3:7] == ("install", "-d", "-m", "0755")
                and c.args[-1] == str(shared) for c in host.sandbox.commands("runuser"))
+
+
+# ---- build-api: what the bundle step cleans, and the migrate script it must leave ------------------------
+
+def api_scripts(host: Host, **scripts: str) -> str:
+    """Commit the API package.json with these scripts replaced; returns the new commit."""
+    manifest_path = host.repo / "apps/api-server/package.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["scripts"].update(scripts)
+    return commit_files(host.repo, {"apps/api-server/package.json": json.dumps(manifest, indent=2) + "\n"},
+                        "Change the API's scripts")
+
+
+TSC_BUILD = ("mkdir -p dist/database/migrations && echo 'exports.up = 1;' > dist/database/migrations/1700-init.js"
+             " && echo 'module.exports = {};' > dist/database/migration-config.js")
+CLEANING_BUNDLE = "rm -rf dist && mkdir -p dist && cp src/main.js dist/main.js && cp src/migrate.js dist/migrate.js"
+
+
+async def test_the_bundle_step_that_cleans_dist_keeps_dist_database(host: Host) -> None:
+    commit = api_scripts(host, build=TSC_BUILD, **{"build:api": CLEANING_BUNDLE})
+    assert (await host.run(StageName.SOURCE))["commit"] == commit
+    assert await host.run(StageName.BUILD_API, host.context.with_commit(commit)) == {"built": "api"}
+    api = host.release_api(commit)
+    assert (api / "dist/database/migrations/1700-init.js").read_text() == "exports.up = 1;\n"
+    assert (api / "dist/database/migration-config.js").exists()
+    assert (api / "dist/main.js").exists() and (api / "dist/migrate.js").exists()
+    assert not (host.sandbox.path(host.context.release_dir(commit)) / ".o4o-kept").exists()
+
+
+async def test_without_keep_across_bundle_the_cleaning_bundle_loses_the_migrations(host: Host) -> None:
+    commit = api_scripts(host, build=TSC_BUILD, **{"build:api": CLEANING_BUNDLE})
+    await host.run(StageName.SOURCE)
+    context = dataclasses.replace(host.context.with_commit(commit), api_keep_across_bundle=())
+    assert await host.run(StageName.BUILD_API, context) == {"built": "api"}
+    assert not (host.release_api(commit) / "dist/database").exists()
+
+
+async def test_a_build_that_leaves_no_migrate_script_fails_naming_the_field(host: Host) -> None:
+    commit = api_scripts(host, **{"build:api": "rm -rf dist && mkdir -p dist && cp src/main.js dist/main.js"})
+    await host.run(StageName.SOURCE)
+    with pytest.raises(PermanentError) as caught:
+        await host.run(StageName.BUILD_API, host.context.with_commit(commit))
+    assert caught.value.reason == "BuildOutputMissing"
+    assert caught.value.message.startswith("spec.build.api.migrateCommand:")
+    assert "apps/api-server/dist/migrate.js" in caught.value.message
+    assert not (host.sandbox.path(host.context.release_dir(commit)) / ".o4o-built-api").exists()

@@ -68,3 +68,10 @@ def test_a_changed_build_spec_re_runs_exactly_the_stages_it_feeds() -> None:
     assert [n for n in before if before[n] != changed_entry[n]] == [StageName.BUILD_API, StageName.CONFIGURE]
     changed_flags = _hashes(installFlags=["--frozen-lockfile", "--prefer-offline"])
     assert [n for n in before if before[n] != changed_flags[n]] == [StageName.BUILD_SITE, StageName.BUILD_API]
+    changed_health = _hashes(health={"bodyField": "db.state", "expect": "up"})
+    assert [n for n in before if before[n] != changed_health[n]] == [StageName.CONFIGURE]
+    changed_kept = _hashes(api={"keepAcrossBundle": ["dist/database", "dist/locales"]})
+    assert [n for n in before if before[n] != changed_kept[n]] == [StageName.BUILD_API]
+    for api in ({"uploadsDir": "var/uploads"}, {"migrateCommand": ["node", "dist/migrate.js", "--all"]}):
+        changed = _hashes(api=api)  # the build checks the migrate script; configure links and migrates
+        assert [n for n in before if before[n] != changed[n]] == [StageName.BUILD_API, StageName.CONFIGURE], api
