@@ -97,8 +97,11 @@ snapshots:
 """
 
 
-def api_main(greeting: str = "ok") -> str:
-    """A plain Node.js HTTP server on $PORT: ``/api/health`` answers 200 with JSON, the rest 404."""
+def api_main(greeting: str = "ok", database_status: str = "healthy") -> str:
+    """A plain Node.js HTTP server on $PORT: ``/api/health`` answers 200 with JSON, the rest 404.
+
+    It has no database: its health body says ``database.status`` is ``database_status`` in O4O's shape,
+    which is what ``spec.build.health`` reads (the o4o flavour reports a real one)."""
     return (
         "'use strict';\n"
         "const http = require('node:http');\n"
@@ -106,7 +109,8 @@ def api_main(greeting: str = "ok") -> str:
         "http.createServer((req, res) => {\n"
         "  const healthy = req.url === '/api/health' || req.url === '/health';\n"
         "  const body = JSON.stringify(healthy\n"
-        f"    ? {{status: {json.dumps(greeting)}, uptime: process.uptime(), pid: process.pid}}\n"
+        f"    ? {{status: {json.dumps(greeting)}, uptime: process.uptime(), pid: process.pid,\n"
+        f"       database: {{status: {json.dumps(database_status)}}}}}\n"
         "    : {error: 'not found', path: req.url});\n"
         "  res.writeHead(healthy ? 200 : 404, {'content-type': 'application/json'});\n"
         "  res.end(body);\n"
