@@ -12,6 +12,7 @@ from pathlib import Path
 
 from conftest import wait_for
 from o4o_operator.rendering import HostContext
+from o4o_operator.rendering.env_values import database_identifier
 from o4o_operator.testing.sandbox import SandboxHost, ShimCall
 from o4o_operator.testing.world import ZONE, LocalWorld
 
@@ -54,12 +55,17 @@ def test_two_namespaces_share_one_existing_host_without_sharing_anything(world: 
     assert len(env_files) == 2
     assert sorted(sum(f"canary-{index}-" in path.read_text() for index in (0, 1)) for path in env_files) == [1, 1]
     assert len(list(host.path("/etc/nginx/sites-enabled").glob("o4o-*"))) == 2
-    assert len(host.shim_state()["users"]) == 2
+    assert len(host.shim_state()["users"]) == 3  # one per instance, and PostgreSQL's own
     contexts = [expected(world, ns) for ns in namespaces]
     first, second = contexts
 
-    # One user each; every path, process and site name is the instance's own.
-    assert sorted(host.shim_state()["users"]) == sorted(ctx.app_user for ctx in contexts)
+    # One user each (PostgreSQL's postgres besides); every path, process and site name is the instance's own.
+    assert sorted(host.shim_state()["users"]) == sorted([*(ctx.app_user for ctx in contexts), "postgres"])
+    # One role and one database each, owned by that role, on the host's one PostgreSQL.
+    names = [database_identifier(ctx.app_user) for ctx in contexts]
+    postgres = host.shim_state()["postgres"]
+    assert names[0] != names[1] and {name: postgres["databases"][name] for name in names} == {n: n for n in names}
+    assert all(postgres["roles"][name] for name in names)
     for kind in ("app_user", "base_dir", "state_dir", "webroot", "pm2_app_name", "nginx_enabled_path"):
         assert getattr(first, kind) != getattr(second, kind), kind
     assert host.shim_state()["pm2"] == {ctx.app_user: {ctx.pm2_app_name: commits[ctx.namespace]} for ctx in contexts}
@@ -76,7 +82,7 @@ def test_two_namespaces_share_one_existing_host_without_sharing_anything(world: 
     # Whatever ran in an instance's directory ran as that instance's user, and nobody else's.
     calls = host.commands()
     runuser = [c for c in calls if c.name == "runuser"]
-    assert {c.args[1] for c in runuser} == {ctx.app_user for ctx in contexts}
+    assert {c.args[1] for c in runuser} == {*(ctx.app_user for ctx in contexts), "postgres"}
     for call in runuser:
         paths = [arg.removeprefix(str(host.root)) for arg in as_user(call) if arg.startswith(str(host.root))]
         owners = {owner.app_user for path in paths if (owner := owner_of(path, contexts)) is not None}
