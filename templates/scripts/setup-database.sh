@@ -20,10 +20,13 @@ DB_SSLMODE="${O4O_DB_SSLMODE:-require}"
 [ -n "${O4O_DB_PASSWORD:-}" ] ||
   o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
 
-# check_database: the instance's own role reaches its database over TCP with TLS, as the API will.
+# check_database: the instance's own role reaches its database over TCP with TLS, as the API will. The API
+# does not verify the server's certificate (rejectUnauthorized: false), and the server has no CA file for
+# libpq to verify it with: verify-ca and verify-full are checked as require.
 check_database() {
-  local answer
-  if answer="$(PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15 \
+  local answer mode="$DB_SSLMODE"
+  case "$mode" in verify-ca | verify-full) mode=require ;; esac
+  if answer="$(PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$mode" PGCONNECT_TIMEOUT=15 \
       psql -X -q -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" -tA -c 'SELECT 1' 2>&1)"; then
     [ "$answer" = 1 ] && return 0
   fi
