@@ -4,9 +4,11 @@ complete, a foreign Secret of that name stalls, and the user's env Secrets overr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from stage_fakes import (
     FINGERPRINT,
     FakeKube,
@@ -175,3 +177,11 @@ def test_the_database_stage_sits_between_runtime_and_source() -> None:
     assert names.index(StageName.RUNTIME) + 1 == names.index(StageName.DATABASE) == names.index(StageName.SOURCE) - 1
     stage = STAGES_BY_NAME[StageName.DATABASE]
     assert (stage.condition, stage.phase.value, stage.title) == ("DatabaseReady", "Installing", "Create the database")
+
+
+def test_the_crd_accepts_every_stage_name_in_status() -> None:
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds" / "deploymentinstances.deploy.o4o.io.yaml")
+                         .read_text())
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    enum = status["properties"]["stages"]["items"]["properties"]["name"]["enum"]
+    assert enum == [name.value for name in STAGES_BY_NAME]
