@@ -183,5 +183,6 @@ def test_the_crd_accepts_every_stage_name_in_status() -> None:
     crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds" / "deploymentinstances.deploy.o4o.io.yaml")
                          .read_text())
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
-    enum = status["properties"]["stages"]["items"]["properties"]["name"]["enum"]
-    assert enum == [name.value for name in STAGES_BY_NAME]
+    stages = status["properties"]["stages"]
+    assert stages["items"]["properties"]["name"]["enum"] == [name.value for name in STAGES_BY_NAME]
+    assert stages["maxItems"] == len(STAGES_BY_NAME)
