@@ -49,7 +49,7 @@ COLLECTION = f"/apis/deploy.o4o.io/v1alpha1/namespaces/{NAMESPACE}/deploymentins
 def spec_for(index: int) -> dict[str, Any]:
     return {
         "domain": f"site{index:04d}.example.com", "description": f"Benchmark instance {index}",
-        "apps": ["commerce", "forum"],
+        "apps": ["forum-core"],
         "provider": {"lightsail": {"region": "ap-northeast-2"}},
         "ssh": {"privateKeySecretRef": {"name": "deploy-key"}},
         "source": {"repository": "https://github.com/example/o4o-platform.git"},

@@ -97,7 +97,7 @@ def manifest(index: int) -> dict[str, Any]:
         "metadata": {"name": f"idle-{index:04d}", "namespace": NAMESPACE},
         "spec": {
             "domain": f"idle{index:04d}.example.com", "description": f"Idle instance {index}",
-            "apps": ["commerce", "forum"],
+            "apps": ["forum-core"],
             "provider": {"existing": {"host": f"127.94.{index // 250}.{index % 250 + 1}", "port": 22}},
             "ssh": {"user": "deploy", "privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"},
                     "hostKeyFingerprint": FINGERPRINT},
@@ -141,7 +141,7 @@ LOG_SAMPLES = (
     "[configure] nginx: configuration file /etc/nginx/nginx.conf test is successful",
     "[configure] [PM2] Applying action startOrReload on app [o4o-idle-api](ids: [ 0 ])",
     "[tls] Successfully received certificate.",
-    "[apps] ==> Installing app commerce",
+    "[apps] ==> Installing app forum-core",
 )
 
 

@@ -36,8 +36,10 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
     "KeyPairOwnedElsewhere", "ServerOwnedElsewhere",
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
+    "AdminCreateFailed", "AdminCredentialsMissing", "AdminLoginFailed", "AppRefused", "AppsApiUnavailable",
+    "NoAppsReport", "PostInstallFailed",
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerUntrusted",
-    "AppInstallFailed", "AppRemoveFailed", "BuildFailed", "BuildOutputMissing", "CmsInitFailed", "ConfigMissing",
+    "BuildFailed", "BuildOutputMissing", "ConfigMissing",
     "HealthCheckFailed", "LockfileMissing", "MigrationFailed", "NginxConfigInvalid", "NodeChecksumMismatch",
     "NodeDownloadFailed",
     "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from o4o_operator.models_database import DatabaseSpec
+from o4o_operator.spec_install import ADMIN_COMMAND_DEFAULT, MAX_WORDS, DeclaredWord, PostInstallStep, unique_step_names
 
 GROUP = "deploy.o4o.io"
 VERSION = "v1alpha1"
@@ -258,6 +259,9 @@ class ApiBuildSpec(_Model):
     """From ``directory``: where the API writes uploads (O4O: ``process.cwd()/public/uploads``). Each
     release links it to the instance's shared uploads directory, which nginx serves at ``/uploads/``."""
 
+    admin_command: tuple[DeclaredWord, ...] = Field(default=ADMIN_COMMAND_DEFAULT, min_length=1,
+                                                    max_length=MAX_WORDS)
+    """Creates the operator's admin account once, in ``directory`` with the .env loaded (see spec_install)."""
 
 class HealthSpec(_Model):
     """What activation and the drift check ask the API, beside ``/``: O4O answers 200 even without a
@@ -365,6 +369,8 @@ class DeploymentInstanceSpec(_Model):
     dns: DnsSpec = Field(default_factory=DnsSpec)
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     env: tuple[SecretRef, ...] = ()
+    post_install: Annotated[tuple[PostInstallStep, ...], AfterValidator(unique_step_names)] = Field(
+        default=(), max_length=32)
     api_port: int = 3001
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     paused: bool = False

@@ -26,7 +26,7 @@ def _valid() -> dict[str, Any]:
         "metadata": {"name": "valid"},
         "spec": {
             "domain": "shop.example.com",
-            "apps": ["commerce"],
+            "apps": ["forum-core"],
             "provider": {"lightsail": {"region": "ap-northeast-2"}},
             "ssh": {"privateKeySecretRef": {"name": "shop-ssh"}},
             "source": {"repository": "https://example.com/o4o.git"},
@@ -85,9 +85,12 @@ def test_source_and_build_default_to_o4o_and_agree_with_the_models(control_plane
         "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
                 "bundleScript": "build:api", "entryPoint": "dist/main.js",
                 "migrateCommand": ["node", "dist/migrate.js"], "keepAcrossBundle": ["dist/database"],
-                "uploadsDir": "public/uploads"},
+                "uploadsDir": "public/uploads",
+                "adminCommand": ["npx", "tsx", "src/scripts/create-admin-user.ts", "--email=${O4O_ADMIN_EMAIL}",
+                                 "--password=${O4O_ADMIN_PASSWORD}"]},
         "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},
     }
+    assert "postInstall" not in spec  # nothing by default: O4O removed its CMS scaffold API
     models = DeploymentInstanceSpec.model_validate({**_without("source")["spec"], "ssh": spec["ssh"]}).to_body()
     assert models["build"] == spec["build"]
     assert models["source"] == spec["source"]
@@ -118,7 +121,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing domain", _without("domain"), "spec.domain"),
     ("uppercase domain", _with("domain", "Shop.Example.com"), "spec.domain"),
     ("domain without a dot", _with("domain", "localhost"), "spec.domain"),
-    ("duplicate apps", _with("apps", ["commerce", "commerce"]), "spec.apps"),
+    ("duplicate apps", _with("apps", ["forum-core", "forum-core"]), "spec.apps"),
     ("app name with a space", _with("apps", ["my app"]), "spec.apps"),
     ("both providers", _with("provider.existing", {"host": "198.51.100.1"}), "spec.provider"),
     ("no provider kind", _with("provider", {}), "spec.provider"),
@@ -213,8 +216,44 @@ BUILD: list[tuple[str, dict[str, Any], str]] = [
     ("health body field with a space", _with("build.health.bodyField", "database status"),
      "spec.build.health.bodyField"),
     ("health expectation with a quote", _with("build.health.expect", "ok'"), "spec.build.health.expect"),
+    ("admin word with another variable", _with("build.api.adminCommand", ["npx", "--x=${O4O_GIT_TOKEN}"]),
+     "spec.build.api.adminCommand[1]"),
+    ("admin word with a command substitution", _with("build.api.adminCommand", ["$(id)"]),
+     "spec.build.api.adminCommand[0]"),
 ]
 INVALID += BUILD
+
+POST_INSTALL: list[tuple[str, dict[str, Any], str]] = [
+    ("post-install step with neither", _with("postInstall", [{"name": "a"}]), "spec.postInstall[0]"),
+    ("post-install step with both", _with("postInstall", [{"name": "a", "command": ["x"],
+                                                            "request": {"path": "/api/v1/x"}}]), "spec.postInstall[0]"),
+    ("post-install steps sharing a name",
+     _with("postInstall", [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]), "spec.postInstall[1]"),
+    ("post-install word with a dollar", _with("postInstall", [{"name": "a", "command": ["echo", "$HOME"]}]),
+     "spec.postInstall[0].command[1]"),
+    ("post-install request path relative", _with("postInstall", [{"name": "a", "request": {"path": "api/v1"}}]),
+     "spec.postInstall[0].request.path"),
+    ("post-install request method", _with("postInstall", [{"name": "a", "request": {"path": "/a",
+                                                                                     "method": "TRACE"}}]),
+     "spec.postInstall[0].request.method"),
+]
+INVALID += POST_INSTALL
+
+
+def test_post_install_steps_are_accepted_and_agree_with_the_models(control_plane: ControlPlane,
+                                                                   namespace: str) -> None:
+    steps = [{"name": "seed", "command": ["pnpm", "run", "seed", "--admin=${O4O_ADMIN_EMAIL}"]},
+             {"name": "settings", "request": {"method": "PUT", "path": "/api/v1/admin/settings",
+                                              "body": {"siteName": "Shop", "nested": {"n": 1}}}},
+             {"name": "ping", "request": {"path": "/api/v1/ping?x=1"}}]
+    body = _with("postInstall", steps)
+    body["metadata"]["name"] = "post-install"
+    code, output = _apply(control_plane, namespace, body)
+    assert code == 0, output
+    spec = json.loads(control_plane.kubectl("get", "di", "post-install", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert spec["postInstall"][2]["request"]["method"] == "POST"
+    models = DeploymentInstanceSpec.model_validate(spec).to_body()
+    assert models["postInstall"] == spec["postInstall"]
 
 
 @pytest.mark.parametrize(("case", "body", "field"), INVALID, ids=[c[0] for c in INVALID])

@@ -22,7 +22,7 @@ def spec(domain: str, *, description: str = "", paused: bool = False) -> dict[st
     body: dict[str, Any] = {
         "domain": domain,
         "description": description,
-        "apps": ["commerce", "forum"],
+        "apps": ["forum-core"],
         "provider": {"lightsail": {
             "region": "ap-northeast-2", "bundleId": "small_3_0",
             "credentialsSecretRef": {"name": "aws-keys"}}},
@@ -81,7 +81,7 @@ def status_ready() -> dict[str, Any]:
         "stages": _stages(len(STAGE_NAMES)),
         "server": {"name": "o4o-ready", "ipAddress": "203.0.113.9", "region": "ap-northeast-2"},
         "certificate": {"issuer": "Let's Encrypt R11", "notAfter": "2025-06-01T00:00:00Z"},
-        "installedApps": ["commerce", "forum"],
+        "installedApps": ["forum-core"],
         "logTail": ["Certificate obtained", "All stages succeeded"],
     }
 

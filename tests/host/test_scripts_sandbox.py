@@ -86,7 +86,7 @@ async def host(sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> Hos
     repo, first_commit = make_fixture_repo(tmp_path / "platform")
     context = HostContext(domain="shop.example.com", instance_name="shop", repository=str(repo),
                           revision="main", tls_email="ops@example.com", health_attempts=2,
-                          health_interval_seconds=0, apps=("commerce", "forum"))
+                          health_interval_seconds=0, apps=("forum-core",))
     host = Host(sandbox, session, repo, first_commit, context)
     await host.run(StageName.RUNTIME)
     return host
@@ -349,21 +349,3 @@ async def test_no_certificate_is_requested_before_the_name_resolves(host: Host) 
         await host.run(StageName.TLS)
     assert caught.value.reason == "AcmeDnsNotResolving"
     assert host.sandbox.commands("certbot") == []
-
-
-async def test_apps_are_installed_once_removed_when_unwanted_and_the_cms_initialised_once(host: Host) -> None:
-    await host.deploy(host.first_commit)
-    assert (await host.run(StageName.APPS)) == {"apps": "commerce,forum"}
-    app_calls = [c.args for c in host.sandbox.commands("pnpm") if "run" in c.args]
-    assert ("--filter", "@o4o/api-server", "run", "apps:install", "commerce") in app_calls
-    assert ("--filter", "@o4o/api-server", "run", "seed", "--phase", "F") in app_calls
-    state_dir = host.sandbox.path(host.context.apps_state_dir)
-    assert sorted(p.name for p in state_dir.iterdir()) == [".cms-initialized", "commerce.installed",
-                                                           "forum.installed"]
-    calls = len(host.sandbox.commands("pnpm"))
-    await host.run(StageName.APPS)
-    assert len(host.sandbox.commands("pnpm")) == calls
-    await host.run(StageName.APPS, dataclasses.replace(host.context, apps=("forum",)))
-    removed = host.sandbox.commands("pnpm")[calls:]
-    assert [c.args[-2:] for c in removed] == [("apps:remove", "commerce")]
-    assert sorted(p.name for p in state_dir.iterdir()) == [".cms-initialized", "forum.installed"]

@@ -38,7 +38,9 @@ def test_a_spec_that_says_nothing_deploys_o4o_from_its_public_repository() -> No
         "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
                 "bundleScript": "build:api", "entryPoint": "dist/main.js",
                 "migrateCommand": ["node", "dist/migrate.js"], "keepAcrossBundle": ["dist/database"],
-                "uploadsDir": "public/uploads"},
+                "uploadsDir": "public/uploads",
+                "adminCommand": ["npx", "tsx", "src/scripts/create-admin-user.ts", "--email=${O4O_ADMIN_EMAIL}",
+                                 "--password=${O4O_ADMIN_PASSWORD}"]},
         "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},
     }
 

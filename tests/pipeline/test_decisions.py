@@ -34,7 +34,7 @@ FACTS = Facts(server_address="198.51.100.7", commit="a" * 40, env_version="v1")
 
 def spec_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "domain": "shop.example.com", "apps": ["commerce"],
+        "domain": "shop.example.com", "apps": ["forum-core"],
         "provider": {"lightsail": {"region": "ap-northeast-2"}},
         "ssh": {"privateKeySecretRef": {"name": "k", "key": "ssh-privatekey"}},
         "source": {"repository": "https://example.com/o4o.git", "revision": "main"},
@@ -89,7 +89,8 @@ def test_drift_check_is_due_after_the_interval() -> None:
 
 
 @pytest.mark.parametrize(("change", "reruns"), [
-    ({"apps": ["commerce", "forum"]}, StageName.APPS),
+    ({"apps": ["forum-core", "signage"]}, StageName.APPS),
+    ({"postInstall": [{"name": "seed", "command": ["pnpm", "run", "seed"]}]}, StageName.APPS),
     ({"source__revision": "v2"}, StageName.SOURCE),
     ({"tls__email": "new@example.com"}, StageName.TLS),
     ({"dns": {"provider": "lightsail", "zone": "example.com"}}, StageName.DNS),
@@ -101,7 +102,8 @@ def test_spec_change_reruns_from_the_right_stage(change: dict[str, Any], reruns:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"apps": ["commerce", "forum"]}, {StageName.APPS}),
+    ({"apps": ["forum-core", "signage"]}, {StageName.APPS}),
+    ({"postInstall": [{"name": "seed", "request": {"path": "/api/v1/seed"}}]}, {StageName.APPS}),
     ({"tls__email": "new@example.com"}, {StageName.TLS}),
     ({"source__revision": "v2"}, {StageName.SOURCE, StageName.BUILD_SITE, StageName.BUILD_API,
                                   StageName.CONFIGURE, StageName.TLS, StageName.APPS}),

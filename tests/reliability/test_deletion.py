@@ -48,7 +48,7 @@ HOLDS: dict[str, Hold] = {
     "build-api": _shim("pnpm", "@o4o/api-server... --fail-if-no-match run build"),
     "configure": _shim("pm2", "startOrReload"),
     "tls": _shim("certbot", "certonly"),
-    "apps": _shim("pnpm", "apps:install"),
+    "apps": _shim("npx", "create-admin-user.ts"),
 }
 
 

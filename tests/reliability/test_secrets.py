@@ -149,7 +149,7 @@ def test_no_secret_value_leaks_anywhere_across_whole_lifecycles(worlds: WorldFac
                                                           args_contain="certonly")
     names = ["sec-ok", "sec-failing", "sec-stalled"]
     apply_all(world, [_manifest(world, "sec-ok", namespace), _manifest(world, "sec-failing", namespace),
-                      _manifest(world, "sec-stalled", namespace, apps=["commerce", "blog"])])
+                      _manifest(world, "sec-stalled", namespace, apps=["forum-core", "blog"])])
     wait_di(world, namespace, "sec-ok", "condition=Ready")
     wait_di(world, namespace, "sec-failing", "condition=Ready")
     wait_di(world, namespace, "sec-stalled", "condition=Stalled")

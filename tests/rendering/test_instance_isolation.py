@@ -6,13 +6,15 @@ checked on the rendered text alone.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
 import pytest
 
-from o4o_operator.rendering import SCRIPT_NAMES, HostContext, load_app_catalog, render_app_script, render_script
+from o4o_operator.rendering import SCRIPT_NAMES, HostContext, render_script
 from o4o_operator.rendering.host_context import instance_user
+from o4o_operator.spec_install import PostInstallStep
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LONG = "n" * 63
@@ -86,9 +88,10 @@ ROOT_OWNED_NAME = {
 
 def all_scripts() -> dict[str, str]:
     scripts = {name: render_script(name, context("team-a", "shop")) for name in SCRIPT_NAMES}
-    for app in load_app_catalog():
-        for action in ("install", "remove"):
-            scripts[f"{action}-app-{app}"] = render_app_script(app, action, context("team-a", "shop"))  # type: ignore[arg-type]
+    steps = (PostInstallStep.model_validate({"name": "seed", "command": ["pnpm", "run", "seed"]}),
+             PostInstallStep.model_validate({"name": "ping", "request": {"path": "/api/v1/ping", "body": {}}}))
+    scripts["apps-with-post-install"] = render_script("apps", dataclasses.replace(context("team-a", "shop"),
+                                                                                    post_install=steps))
     return scripts
 
 

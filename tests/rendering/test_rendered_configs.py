@@ -17,18 +17,17 @@ from cryptography.x509.oid import NameOID
 from o4o_operator.rendering import (
     SCRIPT_NAMES,
     HostContext,
-    load_app_catalog,
-    render_app_script,
     render_nginx_site,
     render_script,
 )
+from o4o_operator.spec_install import PostInstallStep
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHELLCHECK = shutil.which("shellcheck")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace="team-a",
                       repository="https://github.com/o4o/platform.git", revision="main",
-                      tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
+                      tls_email="ops@example.com", commit=COMMIT, apps=("forum-core", "signage"))
 
 
 def self_signed(directory: Path, domain: str) -> None:
@@ -75,11 +74,16 @@ def test_nginx_accepts_the_site(tmp_path: Path, certificate_present: bool) -> No
     assert ("listen 443 ssl" in site.read_text()) is certificate_present
 
 
+STEPS = (PostInstallStep.model_validate({"name": "seed",
+                                         "command": ["pnpm", "run", "seed", "--as=${O4O_ADMIN_EMAIL}"]}),
+         PostInstallStep.model_validate({"name": "settings", "request": {"method": "PUT", "path": "/api/v1/settings",
+                                                                         "body": {"title": "it's \"mine\""}}}),
+         PostInstallStep.model_validate({"name": "ping", "request": {"method": "GET", "path": "/api/v1/ping"}}))
+
+
 def all_scripts() -> dict[str, str]:
     scripts = {name: render_script(name, CONTEXT) for name in SCRIPT_NAMES}
-    for app in load_app_catalog():
-        for action in ("install", "remove"):
-            scripts[f"{action}-app-{app}"] = render_app_script(app, action, CONTEXT)
+    scripts["apps-with-post-install"] = render_script("apps", dataclasses.replace(CONTEXT, post_install=STEPS))
     return scripts
 
 

@@ -1,4 +1,4 @@
-"""Rendering: golden files, strictness, quoting of hostile values, the catalog and the marker protocol.
+"""Rendering: golden files, strictness, quoting of hostile values and the marker protocol.
 
 Regenerate the golden files after an intended template change with
 ``O4O_UPDATE_GOLDEN=1 pytest tests/rendering/test_rendering.py`` and review the diff.
@@ -27,8 +27,6 @@ from o4o_operator.rendering import (
     HostContext,
     dotenv_quote,
     environment,
-    load_app_catalog,
-    render_app_script,
     render_ecosystem,
     render_env,
     render_nginx_site,
@@ -40,12 +38,10 @@ GOLDEN = Path(__file__).parent / "golden"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace="team-a",
                       repository="https://github.com/o4o/platform.git", revision="main",
-                      tls_email="ops@example.com", commit=COMMIT, apps=("commerce", "forum"))
+                      tls_email="ops@example.com", commit=COMMIT, apps=("forum-core", "signage"))
 
 RENDERINGS: dict[str, Callable[[], str]] = {
     **{f"{name}.sh": functools.partial(render_script, name, CONTEXT) for name in SCRIPT_NAMES},
-    "install-app-commerce.sh": lambda: render_app_script("commerce", "install", CONTEXT),
-    "remove-app-commerce.sh": lambda: render_app_script("commerce", "remove", CONTEXT),
     "nginx-site.http.conf": lambda: render_nginx_site(CONTEXT, certificate_present=False),
     "nginx-site.https.conf": lambda: render_nginx_site(CONTEXT, certificate_present=True),
     "ecosystem.config.js": lambda: render_ecosystem(CONTEXT),
@@ -133,7 +129,7 @@ def test_hostile_values_arrive_in_bash_unchanged(stage: StageName) -> None:
     ("repository", "https://example.com/x.git\nreboot"),
     ("commit", "main"),
     ("base_dir", "/srv/o4o/a b"),
-    ("apps", ("commerce", "Forum!")),
+    ("apps", ("forum-core", "Forum!")),
 ])
 def test_values_that_could_escape_a_config_file_are_refused(field: str, value: Any) -> None:
     with pytest.raises(InvalidSpecError):
@@ -151,22 +147,6 @@ def test_scripts_that_build_or_activate_need_a_commit() -> None:
             render_script(name, dataclasses.replace(CONTEXT, commit=None))
     with pytest.raises(ValueError, match="No script"):
         render_script(StageName.PROVISION, CONTEXT)
-
-
-def test_the_catalog_has_the_five_apps() -> None:
-    catalog = load_app_catalog()
-    assert sorted(catalog) == ["commerce", "crowdfunding", "dropshipping", "forum", "signage"]
-    for app in catalog.values():
-        assert app.description and app.install and app.remove
-    assert catalog["dropshipping"].requires == ("commerce",)
-
-
-def test_unknown_or_incomplete_app_choices_are_invalid_specs() -> None:
-    with pytest.raises(InvalidSpecError) as unknown:
-        render_script(script_for(StageName.APPS), dataclasses.replace(CONTEXT, apps=("casino",)))
-    assert unknown.value.field == "apps"
-    with pytest.raises(InvalidSpecError, match="commerce"):
-        render_script(script_for(StageName.APPS), dataclasses.replace(CONTEXT, apps=("dropshipping",)))
 
 
 ENV_VALUES = {

@@ -22,6 +22,7 @@ from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, HostKeySource, ServerStatus, SourceStatus
 from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageKind, StageName
 from o4o_operator.rendering import SCRIPT_NAMES, render_script
+from o4o_operator.runner import host_stages
 
 REPOSITORY = "https://example.com/o4o/platform.git"
 COMMIT = "c" * 40
@@ -30,6 +31,17 @@ SERVER = ServerStatus(name="shop-host.test", ip_address="198.51.100.5", host_key
                       host_key_fingerprints=(FINGERPRINT,), host_key_source=HostKeySource.TRUSTED_ON_FIRST_USE)
 FETCHED = DeploymentInstanceStatus(server=SERVER, source=SourceStatus(repository=REPOSITORY, revision="main",
                                                                       commit=COMMIT))
+
+
+ADMIN_ENV = {"O4O_ADMIN_EMAIL": "admin@shop.example.com", "O4O_ADMIN_PASSWORD": "n0t-rendered-Passw0rd"}
+
+
+@pytest.fixture(autouse=True)
+def admin_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stands in for the operator-owned Secret ``<name>-database`` (runner.generated_secret)."""
+    async def credentials(instance: Any) -> dict[str, str]:
+        return dict(ADMIN_ENV)
+    monkeypatch.setattr(host_stages, "_admin_credentials", credentials)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +84,15 @@ ROWS = [
         {"certificate": FETCHED.certificate.model_copy(update={"not_after": "2026-03-01T00:00:00Z"})}),
     Row("tls without an expiry says unknown and records nothing", StageName.TLS, {},
         "Certificate for shop.example.com valid until unknown", {}),
-    Row("apps added", StageName.APPS, {}, "Apps up to date (Installed commerce)",
-        {"installed_apps": ("commerce",)}, spec={"apps": ["commerce"]}),
-    Row("apps removed", StageName.APPS, {}, "Apps up to date (removed commerce)", {"installed_apps": ()},
-        status=FETCHED.model_copy(update={"installed_apps": ("commerce",)})),
-    Row("apps unchanged", StageName.APPS, {}, "Apps up to date (no change)", {}),
+    Row("apps added: the instance's report is recorded", StageName.APPS,
+        {"installed": "forum-core", "added": "forum-core", "removed": ""}, "Apps up to date (installed forum-core)",
+        {"installed_apps": ("forum-core",)}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV),
+    Row("apps removed", StageName.APPS, {"installed": "", "added": "", "removed": "forum-core"},
+        "Apps up to date (removed forum-core)", {"installed_apps": ()},
+        status=FETCHED.model_copy(update={"installed_apps": ("forum-core",)}), env=ADMIN_ENV),
+    Row("apps unchanged; apps active by other hands are recorded too", StageName.APPS,
+        {"installed": "forum-core,auth-core", "added": "", "removed": ""}, "Apps up to date (no change)",
+        {"installed_apps": ("auth-core", "forum-core")}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV),
 ]
 
 
@@ -121,16 +137,16 @@ async def test_source_that_reports_no_commit_fails_transiently_and_records_nothi
     assert driver.status == FETCHED
 
 
-async def test_an_unknown_app_stalls_naming_its_field_before_anything_runs() -> None:
-    session = RecordingSession({})
-    driver = make_context(make_runtime(FakeKube(), RecordingConnector(session), static_resolver({})),
-                          spec_body(apps=["casino"]), FETCHED)
+async def test_apps_that_report_no_active_apps_fail_transiently_and_record_nothing() -> None:
+    driver = make_context(make_runtime(FakeKube({"ssh-key": {"ssh-privatekey": "k"}}),
+                                       RecordingConnector(RecordingSession({})), static_resolver({})),
+                          spec_body(apps=["forum-core"]), FETCHED)
 
-    with pytest.raises(errors.InvalidSpecError) as caught:
+    with pytest.raises(errors.TransientError) as caught:
         await driver.run(StageName.APPS)
 
-    assert caught.value.reason == "UnknownApp" and "spec.apps[0]" in caught.value.message
-    assert session.scripts == []
+    assert caught.value.reason == "NoAppsReport"
+    assert driver.status == FETCHED
 
 
 # ---- the table itself -----------------------------------------------------------------------

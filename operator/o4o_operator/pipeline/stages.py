@@ -48,6 +48,9 @@ class SecretRole(enum.StrEnum):
     DATABASE = "database"
     """The database's names and password (the operator-owned Secret, or ``spec.database.external``'s), passed
     to the script as ``O4O_DB_*``, never rendered into it."""
+    ADMIN = "admin"
+    """The operator-owned Secret ``<name>-database``'s ADMIN_EMAIL and ADMIN_PASSWORD, passed to the script
+    as ``O4O_ADMIN_EMAIL`` and ``O4O_ADMIN_PASSWORD``, never rendered into it."""
 
 
 class DriftCheck(enum.StrEnum):
@@ -150,8 +153,9 @@ STAGES: tuple[Stage, ...] = (
           script="issue-cert", secrets=_SSH, results=(ResultField("notAfter", "certificate.not_after"),),
           drift=DriftCheck.CERTIFICATE_EXPIRY),
     Stage(StageName.APPS, "AppsReady", Phase.CONFIGURING, "Install the apps",
-          1200, ("apps", *_REVISION, "facts.commit", _HOST), message="Apps up to date ({changes})",
-          script="apps", secrets=_SSH, records=(("installed_apps", "apps"),)),
+          1200, ("apps", "postInstall", "build.api.adminCommand", *_REVISION, "facts.commit", _HOST),
+          message="Apps up to date ({changes})", script="apps", secrets=(*_SSH, SecretRole.ADMIN),
+          results=(ResultField("installed"), ResultField("added"), ResultField("removed"))),
 )
 
 STAGES_BY_NAME: dict[StageName, Stage] = {stage.name: stage for stage in STAGES}

@@ -1,7 +1,7 @@
 """Rendering: turns a :class:`HostContext` into bash scripts and configuration files.
 
 Owns: the templates in the repository's top-level ``templates/`` directory
-(``$O4O_TEMPLATES`` overrides the location), the app catalog, and the output
+(``$O4O_TEMPLATES`` overrides the location) and the output
 marker protocol. Purely computational apart from reading template files: it
 opens no connection, runs nothing and imports no client or framework.
 
@@ -39,15 +39,11 @@ Without a marker, a non-zero exit status in 64-78 (sysexits) is permanent and
 any other is transient. The SSH session applies these rules.
 """
 
-from o4o_operator.rendering.catalog import AppDefinition, AppStep, CatalogError
 from o4o_operator.rendering.host_context import LETSENCRYPT_PRODUCTION, HostContext
 from o4o_operator.rendering.render import (
     SCRIPT_NAMES,
-    AppAction,
     dotenv_quote,
     environment,
-    load_app_catalog,
-    render_app_script,
     render_ecosystem,
     render_env,
     render_nginx_site,
@@ -59,15 +55,9 @@ from o4o_operator.rendering.render import (
 __all__ = [
     "LETSENCRYPT_PRODUCTION",
     "SCRIPT_NAMES",
-    "AppAction",
-    "AppDefinition",
-    "AppStep",
-    "CatalogError",
     "HostContext",
     "dotenv_quote",
     "environment",
-    "load_app_catalog",
-    "render_app_script",
     "render_ecosystem",
     "render_env",
     "render_nginx_site",

@@ -25,6 +25,7 @@ from o4o_operator.models import (
     URL_PATH_PATTERN,
     BuildSpec,
 )
+from o4o_operator.spec_install import DECLARED_WORD_PATTERN
 
 _PACKAGE = re.compile(PACKAGE_NAME_PATTERN)
 _SCRIPT = re.compile(SCRIPT_NAME_PATTERN)
@@ -32,6 +33,7 @@ _RELATIVE = re.compile(RELATIVE_PATH_PATTERN)
 _INSTALL_FLAG = re.compile(INSTALL_FLAG_PATTERN)
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _COMMAND_WORD = re.compile(COMMAND_WORD_PATTERN)
+_DECLARED_WORD = re.compile(DECLARED_WORD_PATTERN)
 _URL_PATH = re.compile(URL_PATH_PATTERN)
 _BODY_FIELD = re.compile(BODY_FIELD_PATTERN)
 _HEALTH_VALUE = re.compile(HEALTH_VALUE_PATTERN)
@@ -47,6 +49,9 @@ class BuildValues(Protocol):
 
     @property
     def site_package(self) -> str: ...
+
+    @property
+    def admin_command(self) -> tuple[str, ...]: ...
 
     @property
     def site_build_script(self) -> str: ...
@@ -105,6 +110,7 @@ def build_fields(build: BuildSpec) -> dict[str, Any]:
         "api_entry": api.entry_point, "api_migrate_command": api.migrate_command,
         "api_keep_across_bundle": api.keep_across_bundle, "api_uploads_dir": api.uploads_dir,
         "health_path": health.path, "health_body_field": health.body_field, "health_expect": health.expect,
+        "admin_command": api.admin_command,
     }
 
 
@@ -145,6 +151,8 @@ def validate_build(values: BuildValues) -> None:
                for i, flag in enumerate(values.install_flags)]
     checks += [(f"spec.build.api.migrateCommand[{i}]", word, _COMMAND_WORD, False)
                for i, word in enumerate(values.api_migrate_command)]
+    checks += [(f"spec.build.api.adminCommand[{i}]", word, _DECLARED_WORD, False)
+               for i, word in enumerate(values.admin_command)]
     checks += [(f"spec.build.api.keepAcrossBundle[{i}]", path, _RELATIVE, False)
                for i, path in enumerate(values.api_keep_across_bundle)]
     checks += [(f"spec.build.site.env.{name}", name, _ENV_NAME, False) for name, _ in values.site_env]

@@ -33,6 +33,7 @@ from o4o_operator.errors import InvalidSpecError
 from o4o_operator.rendering.build_context import build_fields, migrate_script, validate_build
 
 __all__ = ["HostContext", "build_fields", "instance_slug", "instance_user"]
+from o4o_operator.spec_install import ADMIN_COMMAND_DEFAULT, PostInstallStep
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 BASE_DIR_ROOT = "/srv/o4o"
@@ -142,8 +143,10 @@ class HostContext:
     """From the API directory: saved after the build step and put back after the bundle step."""
     api_uploads_dir: str = "public/uploads"
     """From the API directory: where the API writes uploads; a link to :attr:`uploads_dir` in each release."""
-    cms_init_command: tuple[str, ...] = ("pnpm", "--filter", "@o4o/api-server", "run", "seed", "--phase", "F")
-    """Creates the default pages, menu and theme (the seed's phase F); run once."""
+    admin_command: tuple[str, ...] = ADMIN_COMMAND_DEFAULT
+    """``spec.build.api.adminCommand``; its credential placeholders are expanded by the apps script."""
+    post_install: tuple[PostInstallStep, ...] = ()
+    """``spec.postInstall`` (validated by its model)."""
     letsencrypt_dir: str = "/etc/letsencrypt"
     nginx_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
@@ -292,7 +295,7 @@ class HostContext:
 
     @property
     def apps_state_dir(self) -> str:
-        """Root's record of installed apps and the one-off CMS init (inside ``state_dir``)."""
+        """Root's record of the admin account, the apps it installed and the post-install steps run."""
         return f"{self.state_dir}/apps"
 
     @property

@@ -14,12 +14,11 @@ import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 import jinja2
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.rendering.catalog import AppDefinition, load_catalog
+from o4o_operator.rendering.apps_script import apps_variables
 from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
@@ -30,9 +29,6 @@ SCRIPT_NAMES = ("setup-runtime", "setup-database", "fetch-source", "build-site",
 ends by activating the release, and the drift check runs ``check-health``)."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-AppAction = Literal["install", "remove"]
-
 
 def templates_dir() -> Path:
     """``$O4O_TEMPLATES`` if set, else ``templates/`` at the top of the repository."""
@@ -79,30 +75,8 @@ def render_script(name: str, context: HostContext) -> str:
         raise ValueError(f"The {name} script needs a resolved commit; fetch the source first")
     variables: dict[str, object] = {"ctx": context}
     if name == "apps":
-        catalog = load_app_catalog()
-        unknown = [app for app in context.apps if app not in catalog]
-        if unknown:
-            raise InvalidSpecError("apps",
-                                   f"unknown app(s) {', '.join(unknown)}; known: {', '.join(catalog)}")
-        for app in context.apps:
-            missing = [needed for needed in catalog[app].requires if needed not in context.apps]
-            if missing:
-                raise InvalidSpecError("apps", f"{app} needs {', '.join(missing)} as well")
-        variables["wanted"] = [catalog[app] for app in context.apps]
-        variables["unwanted"] = [app for name_, app in catalog.items() if name_ not in context.apps]
+        variables.update(apps_variables(context))
     return environment().get_template(f"scripts/{name}.sh").render(variables)
-
-
-def render_app_script(app: AppDefinition | str, action: AppAction, context: HostContext) -> str:
-    """A script that installs (then runs the one-off CMS init) or removes one app."""
-    if isinstance(app, str):
-        catalog = load_app_catalog()
-        if app not in catalog:
-            raise InvalidSpecError("apps", f"unknown app {app!r}; known: {', '.join(catalog)}")
-        app = catalog[app]
-    if action not in ("install", "remove"):
-        raise ValueError(f"action must be install or remove, not {action!r}")
-    return environment().get_template(f"scripts/{action}-app.sh").render(ctx=context, app=app)
 
 
 def render_nginx_site(context: HostContext, certificate_present: bool) -> str:
@@ -161,7 +135,3 @@ def render_env(values: Mapping[str, str], origins: Mapping[str, str] | None = No
                                    reason="EnvValueUnquotable") from None
     return environment().get_template("env.j2").render(pairs=pairs)
 
-
-def load_app_catalog() -> dict[str, AppDefinition]:
-    """The apps in ``templates/apps/*.yaml``, by name."""
-    return load_catalog(templates_dir() / "apps")

@@ -5,7 +5,8 @@ pre-step if it has one, pass the Secrets its row names, render and run its
 script with the timeout its row derives, map the script's results and spec
 values into status changes, and format its message), and the pre-steps of the
 stages that need one (source pins the recorded commit, configure uploads its
-files, tls its CA bundles, apps checks the catalog) and the apps message. Must not decide whether
+files, tls its CA bundles), the admin credentials the apps script gets in its environment, and the apps
+message and record (what the instance reports). Must not decide whether
 a stage should run, and must not write status: it yields an :class:`Outcome`.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator import metrics
-from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
 from o4o_operator.runner.generated_secret import database_connection, database_script_env, generated_values
@@ -71,28 +72,28 @@ async def _upload_configuration(instance: InstanceContext, host: HostContext) ->
     return host
 
 
-async def _known_apps(instance: InstanceContext, host: HostContext) -> HostContext:
-    catalog = render.load_app_catalog()
-    for index, app in enumerate(instance.spec.apps):
-        if app not in catalog:
-            raise InvalidSpecError(f"spec.apps[{index}]", f"no app named {app!r}; known apps: "
-                                   f"{', '.join(sorted(catalog))}", reason="UnknownApp")
-    return host
-
-
 PRE_STEPS: Mapping[StageName, PreStep] = {
     StageName.SOURCE: _pinned_source,
     StageName.CONFIGURE: _upload_configuration,
     StageName.TLS: _upload_ca_bundles,
-    StageName.APPS: _known_apps,
 }
 
 
-def _apps_changes(instance: InstanceContext) -> str:
-    before, after = set(instance.status.installed_apps), set(instance.spec.apps)
-    added, removed = sorted(after - before), sorted(before - after)
-    parts = [f"Installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
+def _listed(value: str | None) -> tuple[str, ...]:
+    return tuple(sorted(part for part in (value or "").split(",") if part))
+
+
+def _apps_changes(results: Mapping[str, str]) -> str:
+    """From what the apps script reports it changed (``added``, ``removed``: comma lists)."""
+    added, removed = _listed(results.get("added")), _listed(results.get("removed"))
+    parts = [f"installed {', '.join(added)}" if added else "", f"removed {', '.join(removed)}" if removed else ""]
     return "; ".join(part for part in parts if part) or "no change"
+
+
+async def _admin_credentials(instance: InstanceContext) -> dict[str, str]:
+    """ADMIN_EMAIL and ADMIN_PASSWORD of the operator-owned Secret ``<name>-database``, as script variables."""
+    values = await generated_values(instance)
+    return {"O4O_ADMIN_EMAIL": values["ADMIN_EMAIL"], "O4O_ADMIN_PASSWORD": values["ADMIN_PASSWORD"]}
 
 
 async def _script_env(instance: InstanceContext, stage: Stage) -> dict[str, str]:
@@ -102,6 +103,8 @@ async def _script_env(instance: InstanceContext, stage: Stage) -> dict[str, str]
         env["O4O_GIT_TOKEN"] = await instance.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
     if SecretRole.DATABASE in stage.secrets:
         env.update(await database_script_env(instance))
+    if SecretRole.ADMIN in stage.secrets:
+        env.update(await _admin_credentials(instance))
     return env
 
 
@@ -136,6 +139,10 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
             changes[field.status_field] = value
     for status_field, spec_path in stage.records:
         changes[status_field] = _spec_value(instance, spec_path)
+    if stage.name is StageName.APPS:  # what the instance reports active after the stage
+        if "installed" not in results:
+            raise TransientError("NoAppsReport", f"{stage.script} did not report the instance's active apps")
+        changes["installed_apps"] = _listed(results["installed"])
     _observe_certificate(instance, results.get("notAfter"))
     yield Outcome(stage.message.format_map(_message_values(instance, stage, host, results)), changes)
 
@@ -147,7 +154,7 @@ def _message_values(instance: InstanceContext, stage: Stage, host: HostContext,
               "commit": commit[:12], "release": (results.get("release") or commit)[:12],
               "notAfter": results.get("notAfter") or "unknown"}
     if stage.name is StageName.APPS:
-        values["changes"] = _apps_changes(instance)
+        values["changes"] = _apps_changes(results)
     return values
 
 

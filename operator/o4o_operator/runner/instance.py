@@ -279,7 +279,7 @@ class InstanceContext:
             domain=spec.domain, instance_name=self.ref.name, repository=spec.source.repository,
             revision=spec.source.revision, tls_email=spec.tls.email, commit=self.status.source.commit,
             api_port=spec.api_port, acme_server=spec.tls.server, apps=spec.apps,
-            namespace=self.ref.namespace,
+            namespace=self.ref.namespace, post_install=spec.post_install,
             node_mirror=self.runtime.settings.node_mirror, acme_ca_bundle=spec.tls.acme_ca_bundle,
             certificate_ca_bundle=spec.tls.certificate_ca_bundle,
             **build_fields(spec.build),

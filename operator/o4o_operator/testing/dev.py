@@ -110,7 +110,7 @@ def _make_world(plane: ControlPlane, hosts: str, source: str | None, dev_dir: Pa
 
 
 def _manifest(world: LocalWorld, hosts: str, source: str | None) -> dict[str, Any]:
-    manifest = world.manifest(NAME, NAMESPACE, apps=("commerce", "forum"), description="Sample instance from make dev")
+    manifest = world.manifest(NAME, NAMESPACE, apps=("forum-core",), description="Sample instance from make dev")
     if hosts != "sandbox" and source:
         manifest["spec"]["source"]["revision"] = _revision_of(source)
     return manifest

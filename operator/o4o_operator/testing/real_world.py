@@ -161,7 +161,7 @@ class RealWorld(LocalWorld):
 
     # ---- what tests and make dev ask ---------------------------------------------------------------------------
 
-    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = ("commerce",),
+    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = ("forum-core",),
                  **spec_changes: Any) -> dict[str, Any]:
         """A DI like the Lightsail sample: debian_12, login admin, Pebble as the ACME server."""
         manifest = super().manifest(name, namespace, apps=apps)

@@ -1,8 +1,9 @@
 """The stand-in for every command that would change the machine, inside a SandboxHost.
 
 Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
-certbot, curl, useradd, id, chown, sudo, runuser and getent do in the sandbox
-(and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``),
+certbot, curl, useradd, id, chown, sudo, runuser, getent and npx do in the sandbox
+(and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``; the instance's own API
+and npx, through ``sandbox_apps_api``),
 and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
 ``node-v<version>-linux-<arch>.tar.xz`` whose ``bin/node`` and npm lead back
 to these shims, and its ``SHASUMS256.txt``). Each call is appended as one JSON
@@ -38,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 if __package__:
-    from o4o_operator.testing import sandbox_node_mirror, sandbox_postgres
+    from o4o_operator.testing import sandbox_apps_api, sandbox_node_mirror, sandbox_postgres
 else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling files, not the package
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sandbox_apps_api  # type: ignore[no-redef,import-not-found]
     import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
     import sandbox_postgres  # type: ignore[no-redef,import-not-found]
 
@@ -548,6 +550,15 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "pg_lsclusters": lambda args: sandbox_postgres.pg_lsclusters(args, state()),
     "pg_ctlcluster": lambda args: sandbox_postgres.pg_ctlcluster(args, update_state),
 }
+
+
+def _curl_or_instance_api(args: list[str]) -> int:
+    """The instance's own API (sandbox_apps_api) first, then the shim's curl."""
+    answered: int | None = sandbox_apps_api.curl(args)
+    return curl(args) if answered is None else answered
+
+
+COMMANDS.update({"curl": _curl_or_instance_api, "npx": sandbox_apps_api.npx})
 
 
 def main(argv: list[str]) -> int:

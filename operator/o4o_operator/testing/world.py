@@ -173,7 +173,7 @@ class LocalWorld:
         self.control_plane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                           "items": secrets}))
 
-    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = ("commerce",),
+    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = ("forum-core",),
                  **spec_changes: Any) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "domain": f"{name}.{ZONE}",

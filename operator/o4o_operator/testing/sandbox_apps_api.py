@@ -1,0 +1,157 @@
+"""The sandbox's stand-in for an O4O instance's own API (auth login, admin apps) and for ``npx``.
+
+Owns: what the curl shim answers for ``http://127.0.0.1:<port>/api/v1/auth/login`` and
+``/api/v1/admin/apps[/market|/install|/activate|/deactivate|/uninstall]`` (any other ``/api/v1/`` path: 404),
+shaped as O4O answers them
+(login: ``{"success": true, "data": {"tokens": {"accessToken": ...}}}`` with ``includeLegacyTokens``; the
+market ``{"apps": [{"appId": ...}]}``; a refused install ``500 {"ok": false, "error": "INSTALL_FAILED",
+"message": "No manifest found for app: ..."}``), and ``npx tsx src/scripts/create-admin-user.ts
+--email=E --password=P``, which records the admin the login then accepts. State lives in
+``$O4O_ROOT/.shim-apps.json``: the admin (the password only as a digest), the apps and their status,
+and every API call made (method, path, appId), for tests to read.
+
+Must not: touch anything outside ``$O4O_ROOT``, or import beyond the standard library (the shim runs as a
+standalone script and imports this file as its sibling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+MARKET = ("forum-core", "signage")
+"""The ids the stand-in lists, as O4O's catalog does (two of its ids; the fixture repository lists the same)."""
+REFUSED = {"signage": "No manifest found for app: signage"}
+"""Listed but refused on install, with O4O's words at HEAD (its manifest registry is empty)."""
+_API_URL = re.compile(r"^http://127\.0\.0\.1:\d+(/api/v1/[^?#]*)")
+_ROUTES = re.compile(r"^/api/v1/(auth/login|admin/apps(/(market|install|activate|deactivate|uninstall))?)$")
+
+
+def _state_path() -> Path:
+    return Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root")) / ".shim-apps.json"
+
+
+def load_state(root: Path | None = None) -> dict[str, Any]:
+    path = (root / ".shim-apps.json") if root else _state_path()
+    return json.loads(path.read_text()) if path.exists() else {"apps": {}, "calls": []}
+
+
+def _save(state: dict[str, Any]) -> None:
+    path = _state_path()
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
+    temporary.replace(path)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _option(args: list[str], *names: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg in names and index + 1 < len(args):
+            return args[index + 1]
+    return None
+
+
+def _options(args: list[str], name: str) -> list[str]:
+    return [args[index + 1] for index, arg in enumerate(args[:-1]) if arg == name]
+
+
+def _read_at(value: str | None) -> str:
+    if value is None or not value.startswith("@"):
+        return value or ""
+    return sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
+
+
+def _answer(state: dict[str, Any], method: str, path: str, headers: list[str],
+            body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    if not _ROUTES.match(path):
+        return 404, {"success": False, "error": f"Cannot {method} {path}"}
+    if path == "/api/v1/auth/login":
+        admin = state.get("admin") or {}
+        if method != "POST" or body.get("email") != admin.get("email") or \
+                _digest(str(body.get("password"))) != admin.get("password_sha256"):
+            return 401, {"success": False, "error": "INVALID_CREDENTIALS", "message": "Invalid credentials"}
+        state["token"] = secrets.token_hex(16)
+        tokens = {"accessToken": state["token"], "refreshToken": "r", "expiresIn": 900}
+        return 200, {"success": True, "data": {"message": "Login successful",
+                                               **({"tokens": tokens} if body.get("includeLegacyTokens") else {})}}
+    if not state.get("token") or f"Authorization: Bearer {state['token']}" not in headers:
+        return 401, {"success": False, "error": "Authentication required"}
+    apps: dict[str, str] = state["apps"]
+    action = path.removeprefix("/api/v1/admin/apps").lstrip("/")
+    if method == "GET" and action == "market":
+        return 200, {"apps": [{"appId": app, "name": app, "version": "1.0.0"} for app in MARKET]}
+    if method == "GET" and action == "":
+        return 200, {"apps": [{"appId": app, "status": status, "version": "1.0.0"}
+                              for app, status in sorted(apps.items())]}
+    app = body.get("appId")
+    if method != "POST" or not isinstance(app, str):
+        return 400, {"error": "appId is required"}
+    state["calls"].append({"method": method, "path": path, "appId": app})
+    if action == "install":
+        if app in REFUSED or app not in MARKET:
+            return 500, {"ok": False, "error": "INSTALL_FAILED",
+                         "message": REFUSED.get(app, f"No manifest found for app: {app}")}
+        apps[app] = "installed"
+    elif action in ("activate", "deactivate") and app in apps:
+        apps[app] = "active" if action == "activate" else "inactive"
+    elif action == "uninstall" and app in apps:
+        del apps[app]
+    else:
+        return 500, {"success": False, "error": {"message": f"App {app} is not installed"}}
+    return 200, {"ok": True, "message": f"App {app} {action}ed successfully"}
+
+
+def curl(args: list[str]) -> int | None:
+    """Answer a call to the instance's own API (``/api/v1/...`` on 127.0.0.1; other paths there: 404);
+    None for any other URL (the shim's own curl answers)."""
+    url = next((arg for arg in reversed(args) if arg.startswith("http")), "")
+    match = _API_URL.match(url)
+    if match is None:
+        return None
+    method = _option(args, "-X", "--request") or ("POST" if "--data-binary" in args else "GET")
+    headers = [line for value in _options(args, "-H") for line in _read_at(value).splitlines()]
+    raw = _read_at(_option(args, "--data-binary", "-d", "--data"))
+    try:
+        body = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        body = {}
+    state = load_state()
+    status, answer = _answer(state, method, match.group(1), headers, body if isinstance(body, dict) else {})
+    _save(state)
+    output = json.dumps(answer).encode()
+    target = _option(args, "-o", "--output")
+    if target and target != "-":
+        Path(target).write_bytes(output)
+    else:
+        sys.stdout.buffer.write(output)
+    written = _option(args, "-w", "--write-out")
+    if written is not None:
+        sys.stdout.write(written.replace("%{http_code}", str(status)))
+    sys.stdout.flush()
+    return 0
+
+
+def npx(args: list[str]) -> int:
+    """``npx tsx src/scripts/create-admin-user.ts --email=E --password=P``: record that admin (idempotent for
+    an existing email, as O4O's script is). Anything else is a program this sandbox does not have."""
+    if "src/scripts/create-admin-user.ts" not in args:
+        print(f"npx: could not determine executable to run: {' '.join(args[:2])}", file=sys.stderr)
+        return 127
+    options = dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
+    state = load_state()
+    if (state.get("admin") or {}).get("email") == options.get("email"):
+        print("User already exists")
+    else:
+        state["admin"] = {"email": options.get("email"), "password_sha256": _digest(options.get("password", ""))}
+        print("User created successfully")
+    _save(state)
+    return 0
