@@ -54,13 +54,19 @@ def real_world(control_plane: ControlPlane, request: pytest.FixtureRequest) -> I
         yield world
 
 
+def make_namespace(world: RealWorld, request: pytest.FixtureRequest, env: dict[str, str]) -> str:
+    """A namespace of the module's with the ``ssh-key`` Secret and the env Secret ``app-env`` holding ``env``."""
+    name = f"{_module_prefix(request)}{next(_numbers)}"
+    world.control_plane.create_namespace(name)
+    world.create_secrets(name, env=env)
+    return name
+
+
 @pytest.fixture(scope="module")
 def real_namespace(real_world: RealWorld, request: pytest.FixtureRequest) -> str:
-    """One namespace per module (the tests of a module share one Ready instance)."""
-    name = f"{_module_prefix(request)}{next(_numbers)}"
-    real_world.control_plane.create_namespace(name)
-    real_world.create_secrets(name, env={"JWT_SECRET": "real-tier", "NODE_ENV": "production"})
-    return name
+    """One namespace per module (the tests of a module share one Ready instance); the user's env Secret sets
+    JWT_SECRET, as a user who keeps their own would."""
+    return make_namespace(real_world, request, {"JWT_SECRET": "real-tier-jwt-secret", "NODE_ENV": "production"})
 
 
 def wait_for(world: RealWorld, namespace: str, name: str, condition: str, timeout: int = 1500) -> dict[str, Any]:

@@ -62,6 +62,8 @@ def test_7_delete_removes_the_host_the_dns_record_and_the_finalizer(real_world: 
     print(f"\ndelete took {time.monotonic() - started:.1f} s")
     gone = real_world.control_plane.kubectl("get", "di", NAME, "-n", real_namespace, check=False)
     assert "NotFound" in gone.stderr
+    secret = real_world.control_plane.kubectl("get", "secret", f"{NAME}-database", "-n", real_namespace, check=False)
+    assert "NotFound" in secret.stderr, "the operator-owned database Secret outlived a deletionPolicy: Delete"
     assert real_world.lightsail.resources_for_uid(obj["metadata"]["uid"]) == []
     assert [s.name for s in real_world.lightsail.servers()] == []
     assert all(e.name.rstrip(".") != domain for e in real_world.lightsail.domain_entries())

@@ -18,19 +18,21 @@ from typing import Any
 import pytest
 
 from conftest import conditions, dump, print_stage_times, wait_for
-from o4o_operator.testing.fixture_repo import (
-    API_MAIN,
-    CRASHING_API_MAIN,
-    SITE_MARKER,
-    SITE_PAGE,
-    commit_to_branch,
-    site_page,
-)
+from o4o_operator.models import BuildSpec
+from o4o_operator.testing.fixture_o4o import API_MAIN_TS, CRASHING_API_MAIN_TS
+from o4o_operator.testing.fixture_repo import SITE_MARKER, SITE_PAGE, commit_to_branch, site_page
 from o4o_operator.testing.hosts import BootedHost
 from o4o_operator.testing.real_world import RealWorld
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(2400)]
 NAME = "shop"
+HEALTH = BuildSpec().health
+
+
+def _field(body: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        body = body[part]
+    return body
 
 
 @dataclass
@@ -71,9 +73,9 @@ def test_1_the_site_and_the_api_answer_200_over_https_with_a_pebble_certificate(
         real_world: RealWorld, served: Served) -> None:
     code, body = _get(real_world, served, "/")
     assert code == 200 and SITE_MARKER in body, body[-500:]
-    code, body = _get(real_world, served, "/api/health")
+    code, body = _get(real_world, served, HEALTH.path)
     assert code == 200, body[-500:]
-    assert json.loads(body)["status"] == "ok"
+    assert _field(json.loads(body), HEALTH.body_field) == HEALTH.expect, body[-500:]
 
     context = ssl.create_default_context(cafile=str(real_world.pebble_root_path))
     with socket.create_connection((served.address, 443), timeout=10) as raw, \
@@ -138,7 +140,7 @@ def test_4_a_release_whose_api_exits_at_start_is_rolled_back(real_world: RealWor
     _, good_page = _get(real_world, served, "/")
     broken = f"broken-{uuid.uuid4().hex[:6]}"
     commit_to_branch(real_world.repository, broken,
-                     {API_MAIN: CRASHING_API_MAIN, SITE_PAGE: site_page("the broken release")}, "Broken API")
+                     {API_MAIN_TS: CRASHING_API_MAIN_TS, SITE_PAGE: site_page("the broken release")}, "Broken API")
     real_world.publish()
     generation = _patch_source(real_world, real_namespace, broken)
     failed = wait_for(real_world, real_namespace, NAME,
@@ -147,8 +149,8 @@ def test_4_a_release_whose_api_exits_at_start_is_rolled_back(real_world: RealWor
     assert conditions(failed)["Ready"]["status"] == "False"
     code, body = _get(real_world, served, "/")
     assert code == 200 and body == good_page
-    code, _ = _get(real_world, served, "/api/health")
-    assert code == 200
+    code, body = _get(real_world, served, HEALTH.path)
+    assert code == 200 and _field(json.loads(body), HEALTH.body_field) == HEALTH.expect, body[-500:]
     generation = _patch_source(real_world, real_namespace, good_revision)
     wait_for(real_world, real_namespace, NAME, f"jsonpath={{.status.observedGeneration}}={generation}")
     healed = wait_for(real_world, real_namespace, NAME, "condition=Ready")
@@ -178,5 +180,5 @@ def test_5_a_process_stopped_by_hand_turns_ready_false_within_a_drift_period_the
     healed = wait_for(real_world, real_namespace, NAME, "condition=Ready", timeout=600)
     print(f"{how}: repaired after {time.monotonic() - stopped:.1f} s")
     assert healed["status"]["lastCheckTime"]
-    code, _ = _get(real_world, served, "/api/health")
-    assert code == 200
+    code, body = _get(real_world, served, HEALTH.path)
+    assert code == 200 and _field(json.loads(body), HEALTH.body_field) == HEALTH.expect, body[-500:]
