@@ -28,6 +28,7 @@ from typing import Any
 
 from o4o_operator.pipeline.stages import STAGE_COUNT
 from o4o_operator.testing.controlplane import ControlPlane
+from o4o_operator.testing.fixture_o4o import KNOWN_APP
 from o4o_operator.testing.processes import free_port, start_process, stop_process
 from o4o_operator.testing.world import CRD, LocalWorld
 
@@ -110,8 +111,12 @@ def _make_world(plane: ControlPlane, hosts: str, source: str | None, dev_dir: Pa
 
 
 def _manifest(world: LocalWorld, hosts: str, source: str | None) -> dict[str, Any]:
-    manifest = world.manifest(NAME, NAMESPACE, apps=("forum-core",), description="Sample instance from make dev")
-    if hosts != "sandbox" and source:
+    if hosts == "sandbox":
+        return world.manifest(NAME, NAMESPACE, apps=("forum-core",), description="Sample instance from make dev")
+    # Booted hosts: the fixture's one installable app; O4O itself installs none at HEAD ("No manifest found").
+    apps = () if source else (KNOWN_APP,)
+    manifest = world.manifest(NAME, NAMESPACE, apps=apps, description="Sample instance from make dev")
+    if source:
         manifest["spec"]["source"]["revision"] = _revision_of(source)
     return manifest
 
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Starting the local Lightsail endpoint, {what} and the operator...", flush=True)
         with _make_world(plane, args.hosts, args.source, dev_dir) as world:
             plane.create_namespace(NAMESPACE)
-            world.create_secrets(NAMESPACE, env={"JWT_SECRET": "dev", "NODE_ENV": "production"})
+            world.create_secrets(NAMESPACE, env={"NODE_ENV": "production"})  # JWT_SECRET: generated
             world.apply(_manifest(world, args.hosts, args.source))
             port = DASHBOARD_PORT if _port_is_free(DASHBOARD_PORT) else free_port()
             dashboard = _start_dashboard(kubeconfig, dev_dir / "dashboard.log", port)

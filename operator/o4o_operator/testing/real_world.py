@@ -6,7 +6,8 @@ booted hosts (:class:`~o4o_operator.testing.booted_fleet.BootedFleet`), and what
 bridge address ``198.51.100.1``: the egress proxy (``HostWorld``), challtestsrv as their DNS on :53 and
 Pebble's ACME directory (``AcmeWorld``), a :class:`~o4o_operator.testing.dns_feed.DnsFeed` that makes the
 local Lightsail's DNS records (the DNS stage's own output) what Pebble and the hosts resolve, the Node.js
-dist mirror the operator is pointed at (``O4O_NODE_MIRROR``), and the fixture repository served over smart
+dist mirror the operator is pointed at (``O4O_NODE_MIRROR``), and the fixture repository (its ``o4o`` flavour:
+real TypeScript builds, PostgreSQL, migrations and the admin apps API) served over smart
 HTTPS (its CA is trusted by each host, as a corporate image trusts its own CA). Manifests are shaped like
 ``manifests/samples/lightsail.yaml`` with ``blueprintId: debian_12``, ``ssh.user: admin`` and ``spec.tls``
 naming Pebble (directory, endpoint CA, root).
@@ -32,6 +33,8 @@ from o4o_operator.testing.acme import AcmeWorld, make_endpoint_certificate
 from o4o_operator.testing.booted_fleet import BootedFleet
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.dns_feed import DnsFeed
+from o4o_operator.testing.fixture_o4o import KNOWN_APP
+from o4o_operator.testing.fixture_repo import O4O
 from o4o_operator.testing.git_server import GitHttpServer, publish_bare
 from o4o_operator.testing.hosts import BootedHost, HostWorld
 from o4o_operator.testing.lightsail import LocalLightsail
@@ -51,6 +54,9 @@ class RealWorld(LocalWorld):
     ``source``: a git URL or local path to deploy instead of the fixture (served as is when it is a URL).
     ``max_hosts``: booted servers at once (CI runs at most two). ``drift_seconds``: the operator's drift period.
     """
+
+    fixture_flavour = O4O
+    """Booted hosts build, migrate and serve for real: the fixture is O4O's contract (TypeScript, PostgreSQL)."""
 
     def __init__(self, control_plane: ControlPlane | None = None, *, operator_env: Mapping[str, str] | None = None,
                  namespaces: tuple[str, ...] = (), source: str | None = None, max_hosts: int = 2,
@@ -161,9 +167,10 @@ class RealWorld(LocalWorld):
 
     # ---- what tests and make dev ask ---------------------------------------------------------------------------
 
-    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = ("forum-core",),
+    def manifest(self, name: str, namespace: str, *, apps: tuple[str, ...] = (KNOWN_APP,),
                  **spec_changes: Any) -> dict[str, Any]:
-        """A DI like the Lightsail sample: debian_12, login admin, Pebble as the ACME server."""
+        """A DI like the Lightsail sample: debian_12, login admin, Pebble as the ACME server, and the one app the
+        fixture's API can install."""
         manifest = super().manifest(name, namespace, apps=apps)
         spec = manifest["spec"]
         spec["provider"] = {"lightsail": {"region": REGION, "bundleId": "small_3_0", "blueprintId": BLUEPRINT}}

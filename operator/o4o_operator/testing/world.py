@@ -23,7 +23,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator.testing.controlplane import ControlPlane
-from o4o_operator.testing.fixture_repo import make_fixture_repo
+from o4o_operator.testing.fixture_repo import PLAIN, make_fixture_repo
 from o4o_operator.testing.lightsail import LocalLightsail
 from o4o_operator.testing.lightsail_catalog import host_key_entry
 from o4o_operator.testing.operator_process import OperatorProcess
@@ -89,6 +89,9 @@ class SandboxFleet:
 class LocalWorld:
     """Everything a DeploymentInstance needs to reach Ready without leaving this machine."""
 
+    fixture_flavour = PLAIN
+    """The fixture repository's flavour: ``plain`` for the shim sandbox (``RealWorld``: ``o4o``)."""
+
     def __init__(self, control_plane: ControlPlane | None = None, *, operator_env: Mapping[str, str] | None = None,
                  pending_polls: int = 1, namespaces: tuple[str, ...] = ()) -> None:
         """``namespaces`` (globs allowed) limits what the operator watches; empty means all."""
@@ -98,7 +101,7 @@ class LocalWorld:
         self.directory = Path(tempfile.mkdtemp(prefix="o4o-world-"))
         self.pending_polls = pending_polls
         self._make_cloud()
-        self.repository, self.commit = make_fixture_repo(self.directory / "fixture-repo")
+        self.repository, self.commit = make_fixture_repo(self.directory / "fixture-repo", self.fixture_flavour)
         self._operator_env = dict(operator_env or {})
         self.operator: OperatorProcess | None = None
 
