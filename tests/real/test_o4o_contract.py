@@ -113,9 +113,15 @@ def _secret(world: RealWorld, namespace: str, name: str) -> dict[str, str]:
 
 
 def _env_file(instance: Instance) -> dict[str, str]:
+    """The API's ``.env`` on the host (every value is quoted whole with one of ' " `)."""
     text = instance.host.run(["cat", f"{instance.base_dir}/shared/.env"]).stdout
-    pairs = (line.partition("=") for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    return {key.strip(): value.strip().strip("'\"") for key, _, value in pairs}
+    values = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and not line.startswith("#"):
+            quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"`"
+            values[key] = value[1:-1] if quoted else value
+    return values
 
 
 def _psql(instance: Instance, sql: str) -> str:
