@@ -33,7 +33,7 @@ from o4o_operator.testing.acme import AcmeWorld, make_endpoint_certificate
 from o4o_operator.testing.booted_fleet import BootedFleet
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.dns_feed import DnsFeed
-from o4o_operator.testing.fixture_o4o import KNOWN_APP
+from o4o_operator.testing.fixture_o4o import ADMIN_COMMAND, KNOWN_APP
 from o4o_operator.testing.fixture_repo import O4O
 from o4o_operator.testing.git_server import GitHttpServer, publish_bare
 from o4o_operator.testing.hosts import BootedHost, HostWorld
@@ -179,6 +179,8 @@ class RealWorld(LocalWorld):
                        "acmeCABundle": self.acme.pebble.ca_bundle.read_text(),
                        "certificateCABundle": self.pebble_root_path.read_text()}
         spec["deletionPolicy"] = "Delete"
+        if self.source is None:  # the fixture creates its admin with its own bundled script
+            spec["build"] = {"api": {"adminCommand": list(ADMIN_COMMAND)}}
         spec.update(spec_changes)
         return manifest
 

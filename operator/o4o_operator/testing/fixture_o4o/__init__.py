@@ -50,6 +50,9 @@ MIGRATED_TABLE = "fixture_pages"
 MIGRATIONS_TABLE = "typeorm_migrations"
 APP_REGISTRY_TABLE = "app_registry"
 ADMIN_ROLE = "platform:super_admin"
+ADMIN_COMMAND = ("node", "dist/create-admin.js", "--email=${O4O_ADMIN_EMAIL}", "--password=${O4O_ADMIN_PASSWORD}")
+"""``spec.build.api.adminCommand`` for this flavour: its ``build:api`` bundles ``create-admin`` into ``dist``
+(O4O itself runs ``npx tsx src/scripts/create-admin-user.ts``, the operator's default)."""
 KNOWN_APP = "forum-core"
 """In the market, with a manifest: install answers ``{ok: true}`` and the row is ``active``."""
 REFUSED_APP = "signage"
