@@ -294,9 +294,9 @@ def test_5_uploads_survive_a_revision_bump(real_world: RealWorld, instance: Inst
     name = f"photo-{uuid.uuid4().hex[:8]}.txt"
     content = f"an upload {uuid.uuid4().hex}"
     uploads = f"{instance.base_dir}/shared/uploads"
-    owner = instance.host.run(["stat", "-c", "%U:%G", uploads]).stdout.strip()
-    instance.host.run(["install", "-o", owner.split(":")[0], "-g", owner.split(":")[1], "-m", "0644",
-                       "/dev/stdin", f"{uploads}/{name}"], input_text=content)
+    owner = instance.host.run(["stat", "-c", "%U", uploads]).stdout.strip()  # the app user, as the API writes
+    instance.host.run(["runuser", "-u", owner, "--", "sh", "-c", 'umask 022 && cat > "$1"', "sh", f"{uploads}/{name}"],
+                      input_text=content)
     assert _get(real_world, instance, f"/uploads/{name}") == (200, content)
 
     marker = f"release {uuid.uuid4().hex[:8]}"
