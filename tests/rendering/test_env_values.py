@@ -15,6 +15,7 @@ from o4o_operator.rendering.env_values import (
     external_database,
     local_database,
     merge_env,
+    node_pg_sslmode,
 )
 from o4o_operator.rendering.host_context import instance_user
 
@@ -37,7 +38,7 @@ def test_the_defaults_point_the_api_at_the_local_database_over_tcp() -> None:
     assert env == {"NODE_ENV": "production", "PORT": "3001", "CORS_ORIGIN": "https://shop.example.com",
                    "FRONTEND_URL": "https://shop.example.com", "DB_TYPE": "postgres", "DB_HOST": "127.0.0.1",
                    "DB_PORT": "5432", "DB_NAME": GENERATED["DB_NAME"], "DB_USERNAME": GENERATED["DB_USERNAME"],
-                   "DB_PASSWORD": GENERATED["DB_PASSWORD"], "PGSSLMODE": "require", "REDIS_ENABLED": "false",
+                   "DB_PASSWORD": GENERATED["DB_PASSWORD"], "PGSSLMODE": "no-verify", "REDIS_ENABLED": "false",
                    "JWT_SECRET": GENERATED["JWT_SECRET"], "JWT_REFRESH_SECRET": GENERATED["JWT_REFRESH_SECRET"],
                    "SESSION_SECRET": GENERATED["SESSION_SECRET"]}
     assert "ADMIN_PASSWORD" not in env  # for the apps stage, not the API's environment
@@ -75,3 +76,13 @@ def test_spec_database_defaults_to_local_and_takes_an_external_secret() -> None:
         DeploymentInstanceSpec.model_validate({**base, "database": {"external": {"secretRef": {"name": "../x"}}}})
     assert models_database.SECRET_NAME_PATTERN == models.SECRET_NAME_PATTERN
     assert models_database.generated_secret_name("shop") == "shop-database"
+
+
+def test_the_env_says_the_tls_mode_as_node_postgres_reads_it() -> None:
+    """node-postgres verifies the certificate for PGSSLMODE=require (libpq does not): the snakeoil one of the
+    local database failed every migration with "self-signed certificate" on a booted host."""
+    assert [node_pg_sslmode(mode) for mode in models_database.SSL_MODES] == [
+        "disable", "disable", "no-verify", "no-verify", "verify-ca", "verify-full"]
+    external = external_database({"host": "db.example.net", "port": "5432", "name": "shop", "user": "app",
+                                  "password": "p-0123456789", "sslMode": "verify-full"}, "db")
+    assert default_env("shop.example.com", 3001, external, GENERATED)["PGSSLMODE"] == "verify-full"

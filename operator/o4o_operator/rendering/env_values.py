@@ -74,6 +74,17 @@ def external_database(data: Mapping[str, str], secret_name: str) -> DatabaseConn
                               data["sslMode"])
 
 
+NODE_PG_SSLMODES = {"disable": "disable", "allow": "disable", "prefer": "no-verify", "require": "no-verify"}
+"""libpq's ``sslmode`` as node-postgres reads ``PGSSLMODE`` (what the API's ``pg`` and TypeORM do when given no
+TLS settings, as O4O's ``migrate.js`` is): to it ``require`` means *verify the certificate*, which Debian's
+snakeoil one fails ("self-signed certificate", seen on a booted host); its ``no-verify`` is libpq's
+``require``. ``verify-ca`` and ``verify-full`` keep their meaning."""
+
+
+def node_pg_sslmode(ssl_mode: str) -> str:
+    return NODE_PG_SSLMODES.get(ssl_mode, ssl_mode)
+
+
 def default_env(domain: str, api_port: int, database: DatabaseConnection,
                 generated: Mapping[str, str]) -> dict[str, str]:
     """What the operator sets in the ``.env`` before the user's Secrets."""
@@ -81,7 +92,7 @@ def default_env(domain: str, api_port: int, database: DatabaseConnection,
     return {
         "NODE_ENV": "production", "PORT": str(api_port), "CORS_ORIGIN": origin, "FRONTEND_URL": origin,
         "DB_TYPE": "postgres", "DB_HOST": database.host, "DB_PORT": database.port, "DB_NAME": database.name,
-        "DB_USERNAME": database.user, "DB_PASSWORD": database.password, "PGSSLMODE": database.ssl_mode,
+        "DB_USERNAME": database.user, "DB_PASSWORD": database.password, "PGSSLMODE": node_pg_sslmode(database.ssl_mode),
         "REDIS_ENABLED": "false",
         **{key: generated[key] for key in SECRET_KEYS if key in generated},
     }
