@@ -76,7 +76,7 @@ async def test_json_api_reflects_the_cluster(dashboard: Dashboard, namespace: st
     async with http.get(f"{dashboard.url}/api/instances/{namespace}/building") as response:
         detail = (await response.json())["instance"]
     assert detail["uid"] and detail["generation"] == 1
-    assert [s["state"] for s in detail["stages"]][:5] == ["Succeeded"] * 4 + ["Running"]
+    assert [s["state"] for s in detail["stages"]][:6] == ["Succeeded"] * 5 + ["Running"]
     assert detail["logTail"][-1] == "$ pnpm build"
 
 
