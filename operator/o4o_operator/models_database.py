@@ -26,6 +26,18 @@ GENERATED_SECRET_FIELD = "metadata.name"  # noqa: S105 - a field name, not a sec
 INSTANCE_LABEL = "deploy.o4o.io/instance"
 """With the instance's name as its value: on the operator-owned Secret."""
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+NON_SECRET_KEYS: dict[str, frozenset[str]] = {
+    GENERATED_SECRET_FIELD: frozenset({"DB_NAME", "DB_USERNAME", "ADMIN_EMAIL"}),
+    EXTERNAL_SECRET_FIELD: frozenset({"host", "port", "name", "user", "sslMode"}),
+}
+"""Per referencing field: the keys of a database Secret that name things rather than hide them. They are not
+redacted, so that a message such as the database stage's can say which database it made, and where."""
+
+
+def secret_values(field: str, data: dict[str, str]) -> list[str]:
+    """The values of a Secret read for ``field`` that must be redacted: all but its :data:`NON_SECRET_KEYS`."""
+    public = NON_SECRET_KEYS.get(field, frozenset())
+    return [value for key, value in data.items() if key not in public]
 
 
 def generated_secret_name(instance_name: str) -> str:

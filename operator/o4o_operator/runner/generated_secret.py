@@ -26,9 +26,9 @@ from o4o_operator.models_database import (
     GENERATED_SECRET_FIELD,
     INSTANCE_LABEL,
     generated_secret_name,
+    secret_values,
 )
 from o4o_operator.rendering.env_values import (
-    ADMIN_KEYS,
     GENERATED_KEYS,
     DatabaseConnection,
     database_identifier,
@@ -39,7 +39,6 @@ from o4o_operator.runner.instance import InstanceContext
 
 logger = logging.getLogger("o4o_operator.generated_secret")
 TOKEN_BYTES = 32
-_PUBLIC_KEYS = frozenset({"DB_NAME", "DB_USERNAME", ADMIN_KEYS[0]})
 
 
 def _new_value(instance: InstanceContext, key: str) -> str:
@@ -100,7 +99,7 @@ async def generated_values(instance: InstanceContext) -> dict[str, str]:
 
 def _secret_values(values: Mapping[str, str]) -> list[str]:
     """The values to redact from the log: all but the names and the admin's address, which are not secret."""
-    return [value for key, value in values.items() if key not in _PUBLIC_KEYS]
+    return secret_values(GENERATED_SECRET_FIELD, dict(values))
 
 
 async def delete_generated_secret(kube: KubeApi, namespace: str, instance_name: str, uid: str) -> bool:

@@ -25,7 +25,12 @@ from o4o_operator.models import (
     HostKeySource,
     InstanceRef,
 )
-from o4o_operator.models_database import EXTERNAL_SECRET_FIELD, GENERATED_SECRET_FIELD, generated_secret_name
+from o4o_operator.models_database import (
+    EXTERNAL_SECRET_FIELD,
+    GENERATED_SECRET_FIELD,
+    generated_secret_name,
+    secret_values,
+)
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
@@ -129,7 +134,7 @@ class InstanceContext:
         if cached is None:
             try:
                 cached = await self.runtime.kube.read_secret(self.ref.namespace, name, field)
-                self.log.redactor.add(cached.data.values())
+                self.log.redactor.add(secret_values(field, dict(cached.data)))
             except InvalidSpecError as error:
                 cached = error
             self._secrets[name] = cached
