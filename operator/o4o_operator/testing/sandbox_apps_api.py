@@ -7,8 +7,8 @@ shaped as O4O answers them
 market ``{"apps": [{"appId": ...}]}``; a refused install ``500 {"ok": false, "error": "INSTALL_FAILED",
 "message": "No manifest found for app: ..."}``), and ``npx tsx src/scripts/create-admin-user.ts
 --email=E --password=P``, which records the admin the login then accepts. State lives in
-``$O4O_ROOT/.shim-apps.json``: the admin (the password only as a digest), the apps and their status,
-and every API call made (method, path, appId), for tests to read.
+``$O4O_ROOT/.shim-apps.json``: the admins, one per instance sharing the host (passwords only as
+digests), the apps and their status, and every API call made (method, path, appId), for tests to read.
 
 Must not: touch anything outside ``$O4O_ROOT``, or import beyond the standard library (the shim runs as a
 standalone script and imports this file as its sibling).
@@ -75,15 +75,16 @@ def _answer(state: dict[str, Any], method: str, path: str, headers: list[str],
     if not _ROUTES.match(path):
         return 404, {"success": False, "error": f"Cannot {method} {path}"}
     if path == "/api/v1/auth/login":
-        admin = state.get("admin") or {}
-        if method != "POST" or body.get("email") != admin.get("email") or \
-                _digest(str(body.get("password"))) != admin.get("password_sha256"):
+        # Instances sharing one host each have their own admin (their own database, in O4O).
+        admins: dict[str, str] = state.get("admins") or {}
+        if method != "POST" or admins.get(str(body.get("email"))) != _digest(str(body.get("password"))):
             return 401, {"success": False, "error": "INVALID_CREDENTIALS", "message": "Invalid credentials"}
         state["token"] = secrets.token_hex(16)
+        state.setdefault("tokens", []).append(state["token"])
         tokens = {"accessToken": state["token"], "refreshToken": "r", "expiresIn": 900}
         return 200, {"success": True, "data": {"message": "Login successful",
                                                **({"tokens": tokens} if body.get("includeLegacyTokens") else {})}}
-    if not state.get("token") or f"Authorization: Bearer {state['token']}" not in headers:
+    if not any(f"Authorization: Bearer {token}" in headers for token in state.get("tokens", [])):
         return 401, {"success": False, "error": "Authentication required"}
     apps: dict[str, str] = state["apps"]
     action = path.removeprefix("/api/v1/admin/apps").lstrip("/")
@@ -148,10 +149,13 @@ def npx(args: list[str]) -> int:
         return 127
     options = dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
     state = load_state()
-    if (state.get("admin") or {}).get("email") == options.get("email"):
+    admins = state.setdefault("admins", {})
+    email = str(options.get("email"))
+    if email in admins:
         print("User already exists")
     else:
-        state["admin"] = {"email": options.get("email"), "password_sha256": _digest(options.get("password", ""))}
+        admins[email] = _digest(options.get("password", ""))
+        state["admin"] = {"email": email, "password_sha256": admins[email]}  # the latest, for tests to read
         print("User created successfully")
     _save(state)
     return 0
