@@ -43,6 +43,7 @@ HOLDS: dict[str, Hold] = {
     "provision": _cloud("CreateInstances", server_name),
     "dns": _cloud("CreateDomainEntry", lambda namespace, name: f"{name}.{ZONE}"),
     "runtime": _shim("dpkg-query"),
+    "database": _shim("pg_lsclusters"),
     "source": _shim("git", "clone"),
     "build-site": _shim("pnpm", "@o4o/main-site-nextgen... --fail-if-no-match run build"),
     "build-api": _shim("pnpm", "@o4o/api-server... --fail-if-no-match run build"),
