@@ -374,6 +374,16 @@ async def test_env_values_stay_off_command_lines_and_out_of_the_log(
     assert lines == ["token is [REDACTED]"]
 
 
+async def test_public_env_is_exported_and_not_redacted_while_env_still_is(
+        session: SshSession, sandbox: SandboxHost) -> None:
+    lines: list[str] = []
+    script = 'ps -eo args > "$O4O_ROOT/ps.txt"\necho "database $O4O_DB_NAME with $O4O_DB_PASSWORD"\n'
+    await session.run(script, timeout=30, log=lines.append, env={"O4O_DB_PASSWORD": CANARY},
+                      public_env={"O4O_DB_NAME": "o4o_shop"})
+    assert "o4o_shop" not in (sandbox.root / "ps.txt").read_text()  # on stdin, like env
+    assert lines == ["database o4o_shop with [REDACTED]"]
+
+
 # ---- uploading -------------------------------------------------------------------------------
 
 

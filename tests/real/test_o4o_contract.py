@@ -187,6 +187,9 @@ def test_1_ready_means_site_and_api_over_https_the_migrated_table_and_a_healthy_
     assert _psql(instance, "SELECT current_setting('ssl')") == "on"
     conditions_now = conditions(instance.obj)
     assert conditions_now["DatabaseReady"]["status"] == "True", dump(conditions_now)
+    database_message = conditions_now["DatabaseReady"]["message"]  # names its database; the password is not there
+    assert f"database {instance.generated['DB_NAME']} at 127.0.0.1:5432" in database_message, database_message
+    assert instance.generated["DB_PASSWORD"] not in database_message
 
 
 def _installed_apps(world: RealWorld, instance: Instance) -> dict[str, str]:

@@ -37,6 +37,7 @@ class RecordingSession:
         self.scripts: list[str] = []
         self.timeouts: list[float] = []
         self.envs: list[dict[str, str]] = []
+        self.public_envs: list[dict[str, str]] = []
         self.uploads: list[str] = []
         self.contents: dict[str, bytes] = {}
 
@@ -45,10 +46,12 @@ class RecordingSession:
         return FINGERPRINT
 
     async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
-                  env: Mapping[str, str] | None = None) -> CommandResult:
+                  env: Mapping[str, str] | None = None,
+                  public_env: Mapping[str, str] | None = None) -> CommandResult:
         self.scripts.append(script)
         self.timeouts.append(timeout)
         self.envs.append(dict(env or {}))
+        self.public_envs.append(dict(public_env or {}))
         for key, value in self.results.items():
             log(f"::o4o::result {key}={value}")
         return CommandResult(exit_status=0, tail=(), results=dict(self.results))

@@ -47,7 +47,8 @@ FINGERPRINT = "SHA256:" + "A" * 43
 
 class UnhealthySession(RecordingSession):
     async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
-                  env: Mapping[str, str] | None = None) -> CommandResult:
+                  env: Mapping[str, str] | None = None,
+                  public_env: Mapping[str, str] | None = None) -> CommandResult:
         raise errors.TransientError("HealthCheckFailed", "curl: (7) Failed to connect")
 
 

@@ -33,14 +33,15 @@ FETCHED = DeploymentInstanceStatus(server=SERVER, source=SourceStatus(repository
                                                                       commit=COMMIT))
 
 
-ADMIN_ENV = {"O4O_ADMIN_EMAIL": "admin@shop.example.com", "O4O_ADMIN_PASSWORD": "n0t-rendered-Passw0rd"}
+ADMIN_ENV = {"O4O_ADMIN_PASSWORD": "n0t-rendered-Passw0rd"}
+ADMIN_PUBLIC_ENV = {"O4O_ADMIN_EMAIL": "admin@shop.example.com"}
 
 
 @pytest.fixture(autouse=True)
 def admin_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stands in for the operator-owned Secret ``<name>-database`` (runner.generated_secret)."""
-    async def credentials(instance: Any) -> dict[str, str]:
-        return dict(ADMIN_ENV)
+    async def credentials(instance: Any) -> tuple[dict[str, str], dict[str, str]]:
+        return dict(ADMIN_ENV), dict(ADMIN_PUBLIC_ENV)
     monkeypatch.setattr(host_stages, "_admin_credentials", credentials)
 
 
@@ -56,6 +57,7 @@ class Row:
     uploads: tuple[str, ...] = ()
     secrets: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    public_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 ROWS = [
@@ -86,13 +88,15 @@ ROWS = [
         "Certificate for shop.example.com valid until unknown", {}),
     Row("apps added: the instance's report is recorded", StageName.APPS,
         {"installed": "forum-core", "added": "forum-core", "removed": ""}, "Apps up to date (installed forum-core)",
-        {"installed_apps": ("forum-core",)}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV),
+        {"installed_apps": ("forum-core",)}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV, public_env=ADMIN_PUBLIC_ENV),
     Row("apps removed", StageName.APPS, {"installed": "", "added": "", "removed": "forum-core"},
         "Apps up to date (removed forum-core)", {"installed_apps": ()},
-        status=FETCHED.model_copy(update={"installed_apps": ("forum-core",)}), env=ADMIN_ENV),
+        status=FETCHED.model_copy(update={"installed_apps": ("forum-core",)}), env=ADMIN_ENV,
+        public_env=ADMIN_PUBLIC_ENV),
     Row("apps unchanged; apps active by other hands are recorded too", StageName.APPS,
         {"installed": "forum-core,auth-core", "added": "", "removed": ""}, "Apps up to date (no change)",
-        {"installed_apps": ("auth-core", "forum-core")}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV),
+        {"installed_apps": ("auth-core", "forum-core")}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV,
+        public_env=ADMIN_PUBLIC_ENV),
 ]
 
 
@@ -111,7 +115,8 @@ async def test_a_host_stage_runs_its_row(row: Row) -> None:
     assert stage.script is not None
     assert session.scripts[0] == render_script(stage.script, _host_for(driver, row))
     assert session.timeouts == [stage.script_timeout_seconds]
-    assert session.envs == [row.env]
+    assert session.envs == [row.env]  # redacted from the output
+    assert session.public_envs == [row.public_env]  # not redacted: never a secret value
     for value in row.env.values():
         assert value not in session.scripts[0]  # a Secret travels as env, never in the script
     assert tuple(path.rsplit("/", 1)[-1] for path in session.uploads) == row.uploads

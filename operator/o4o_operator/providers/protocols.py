@@ -134,8 +134,13 @@ class HostSession(Protocol):
     def host_key_fingerprint(self) -> str: ...
 
     async def run(self, script: str, *, timeout: float, log: LogSink,
-                  env: Mapping[str, str] | None = None) -> CommandResult:
-        """Run a bash script; non-zero exit raises TransientError/PermanentError with the tail."""
+                  env: Mapping[str, str] | None = None,
+                  public_env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run a bash script; non-zero exit raises TransientError/PermanentError with the tail.
+
+        ``env`` and ``public_env`` are both exported before the script runs; only ``env``'s values are
+        redacted from the output, so ``public_env`` holds names, hosts and ports, never a secret value.
+        """
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         """Write atomically (temp file + rename) with the given mode."""

@@ -178,11 +178,13 @@ class SshSession:
                               f"The SSH connection to {host}:{port} was lost ({type(exc).__name__})")
 
     async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
-                  env: Mapping[str, str] | None = None) -> CommandResult:
-        """Run a bash script (on stdin, ``env`` exported first), streaming its output lines to ``log``."""
+                  env: Mapping[str, str] | None = None,
+                  public_env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run a bash script (on stdin, ``public_env`` and ``env`` exported first), streaming its output lines
+        to ``log`` with ``env``'s values redacted."""
         env = dict(env or {})
         state = _RunState(Redactor(env.values()), log)
-        stdin = _wrap(script, env)
+        stdin = _wrap(script, {**(public_env or {}), **env})
         async with self._sessions:
             try:
                 process = await self._connection.conn.create_process(

@@ -117,10 +117,13 @@ async def database_connection(instance: InstanceContext, generated: Mapping[str,
     return external_database((await instance.secret(name, EXTERNAL_SECRET_FIELD)).data, name)
 
 
-async def database_script_env(instance: InstanceContext) -> dict[str, str]:
-    """What the database stage's script gets in its environment (never rendered into it)."""
+async def database_script_env(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
+    """What the database stage's script gets in its environment (never rendered into it): the password, which
+    is redacted from its output, and the names, host, port and modes, which are not (so DatabaseReady says
+    which database it made and where)."""
     connection = await database_connection(instance, await generated_values(instance))
     mode = "local" if instance.spec.database.external is None else "external"
-    return {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,
-            "O4O_DB_NAME": connection.name, "O4O_DB_USER": connection.user,
-            "O4O_DB_PASSWORD": connection.password, "O4O_DB_SSLMODE": connection.ssl_mode}
+    public = {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,
+              "O4O_DB_NAME": connection.name, "O4O_DB_USER": connection.user,
+              "O4O_DB_SSLMODE": connection.ssl_mode}
+    return {"O4O_DB_PASSWORD": connection.password}, public

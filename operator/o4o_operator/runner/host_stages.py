@@ -90,22 +90,28 @@ def _apps_changes(results: Mapping[str, str]) -> str:
     return "; ".join(part for part in parts if part) or "no change"
 
 
-async def _admin_credentials(instance: InstanceContext) -> dict[str, str]:
-    """ADMIN_EMAIL and ADMIN_PASSWORD of the operator-owned Secret ``<name>-database``, as script variables."""
+async def _admin_credentials(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
+    """ADMIN_PASSWORD (secret) and ADMIN_EMAIL (not) of the operator-owned Secret ``<name>-database``."""
     values = await generated_values(instance)
-    return {"O4O_ADMIN_EMAIL": values["ADMIN_EMAIL"], "O4O_ADMIN_PASSWORD": values["ADMIN_PASSWORD"]}
+    return {"O4O_ADMIN_PASSWORD": values["ADMIN_PASSWORD"]}, {"O4O_ADMIN_EMAIL": values["ADMIN_EMAIL"]}
 
 
-async def _script_env(instance: InstanceContext, stage: Stage) -> dict[str, str]:
+async def _script_env(instance: InstanceContext, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:
+    """The stage script's environment: the secret values (redacted from its output) and the rest (not)."""
     env: dict[str, str] = {}
+    public_env: dict[str, str] = {}
     ref = instance.spec.source.credentials_secret_ref
     if SecretRole.GIT_TOKEN in stage.secrets and ref is not None:
         env["O4O_GIT_TOKEN"] = await instance.secret_value(ref.name, ref.key, "spec.source.credentialsSecretRef")
     if SecretRole.DATABASE in stage.secrets:
-        env.update(await database_script_env(instance))
+        secret, public = await database_script_env(instance)
+        env.update(secret)
+        public_env.update(public)
     if SecretRole.ADMIN in stage.secrets:
-        env.update(await _admin_credentials(instance))
-    return env
+        secret, public = await _admin_credentials(instance)
+        env.update(secret)
+        public_env.update(public)
+    return env, public_env
 
 
 def _spec_value(instance: InstanceContext, path: str) -> Any:
@@ -125,8 +131,9 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
     script = render.render_script(stage.script, host)
     session = await instance.session()
     try:
+        env, public_env = await _script_env(instance, stage)
         result = await session.run(script, timeout=stage.script_timeout_seconds, log=instance.log,
-                                   env=await _script_env(instance, stage))
+                                   env=env, public_env=public_env)
     except asyncssh.Error as error:
         raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
     results = dict(result.results)
