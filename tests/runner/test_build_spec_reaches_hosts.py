@@ -55,7 +55,8 @@ def _hashes(**build: Any) -> dict[StageName, str]:
     body = DeploymentInstanceSpec.model_validate(spec_body(build=build)).to_body()
     facts = Facts(server_address="198.51.100.5", commit=COMMIT)
     return {name: inputs_hash(STAGES_BY_NAME[name], body, facts)
-            for name in (StageName.BUILD_SITE, StageName.BUILD_API, StageName.CONFIGURE, StageName.TLS)}
+            for name in (StageName.BUILD_SITE, StageName.BUILD_API, StageName.CONFIGURE, StageName.TLS,
+                         StageName.APPS)}
 
 
 def test_a_changed_build_spec_re_runs_exactly_the_stages_it_feeds() -> None:
@@ -72,6 +73,10 @@ def test_a_changed_build_spec_re_runs_exactly_the_stages_it_feeds() -> None:
     assert [n for n in before if before[n] != changed_health[n]] == [StageName.CONFIGURE]
     changed_kept = _hashes(api={"keepAcrossBundle": ["dist/database", "dist/locales"]})
     assert [n for n in before if before[n] != changed_kept[n]] == [StageName.BUILD_API]
-    for api in ({"uploadsDir": "var/uploads"}, {"migrateCommand": ["node", "dist/migrate.js", "--all"]}):
-        changed = _hashes(api=api)  # the build checks the migrate script; configure links and migrates
-        assert [n for n in before if before[n] != changed[n]] == [StageName.BUILD_API, StageName.CONFIGURE], api
+    changed_migrate = _hashes(api={"migrateCommand": ["node", "dist/migrate.js", "--all"]})
+    # the build checks that the migrate script exists; configure migrates
+    assert [n for n in before if before[n] != changed_migrate[n]] == [StageName.BUILD_API, StageName.CONFIGURE]
+    changed_uploads = _hashes(api={"uploadsDir": "var/uploads"})  # configure links it: no rebuild
+    assert [n for n in before if before[n] != changed_uploads[n]] == [StageName.CONFIGURE]
+    changed_admin = _hashes(api={"adminCommand": ["node", "dist/create-admin.js"]})  # the apps stage's: no rebuild
+    assert [n for n in before if before[n] != changed_admin[n]] == [StageName.APPS]

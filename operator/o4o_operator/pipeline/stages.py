@@ -112,6 +112,10 @@ class Stage:
 _REVISION = ("source.repository", "source.revision")
 _HOST = "facts.serverAddress"  # a replaced server must be set up again from scratch
 _SSH = (SecretRole.SSH_KEY,)
+# What build-api.sh reads of spec.build.api: not uploadsDir (configure's) nor adminCommand (apps'), whose changes
+# must not rebuild the API.
+_API_BUILD_INPUTS = tuple(f"build.api.{field}" for field in (
+    "package", "directory", "buildScript", "bundleScript", "entryPoint", "migrateCommand", "keepAcrossBundle"))
 
 STAGES: tuple[Stage, ...] = (
     Stage(StageName.PROVISION, "ServerReady", Phase.PROVISIONING, "Provision the server",
@@ -138,7 +142,7 @@ STAGES: tuple[Stage, ...] = (
           message="Built the main site for commit {commit}",
           script="build-site", secrets=_SSH),
     Stage(StageName.BUILD_API, "ApiBuilt", Phase.BUILDING, "Build the API server",
-          1800, (*_REVISION, "build.installFlags", "build.api", "facts.commit", _HOST),
+          1800, (*_REVISION, "build.installFlags", *_API_BUILD_INPUTS, "facts.commit", _HOST),
           message="Built the API server for commit {commit}",
           script="build-api", secrets=_SSH),
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
