@@ -1,4 +1,5 @@
-"""Two DIs with the same name, in two namespaces, on one existing host: both Ready, nothing shared.
+"""Two DIs with the same name, in two namespaces, on one existing host: both Ready, nothing shared; deleting
+one removes its things from the host and leaves the other's.
 
 The sandbox runs everything as root, so this proves what the scripts asked for (which user, which
 paths, which PM2 process, which nginx site) from the shims' record; tests/host/test_real_users.py
@@ -98,3 +99,23 @@ def test_two_namespaces_share_one_existing_host_without_sharing_anything(world: 
     startups = {c.args[c.args.index("-u") + 1] for c in calls if c.name == "pm2" and c.args[:1] == ("startup",)}
     assert startups == {ctx.app_user for ctx in contexts}
     assert not [c for c in calls if c.name == "chown" and "-h" not in c.args]
+
+    # Deleting one instance removes its things from the host and leaves the other's, Ready and serving.
+    world.control_plane.kubectl("delete", "di", "shop", "-n", namespace, "--timeout=240s", timeout=270)
+    state = host.shim_state()
+    gone = [first.base_dir, first.state_dir, first.webroot, f"/home/{first.app_user}", first.nginx_enabled_path,
+            first.nginx_site_path(False), first.nginx_site_path(True), first.certificate_dir,
+            f"/etc/systemd/system/pm2-{first.app_user}.service"]
+    assert [path for path in gone if host.path(path).exists() or host.path(path).is_symlink()] == []
+    assert sorted(state["users"]) == sorted([second.app_user, "postgres"])
+    assert state["pm2"] == {second.app_user: {second.pm2_app_name: commits[second.namespace]}}
+    assert names[0] not in state["postgres"]["databases"] and names[0] not in state["postgres"]["roles"]
+    assert state["postgres"]["databases"][names[1]] == names[1]
+    assert [c.args for c in host.commands("userdel")] == [(first.app_user,)]
+    serving = host.path(second.nginx_enabled_path).readlink().as_posix()
+    assert serving == f"../sites-available/{second.nginx_site_name(True)}"
+    assert host.path(second.current_link).resolve().parent == host.path(second.releases_dir).resolve()
+    assert host.path(second.env_path).exists() and host.path(second.certificate_path).exists()
+    assert {f"pm2-{second.app_user}", "nginx"} <= set(state["active"])
+    conditions = {c["type"]: c["status"] for c in world.get("shop", other)["status"]["conditions"]}
+    assert conditions["Ready"] == "True"

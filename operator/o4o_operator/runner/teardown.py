@@ -1,6 +1,8 @@
-"""Teardown on deletion: the DNS record, then the static IP, the server and its key pair, in reverse.
+"""Teardown on deletion: what it made on an existing host, the DNS record, then the static IP, the server
+and its key pair, in reverse.
 
-Owns: deleting exactly what this instance owns (the server and key pair by their uid tag,
+Owns: deleting exactly what this instance owns (on an existing host, what ``teardown-host.sh`` removes,
+see :mod:`o4o_operator.runner.host_teardown`; the server and key pair by their uid tag,
 the DNS record by its ownership TXT record, the log ConfigMap and the operator-owned Secret
 ``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
 everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
@@ -23,6 +25,7 @@ from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.generated_secret import delete_generated_secret
+from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
@@ -50,16 +53,21 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
         spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError:
         return "Spec unreadable; nothing known to tear down"
+    existing = spec.provider.existing
     if spec.deletion_policy is DeletionPolicy.RETAIN:
-        return ("Retained the server, static IP, key pair, DNS record and Secret "
-                f"{meta['name']}-database (deletionPolicy: Retain)")
+        made = f"what it made on host {existing.host}" if existing else "the server, static IP, key pair"
+        return f"Retained {made}, the DNS record and Secret {meta['name']}-database (deletionPolicy: Retain)"
     generation = int(meta.get("generation", 1))
-    deleting = with_deleting(status, "Tearing down the DNS record, static IP and server", generation,
-                             runtime.clock())
+    what = (f"what it made on host {existing.host} and the DNS record" if existing
+            else "the DNS record, static IP and server")
+    deleting = with_deleting(status, f"Tearing down {what}", generation, runtime.clock())
     await runtime.kube.patch_status(meta["namespace"], meta["name"], deleting.to_body())
 
     instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
     done: list[str] = []
+    on_host = await teardown_host(instance)  # errors propagate: the deletion is retried
+    if on_host:
+        done.append(on_host)
     address = status.server.ip_address
     if spec.dns.provider is not DnsProviderKind.NONE and address:
         provider = await instance.dns()

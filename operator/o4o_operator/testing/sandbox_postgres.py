@@ -3,10 +3,10 @@
 Owns: a small model of one Debian PostgreSQL host in the shim state (``state["postgres"]``: its clusters,
 ``ssl``, roles with a SHA-256 of their password, databases and their owners), made when ``apt-get install
 postgresql`` runs (Debian creates and starts cluster ``14/main`` on port 5432 and the ``postgres`` user),
-and the answers of ``psql`` to the statements ``setup-database.sh`` sends: peer authentication for the
-``postgres`` user without ``-h``, password authentication over TCP against the stored hash. A host other
-than the local one stands for an external database and answers ``SELECT 1``. Planned failures
-(``SandboxHost.fail_command``) come first, as for every shim.
+and the answers of ``psql`` to the statements ``setup-database.sh`` and ``teardown-host.sh`` send: peer
+authentication for the ``postgres`` user without ``-h``, password authentication over TCP against the stored
+hash. A host other than the local one stands for an external database and answers ``SELECT 1``. Planned
+failures (``SandboxHost.fail_command``) come first, as for every shim.
 
 Must not: keep a password (only its hash), start a daemon, or import anything beyond the standard library
 (``sandbox_shim`` runs it as a sibling file).
@@ -207,6 +207,17 @@ def _statement(sql: str, update_state: Callable[[Callable[[State], None]], None]
         update_state(lambda s: s["postgres"]["databases"].__setitem__(name, owner))
         return 0
     if re.match(r"(?i)(revoke|grant) ", compact):
+        return 0
+    if match := re.fullmatch(r"(?i)drop database if exists ([a-z0-9_]+)( with \(force\))?", compact):
+        name = match.group(1)
+        update_state(lambda s: s["postgres"]["databases"].pop(name, None))
+        return 0
+    if match := re.fullmatch(r"(?i)drop role if exists ([a-z0-9_]+)", compact):
+        name = match.group(1)
+        if name in pg["databases"].values():
+            print(f'ERROR:  role "{name}" cannot be dropped because some objects depend on it', file=sys.stderr)
+            return 1
+        update_state(lambda s: s["postgres"]["roles"].pop(name, None))
         return 0
     print(f"ERROR:  the sandbox's psql does not know: {compact[:80]}", file=sys.stderr)
     return 1

@@ -3,7 +3,8 @@
 Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
 certbot, curl, useradd, id, chown, sudo, runuser, getent and npx do in the sandbox
 (and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``; the instance's own API
-and npx, through ``sandbox_apps_api``),
+and npx, through ``sandbox_apps_api``; userdel and the undoing verbs of pm2, certbot and systemctl,
+through ``sandbox_teardown``),
 and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
 ``node-v<version>-linux-<arch>.tar.xz`` whose ``bin/node`` and npm lead back
 to these shims, and its ``SHASUMS256.txt``). Each call is appended as one JSON
@@ -39,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 if __package__:
-    from o4o_operator.testing import sandbox_apps_api, sandbox_node_mirror, sandbox_postgres
+    from o4o_operator.testing import sandbox_apps_api, sandbox_node_mirror, sandbox_postgres, sandbox_teardown
 else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling files, not the package
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sandbox_apps_api  # type: ignore[no-redef,import-not-found]
     import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
     import sandbox_postgres  # type: ignore[no-redef,import-not-found]
+    import sandbox_teardown  # type: ignore[no-redef,import-not-found]
 
 ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
 LOG = ROOT / ".shim-log"
@@ -254,6 +256,7 @@ def systemctl(args: list[str]) -> int:
             s["active"] = sorted(set(s.get("active", [])) | set(units))
         if verb == "reload":
             s.setdefault("reloads", {}).update({u: s.get("reloads", {}).get(u, 0) + 1 for u in units})
+        sandbox_teardown.systemctl_stop(verb, args, units, s)
 
     update_state(change)
     return 0
@@ -294,6 +297,8 @@ def pm2(args: list[str]) -> int:
         unit.write_text("[Unit]\nDescription=PM2 process manager (sandbox)\n")
     elif verb == "logs":
         print("(sandbox) no application logs")
+    elif verb == "delete" and len(args) > 1:
+        return sandbox_teardown.pm2_delete(args[1], AS_USER, state(), update_state)
     return 0
 
 
@@ -518,6 +523,9 @@ def getent(args: list[str]) -> int:
 def certbot(args: list[str]) -> int:
     if "certbot" not in packages():
         return not_installed("certbot")
+    if "delete" in args:
+        return sandbox_teardown.certbot_delete(option(args, "--cert-name") or "",
+                                               Path(option(args, "--config-dir") or str(ROOT / "etc/letsencrypt")))
     if "certonly" not in args:
         return 0
     domain = option(args, "-d", "--domain") or "example.invalid"
@@ -547,6 +555,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
     "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl,
     "getent": getent, "certbot": certbot, "sudo": sudo, "psql": psql,
+    "userdel": lambda args: sandbox_teardown.userdel(args, state(), update_state),
     "pg_lsclusters": lambda args: sandbox_postgres.pg_lsclusters(args, state()),
     "pg_ctlcluster": lambda args: sandbox_postgres.pg_ctlcluster(args, update_state),
 }
