@@ -8,7 +8,6 @@
 # Rendered by o4o-operator. Safe to re-run: whatever is already gone is skipped.
 set -euo pipefail
 {% include "scripts/_common.sh" %}
-{% include "scripts/_nginx.sh" %}
 
 DB_MODE="${O4O_DB_MODE:-local}"
 DOMAIN={{ ctx.domain | shquote }}
@@ -20,6 +19,10 @@ BASE_DIR="$R"{{ ctx.base_dir | shquote }}
 STATE_DIR="$R"{{ ctx.state_dir | shquote }}
 WEBROOT="$R"{{ ctx.webroot | shquote }}
 LETSENCRYPT_DIR="$R"{{ ctx.letsencrypt_dir | shquote }}
+NGINX_DIR="$R"{{ ctx.nginx_dir | shquote }}
+SITE_HTTP="$R"{{ ctx.nginx_site_path(false) | shquote }}
+SITE_HTTPS="$R"{{ ctx.nginx_site_path(true) | shquote }}
+SITE_ENABLED="$R"{{ ctx.nginx_enabled_path | shquote }}
 NGINX_LOG_DIR="$R"{{ ctx.nginx_log_dir | shquote }}
 SITE_STEM={{ ctx.nginx_site_stem | shquote }}
 

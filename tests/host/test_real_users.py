@@ -177,3 +177,36 @@ def test_root_does_not_follow_a_link_the_instance_user_planted(
     assert not Path(env_file).is_symlink()
     assert owner_and_mode(Path(env_file)) == (a.app_user, a.app_user, 0o600)
     assert victim.read_text() == "root's own\n"
+
+
+@pytest.mark.skipif(not have_web_group(), reason="the www-data group (nginx's) does not exist here")
+def test_teardown_removes_one_instance_with_its_user_and_follows_no_link(
+        machine: Machine, instances: tuple[HostContext, HostContext]) -> None:
+    a, b = instances
+    for ctx in (a, b):
+        assert machine.run(render_script(script_for(StageName.RUNTIME), ctx)).returncode == 0
+        machine.upload_as_owner(ctx, ctx.env_path, b"SECRET='x'\n", 0o600)
+    victim = machine.path("/etc/o4o-victim")
+    victim.parent.mkdir(parents=True, exist_ok=True)
+    victim.write_text("root's own\n")
+    base = str(machine.path(a.base_dir))
+    for argv in (("ln", "-s", str(victim), f"{base}/shared/planted"),  # root must not follow it
+                 ("ln", "-s", str(machine.path(b.base_dir)), f"{base}/releases/other"),
+                 ("mkdir", "-p", f"{base}/releases/x/node_modules/pkg"),
+                 ("chmod", "0555", f"{base}/releases/x/node_modules")):  # read-only, as some packages ship
+        assert machine.as_user(a.app_user, *argv).returncode == 0, argv
+
+    done = machine.run(render_script("teardown-host", a))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "::o4o::result teardown=finished" in done.stdout
+    assert not user_exists(a.app_user)
+    for logical in (a.base_dir, a.state_dir, a.webroot, f"/home/{a.app_user}"):
+        assert not machine.path(logical).exists(), logical
+    assert victim.read_text() == "root's own\n"
+    assert user_exists(b.app_user)
+    assert owner_and_mode(machine.path(b.base_dir)) == (b.app_user, "www-data", 0o750)
+    assert machine.path(b.env_path).read_text() == "SECRET='x'\n"
+    assert machine.path(f"/home/{b.app_user}").is_dir() and machine.path(b.state_dir).is_dir()
+    again = machine.run(render_script("teardown-host", a))
+    assert again.returncode == 0 and "::o4o::result teardown=finished" in again.stdout, again.stdout + again.stderr

@@ -44,52 +44,6 @@ o4o_relink_as_app() {
   as_app mv -Tf "$2.o4o-tmp" "$2"
 }
 # ------------------------------------------------------------------------------
-# ---- nginx site selection ----------------------------------------------------
-NGINX_DIR="$R"/etc/nginx
-SITE_HTTP="$R"/etc/nginx/sites-available/o4o-team-a.shop.http.conf
-SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-team-a.shop.https.conf
-SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-team-a.shop.conf
-# shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
-CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
-NGINX_APPLIED="$R"/var/lib/o4o/instances/team-a.shop/nginx-applied
-
-# enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
-enable_site() {
-  local variant="$1" source link applied_now previous changed=0
-  if [ "$variant" = https ]; then source="$SITE_HTTPS"; else source="$SITE_HTTP"; fi
-  [ -f "$source" ] || o4o_transient ConfigMissing "The $variant nginx site has not been uploaded yet"
-  link="../sites-available/$(basename "$source")"
-  install -d -m 0755 "$NGINX_DIR/sites-enabled"
-  previous="$(readlink "$SITE_ENABLED" 2>/dev/null || true)"
-  if [ "$previous" != "$link" ]; then
-    o4o_relink "$link" "$SITE_ENABLED"
-    changed=1
-  fi
-  if [ -e "$NGINX_DIR/sites-enabled/default" ] || [ -L "$NGINX_DIR/sites-enabled/default" ]; then
-    o4o_step "Disabling the default nginx site"
-    rm -f "$NGINX_DIR/sites-enabled/default"
-    changed=1
-  fi
-  applied_now="$variant $(sha256sum < "$source" | cut -d ' ' -f 1)"
-  if [ "$changed" = 0 ] && [ "$(cat "$NGINX_APPLIED" 2>/dev/null || true)" = "$applied_now" ]; then
-    o4o_step "nginx already serves the $variant site"
-  else
-    if ! nginx -t; then
-      # Leave nginx as it was, so that its next reload or reboot still works.
-      if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
-      o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
-    fi
-    if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
-    printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
-    o4o_step "nginx now serves the $variant site"
-  fi
-  if ! systemctl is-active --quiet nginx; then
-    o4o_step "Starting nginx: it was not running"
-    systemctl start nginx
-  fi
-  o4o_result nginxSite "$variant"
-}
-# ------------------------------------------------------------------------------
 
 DB_MODE="${O4O_DB_MODE:-local}"
 DOMAIN=shop.example.com
@@ -101,6 +55,10 @@ BASE_DIR="$R"/srv/o4o/team-a.shop
 STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop
 WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
 LETSENCRYPT_DIR="$R"/etc/letsencrypt
+NGINX_DIR="$R"/etc/nginx
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-team-a.shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-team-a.shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-team-a.shop.conf
 NGINX_LOG_DIR="$R"/var/log/nginx
 SITE_STEM=o4o-team-a.shop
 
