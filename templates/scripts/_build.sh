@@ -64,7 +64,12 @@ if o4o_marked "$INSTALL_DIGEST" .o4o-installed; then
 else
   [ -f pnpm-lock.yaml ] || o4o_permanent LockfileMissing "The repository has no pnpm-lock.yaml; builds must be reproducible"
   o4o_step "Installing dependencies: pnpm install ${INSTALL_FLAGS[*]}"
-  as_app env CI=true pnpm install "${INSTALL_FLAGS[@]}"
+  # Native modules (O4O's sqlite3 and better-sqlite3) that find no prebuilt binary are compiled by node-gyp
+  # against the headers of the Node.js that runs them (in its release tarball's include/), instead of headers
+  # downloaded from nodejs.org, which a server may not reach.
+  NODE_HEADERS_DIR="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+  [ -f "$NODE_HEADERS_DIR/include/node/common.gypi" ] || NODE_HEADERS_DIR=""
+  as_app env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install "${INSTALL_FLAGS[@]}"
   o4o_mark "$INSTALL_DIGEST" .o4o-installed
 fi
 {% endmacro %}

@@ -27,7 +27,8 @@ if command -v cloud-init >/dev/null 2>&1; then
   o4o_step "Waiting for cloud-init to finish the first boot"
   cloud-init status --wait >/dev/null 2>&1 || true
 fi
-install_missing_packages ca-certificates curl xz-utils git openssl nginx certbot
+# build-essential and python3: node-gyp compiles native modules that have no prebuilt binary for this server.
+install_missing_packages ca-certificates curl xz-utils git openssl nginx certbot build-essential python3
 
 # ---- Node.js -----------------------------------------------------------------------------------
 case "$(uname -m)" in

@@ -102,7 +102,8 @@ def assert_no_canary(host: Host) -> None:
 
 async def test_runtime_setup_installs_once_then_only_checks(host: Host) -> None:
     state = host.sandbox.shim_state()
-    assert {"curl", "xz-utils", "nginx", "certbot", "git", "ca-certificates"} <= set(state["packages"])
+    assert {"curl", "xz-utils", "nginx", "certbot", "git", "ca-certificates", "build-essential",
+            "python3"} <= set(state["packages"])
     assert "nodejs" not in state["packages"]
     node_dir = host.sandbox.path(host.context.node_dir)
     assert host.sandbox.path("/usr/local/bin/node").resolve() == node_dir / "bin/node"
