@@ -1,9 +1,11 @@
 """Typed views of a DeploymentInstance: spec, status, and their vocabularies.
 
 Owns: the pydantic models that mirror ``crds/deploymentinstances.deploy.o4o.io.yaml``
-and the string enums (phases, condition statuses, stage states). Purely
-computational: no I/O, no Kopf, no clients. Field names follow the CRD's
-camelCase through aliases; Python code uses snake_case.
+and the string enums (phases, condition statuses, stage states). ``spec.build`` lives in
+``models_build``, ``spec.database`` in ``models_database`` and the declared install steps in
+``spec_install``; this module re-exports the build names, so callers import them from here. Purely
+computational: no I/O, no Kopf, no clients. Field names follow the CRD's camelCase through aliases;
+Python code uses snake_case.
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from o4o_operator.models_build import BODY_FIELD_PATTERN as BODY_FIELD_PATTERN
+from o4o_operator.models_build import BUILD_RAM_GB as BUILD_RAM_GB
+from o4o_operator.models_build import COMMAND_WORD_PATTERN as COMMAND_WORD_PATTERN
+from o4o_operator.models_build import ENV_NAME_PATTERN as ENV_NAME_PATTERN
+from o4o_operator.models_build import HEALTH_VALUE_PATTERN as HEALTH_VALUE_PATTERN
+from o4o_operator.models_build import INSTALL_FLAG_PATTERN as INSTALL_FLAG_PATTERN
+from o4o_operator.models_build import PACKAGE_NAME_PATTERN as PACKAGE_NAME_PATTERN
+from o4o_operator.models_build import RELATIVE_PATH_PATTERN as RELATIVE_PATH_PATTERN
+from o4o_operator.models_build import SCRIPT_NAME_PATTERN as SCRIPT_NAME_PATTERN
+from o4o_operator.models_build import URL_PATH_PATTERN as URL_PATH_PATTERN
+from o4o_operator.models_build import ApiBuildSpec as ApiBuildSpec
+from o4o_operator.models_build import BuildSpec as BuildSpec
+from o4o_operator.models_build import HealthSpec as HealthSpec
+from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
 from o4o_operator.models_database import DatabaseSpec
-from o4o_operator.spec_install import ADMIN_COMMAND_DEFAULT, MAX_WORDS, DeclaredWord, PostInstallStep, unique_step_names
+from o4o_operator.spec_install import PostInstallStep, unique_step_names
 
 GROUP = "deploy.o4o.io"
 VERSION = "v1alpha1"
@@ -157,131 +173,8 @@ PemCertificates = Annotated[str, AfterValidator(_pem_certificates)]
 """Public CA certificates inline in the spec (a bundle of PEM ``CERTIFICATE`` blocks)."""
 
 
-# ---- spec.build: how the repository is built (O4O's defaults; forks say otherwise) -------------
-
-PACKAGE_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9_~-]*(\.[a-z0-9_~-]+)*/)?[a-z0-9][a-z0-9_~-]*(\.[a-z0-9_~-]+)*$"
-"""An npm package name: lowercase, an optional scope, dots only between other characters (so never a
-pnpm filter selector such as ``...``, ``{dir}``, ``!`` or ``*``)."""
-SCRIPT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._-]*$"
-"""A package.json script name such as ``build`` or ``build:api``."""
-RELATIVE_PATH_PATTERN = r"^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)*$"
-"""A path inside the repository: relative, plain characters, no empty, ``.`` or ``..`` segment."""
-INSTALL_FLAG_PATTERN = r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9._/@:+-]+)?$"
-"""One long option of ``pnpm install``, e.g. ``--frozen-lockfile`` or ``--network-concurrency=4``."""
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-COMMAND_WORD_PATTERN = r"^[A-Za-z0-9_@%+=:,./-]+$"
-"""One word of a command run on the server (shell-quoted when rendered)."""
-URL_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]*$"
-"""A URL path such as ``/api/health``: no query, no spaces, nothing nginx or a shell would read."""
-BODY_FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$"
-"""A dotted path into a JSON body, such as ``database.status``."""
-HEALTH_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
-"""The value a health body's field must hold, such as ``healthy``."""
-MAX_BUILD_VALUE = 214
-MAX_ENV_VALUE = 1024
-
-BUILD_RAM_GB = 2.0
-"""The least memory a Lightsail bundle needs to build O4O (``tsc`` for the API peaks at about 1.6 GB)."""
 O4O_REPOSITORY = "https://github.com/Renagang21/o4o-platform.git"
 """The O4O platform's public repository (branch ``main``): the default source."""
-
-
-def _matching(pattern: str, what: str, max_length: int = MAX_BUILD_VALUE, *,
-              allow_empty: bool = False) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if allow_empty and value == "":
-            return value
-        if len(value) > max_length or not compiled.match(value):
-            raise ValueError(f"must be {what} (at most {max_length} characters)")
-        return value
-
-    return AfterValidator(check)
-
-
-PackageName = Annotated[str, _matching(PACKAGE_NAME_PATTERN, "an npm package name such as @o4o/api-server")]
-ScriptName = Annotated[str, _matching(SCRIPT_NAME_PATTERN, "a package.json script name such as build:api", 100)]
-OptionalScriptName = Annotated[str, _matching(SCRIPT_NAME_PATTERN, "empty or a package.json script name such as "
-                                              "build:api", 100, allow_empty=True)]
-RelativePath = Annotated[str, _matching(RELATIVE_PATH_PATTERN, "a relative path of plain characters without "
-                                        "'.' or '..' segments, such as apps/main-site/dist", 255)]
-InstallFlag = Annotated[str, _matching(INSTALL_FLAG_PATTERN, "a long option such as --frozen-lockfile", 100)]
-EnvName = Annotated[str, _matching(ENV_NAME_PATTERN, "an environment variable name such as VITE_API_URL", 100)]
-OptionalEnvName = Annotated[str, _matching(ENV_NAME_PATTERN, "empty or an environment variable name such as "
-                                           "VITE_API_URL", 100, allow_empty=True)]
-CommandWord = Annotated[str, _matching(COMMAND_WORD_PATTERN, "a word of plain characters such as dist/migrate.js",
-                                       255)]
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _env_value(value: str) -> str:
-    if len(value) > MAX_ENV_VALUE or _CONTROL_CHARACTERS.search(value):
-        raise ValueError(f"must be at most {MAX_ENV_VALUE} characters without control characters")
-    return value
-
-
-EnvValue = Annotated[str, AfterValidator(_env_value)]
-
-
-class SiteBuildSpec(_Model):
-    """The static main site: a workspace package built with its workspace dependencies."""
-
-    package: PackageName = "@o4o/main-site-nextgen"
-    build_script: ScriptName = "build"
-    """Run as ``pnpm --filter "<package>..." run <buildScript>``: the package and its dependencies."""
-    output_dir: RelativePath = "apps/main-site/dist"
-    """From the repository root; must hold ``index.html`` after the build. nginx serves it."""
-    api_url_variable: OptionalEnvName = "VITE_API_URL"
-    """Set to ``https://<domain>`` at build time (O4O's client appends ``/api/v1/...``); empty: not set."""
-    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    """More build-time variables (not secrets: they are baked into public files)."""
-
-
-class ApiBuildSpec(_Model):
-    """The API server: a workspace package, built with its dependencies, then bundled."""
-
-    package: PackageName = "@o4o/api-server"
-    directory: RelativePath = "apps/api-server"
-    build_script: ScriptName = "build"
-    """Run as ``pnpm --filter "<package>..." run <buildScript>``: the package and its dependencies."""
-    bundle_script: OptionalScriptName = "build:api"
-    """Then ``pnpm --filter <package> run <bundleScript>`` (O4O's tsup bundle); empty: no bundle step."""
-    entry_point: RelativePath = "dist/main.js"
-    """From ``directory``; PM2 runs it. Must exist after the build."""
-    migrate_command: tuple[CommandWord, ...] = Field(default=("node", "dist/migrate.js"), min_length=1,
-                                                     max_length=16)
-    """Run in ``directory`` of the new release, with the instance's .env, before traffic switches to it."""
-    keep_across_bundle: tuple[RelativePath, ...] = Field(default=("dist/database",), max_length=16)
-    """From ``directory``: kept from the build step across the bundle step, which cleans ``dist`` (O4O's
-    tsup bundle wipes the tsc-built ``dist/database/migrations`` that ``dist/migrate.js`` reads)."""
-    uploads_dir: RelativePath = "public/uploads"
-    """From ``directory``: where the API writes uploads (O4O: ``process.cwd()/public/uploads``). Each
-    release links it to the instance's shared uploads directory, which nginx serves at ``/uploads/``."""
-
-    admin_command: tuple[DeclaredWord, ...] = Field(default=ADMIN_COMMAND_DEFAULT, min_length=1,
-                                                    max_length=MAX_WORDS)
-    """Creates the operator's admin account once, in ``directory`` with the .env loaded (see spec_install)."""
-
-class HealthSpec(_Model):
-    """What activation and the drift check ask the API, beside ``/``: O4O answers 200 even without a
-    database, so its body's ``database.status`` must say ``healthy`` too."""
-
-    path: Annotated[str, _matching(URL_PATH_PATTERN, "a URL path such as /api/health", 255)] = "/api/health"
-    body_field: Annotated[str, _matching(BODY_FIELD_PATTERN, "empty or a dotted JSON field such as "
-                                         "database.status", 255, allow_empty=True)] = "database.status"
-    """Empty: the status code alone decides."""
-    expect: Annotated[str, _matching(HEALTH_VALUE_PATTERN, "a plain value such as healthy", 100)] = "healthy"
-
-
-class BuildSpec(_Model):
-    """How the repository is built. The defaults are O4O's (Renagang21/o4o-platform at main)."""
-
-    install_flags: tuple[InstallFlag, ...] = Field(default=("--frozen-lockfile",), max_length=16)
-    """Flags of ``pnpm install``."""
-    site: SiteBuildSpec = Field(default_factory=SiteBuildSpec)
-    api: ApiBuildSpec = Field(default_factory=ApiBuildSpec)
-    health: HealthSpec = Field(default_factory=HealthSpec)
 
 
 class SecretKeyRef(_Model):
