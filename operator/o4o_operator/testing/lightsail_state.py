@@ -2,10 +2,10 @@
 
 Owns: instances (pending, then running), static IPs, public ports, key pairs, tags (given
 at creation or added by TagResource) and the operation records, per region (domains live
-in ``lightsail_domains``); the rules AWS enforces on them (unique names, limits, what must
-exist first); and snapshots of all that for tests' leak checks. Results are plain dicts in
-the service model's output shapes; refusals are ``LightsailApiError`` with the code AWS
-would use.
+in ``lightsail_domains``; the key-pair and tag operations are the ``lightsail_keypairs``
+mixin's); the rules AWS enforces on them (unique names, limits, what must exist first);
+and snapshots of all that for tests' leak checks. Results are plain dicts in the service
+model's output shapes; refusals are ``LightsailApiError`` with the code AWS would use.
 
 Must not: do I/O, sleep, or know HTTP. Request and response validation against the
 botocore model happens in :mod:`o4o_operator.testing.lightsail`. Thread-safe.
@@ -13,7 +13,6 @@ botocore model happens in :mod:`o4o_operator.testing.lightsail`. Thread-safe.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import re
@@ -26,13 +25,13 @@ from typing import Any, Protocol
 from o4o_operator.testing import lightsail_catalog as catalog
 from o4o_operator.testing.lightsail_domains import Domains, LocalDomainEntry
 from o4o_operator.testing.lightsail_errors import LightsailApiError, invalid, not_found
+from o4o_operator.testing.lightsail_keypairs import KeyPairsAndTags, checked_tags
 from o4o_operator.testing.lightsail_resources import (
     InstanceRecord,
     LocalServer,
     LocalStaticIp,
     StaticIpRecord,
     instance_view,
-    key_pair_view,
     now,
     static_ip_view,
 )
@@ -72,7 +71,7 @@ def supported_operations() -> list[str]:
     return sorted(name.removeprefix("op_") for name in dir(LightsailState) if name.startswith("op_"))
 
 
-class LightsailState:
+class LightsailState(KeyPairsAndTags):
     """Everything the local Lightsail knows. ``handle`` is the only way requests change it."""
 
     def __init__(self, *, pending_polls: int = 1, pending_seconds: float = 0.0,
@@ -201,7 +200,7 @@ class LightsailState:
         key_pair = p.get("keyPairName")
         if key_pair and (region, key_pair) not in self._key_pairs:
             raise not_found("KeyPair", key_pair)
-        tags = _tags(p.get("tags", []))
+        tags = checked_tags(p.get("tags", []))
         names = p["instanceNames"]
         for name in names:
             if not NAME_RULE.match(name):
@@ -327,62 +326,6 @@ class LightsailState:
         self._handed_out.discard(static_ip.ip)
         return {"operations": [self._operation(region, "all", static_ip.name, "StaticIp", "ReleaseStaticIp")]}
 
-    # ---- key pairs --------------------------------------------------------------------
-
-    def op_ImportKeyPair(self, region: str, p: Params) -> Params:
-        name, text = p["keyPairName"], p["publicKeyBase64"].strip()
-        fields = text.split()
-        try:
-            blob = base64.b64decode(fields[1], validate=True) if len(fields) >= 2 else b""
-        except ValueError:
-            blob = b""
-        if not blob or not fields[0].startswith(("ssh-", "ecdsa-")):
-            raise invalid("The public key is not a valid OpenSSH public key.")
-        if (region, name) in self._key_pairs:
-            raise invalid(f"Some names are already in use: {name}")
-        self._key_pairs[(region, name)] = key_pair_view(region, name, blob)
-        self._public_keys[(region, name)] = f"{fields[0]} {fields[1]}"
-        return {"operation": self._operation(region, "all", name, "KeyPair", "")}
-
-    def op_GetKeyPair(self, region: str, p: Params) -> Params:
-        if (region, p["keyPairName"]) not in self._key_pairs:
-            raise not_found("KeyPair", p["keyPairName"])
-        return {"keyPair": self._key_pairs[(region, p["keyPairName"])]}
-
-    def op_GetKeyPairs(self, region: str, p: Params) -> Params:
-        return {"keyPairs": [k for (r, _), k in sorted(self._key_pairs.items()) if r == region]}
-
-    def op_DeleteKeyPair(self, region: str, p: Params) -> Params:
-        self.op_GetKeyPair(region, p)
-        del self._key_pairs[(region, p["keyPairName"])]
-        self._public_keys.pop((region, p["keyPairName"]), None)
-        return {"operation": self._operation(region, "all", p["keyPairName"], "KeyPair", "")}
-
-    # ---- tags ---------------------------------------------------------------------------
-
-    def op_TagResource(self, region: str, p: Params) -> Params:
-        """Instances and key pairs (what the operator tags). A name that both kinds share needs
-        ``resourceArn`` to say which."""
-        name, arn = p["resourceName"], p.get("resourceArn")
-        current: dict[str, dict[str, str]] = {}
-        if (region, name) in self._instances:
-            current["Instance"] = dict(self._instances[(region, name)].tags)
-        if (region, name) in self._key_pairs:
-            current["KeyPair"] = {t["key"]: t.get("value", "") for t in self._key_pairs[(region, name)]["tags"]}
-        if arn:
-            current = {kind: tags for kind, tags in current.items() if arn.endswith(f":{kind}/{name}")}
-        if not current:
-            raise not_found("Resource", name)
-        if len(current) > 1:
-            raise invalid(f"More than one resource is named {name}; give resourceArn.")
-        kind, tags = next(iter(current.items()))
-        merged = _tags([{"key": k, "value": v} for k, v in {**tags, **_tags(p["tags"])}.items()])
-        if kind == "Instance":
-            self._instances[(region, name)].tags = merged
-        else:
-            self._key_pairs[(region, name)]["tags"] = [{"key": k, "value": v} for k, v in merged.items()]
-        return {"operations": [self._operation(region, "all", name, kind, "")]}  # no OperationType for tags
-
     # ---- snapshots for tests and leak checks -------------------------------------------
 
     def servers(self) -> list[LocalServer]:
@@ -444,14 +387,4 @@ class LightsailState:
 
     def op_DeleteDomainEntry(self, region: str, p: Params) -> Params:
         return self._domains.delete_entry(p, self._domain_operation)
-
-
-def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
-    if len(tags) > 50:
-        raise invalid("A resource can have at most 50 tags.")
-    for tag in tags:
-        if len(tag["key"]) > 128 or len(tag.get("value", "")) > 256:
-            raise invalid("Tag keys are at most 128 and values at most 256 characters.")
-    return {t["key"]: t.get("value", "") for t in tags}
-
 
