@@ -8,7 +8,7 @@ Purely computational: no I/O, and it imports nothing of the operator (``models``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -25,6 +25,10 @@ GENERATED_SECRET_FIELD = "metadata.name"  # noqa: S105 - a field name, not a sec
 """What a stall about the operator-owned Secret names: the Secret's name derives from the instance's."""
 INSTANCE_LABEL = "deploy.o4o.io/instance"
 """With the instance's name as its value: on the operator-owned Secret."""
+EXTENSION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""A PostgreSQL extension's name, such as uuid-ossp or pg_trgm."""
+EXTENSIONS_DEFAULT = ("uuid-ossp",)
+"""O4O's migrations call ``uuid_generate_v4()`` before any of them creates the extension that defines it."""
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 NON_SECRET_KEYS: dict[str, frozenset[str]] = {
     GENERATED_SECRET_FIELD: frozenset({"DB_NAME", "DB_USERNAME", "ADMIN_EMAIL"}),
@@ -66,6 +70,11 @@ class DatabaseSpec(_DatabaseModel):
     """Absent ``external``: PostgreSQL (Debian's package) on the server, installed by the database stage."""
 
     external: ExternalDatabaseSpec | None = None
+    extensions: tuple[Annotated[str, Field(pattern=EXTENSION_PATTERN)], ...] = Field(
+        default=EXTENSIONS_DEFAULT, max_length=16)
+    """Created in the instance's database by the database stage (``CREATE EXTENSION IF NOT EXISTS``), before
+    the migrations run: as the superuser on the server's own PostgreSQL, as the instance's role (trusted
+    extensions only) on an external one."""
 
     @property
     def local(self) -> bool:

@@ -104,3 +104,17 @@ def test_an_external_database_is_only_checked(sandbox: SandboxHost) -> None:
         "external shop at db.example.net:6543 (sslmode verify-full)"
     assert "postgres" not in sandbox.shim_state()
     assert [c.argv[1:3] for c in sandbox.commands("psql")] == [("-X", "-q")]
+
+
+def test_the_extensions_are_created_in_the_database_before_the_check_and_an_unknown_one_stalls_naming_it(
+        sandbox: SandboxHost) -> None:
+    made = run(sandbox, O4O_DB_EXTENSIONS="uuid-ossp pg_trgm")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert postgres(sandbox)["extensions"] == ["uuid-ossp", "pg_trgm"]
+    created = [c.argv for c in sandbox.commands("psql") if any("CREATE EXTENSION" in a for a in c.argv)]
+    assert [argv[argv.index("-d") + 1] for argv in created] == [NAME, NAME]  # in the instance's database
+
+    unknown = run(sandbox, O4O_DB_EXTENSIONS="uuid-ossp postgis_nope")
+    assert unknown.returncode != 0
+    assert 'spec.database.extensions[1]: postgis_nope could not be created' in unknown.stdout
+    assert 'extension "postgis_nope" is not available' in unknown.stdout

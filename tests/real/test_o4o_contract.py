@@ -185,6 +185,7 @@ def test_1_ready_means_site_and_api_over_https_the_migrated_table_and_a_healthy_
     assert _psql(instance, "SELECT to_regclass('public.fixture_pages') IS NOT NULL") == "t"
     assert _psql(instance, "SELECT title FROM fixture_pages WHERE slug = 'home'") == "Home"
     assert _psql(instance, "SELECT current_setting('ssl')") == "on"
+    assert _psql(instance, "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'") == "uuid-ossp"
     conditions_now = conditions(instance.obj)
     assert conditions_now["DatabaseReady"]["status"] == "True", dump(conditions_now)
     database_message = conditions_now["DatabaseReady"]["message"]  # names its database; the password is not there

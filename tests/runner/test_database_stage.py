@@ -63,7 +63,8 @@ async def test_the_local_database_gets_the_generated_names_and_password_as_envir
                                            "ADMIN_PASSWORD")}) == 5
     assert session.envs == [{"O4O_DB_PASSWORD": generated["DB_PASSWORD"]}]  # redacted from the output
     assert session.public_envs == [{"O4O_DB_MODE": "local", "O4O_DB_HOST": "127.0.0.1", "O4O_DB_PORT": "5432",
-                                    "O4O_DB_NAME": name, "O4O_DB_USER": name, "O4O_DB_SSLMODE": "require"}]
+                                    "O4O_DB_NAME": name, "O4O_DB_USER": name, "O4O_DB_SSLMODE": "require",
+                                    "O4O_DB_EXTENSIONS": "uuid-ossp"}]
     assert session.scripts == [render_script("setup-database", driver.instance.host_context())]
     for key in ("DB_PASSWORD", "JWT_SECRET"):
         assert generated[key] not in session.scripts[0]
@@ -119,7 +120,7 @@ async def test_an_external_database_is_checked_with_its_own_connection() -> None
     assert session.envs == [{"O4O_DB_PASSWORD": "external-pass-123"}]
     assert session.public_envs == [{"O4O_DB_MODE": "external", "O4O_DB_HOST": "db.example.net",
                                     "O4O_DB_PORT": "6543", "O4O_DB_NAME": "shop", "O4O_DB_USER": "shop_app",
-                                    "O4O_DB_SSLMODE": "verify-full"}]
+                                    "O4O_DB_SSLMODE": "verify-full", "O4O_DB_EXTENSIONS": "uuid-ossp"}]
 
 
 async def test_a_script_that_reports_no_database_fails_transiently() -> None:

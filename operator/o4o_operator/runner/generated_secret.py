@@ -125,5 +125,6 @@ async def database_script_env(instance: InstanceContext) -> tuple[dict[str, str]
     mode = "local" if instance.spec.database.external is None else "external"
     public = {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,
               "O4O_DB_NAME": connection.name, "O4O_DB_USER": connection.user,
-              "O4O_DB_SSLMODE": connection.ssl_mode}
+              "O4O_DB_SSLMODE": connection.ssl_mode,
+              "O4O_DB_EXTENSIONS": " ".join(instance.spec.database.extensions)}
     return {"O4O_DB_PASSWORD": connection.password}, public

@@ -48,6 +48,10 @@ def installed(names: list[str], update_state: Callable[[Callable[[State], None]]
     return sorted({*names, *extra})
 
 
+AVAILABLE_EXTENSIONS = frozenset({"uuid-ossp", "pgcrypto", "pg_trgm", "citext", "hstore", "unaccent"})
+"""What Debian's postgresql package ships among the extensions an app commonly asks for."""
+
+
 def pg_lsclusters(args: list[str], state: State) -> int:
     pg = state.get("postgres")
     if pg is None:
@@ -207,6 +211,14 @@ def _statement(sql: str, update_state: Callable[[Callable[[State], None]], None]
         update_state(lambda s: s["postgres"]["databases"].__setitem__(name, owner))
         return 0
     if re.match(r"(?i)(revoke|grant) ", compact):
+        return 0
+    if match := re.fullmatch(r'(?i)create extension if not exists "([a-z0-9_-]+)"', compact):
+        name = match.group(1)
+        if name not in AVAILABLE_EXTENSIONS:
+            print(f'ERROR:  extension "{name}" is not available', file=sys.stderr)
+            return 1
+        update_state(lambda s: s["postgres"].setdefault("extensions", []).append(name)
+                     if name not in s["postgres"].get("extensions", []) else None)
         return 0
     if match := re.fullmatch(r"(?i)drop database if exists ([a-z0-9_]+)( with \(force\))?", compact):
         name = match.group(1)

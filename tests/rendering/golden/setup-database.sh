@@ -80,27 +80,47 @@ DB_PORT="${O4O_DB_PORT:-5432}"
 DB_NAME="${O4O_DB_NAME:-}"
 DB_USER="${O4O_DB_USER:-}"
 DB_SSLMODE="${O4O_DB_SSLMODE:-require}"
+DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}"
 
 [ -n "${O4O_DB_PASSWORD:-}" ] ||
   o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
 
-# check_database: the instance's own role reaches its database over TCP with TLS, as the API will. The API
+# role_psql, check_database: the instance's own role reaches its database over TCP with TLS, as the API will. The API
 # does not verify the server's certificate (rejectUnauthorized: false), and the server has no CA file for
 # libpq to verify it with: verify-ca and verify-full are checked as require.
-check_database() {
-  local answer mode="$DB_SSLMODE"
+role_psql() {
+  local mode="$DB_SSLMODE"
   case "$mode" in verify-ca | verify-full) mode=require ;; esac
-  if answer="$(PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$mode" PGCONNECT_TIMEOUT=15 \
-      psql -X -q -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" -tA -c 'SELECT 1' 2>&1)"; then
+  PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$mode" PGCONNECT_TIMEOUT=15 \
+    psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+}
+check_database() {
+  local answer
+  if answer="$(role_psql -tA -c 'SELECT 1' 2>&1)"; then
     [ "$answer" = 1 ] && return 0
   fi
   o4o_transient DatabaseUnavailable "Role $DB_USER could not reach database $DB_NAME at $DB_HOST:$DB_PORT (sslmode $DB_SSLMODE): ${answer:-no answer}"
+}
+
+# create_extensions <psql command...>: spec.database.extensions, each created if missing, in the instance's
+# database (the names are checked by the CRD and the models: [a-z0-9_-], safe inside double quotes).
+create_extensions() {
+  local extension index=0 answer
+  # shellcheck disable=SC2086 # a space-separated list of plain names
+  for extension in ${DB_EXTENSIONS:-}; do
+    if ! answer="$("$@" -c "CREATE EXTENSION IF NOT EXISTS \"$extension\"" 2>&1)"; then
+      o4o_permanent DatabaseSetupFailed "spec.database.extensions[$index]: $extension could not be created in $DB_NAME: $answer"
+    fi
+    index=$((index + 1))
+  done
+  [ -z "${DB_EXTENSIONS:-}" ] || o4o_step "Extensions in $DB_NAME: $DB_EXTENSIONS"
 }
 
 if [ "$DB_MODE" = external ]; then
   install_missing_packages postgresql-client
   o4o_step "Checking the external database $DB_NAME at $DB_HOST:$DB_PORT"
   check_database
+  create_extensions role_psql
   o4o_result database "external $DB_NAME at $DB_HOST:$DB_PORT (sslmode $DB_SSLMODE)"
   exit 0
 fi
@@ -163,6 +183,8 @@ psql_admin -c "ALTER DATABASE $DB_NAME OWNER TO $DB_USER" \
   -c "REVOKE CONNECT, TEMPORARY ON DATABASE $DB_NAME FROM PUBLIC" \
   -c "GRANT CONNECT, TEMPORARY ON DATABASE $DB_NAME TO $DB_USER" >/dev/null ||
   o4o_transient DatabaseSetupFailed "Could not set the owner and privileges of database $DB_NAME"
+
+create_extensions psql_admin -d "$DB_NAME"
 
 o4o_step "Checking that $DB_USER reaches $DB_NAME over TLS at $DB_HOST:$DB_PORT"
 check_database
