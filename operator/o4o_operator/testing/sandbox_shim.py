@@ -4,7 +4,8 @@ Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
 certbot, curl, useradd, id, chown, sudo, runuser, getent and npx do in the sandbox
 (and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``; the instance's own API
 and npx, through ``sandbox_apps_api``; userdel and the undoing verbs of pm2, certbot and systemctl,
-through ``sandbox_teardown``),
+through ``sandbox_teardown``; node, npm and pnpm, through ``sandbox_toolchain``; useradd, id, chown,
+sudo and runuser, through ``sandbox_accounts``),
 and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
 ``node-v<version>-linux-<arch>.tar.xz`` whose ``bin/node`` and npm lead back
 to these shims, and its ``SHASUMS256.txt``). Each call is appended as one JSON
@@ -30,7 +31,6 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -40,13 +40,22 @@ from pathlib import Path
 from typing import Any
 
 if __package__:
-    from o4o_operator.testing import sandbox_apps_api, sandbox_node_mirror, sandbox_postgres, sandbox_teardown
+    from o4o_operator.testing import (
+        sandbox_accounts,
+        sandbox_apps_api,
+        sandbox_node_mirror,
+        sandbox_postgres,
+        sandbox_teardown,
+        sandbox_toolchain,
+    )
 else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling files, not the package
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sandbox_accounts  # type: ignore[no-redef,import-not-found]
     import sandbox_apps_api  # type: ignore[no-redef,import-not-found]
     import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
     import sandbox_postgres  # type: ignore[no-redef,import-not-found]
     import sandbox_teardown  # type: ignore[no-redef,import-not-found]
+    import sandbox_toolchain  # type: ignore[no-redef,import-not-found]
 
 ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
 LOG = ROOT / ".shim-log"
@@ -171,68 +180,6 @@ def dpkg_query(args: list[str]) -> int:
     return status
 
 
-GLOBAL_PREFIX = ROOT / "usr/local"
-
-
-def linked_node() -> Path | None:
-    """The node the runtime script linked onto PATH (``/usr/local/bin/node``), if any."""
-    link = GLOBAL_PREFIX / "bin/node"
-    return link if link.exists() else None
-
-
-def node(args: list[str]) -> int:
-    installed = linked_node()
-    if installed is None:
-        return not_installed("node")
-    if args[:1] in (["--version"], ["-v"]):
-        return subprocess.call([str(installed), "--version"])
-    return passthrough(["node", *args])
-
-
-def npm_prefix() -> Path:
-    """npm's global prefix: ``prefix=`` in its builtin npmrc, else the Node.js directory it came with."""
-    npm_dir = (GLOBAL_PREFIX / "bin/npm").resolve().parents[1]
-    builtin = npm_dir / "npmrc"
-    for line in builtin.read_text().splitlines() if builtin.exists() else []:
-        if line.startswith("prefix="):
-            return Path(line.split("=", 1)[1].strip())
-    return npm_dir.parents[1]
-
-
-def npm(args: list[str]) -> int:
-    if not (GLOBAL_PREFIX / "bin/npm").exists():
-        return not_installed("npm")
-    if args[:1] in (["ls"], ["list"]) and ("-g" in args or "--global" in args):
-        names = [a for a in args[1:] if not a.startswith("-")]
-        installed: dict[str, str] = state().get("npm_versions", {})
-        found = {name: version for name, version in installed.items() if not names or name in names}
-        for name, version in sorted(found.items()):
-            print(f"{npm_prefix()}/lib/node_modules/{name}:{name}@{version}")
-        return 0 if found or not names else 1
-    if "install" in args and ("-g" in args or "--global" in args):
-        specs = [a for a in args if not a.startswith("-") and a != "install"]
-        prefix = Path(option(args, "--prefix") or npm_prefix())
-        versions: dict[str, str] = {}
-        for spec in specs:
-            name, _, version = spec.rpartition("@") if "@" in spec.lstrip("@") else (spec, "", "latest")
-            versions[name] = version
-            package = prefix / "lib/node_modules" / name
-            package.mkdir(parents=True, exist_ok=True)
-            (package / "package.json").write_text(json.dumps({"name": name, "version": version}))
-            binary = prefix / "bin" / name
-            binary.parent.mkdir(parents=True, exist_ok=True)
-            binary.write_text(f"#!/bin/sh\nexec {SHIM_DIR / name} \"$@\"\n")
-            binary.chmod(0o755)
-            print(f"added 1 package in 0.1s ({name}@{version} in {prefix})")
-
-        def change(s: dict[str, Any]) -> None:
-            s["npm_global"] = sorted(set(s.get("npm_global", [])) | set(versions))
-            s["npm_versions"] = {**s.get("npm_versions", {}), **versions}
-
-        update_state(change)
-    return 0
-
-
 def npm_version(name: str) -> str | None:
     versions: dict[str, str] = state().get("npm_versions", {})
     return versions.get(name)
@@ -300,181 +247,6 @@ def pm2(args: list[str]) -> int:
     elif verb == "delete" and len(args) > 1:
         return sandbox_teardown.pm2_delete(args[1], AS_USER, state(), update_state)
     return 0
-
-
-# ---- builds --------------------------------------------------------------------------------
-
-PNPM_DEFAULT_VERSION = "9.12.0"
-"""What ``pnpm --version`` says until ``npm install --global pnpm@<version>`` installs another."""
-
-
-def pnpm_packages(workspace: Path) -> dict[str, Path]:
-    found = {}
-    for manifest in sorted(workspace.glob("*/*/package.json")):
-        name = json.loads(manifest.read_text()).get("name")
-        if name:
-            found[name] = manifest.parent
-    return found
-
-
-def workspace_dependencies(directory: Path, known: dict[str, Path]) -> list[str]:
-    manifest = json.loads((directory / "package.json").read_text())
-    wanted = {**manifest.get("devDependencies", {}), **manifest.get("dependencies", {})}
-    return sorted(name for name, spec in wanted.items() if name in known and str(spec).startswith("workspace:"))
-
-
-def select(filters: list[str], known: dict[str, Path]) -> list[str]:
-    """The packages the filters pick, dependencies first (``name...`` adds its workspace dependencies)."""
-    chosen: list[str] = []
-
-    def visit(name: str, with_dependencies: bool) -> None:
-        if with_dependencies:
-            for dependency in workspace_dependencies(known[name], known):
-                visit(dependency, True)
-        if name not in chosen:
-            chosen.append(name)
-
-    for selector in filters:
-        with_dependencies = selector.endswith("...")
-        name = selector.removesuffix("...")
-        if name in known:
-            visit(name, with_dependencies)
-    return chosen
-
-
-def pnpm_script(directory: Path, script: str, extra: list[str], environment: dict[str, str]) -> int:
-    scripts = json.loads((directory / "package.json").read_text()).get("scripts", {})
-    print(f"> {script}")
-    command = " ".join([scripts[script], *map(shlex.quote, extra)])
-    return subprocess.call(["/bin/sh", "-c", command], cwd=directory, env=environment)
-
-
-def pnpm_recursive(command: str, rest: list[str], filters: list[str], fail_if_no_match: bool) -> int:
-    """``pnpm --filter ... run|exec``, as pnpm 10 does it (including its exit statuses)."""
-    workspace = Path(os.getcwd())
-    known = pnpm_packages(workspace)
-    chosen = select(filters, known)
-    if not chosen:  # pnpm 10.25.0 says the same either way; only its exit status differs
-        print(f'No projects matched the filters in "{workspace}"')
-        return 1 if fail_if_no_match else 0
-    environment = {**os.environ, "PATH": f"{workspace / 'node_modules/.bin'}{os.pathsep}{os.environ['PATH']}"}
-    if command == "exec":
-        for name in chosen:
-            if subprocess.call(rest, cwd=known[name], env=environment) != 0:
-                print(f"ERR_PNPM_RECURSIVE_EXEC_FIRST_FAIL  Command failed in {name}", file=sys.stderr)
-                return 1
-        return 0
-    script, extra = (rest[0], rest[1:]) if command == "run" else (command, rest)
-    having = [name for name in chosen
-              if script in json.loads((known[name] / "package.json").read_text()).get("scripts", {})]
-    if not having:
-        print(f'None of the selected packages has a "{script}" script')
-        return 0
-    for name in having:
-        if pnpm_script(known[name], script, extra, environment) != 0:
-            print(f"ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL  {name} {script}: exited with a failure", file=sys.stderr)
-            return 1
-    return 0
-
-
-def pnpm(args: list[str]) -> int:
-    if "pnpm" not in state().get("npm_global", []):
-        return not_installed("pnpm")
-    index, filters, fail_if_no_match = 0, [], False
-    while index < len(args) and args[index].startswith("-"):
-        if args[index] in ("--filter", "-F") and index + 1 < len(args):
-            filters.append(args[index + 1])
-            index += 2
-            continue
-        if args[index].startswith("--filter="):
-            filters.append(args[index].split("=", 1)[1])
-        elif args[index] == "--fail-if-no-match":
-            fail_if_no_match = True
-        elif args[index] in ("--version", "-v"):
-            print(npm_version("pnpm") or PNPM_DEFAULT_VERSION)
-            return 0
-        index += 1
-    command, rest = (args[index], args[index + 1:]) if index < len(args) else ("", [])
-    workspace = Path(os.getcwd())
-    if command in ("install", "i"):
-        if not (workspace / "pnpm-lock.yaml").exists():
-            print("ERR_PNPM_NO_LOCKFILE Cannot install with frozen-lockfile because pnpm-lock.yaml is absent",
-                  file=sys.stderr)
-            return 1
-        (workspace / "node_modules").mkdir(exist_ok=True)
-        (workspace / "node_modules/.modules.yaml").write_text("layoutVersion: 5\n")
-        print("Done in 0.1s")
-        return 0
-    if filters:
-        return pnpm_recursive(command, rest, filters, fail_if_no_match)
-    if command == "exec":
-        return subprocess.call(rest)
-    script, extra = (rest[0], rest[1:]) if command == "run" and rest else (command, rest)
-    scripts = json.loads((workspace / "package.json").read_text()).get("scripts", {})
-    if script not in scripts:
-        print(f'ERR_PNPM_NO_SCRIPT Missing script: "{script}"', file=sys.stderr)
-        return 1
-    return pnpm_script(workspace, script, extra, dict(os.environ))
-
-
-# ---- accounts --------------------------------------------------------------------------------
-
-
-def useradd(args: list[str]) -> int:
-    user = args[-1]
-    if user in state().get("users", []):
-        print(f"useradd: user '{user}' already exists", file=sys.stderr)
-        return 9
-    update_state(lambda s: s.__setitem__("users", sorted(set(s.get("users", [])) | {user})))
-    return 0
-
-
-def id_(args: list[str]) -> int:
-    names = [a for a in args if not a.startswith("-")]
-    users = state().get("users", [])
-    if names and names[0] in users:
-        uid = 2000 + users.index(names[0])
-        print(uid if "-u" in args else f"uid={uid}({names[0]}) gid={uid}({names[0]})")
-        return 0
-    return passthrough(["id", *args])
-
-
-def chown(args: list[str]) -> int:
-    program = real("chown") or "/bin/chown"
-    result = subprocess.run([program, *args], capture_output=True, text=True, check=False)
-    owner = next((a for a in args if not a.startswith("-")), "")
-    if result.returncode != 0 and owner.split(":")[0] in state().get("users", []):
-        return 0  # a sandbox-only user: pretend the files now belong to it
-    sys.stderr.write(result.stderr)
-    return result.returncode
-
-
-SUDO_KEEPS = ("PATH", "HOME", "LOGNAME", "USER", "SHELL", "TERM", "LANG", "O4O_ROOT")
-"""What sudo's ``env_reset`` leaves of the caller's environment (PATH stands in for ``secure_path``;
-``O4O_ROOT`` stays because the shims keep their log and state under it)."""
-
-
-def sudo(args: list[str]) -> int:
-    """The sandbox already runs as its only user: drop sudo's options, reset the environment as
-    sudo's default ``env_reset`` does, and become the command."""
-    index = 0
-    while index < len(args) and args[index].startswith("-"):
-        index += 1
-        if args[index - 1] == "--":
-            break
-    kept = {name: os.environ[name] for name in SUDO_KEEPS if name in os.environ}
-    os.execvpe(args[index], args[index:], kept)  # noqa: S606 - a stand-in for sudo must exec the command
-
-
-def runuser(args: list[str]) -> int:
-    user = option(args, "-u")
-    command = args[args.index("--") + 1:] if "--" in args else []
-    if user not in state().get("users", []) and real("id") and subprocess.call(
-            [str(real("id")), "-u", str(user)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-        print(f"runuser: user {user} does not exist", file=sys.stderr)
-        return 1
-    # As the sandbox's own user; the shims below learn whom they stand for.
-    return subprocess.call(command, env={**os.environ, "O4O_SHIM_USER": str(user)})
 
 
 # ---- network -------------------------------------------------------------------------------
@@ -550,11 +322,22 @@ def psql(args: list[str]) -> int:
     return sandbox_postgres.psql(args, AS_USER, update_state, state(), sys.stdin.read)
 
 
+TOOLCHAIN = sandbox_toolchain.Shim(global_prefix=ROOT / "usr/local", shim_dir=SHIM_DIR, state=state,
+                                   update_state=update_state, option=option, passthrough=passthrough,
+                                   not_installed=not_installed, npm_version=npm_version)
+PNPM_DEFAULT_VERSION = sandbox_toolchain.PNPM_DEFAULT_VERSION
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query, "node": node, "npm": npm,
-    "systemctl": systemctl, "nginx": nginx, "pm2": pm2, "pnpm": pnpm,
-    "useradd": useradd, "id": id_, "chown": chown, "runuser": runuser, "curl": curl,
-    "getent": getent, "certbot": certbot, "sudo": sudo, "psql": psql,
+    "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query,
+    "node": lambda args: sandbox_toolchain.node(args, TOOLCHAIN),
+    "npm": lambda args: sandbox_toolchain.npm(args, TOOLCHAIN),
+    "systemctl": systemctl, "nginx": nginx, "pm2": pm2,
+    "pnpm": lambda args: sandbox_toolchain.pnpm(args, TOOLCHAIN),
+    "useradd": lambda args: sandbox_accounts.useradd(args, state(), update_state),
+    "id": lambda args: sandbox_accounts.id_(args, state(), passthrough),
+    "chown": lambda args: sandbox_accounts.chown(args, state(), real),
+    "runuser": lambda args: sandbox_accounts.runuser(args, state(), real, option),
+    "curl": curl, "getent": getent, "certbot": certbot, "sudo": sandbox_accounts.sudo, "psql": psql,
     "userdel": lambda args: sandbox_teardown.userdel(args, state(), update_state),
     "pg_lsclusters": lambda args: sandbox_postgres.pg_lsclusters(args, state()),
     "pg_ctlcluster": lambda args: sandbox_postgres.pg_ctlcluster(args, update_state),
