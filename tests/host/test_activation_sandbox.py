@@ -33,7 +33,8 @@ fs.writeFileSync('migration-record.json', JSON.stringify({
 console.log('ran 1 migration');
 """
 FAILING_MIGRATION = ("'use strict';\nconsole.error('QueryFailedError: relation \"users\" already exists');\n"
-                     "process.exit(3);\n")
+                     "console.log('Migration \"CreateUsers1700000000000\" failed, error: relation \"users\" "
+                     "already exists');\nprocess.exit(3);\n")  # TypeORM's words
 NOT_INITIALIZED = json.dumps({"status": "alive", "database": {"status": "not_initialized",
                                                               "error": "Database connection not initialized"}})
 
@@ -121,6 +122,7 @@ async def test_a_failed_migration_keeps_the_old_release_serving(host: Host) -> N
     assert broken in caught.value.message
     assert host.context.activation_log(broken) in caught.value.message
     assert f"current stays on releases/{host.first_commit}" in caught.value.message
+    assert 'Migration "CreateUsers1700000000000" failed, error: relation "users" already exists' in caught.value.message
     assert host.current() == f"releases/{host.first_commit}"
     assert host.sandbox.shim_state()["live_release"] == host.first_commit
     # PM2 was never asked to reload: the switch did not begin.

@@ -54,8 +54,10 @@ def test_the_migration_runs_as_the_app_user_in_the_new_release_with_nodes_env_fi
     # The .env is never read by a shell: no source, no dot, no eval of it.
     for reading in ('. "$MIGRATE_ENV_FILE"', 'source "$MIGRATE_ENV_FILE"', "eval", 'cat "$MIGRATE_ENV_FILE"'):
         assert reading not in script
-    failed = script[script.index("o4o_transient MigrationFailed"):].splitlines()[0]
-    assert "current stays on ${previous:-nothing}" in failed and "${ACTIVATION_LOG#" in failed
+    start = script.index("migration failed\\n")
+    failed = script[start:script.index("\n", script.index("o4o_transient MigrationFailed", start))]
+    assert "current stays on $previous, which keeps serving" in failed and "nothing is served until" in failed
+    assert "${ACTIVATION_LOG#" in failed and "failed${failed_migration:+: $failed_migration}" in failed
     # Pruning a release forgets its migration marker with its log.
     assert '"$ACTIVATIONS/$name.migrated"' in script
 

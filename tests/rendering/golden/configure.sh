@@ -292,7 +292,15 @@ migrate_release() {
     printf '%s migration succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
   else
     printf '%s migration failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
-    o4o_transient MigrationFailed "The migration of release $COMMIT ($migration) failed, so current stays on ${previous:-nothing}, which keeps serving (schema changes are not rolled back). Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+    # TypeORM's own line naming the migration that failed and why (the newest, as the log keeps every attempt).
+    local failed_migration serving
+    failed_migration="$(grep -o 'Migration "[^"]*" failed, error: .*' "$ACTIVATION_LOG" | tail -n 1 | cut -c1-300 || true)"
+    if [ -n "$previous" ]; then
+      serving="current stays on $previous, which keeps serving"
+    else
+      serving="nothing is served until a release migrates"
+    fi
+    o4o_transient MigrationFailed "The migration of release $COMMIT ($migration) failed${failed_migration:+: $failed_migration}; $serving (schema changes are not rolled back). Its output is on the host in ${ACTIVATION_LOG#"$R"}"
   fi
 }
 
