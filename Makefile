@@ -13,20 +13,45 @@ DEBIAN_TOOLS := sshd:openssh-server ssh:openssh-client nginx:nginx shellcheck:sh
 	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils \
 	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2 curl:curl
 
-.PHONY: help venv debian-packages testbin lint test test-fast dev bench clean
+.PHONY: help venv lock lock-check debian-packages testbin lint test dev bench clean
 
 help:
 	@echo "make dev      run the local control plane, local cloud, booted Debian hosts, Pebble, operator and dashboard"
 	@echo "              until Ctrl-C (HOSTS=sandbox: the shim world; SOURCE=<git URL or path>: another repository)"
 	@echo "make test     install everything needed (venv, Debian packages, control plane) and run all checks"
 	@echo "make testbin  print the directory holding kube-apiserver, etcd and kubectl (building them if missing)"
+	@echo "make lock     upgrade uv.lock (all packages; UPGRADE=name for one)"
 	@echo "make bench    run the benchmarks in bench/ and write bench/results/*.json"
 
-$(VENV)/.installed: pyproject.toml
-	@test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test,dev]'
+# Every Python package comes from uv.lock (hashes included): a release upstream never changes what
+# installs here. uv itself is pinned by version and hash, and lives outside the checkout.
+UV_VERSION := 0.13.9
+UV_SHA256 := d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19 \
+	ecb6028d79dc96fbeafffe5c8af62a7099487ebc05a701e76714eebcffd06375
+UV_HOME := $(HOME)/.cache/o4o/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+export O4O_UV := $(UV)
+# make lock upgrades every package; make lock UPGRADE=name upgrades that one (and what it needs).
+UPGRADE ?=
+
+$(UV):
+	@rm -rf $(UV_HOME).tmp && python3 -m venv $(UV_HOME).tmp
+	@$(UV_HOME).tmp/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r <(echo "uv==$(UV_VERSION) $(addprefix --hash=sha256:,$(UV_SHA256))")
+	@rm -rf $(UV_HOME) && mv $(UV_HOME).tmp $(UV_HOME)
+
+# --locked: installs exactly uv.lock, and fails if uv.lock no longer matches pyproject.toml.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --all-extras --python python3 --quiet
 	@touch $@
+
+lock: $(UV)
+	$(UV) lock $(if $(UPGRADE),--upgrade-package "$(UPGRADE)",--upgrade)
+
+lock-check: $(UV)
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run make lock" >&2; exit 1; }
 
 venv: $(VENV)/.installed
 
@@ -44,7 +69,7 @@ debian-packages:
 testbin:
 	@python3 operator/o4o_operator/testing/testbin.py
 
-lint: venv
+lint: venv lock-check
 	$(VENV)/bin/ruff check operator dashboard tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
@@ -58,12 +83,8 @@ dev: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
 	exec $(PYTHON) -m o4o_operator.testing.dev --hosts "$(HOSTS)" $(if $(SOURCE),--source "$(SOURCE)")
 
-$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
-	$(PYTHON) -m pip install --quiet -e '.[test,dev,bench]'
-	@touch $@
-
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only P2,P4 --idle-seconds 20"
-bench: venv debian-packages $(VENV)/.bench-installed
+bench: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
 	$(PYTHON) -m bench $(BENCH_ARGS)
 

@@ -165,7 +165,7 @@ def test_build_context_holds_what_the_dockerfile_copies(stages: list[list[Instru
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     sources = context_sources(stages)
-    assert set(sources) == {"pyproject.toml", "README.md", "operator", "dashboard", "templates"}
+    assert set(sources) == {"pyproject.toml", "uv.lock", "README.md", "operator", "dashboard", "templates"}
     for source in sources:
         assert (REPO / source).exists(), f"{source} is copied into the image but missing"
         assert not ignored(source, patterns), f".dockerignore drops {source}"

@@ -1,4 +1,4 @@
-"""What ``pip install .`` (the Dockerfile's install step) puts in the image: the product, not its test peers.
+"""What ``uv sync --no-editable`` (the Dockerfile's install step) puts in the image: the product, not its test peers.
 
 Builds the wheel as the Dockerfile's builder stage would (from a copy of exactly what it copies:
 ``pyproject.toml``, ``README.md``, ``operator/``, ``dashboard/``, so no stale ``build/`` can leak in) and
@@ -8,26 +8,27 @@ Pebble) must be absent; the operator, the dashboard and the dashboard's template
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from delivery_support import REPO
+from delivery_support import REPO, uv_binary
 
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     context = tmp_path_factory.mktemp("context")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy2(REPO / name, context / name)
     for name in ("operator", "dashboard"):
         shutil.copytree(REPO / name, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out),
-                    str(context)], check=True, timeout=600)
+    # uv builds the wheel with the build backend that pyproject.toml pins (build-constraint-dependencies).
+    subprocess.run([uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(out), str(context)],
+                   check=True, timeout=600, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
     (wheel,) = Path(out).glob("o4o_operator-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()

