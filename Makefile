@@ -13,13 +13,14 @@ DEBIAN_TOOLS := sshd:openssh-server ssh:openssh-client nginx:nginx shellcheck:sh
 	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils \
 	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2 curl:curl
 
-.PHONY: help venv lock lock-check debian-packages testbin lint test dev bench clean
+.PHONY: help venv lock lock-check debian-packages testbin lint test screenshot dev bench clean
 
 help:
 	@echo "make dev      run the local control plane, local cloud, booted Debian hosts, Pebble, operator and dashboard"
 	@echo "              until Ctrl-C (HOSTS=sandbox: the shim world; SOURCE=<git URL or path>: another repository)"
 	@echo "make test     install everything needed (venv, Debian packages, control plane) and run all checks"
 	@echo "make testbin  print the directory holding kube-apiserver, etcd and kubectl (building them if missing)"
+	@echo "make screenshot  refresh docs/dashboard.png from the dashboard in headless chromium"
 	@echo "make lock     upgrade uv.lock (all packages; UPGRADE=name for one)"
 	@echo "make bench    run the benchmarks in bench/ and write bench/results/*.json"
 
@@ -74,10 +75,23 @@ lint: venv lock-check
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The suite runs on TEST_WORKERS xdist workers (most tests wait on processes, SSH and timers, not the CPU);
+# tests/conftest.py groups them so that each module's world is made once and booted hosts stay on one worker.
+TEST_WORKERS ?= 4
 test: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
-	$(MAKE) --no-print-directory lint && \
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	{ $(PYTHON) -m o4o_operator.testing.assets & assets=$$!; } && \
+	{ $(MAKE) --no-print-directory lint; linted=$$?; wait $$assets; built=$$?; } && \
+	[ $$linted = 0 ] && [ $$built = 0 ] && \
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
+
+# Refreshes docs/dashboard.png (tests never write into the source tree).
+screenshot: venv debian-packages
+	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
+	artifacts="$$(mktemp -d)" && \
+	O4O_ARTIFACTS="$$artifacts" $(PYTHON) -m pytest -q -p no:cacheprovider \
+		"tests/dashboard/test_dashboard_browser.py::test_readme_screenshot" && \
+	cp "$$artifacts/dashboard.png" docs/dashboard.png && rm -rf "$$artifacts" && echo "docs/dashboard.png refreshed"
 
 dev: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \

@@ -1,4 +1,10 @@
-"""Shared fixtures: one real control plane per test session, a namespace per test."""
+"""Shared fixtures: one real control plane per test session (per xdist worker), a namespace per test.
+
+``make test`` runs the suite on several xdist workers with ``--dist loadgroup``; the hook below gives every
+test a group: its module (so a module's world or build is made once, on one worker), except the modules that
+boot Debian hosts, which share one group, since one world at a time owns the machine's bridge and addresses.
+They are scheduled first, being the longest; the rest follow, longest known first.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,35 @@ from o4o_operator.testing import ControlPlane
 REPO = Path(__file__).resolve().parent.parent
 CRD_PATH = REPO / "crds" / "deploymentinstances.deploy.o4o.io.yaml"
 _namespace_numbers = itertools.count(1)
+BOOTED_HOSTS_GROUP = "booted-hosts"
+BOOTED_HOST_DIRECTORIES = ("real", "realhosts")
+# Scheduled before the rest: the modules that take minutes (measured; see the README's suite figures).
+LONG_FIRST = ("reliability/test_crashes.py", "reliability/test_faults.py", "reliability/test_bad_input.py",
+              "reliability/test_deletion.py", "e2e/test_tenancy.py", "reliability/test_secrets.py",
+              "fixture/test_o4o_fixture_build.py", "e2e/test_lifecycle.py")
+
+
+def xdist_group_of(relative: str) -> str:
+    """The load group of a test file, given its path relative to tests/."""
+    if relative.split("/", 1)[0] in BOOTED_HOST_DIRECTORIES:
+        return BOOTED_HOSTS_GROUP
+    return relative
+
+
+def _schedule_rank(relative: str) -> int:
+    if xdist_group_of(relative) == BOOTED_HOSTS_GROUP:
+        return 0
+    if relative in LONG_FIRST:
+        return 1 + LONG_FIRST.index(relative)
+    return 1 + len(LONG_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    relative = {id(item): item.path.resolve().relative_to(tests_dir).as_posix() for item in items}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(relative[id(item)])))
+    items.sort(key=lambda item: _schedule_rank(relative[id(item)]))  # stable: order within a file is kept
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,14 @@
 """Headless Debian chromium (through Playwright) against a dashboard fed by the real API server.
 
-Live updates are awaited with Playwright's auto-retrying ``expect``, never with sleeps.
+Live updates are awaited with Playwright's auto-retrying ``expect``, never with sleeps. Screenshots go to
+``O4O_ARTIFACTS`` (default ``$TMPDIR/o4o-artifacts``), never into the source tree: ``make screenshot`` is the
+command that refreshes ``docs/dashboard.png``.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CHROMIUM_INSTALLED = CHROMIUM.exists()
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "tests" / "artifacts"
+ARTIFACTS = Path(os.environ.get("O4O_ARTIFACTS") or Path(tempfile.gettempdir()) / "o4o-artifacts")
 EXPECT_MS = 15_000
 expect.set_options(timeout=EXPECT_MS)
 
@@ -170,7 +173,7 @@ DEMO_NAMESPACE = "o4o-demo"
 
 
 async def test_readme_screenshot(page: Page, control_plane: ControlPlane) -> None:
-    """A realistic fleet in a fixed namespace, captured for docs/dashboard.png."""
+    """A realistic fleet in a fixed namespace, captured as dashboard.png (make screenshot copies it to docs/)."""
     await run(control_plane.kubectl, "create", "namespace", DEMO_NAMESPACE, check=False)
     await run(create_states, control_plane, DEMO_NAMESPACE, tuple(DEMO), DEMO)
     async with running_dashboard(None, control_plane, DEMO_NAMESPACE) as dashboard:
@@ -180,5 +183,7 @@ async def test_readme_screenshot(page: Page, control_plane: ControlPlane) -> Non
         await expect(page.locator("#live-indicator")).to_have_attribute("data-state", "on")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-    (REPO / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(ARTIFACTS / "dashboard.png", REPO / "docs" / "dashboard.png")
+
+
+def test_artifacts_are_written_outside_the_source_tree() -> None:
+    assert not ARTIFACTS.resolve().is_relative_to(REPO)

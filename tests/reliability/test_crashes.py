@@ -1,4 +1,8 @@
-"""R1: the operator is SIGKILLed at random moments while 20 instances progress; nothing is lost or doubled."""
+"""R1: the operator is SIGKILLed 20 times at random moments while 6 instances progress; nothing is lost or doubled.
+
+Six instances give 60 (instance, stage) successes for 20 kills, about one kill per three stage successes:
+the same kills as when twenty instances ran, each hitting fewer instances in flight, in a third of the time.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from o4o_operator.pipeline.stages import STAGE_COUNT
 pytestmark = pytest.mark.slow
 
 SEED = 1001
-INSTANCES = 20
+INSTANCES = 6
 KILLS = 20
 
 
