@@ -34,6 +34,7 @@ from o4o_operator.models_build import BuildSpec as BuildSpec
 from o4o_operator.models_build import HealthSpec as HealthSpec
 from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
 from o4o_operator.models_database import DatabaseSpec
+from o4o_operator.models_inventory import InventoryItem
 from o4o_operator.spec_install import PostInstallStep, unique_step_names
 
 GROUP = "deploy.o4o.io"
@@ -342,6 +343,8 @@ class DeploymentInstanceStatus(_Model):
     source: SourceStatus = Field(default_factory=SourceStatus)
     certificate: CertificateStatus = Field(default_factory=CertificateStatus)
     installed_apps: tuple[str, ...] = ()
+    inventory: tuple[InventoryItem, ...] = ()
+    """Everything external made or adopted (:mod:`o4o_operator.models_inventory`); teardown reads only this."""
     held_secrets: tuple[str, ...] = ()
     """Secrets carrying this instance's finalizer (:func:`secret_finalizer`) until teardown is done."""
     log_tail: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CHROMIUM_INSTALLED = CHROMIUM.exists()
 REPO = Path(__file__).resolve().parents[2]
+# Playwright makes the directory when it writes the first screenshot.
 ARTIFACTS = Path(os.environ.get("O4O_ARTIFACTS") or Path(tempfile.gettempdir()) / "o4o-artifacts")
 EXPECT_MS = 15_000
 expect.set_options(timeout=EXPECT_MS)
@@ -83,7 +84,6 @@ async def test_list_updates_live_without_a_reload(page: Page, dashboard: Dashboa
     await expect(page.locator(f'#instances tr[data-key="{namespace}/pending"]')).to_have_count(0)
     assert await page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
 
 
@@ -103,7 +103,6 @@ async def test_detail_shows_stages_and_log_tail_live(page: Page, dashboard: Dash
     await expect(stage(page, "build-site")).to_have_attribute("data-state", "Succeeded")
     await expect(stage(page, "build-api")).to_have_attribute("data-state", "Running")
     await expect(page.locator("#log-tail")).to_contain_text("$ pnpm --filter api build")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-detail.png"), full_page=True)
 
 
@@ -163,7 +162,6 @@ async def test_phone_layout_has_no_horizontal_scrolling(browser: Browser, dashbo
             assert overflow <= 0, path
         await page.goto(dashboard.url + "/")
         await expect(page.locator("#instances thead")).not_to_be_in_viewport()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
     finally:
         await context.close()
@@ -181,7 +179,6 @@ async def test_readme_screenshot(page: Page, control_plane: ControlPlane) -> Non
         await page.goto(dashboard.url + "/")
         await expect(page.locator("#instances tbody tr[data-key]")).to_have_count(len(DEMO))
         await expect(page.locator("#live-indicator")).to_have_attribute("data-state", "on")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
 

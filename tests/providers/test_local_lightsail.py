@@ -86,6 +86,9 @@ def exercise_every_operation(local: LocalLightsail) -> None:
     regional.put_instance_public_ports(instanceName="web-1", portInfos=[
         {"fromPort": 443, "toPort": 443, "protocol": "tcp", "cidrs": ["0.0.0.0/0"]}])
     regional.get_instance_port_states(instanceName="web-1")
+    regional.stop_instance(instanceName="web-1")
+    assert regional.get_instance(instanceName="web-1")["instance"]["state"]["name"] == "stopped"
+    regional.start_instance(instanceName="web-1")
     regional.allocate_static_ip(staticIpName="web-1-ip")
     regional.attach_static_ip(staticIpName="web-1-ip", instanceName="web-1")
     regional.get_static_ip(staticIpName="web-1-ip")

@@ -17,6 +17,7 @@ class FakeCloud:
         self.servers = dict(servers or {})
         self.key_pairs = dict(key_pairs or {})
         self.calls: list[str] = []
+        self.created = 0
         self.validated_min_ram_gb: float | None = None
         """The least memory provision asked the bundle for (BUILD_RAM_GB)."""
 
@@ -51,8 +52,14 @@ class FakeCloud:
 
     async def create_server(self, request: ServerRequest) -> None:
         self.calls.append(f"create server {request.name}")
+        self.created += 1
         self.servers[request.name] = ServerFacts(request.name, "running", dict(request.tags),
-                                                 key_pair_name=request.key_pair_name)
+                                                 key_pair_name=request.key_pair_name,
+                                                 cloud_id=f"arn:fake:Instance/{request.name}/{self.created}")
+
+    async def start_server(self, name: str) -> None:
+        self.calls.append(f"start server {name}")
+        self.servers[name] = ServerFacts(**{**self.servers[name].__dict__, "state": "running"})
 
     async def wait_running(self, name: str, timeout: float) -> ServerFacts:  # noqa: ASYNC109 - the protocol's
         return self.servers[name]
@@ -71,6 +78,10 @@ class FakeCloud:
 
     async def delete_server(self, server_name: str, static_ip_name: str | None) -> None:
         self.calls.append(f"delete server {server_name}")
+        self.servers.pop(server_name, None)
+
+    async def release_static_ip(self, static_ip_name: str) -> None:
+        self.calls.append(f"release static IP {static_ip_name}")
 
 
 class FakeDns:

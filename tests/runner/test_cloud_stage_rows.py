@@ -45,19 +45,24 @@ class Row:
     message: str | None = None
     refused: str | None = None
     adopt: bool = False
-    checkpointed: bool = False
+    checkpoints: tuple[tuple[bool, tuple[str, ...]], ...] = ()
+    """Each checkpoint written: (server.createPending, the inventory's kinds and states)."""
     lightsail: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 ROWS = [
     Row("created", {}, [f"import key pair {key_pair_name('team', 'shop')}", f"create server {NAME}"],
-        message=f"Created server {NAME} (running) at 198.51.100.20", checkpointed=True),
-    Row("found ours", {NAME: _running(OURS)}, [], message=f"Found server {NAME} (running) at 198.51.100.20"),
+        message=f"Created server {NAME} (running) at 198.51.100.20",
+        checkpoints=((True, ("StaticIp:Pending", "Server:Pending", "KeyPair:Pending")),)),
+    # Found, with nothing recorded (made before inventories): the static IP's intent is written first.
+    Row("found ours", {NAME: _running(OURS)}, [], message=f"Found server {NAME} (running) at 198.51.100.20",
+        checkpoints=((False, ("StaticIp:Pending",)),)),
     Row("another instance's is refused", {NAME: _running({**OURS, "o4o.io/uid": "uid-2"})}, [],
         refused="ServerOwnedElsewhere"),
     Row("an unclaimed one is refused without the annotation", {NAME: _running({})}, [], refused="AlreadyExists"),
     Row("an unclaimed one is adopted with the annotation", {NAME: _running({})}, [f"tag server {NAME}"],
-        message=f"Found server {NAME} (running) at 198.51.100.20", adopt=True),
+        message=f"Found server {NAME} (running) at 198.51.100.20", adopt=True,
+        checkpoints=((False, ("StaticIp:Pending",)),)),
     Row("an unclaimed one unlike the spec is not adopted", {NAME: _running({})}, [], adopt=True,
         refused="AdoptionMismatch", lightsail={"bundleId": "medium_3_0"}),
 ]
@@ -86,8 +91,14 @@ async def test_provision_on_the_cloud(row: Row) -> None:
     assert message == row.message
     assert cloud.calls == row.calls
     assert cloud.validated_min_ram_gb == BUILD_RAM_GB  # a bundle that cannot build O4O stalls (BundleTooSmall)
-    # The create-pending checkpoint is written before the create, and only when creating.
-    assert [status.server.create_pending for status in driver.checkpoints] == ([True] if row.checkpointed else [])
+    # The intents (and create-pending) are written before the calls, in one write.
+    assert tuple((status.server.create_pending, tuple(f"{item.kind}:{item.state}" for item in status.inventory))
+                 for status in driver.checkpoints) == row.checkpoints
+    # What was made is then recorded as present, with the cloud's own id for the server.
+    present = {item.kind.value: item for item in driver.status.inventory}
+    assert all(item.state == "Present" for item in driver.status.inventory)
+    assert present["Server"].adopted == row.adopt
+    assert present["StaticIp"].value == "198.51.100.20"
     server = driver.status.server
     assert (server.name, server.ip_address, server.create_pending) == (NAME, "198.51.100.20", False)
     assert server.host_key_fingerprints == (HOST_KEY,)

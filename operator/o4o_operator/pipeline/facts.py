@@ -29,9 +29,14 @@ class Facts:
     """Digest of every referenced Secret's resourceVersion (or absence): fixing one un-stalls."""
     database_version: str | None = None
     """Digest of the operator-owned Secret's and an external database Secret's resourceVersions."""
+    server_id: str | None = None
+    """The machine behind the address: the cloud's id of the server (its ARN), or an existing host's pinned
+    host key. A server replaced under the same name and address has another one."""
 
     def as_mapping(self) -> dict[str, Any]:
-        return {"serverAddress": self.server_address, "commit": self.commit, "envVersion": self.env_version,
+        identity = f"{self.server_address or ''}|{self.server_id or ''}" if self.server_address else None
+        return {"serverAddress": self.server_address, "serverIdentity": identity, "commit": self.commit,
+                "envVersion": self.env_version,
                 "databaseVersion": self.database_version}
 
 

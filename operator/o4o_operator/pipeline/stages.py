@@ -110,7 +110,7 @@ class Stage:
 
 
 _REVISION = ("source.repository", "source.revision")
-_HOST = "facts.serverAddress"  # a replaced server must be set up again from scratch
+_HOST = "facts.serverIdentity"  # address and machine: a replaced server must be set up again from scratch
 _SSH = (SecretRole.SSH_KEY,)
 # What build-api.sh reads of spec.build.api: not uploadsDir (configure's) nor adminCommand (apps'), whose changes
 # must not rebuild the API.

@@ -65,6 +65,7 @@ def facts_from_instance(instance: Mapping[str, Any]) -> ServerFacts:
         bundle_id=instance.get("bundleId"),
         blueprint_id=instance.get("blueprintId"),
         key_pair_name=instance.get("sshKeyName"),
+        cloud_id=instance.get("arn"),
     )
 
 
@@ -256,6 +257,10 @@ class LightsailCloud:
         logger.info("Created server %s in %s (%s, %s)", request.name, zone, request.bundle_id,
                     request.blueprint_id)
 
+    async def start_server(self, name: str) -> None:
+        await self._call("start_instance", instanceName=name)
+        logger.info("Started server %s", name)
+
     async def wait_running(self, name: str, timeout: float) -> ServerFacts:  # noqa: ASYNC109 (the Protocol)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -331,7 +336,10 @@ class LightsailCloud:
         if await self._call_or_none("delete_instance", instanceName=server_name, forceDeleteAddOns=True):
             logger.info("Deleted server %s", server_name)
 
-    async def _release_static_ip(self, server_name: str, static_ip_name: str) -> None:
+    async def release_static_ip(self, static_ip_name: str) -> None:
+        await self._release_static_ip(None, static_ip_name)
+
+    async def _release_static_ip(self, server_name: str | None, static_ip_name: str) -> None:
         static_ip = await self._static_ip(static_ip_name)
         if static_ip is None:
             return

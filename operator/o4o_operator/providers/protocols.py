@@ -45,6 +45,9 @@ class ServerFacts:
     bundle_id: str | None = None
     blueprint_id: str | None = None
     key_pair_name: str | None = None
+    cloud_id: str | None = None
+    """The cloud's own identity of this server (Lightsail: its ARN); a server made again under the same name
+    has another one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,9 @@ class CloudProvider(Protocol):
 
     async def wait_running(self, name: str, timeout: float) -> ServerFacts: ...
 
+    async def start_server(self, name: str) -> None:
+        """Start a stopped server (StartInstance); a server already starting or running is left alone."""
+
     async def ensure_static_ip(self, server_name: str, static_ip_name: str) -> str:
         """Allocate and attach (each only if needed); return the address."""
 
@@ -107,6 +113,9 @@ class CloudProvider(Protocol):
 
     async def delete_server(self, server_name: str, static_ip_name: str | None) -> None:
         """Detach and release the static IP, then delete the server. NotFound is success."""
+
+    async def release_static_ip(self, static_ip_name: str) -> None:
+        """Release a static IP attached to no server (one attached to a server is left). NotFound is success."""
 
 
 class DnsProvider(Protocol):

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.models import BUILD_RAM_GB, DnsProviderKind, HostKeySource, ServerStatus
+from o4o_operator.models_inventory import ItemKind
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses
 from o4o_operator.providers.ownership import (
@@ -28,7 +29,9 @@ from o4o_operator.providers.ownership import (
 )
 from o4o_operator.providers.protocols import CloudProvider, ServerFacts, ServerRequest
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.inventory import DnsPlace
 from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageAction, StageStep
+from o4o_operator.runner.teardown_items import remove_moved_records
 
 
 async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
@@ -56,36 +59,63 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
                          lightsail.blueprint_id, min_ram_gb=BUILD_RAM_GB)
     name = instance.server_name
     found = await cloud.find_server(name)
+    adopted = False
     if found is not None:
-        await _claim_server(instance, cloud, found)
+        adopted = await _claim_server(instance, cloud, found)
     created = instance.status.server.created
     key_pair = instance.status.server.key_pair_name if found is not None else None
+    record = instance.inventory()
+    static_ip = instance.static_ip_name
+    static_ip_added = record.intent(ItemKind.STATIC_IP, static_ip)
     if found is None:
-        key_pair = await _key_pair_for_new_server(instance, cloud)
-        # Record intent first: after a crash, the next attempt looks the server up by name.
-        yield Checkpoint({"server": ServerStatus(name=name, region=lightsail.region, key_pair_name=key_pair,
-                                                 create_pending=True)})
+        own_key_pair = not lightsail.key_pair_name
+        record.intent(ItemKind.SERVER, name)
+        if own_key_pair:
+            record.intent(ItemKind.KEY_PAIR, instance.own_key_pair_name)
+        # The intent first, in one write: after a crash, the next attempt looks the server up by name, and
+        # teardown knows what may exist (the key pair, server and static IP, each deleted only if ours).
+        yield Checkpoint({"server": ServerStatus(name=name, region=lightsail.region, create_pending=True,
+                                                 key_pair_name=lightsail.key_pair_name or instance.own_key_pair_name),
+                          "inventory": record.items})
+        key_pair, fingerprint = await _key_pair_for_new_server(instance, cloud)
+        if own_key_pair:
+            record.confirm(ItemKind.KEY_PAIR, key_pair, cloud_id=fingerprint)
         await cloud.create_server(ServerRequest(
             name=name, region=lightsail.region, availability_zone=lightsail.availability_zone,
             bundle_id=lightsail.bundle_id, blueprint_id=lightsail.blueprint_id, key_pair_name=key_pair,
             tags=ownership_tags(instance.ref.namespace, instance.ref.name, instance.ref.uid)))
         instance.log(f"Requested server {name} ({lightsail.bundle_id}, {lightsail.blueprint_id})")
         created = True
+    elif static_ip_added:  # a static IP made before inventories, or released by hand: record it first
+        yield Checkpoint({"inventory": record.items})
+    if found is not None and found.state == "stopped":
+        await cloud.start_server(name)
+        message = f"Started server {name}, which was stopped"
+        instance.log(message)
+        await instance.runtime.kube.post_event(instance.body, "ServerStarted", message, warning=True)
     running = await cloud.wait_running(name, timeout=600)
-    static_ip = instance.static_ip_name
+    replaced = record.replaced_server(name, running.cloud_id)
+    if replaced:
+        message = (f"Server {name} is another machine than the one set up ({replaced}); every host stage runs "
+                   "again from scratch")
+        instance.log(message)
+        await instance.runtime.kube.post_event(instance.body, "ServerReplaced", message, warning=True)
+    record.confirm(ItemKind.SERVER, name, cloud_id=running.cloud_id, adopted=adopted)
     address = await cloud.ensure_static_ip(name, static_ip)
+    record.confirm(ItemKind.STATIC_IP, static_ip, value=address)
     await cloud.ensure_ports(name, lightsail.ssh_allowed_cidrs)
     server = ServerStatus(name=name, ip_address=address, static_ip_name=static_ip, region=lightsail.region,
                           key_pair_name=key_pair or running.key_pair_name, create_pending=False,
                           created=created or instance.adopt)
     pinned, source = await _lightsail_host_keys(instance, name, cloud)
     if not pinned:
-        yield Keep({"server": server})  # what provisioning learnt is kept for the retry
+        yield Keep({"server": server, "inventory": record.items})  # what provisioning learnt is kept for the retry
         raise TransientError("HostKeyUnavailable", f"Lightsail reports no SSH host key for {name} yet; waiting "
                              "for it (a key is never trusted on first use on Lightsail)")
     verb = "Created" if found is None else "Found"
     yield Outcome(f"{verb} server {name} ({running.state}) at {address}", {"server": server.model_copy(update={
-        "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source})})
+        "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source}),
+        "inventory": record.items})
 
 
 async def _lightsail_host_keys(instance: InstanceContext, name: str,
@@ -96,11 +126,11 @@ async def _lightsail_host_keys(instance: InstanceContext, name: str,
     return await cloud.host_key_fingerprints(name), HostKeySource.PROVIDER
 
 
-async def _claim_server(instance: InstanceContext, cloud: CloudProvider, found: ServerFacts) -> None:
-    """Go on only with a server that is ours, or one we may adopt (then tag it ours first)."""
+async def _claim_server(instance: InstanceContext, cloud: CloudProvider, found: ServerFacts) -> bool:
+    """Go on only with a server that is ours, or one we may adopt (then tag it ours first; True)."""
     owner = ownership(found.tags, instance.ref.uid)
     if owner is Ownership.OURS:
-        return
+        return False
     if owner is Ownership.FOREIGN:
         raise PermanentError("ServerOwnedElsewhere", f"a server named {found.name} carries another "
                              "DeploymentInstance's uid tag; it is never adopted, changed or deleted")
@@ -117,10 +147,12 @@ async def _claim_server(instance: InstanceContext, cloud: CloudProvider, found: 
                                reason="AdoptionMismatch")
     await cloud.tag_server(found.name, ownership_tags(instance.ref.namespace, instance.ref.name, instance.ref.uid))
     instance.log(f"Adopted server {found.name}: tagged it with this instance's uid")
+    return True
 
 
-async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvider) -> str:
-    """The key pair a new server is created with, checked to hold the key in spec.ssh.privateKeySecretRef."""
+async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvider) -> tuple[str, str | None]:
+    """The key pair a new server is created with (and its fingerprint), checked to hold the key in
+    spec.ssh.privateKeySecretRef."""
     lightsail = instance.spec.provider.lightsail
     assert lightsail is not None
     public_key = await instance.public_key()
@@ -132,7 +164,7 @@ async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvid
         if not fingerprint_matches(given.fingerprint, public_key):
             raise InvalidSpecError("spec.provider.lightsail.keyPairName", f"key pair {given.name} holds another key "
                                    "than spec.ssh.privateKeySecretRef", reason="KeyPairMismatch")
-        return given.name
+        return given.name, given.fingerprint
     name = instance.own_key_pair_name
     tags = ownership_tags(instance.ref.namespace, instance.ref.name, instance.ref.uid)
     pair = await cloud.ensure_key_pair(name, public_key, tags)
@@ -142,7 +174,7 @@ async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvid
         elif not is_ours(pair.tags, instance.ref.uid):
             raise InvalidSpecError("spec.ssh.privateKeySecretRef", f"key pair {name} belongs to another "
                                    "DeploymentInstance", reason="KeyPairOwnedElsewhere")
-        return name
+        return name, pair.fingerprint
     if not is_ours(pair.tags, instance.ref.uid):
         raise InvalidSpecError("spec.ssh.privateKeySecretRef", f"a key pair named {name} exists with another key "
                                "than this Secret's; it is left as it is", reason="KeyPairMismatch")
@@ -151,23 +183,33 @@ async def _key_pair_for_new_server(instance: InstanceContext, cloud: CloudProvid
     if not fingerprint_matches(pair.fingerprint, public_key):
         raise TransientError("KeyPairMismatch", f"key pair {name} does not show the imported key yet")
     instance.log(f"Replaced key pair {name}: spec.ssh.privateKeySecretRef holds another key now")
-    return name
+    return name, pair.fingerprint
 
 
 async def dns(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     address = instance.status.server.ip_address
     if address is None:
         raise TransientError("ServerNotProvisioned", "the server has no address yet")
-    spec = instance.spec.dns
+    spec, domain = instance.spec.dns, instance.spec.domain
+    record = instance.dns_inventory()
     if spec.provider is DnsProviderKind.NONE:  # an existing host may answer on several addresses; any will do
         addresses = instance.status.server.ip_addresses or (address,)
-        await instance.name_check().check_resolves_to(instance.spec.domain, addresses)
-        yield Outcome(f"Checked that {instance.spec.domain} resolves to {', '.join(addresses)}")
+        await instance.name_check().check_resolves_to(domain, addresses)
+        moved = await remove_moved_records(instance, record, keep=None)
+        yield Outcome(f"Checked that {domain} resolves to {', '.join(addresses)}{moved}", {"inventory": record.items})
         return
     zone = spec.hosted_zone_id or spec.zone
+    here = [DnsPlace(spec.provider.value, zone, "A"), DnsPlace(spec.provider.value, zone, "TXT")]
+    values = [address, instance.record_owner.txt_value()]
+    if any([record.intent(ItemKind.DNS_RECORD, domain, where, value) for where, value in zip(here, values,
+                                                                                              strict=True)]):
+        yield Checkpoint({"inventory": record.items})
     provider = await instance.dns()
-    await provider.upsert_a_record(instance.spec.domain, zone, address, spec.ttl, instance.record_owner)
-    yield Outcome(f"Pointed {instance.spec.domain} at {address} ({spec.provider.value})")
+    await provider.upsert_a_record(domain, zone, address, spec.ttl, instance.record_owner)
+    for where, value in zip(here, values, strict=True):
+        record.confirm(ItemKind.DNS_RECORD, domain, where, value)
+    moved = await remove_moved_records(instance, record, keep=(spec.provider.value, zone, domain))
+    yield Outcome(f"Pointed {domain} at {address} ({spec.provider.value}){moved}", {"inventory": record.items})
 
 
 CLOUD_STAGES: Mapping[StageName, StageAction] = {StageName.PROVISION: provision, StageName.DNS: dns}

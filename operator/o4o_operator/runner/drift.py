@@ -23,6 +23,7 @@ from o4o_operator.pipeline.stages import STAGES, DriftCheck, Stage
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.rendering import render
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.inventory import server_identity
 
 
 async def _server_problem(instance: InstanceContext, _now: datetime.datetime) -> str | None:
@@ -36,6 +37,9 @@ async def _server_problem(instance: InstanceContext, _now: datetime.datetime) ->
         return f"server {instance.status.server.name} no longer carries this instance's uid tag"
     if facts.state != "running":
         return f"server {instance.status.server.name} is {facts.state}"
+    recorded = server_identity(instance.status.inventory, instance.status.server.name)
+    if recorded and facts.cloud_id and facts.cloud_id != recorded:
+        return f"server {instance.status.server.name} is another machine ({facts.cloud_id}) than the one set up"
     return None
 
 

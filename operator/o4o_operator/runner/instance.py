@@ -37,6 +37,7 @@ from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostSession, NameCheck
 from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
 from o4o_operator.rendering.host_context import HostContext, build_fields
+from o4o_operator.runner.inventory import InventoryRecord, access_for, server_identity
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.stage_steps import Changes
@@ -167,11 +168,22 @@ class InstanceContext:
             except InvalidSpecError as error:
                 database_versions[f"{field}:{name}"] = f"missing:{error.reason}"
             versions.setdefault(name, database_versions[f"{field}:{name}"])
-        return Facts(server_address=status.server.ip_address, commit=status.source.commit,
+        server_id = server_identity(status.inventory, status.server.name)
+        if self.spec.provider.existing is not None:
+            server_id = status.server.host_key_fingerprint
+        return Facts(server_address=status.server.ip_address, server_id=server_id, commit=status.source.commit,
                      env_version=_digest({**env_versions, **database_versions}), secrets_version=_digest(versions),
                      database_version=_digest(database_versions))
 
     # ---- providers -------------------------------------------------------------
+
+    def inventory(self) -> InventoryRecord:
+        """A working copy of ``status.inventory`` for one stage run (the worker writes what it hands back)."""
+        return InventoryRecord(self.status.inventory, access_for(self.spec), self.runtime.clock)
+
+    def dns_inventory(self) -> InventoryRecord:
+        """As :meth:`inventory`, for DNS records: Lightsail's DNS API lives in us-east-1 (Route 53 is global)."""
+        return InventoryRecord(self.status.inventory, access_for(self.spec, region="us-east-1"), self.runtime.clock)
 
     async def client_settings(self) -> ClientSettings:
         lightsail = self.spec.provider.lightsail

@@ -1,9 +1,12 @@
-"""Teardown on deletion: what it made on an existing host, the DNS record, then the static IP, the server
+"""Teardown on deletion: what it made on an existing host, the DNS records, then the static IP, the server
 and its key pair, in reverse.
 
-Owns: deleting exactly what this instance owns (on an existing host, what ``teardown-host.sh`` removes,
-see :mod:`o4o_operator.runner.host_teardown`; the server and key pair by their uid tag,
-the DNS record by its ownership TXT record, the log ConfigMap and the operator-owned Secret
+Owns: deleting exactly what this instance made, as ``status.inventory`` lists it (on an existing host, what
+``teardown-host.sh`` removes, see :mod:`o4o_operator.runner.host_teardown`; the cloud items and DNS records
+through :mod:`o4o_operator.runner.teardown_items`, each with the provider, zone, region and credentials Secret
+it was made with, so that neither a moved DNS spec nor a spec that no longer parses orphans anything; an
+instance made before inventories existed gets one from its status, see
+:mod:`o4o_operator.runner.legacy_inventory`), the log ConfigMap and the operator-owned Secret
 ``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
 everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
 (see :mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller retries: a
@@ -20,16 +23,19 @@ from typing import Any
 import pydantic
 
 from o4o_operator import metrics
-from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProviderKind
+from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec
+from o4o_operator.models_inventory import ItemKind, items_of
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
-from o4o_operator.providers.ownership import is_ours
+from o4o_operator.providers.ownership import RecordOwner
 from o4o_operator.redaction import Redactor
 from o4o_operator.runner.generated_secret import delete_generated_secret
 from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.legacy_inventory import legacy_inventory
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import release, teardown_secrets
+from o4o_operator.runner.teardown_items import delete_cloud_items, delete_dns_records
 from o4o_operator.runner.worker import log_configmap_name
 
 
@@ -46,49 +52,54 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
     return message
 
 
+def _spec_or_none(body: Mapping[str, Any]) -> DeploymentInstanceSpec | None:
+    try:
+        return DeploymentInstanceSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError:
+        return None
+
+
+def _retained(body: Mapping[str, Any], spec: DeploymentInstanceSpec | None) -> bool:
+    """Retain, read from the stored spec even when the rest of it no longer parses."""
+    if spec is not None:
+        return spec.deletion_policy is DeletionPolicy.RETAIN
+    return str((body.get("spec") or {}).get("deletionPolicy", "")) == DeletionPolicy.RETAIN.value
+
+
 async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     meta = body["metadata"]
     status = status_from_body(body.get("status"))
-    try:
-        spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
-    except pydantic.ValidationError:
-        return "Spec unreadable; nothing known to tear down"
-    existing = spec.provider.existing
-    if spec.deletion_policy is DeletionPolicy.RETAIN:
+    spec = _spec_or_none(body)
+    if _retained(body, spec):
+        existing = spec.provider.existing if spec else None
         made = f"what it made on host {existing.host}" if existing else "the server, static IP, key pair"
         return f"Retained {made}, the DNS record and Secret {meta['name']}-database (deletionPolicy: Retain)"
+    inventory = status.inventory or legacy_inventory(body, status)
     generation = int(meta.get("generation", 1))
-    what = (f"what it made on host {existing.host} and the DNS record" if existing
-            else "the DNS record, static IP and server")
-    deleting = with_deleting(status, f"Tearing down {what}", generation, runtime.clock())
+    what = ", ".join(f"{len(items_of(inventory, kind))} {label}" for kind, label in _LABELS
+                     if items_of(inventory, kind)) or "nothing recorded"
+    deleting = with_deleting(status, f"Tearing down what it made ({what})", generation, runtime.clock())
     await runtime.kube.patch_status(meta["namespace"], meta["name"], deleting.to_body())
 
-    instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
     done: list[str] = []
-    on_host = await teardown_host(instance)  # errors propagate: the deletion is retried
-    if on_host:
-        done.append(on_host)
-    address = status.server.ip_address
-    if spec.dns.provider is not DnsProviderKind.NONE and address:
-        provider = await instance.dns()
-        await provider.delete_a_record(spec.domain, spec.dns.hosted_zone_id or spec.dns.zone, address,
-                                       instance.record_owner)
-        done.append(f"DNS record {spec.domain} (if ours)")
-    if spec.provider.lightsail is not None:
-        cloud = await instance.cloud()
-        name = instance.server_name
-        found = await cloud.find_server(name)
-        if found is None or is_ours(found.tags, instance.ref.uid):
-            await cloud.delete_server(name, instance.static_ip_name)
-            done.append(f"server {name} and its static IP")
-        else:
-            done.append(f"nothing of server {name}, which is not ours")
-        key_pair = await cloud.find_key_pair(instance.own_key_pair_name)
-        if key_pair is not None and is_ours(key_pair.tags, instance.ref.uid):
-            await cloud.delete_key_pair(key_pair.name)
-            done.append(f"key pair {key_pair.name}")
+    if spec is not None:
+        instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
+        on_host = await teardown_host(instance)  # errors propagate: the deletion is retried
+        if on_host:
+            done.append(on_host)
+    elif status.server.name and status.server.ip_addresses:
+        done.append(f"nothing on existing host {status.server.name} (the spec no longer parses, so the host "
+                    "and its SSH key are unknown)")
+    owner = RecordOwner(meta["namespace"], meta["name"], meta["uid"])
+    done += await delete_dns_records(runtime, owner, inventory)
+    cloud_done, _ = await delete_cloud_items(runtime, meta["namespace"], meta["uid"], inventory)
+    done += cloud_done
     with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone
         await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]), meta["uid"])
     # Only ours: a foreign Secret of that name is left alone. Errors propagate: teardown retries.
     await delete_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
     return "Deleted " + ", ".join(done) if done else "Nothing to delete"
+
+
+_LABELS = ((ItemKind.SERVER, "server"), (ItemKind.STATIC_IP, "static IP"), (ItemKind.KEY_PAIR, "key pair"),
+           (ItemKind.DNS_RECORD, "DNS record"))

@@ -69,12 +69,15 @@ class KeyPairsAndTags:
         ``resourceArn`` to say which."""
         name, arn = p["resourceName"], p.get("resourceArn")
         current: dict[str, dict[str, str]] = {}
+        arn_ends: dict[str, str] = {}
         if (region, name) in self._instances:
             current["Instance"] = dict(self._instances[(region, name)].tags)
+            arn_ends["Instance"] = f":Instance/{self._instances[(region, name)].cloud_id}"  # AWS: a uuid, not the name
         if (region, name) in self._key_pairs:
             current["KeyPair"] = {t["key"]: t.get("value", "") for t in self._key_pairs[(region, name)]["tags"]}
+            arn_ends["KeyPair"] = f":KeyPair/{name}"
         if arn:
-            current = {kind: tags for kind, tags in current.items() if arn.endswith(f":{kind}/{name}")}
+            current = {kind: tags for kind, tags in current.items() if arn.endswith(arn_ends[kind])}
         if not current:
             raise not_found("Resource", name)
         if len(current) > 1:

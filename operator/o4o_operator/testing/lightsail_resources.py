@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import uuid
 from typing import Any
 
 from o4o_operator.testing import lightsail_catalog as catalog
@@ -60,6 +61,11 @@ class InstanceRecord:
     created_at: datetime.datetime = dataclasses.field(default_factory=now)
     reads_while_pending: int = 0
     running: bool = False
+    stopped: bool = False
+    stops: int = 0
+    starts: int = 0
+    cloud_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    """What the ARN ends in: as in AWS, a server made again under the same name has another ARN."""
     static_ip_name: str | None = None
     ports: list[dict[str, Any]] = dataclasses.field(default_factory=lambda: [
         {"fromPort": p, "toPort": p, "protocol": "tcp", "cidrs": ["0.0.0.0/0"], "ipv6Cidrs": ["::/0"]}
@@ -79,8 +85,8 @@ class StaticIpRecord:
 def instance_view(instance: InstanceRecord, *, running: bool) -> Params:
     return {
         "name": instance.name,
-        "arn": f"arn:aws:lightsail:{instance.region}:{ACCOUNT}:Instance/{instance.name}",
-        "supportCode": f"{ACCOUNT}/i-{hashlib.sha256(instance.name.encode()).hexdigest()[:17]}",
+        "arn": f"arn:aws:lightsail:{instance.region}:{ACCOUNT}:Instance/{instance.cloud_id}",
+        "supportCode": f"{ACCOUNT}/i-{hashlib.sha256(instance.cloud_id.encode()).hexdigest()[:17]}",
         "createdAt": instance.created_at,
         "location": {"availabilityZone": instance.zone, "regionName": instance.region},
         "resourceType": "Instance", "tags": [{"key": k, "value": v} for k, v in instance.tags.items()],
@@ -90,7 +96,8 @@ def instance_view(instance: InstanceRecord, *, running: bool) -> Params:
         "hardware": catalog.hardware(instance.bundle_id),
         "networking": {"monthlyTransfer": {"gbPerMonthAllocated": 1024},
                        "ports": [port_view(p) for p in instance.ports]},
-        "state": {"code": 16, "name": "running"} if running else {"code": 0, "name": "pending"},
+        "state": ({"code": 80, "name": "stopped"} if instance.stopped
+                  else {"code": 16, "name": "running"} if running else {"code": 0, "name": "pending"}),
         "username": catalog.username(instance.blueprint_id),
         **({"sshKeyName": instance.key_pair_name} if instance.key_pair_name else {}),
     }

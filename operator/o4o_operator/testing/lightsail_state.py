@@ -26,6 +26,7 @@ from o4o_operator.testing import lightsail_catalog as catalog
 from o4o_operator.testing.lightsail_domains import Domains, LocalDomainEntry
 from o4o_operator.testing.lightsail_errors import LightsailApiError, invalid, not_found
 from o4o_operator.testing.lightsail_keypairs import KeyPairsAndTags, checked_tags
+from o4o_operator.testing.lightsail_power import PowerOperations
 from o4o_operator.testing.lightsail_resources import (
     InstanceRecord,
     LocalServer,
@@ -66,12 +67,16 @@ _DOMAIN_CHANGES = frozenset({"CreateDomain", "DeleteDomain", "CreateDomainEntry"
                              "DeleteDomainEntry"})
 
 
+def _state(instance: InstanceRecord) -> str:
+    return "stopped" if instance.stopped else "running" if instance.running else "pending"
+
+
 def supported_operations() -> list[str]:
     """The Lightsail operations the local endpoint models (their model names)."""
     return sorted(name.removeprefix("op_") for name in dir(LightsailState) if name.startswith("op_"))
 
 
-class LightsailState(KeyPairsAndTags):
+class LightsailState(KeyPairsAndTags, PowerOperations):
     """Everything the local Lightsail knows. ``handle`` is the only way requests change it."""
 
     def __init__(self, *, pending_polls: int = 1, pending_seconds: float = 0.0,
@@ -153,6 +158,8 @@ class LightsailState(KeyPairsAndTags):
         return self._static_ips[(region, name)]
 
     def _is_running(self, instance: InstanceRecord, *, count_read: bool) -> bool:
+        if instance.stopped:
+            return False
         if not instance.running and self._fleet is not None and not self._fleet.is_running(instance.name):
             return False
         if not instance.running:
@@ -330,7 +337,7 @@ class LightsailState(KeyPairsAndTags):
 
     def servers(self) -> list[LocalServer]:
         with self._lock:
-            return [LocalServer(i.name, i.region, i.zone, "running" if i.running else "pending", dict(i.tags),
+            return [LocalServer(i.name, i.region, i.zone, _state(i), dict(i.tags),
                                 i.public_ip, i.static_ip_name, i.bundle_id, i.blueprint_id, i.key_pair_name,
                                 tuple(dict(p) for p in i.ports))
                     for _, i in sorted(self._instances.items())]
