@@ -257,3 +257,29 @@ async def test_a_server_that_is_no_longer_ours_is_left(teardown_world: TeardownW
 
 
 PRIVATE_KEY_PUBLIC = asyncssh.import_private_key(PRIVATE_KEY).export_public_key("openssh").decode()
+
+
+async def test_teardown_waits_for_cloud_calls_still_running_and_retries_when_they_take_too_long(
+        teardown_world: TeardownWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    from o4o_operator import errors
+    from o4o_operator.runner import teardown as teardown_module
+
+    monkeypatch.setattr(teardown_module, "IN_FLIGHT_WAIT_SECONDS", 0.05)
+    running: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    runtime = make_runtime(teardown_world.kube, RecordingConnector(RecordingSession({})), resolver({}))
+    runtime.cloud_factory = lambda region, settings, poll: teardown_world.cloud
+    runtime.in_flight_for("uid-1").add(running)
+    body = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-1"}, "spec": SPEC,
+            "status": everything().to_body()}
+
+    with pytest.raises(errors.TransientError) as caught:
+        await teardown(runtime, body)
+    assert caught.value.reason == "CloudCallsInFlight"
+    assert teardown_world.cloud.calls == []  # nothing looked up or deleted while a create may still land
+
+    running.set_result({})
+    await teardown(runtime, body)
+    assert f"delete server {NAME}" in teardown_world.cloud.calls
+    assert "uid-1" not in runtime.in_flight

@@ -14,6 +14,7 @@ about Kopf. boto3 exceptions never leave this module: callers see ``CloudCallErr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import functools
 import threading
@@ -74,6 +75,40 @@ class ClientSettings:
     read_timeout: float = 30.0
     endpoint_url: str | None = None
     credentials: StaticCredentials | None = None
+    in_flight: InFlightCalls | None = dataclasses.field(default=None, compare=False)
+    """Where the calls made with these settings are counted while their threads run (one per instance)."""
+
+
+class InFlightCalls:
+    """The boto3 calls of one instance still running in their threads, including those whose caller was
+    cancelled (a thread cannot be stopped: its call may still land). Teardown waits for them first, so that
+    a create already on its way cannot land after teardown looked."""
+
+    def __init__(self) -> None:
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._discard)
+
+    def _discard(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bound, not a cancellation scope
+        """Wait until no call is running (True), or ``timeout`` seconds (False)."""
+        with self._lock:
+            running = list(self._running)
+        if not running:
+            return True
+        done, _ = await asyncio.wait([asyncio.wrap_future(f) for f in running], timeout=timeout)
+        return len(done) == len(running)
 
 
 _pool_lock = threading.Lock()
@@ -190,8 +225,11 @@ class AwsClient:
         label = _api_name(operation_name)
         loop = asyncio.get_running_loop()
         work = functools.partial(self._blocking_call, operation_name, params)
+        future = (self._pool or shared_pool()).submit(work)
+        if self._settings.in_flight is not None:
+            self._settings.in_flight.add(future)
         try:
-            response = await loop.run_in_executor(self._pool or shared_pool(), work)
+            response = await asyncio.wrap_future(future, loop=loop)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             failure = self._describe(label, exc)
             metrics.CLOUD_REQUESTS.labels(operation=label, outcome=metric_outcome(failure.code)).inc()

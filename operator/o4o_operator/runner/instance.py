@@ -196,7 +196,8 @@ class InstanceContext:
                 secret_access_key=await self.secret_value(ref.name, ref.secret_access_key_key, field))
         settings = self.runtime.settings
         return ClientSettings(max_attempts=settings.aws_max_attempts, credentials=credentials,
-                              endpoint_url=settings.lightsail_endpoint_url)
+                              endpoint_url=settings.lightsail_endpoint_url,
+                              in_flight=self.runtime.in_flight_for(self.ref.uid))
 
     async def cloud(self) -> CloudProvider:
         lightsail = self.spec.provider.lightsail

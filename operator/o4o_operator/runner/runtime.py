@@ -65,6 +65,11 @@ class Runtime:
     resolver: Resolver = resolve_with_getaddrinfo
     """Looks up an existing host given by name (tests inject one; no network needed)."""
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    in_flight: dict[str, aws.InFlightCalls] = dataclasses.field(default_factory=dict)
+    """Per instance uid: its boto3 calls still running in their threads (teardown waits for them)."""
+
+    def in_flight_for(self, uid: str) -> aws.InFlightCalls:
+        return self.in_flight.setdefault(uid, aws.InFlightCalls())
 
 
 def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool) -> Runtime:

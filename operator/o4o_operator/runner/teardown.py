@@ -23,6 +23,7 @@ from typing import Any
 import pydantic
 
 from o4o_operator import metrics
+from o4o_operator.errors import TransientError
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec
 from o4o_operator.models_inventory import ItemKind, items_of
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
@@ -47,6 +48,7 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
     with contextlib.suppress(pydantic.ValidationError):
         held.update(teardown_secrets(DeploymentInstanceSpec.model_validate(body.get("spec") or {})))
     await release(runtime.kube, meta["namespace"], meta["uid"], held)
+    runtime.in_flight.pop(meta["uid"], None)
     with contextlib.suppress(KeyError):  # expiry of a deleted instance must not page anyone
         metrics.CERTIFICATE_EXPIRY.remove(meta["namespace"], meta["name"])
     return message
@@ -81,6 +83,11 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     deleting = with_deleting(status, f"Tearing down what it made ({what})", generation, runtime.clock())
     await runtime.kube.patch_status(meta["namespace"], meta["name"], deleting.to_body())
 
+    # A cloud call of the worker (cancelled when deletion began) may still be running in its thread: a create
+    # landing after the lookups below would be orphaned. Wait for it; retry the deletion if it takes too long.
+    if not await runtime.in_flight_for(meta["uid"]).wait_idle(IN_FLIGHT_WAIT_SECONDS):
+        raise TransientError("CloudCallsInFlight", "cloud calls made before the deletion are still running; "
+                             "teardown waits for them")
     done: list[str] = []
     if spec is not None:
         instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
@@ -101,5 +108,7 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     return "Deleted " + ", ".join(done) if done else "Nothing to delete"
 
 
+IN_FLIGHT_WAIT_SECONDS = 120.0
+"""Longer than one boto3 call with its retries and timeouts takes, short of the handler's own patience."""
 _LABELS = ((ItemKind.SERVER, "server"), (ItemKind.STATIC_IP, "static IP"), (ItemKind.KEY_PAIR, "key pair"),
            (ItemKind.DNS_RECORD, "DNS record"))
