@@ -1,6 +1,8 @@
-"""A SIGKILLed operator resumes a build and ends with one server; a delete leaves nothing behind.
+"""A SIGKILLed operator resumes a build and ends with one server; a server deleted by hand is set up again
+from scratch; a delete leaves nothing behind.
 
-The two tests share one instance: the first makes it Ready through a restart, the second deletes it.
+The tests share one instance: the first makes it Ready through a restart, the second deletes its server in
+the cloud and waits for it to serve again, the last deletes the instance.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 
+import boto3
 import pytest
 
 from conftest import print_stage_times, wait_for
@@ -48,6 +51,32 @@ def test_6_a_sigkilled_operator_resumes_during_a_build_and_ends_ready_with_one_s
     assert instances == [f"Instance/{obj['status']['server']['name']}"]
     assert real_world.lightsail.request_log.count("CreateInstances") == 1
     assert list(real_world.booted.hosts) == [obj["status"]["server"]["name"]]
+
+
+def test_6b_a_server_deleted_by_hand_is_set_up_from_scratch_on_its_new_host_and_serves_again(
+        real_world: RealWorld, real_namespace: str) -> None:
+    """Issue 19: the static IP outlives the server; the new machine behind it starts blank. Ready must not
+    come back until every host stage ran there again, and then the site answers over HTTPS."""
+    obj = real_world.get(NAME, real_namespace)
+    server, address = obj["status"]["server"]["name"], obj["status"]["server"]["ipAddress"]
+    old_arn = next(i["id"] for i in obj["status"]["inventory"] if i["kind"] == "Server")
+    before = {s["name"]: s["finishedAt"] for s in obj["status"]["stages"]}
+    client = boto3.client("lightsail", region_name=obj["spec"]["provider"]["lightsail"]["region"],
+                          endpoint_url=real_world.lightsail.endpoint_url, aws_access_key_id="local",
+                          aws_secret_access_key="local")
+    started = time.monotonic()
+    client.delete_instance(instanceName=server)  # as if by hand, in the console
+    wait_for(real_world, real_namespace, NAME, "condition=Ready=false", timeout=300)
+    healed = wait_for(real_world, real_namespace, NAME, "condition=Ready")
+    print(f"\nreplaced server set up from scratch and Ready in {time.monotonic() - started:.1f} s")
+    print_stage_times("stages", healed)
+    stages = {s["name"]: s for s in healed["status"]["stages"]}
+    host_stages = ("runtime", "database", "source", "build-site", "build-api", "configure", "tls", "apps")
+    assert all(stages[name]["finishedAt"] > before[name] for name in host_stages), stages
+    new_arn = next(i["id"] for i in healed["status"]["inventory"] if i["kind"] == "Server")
+    assert new_arn != old_arn and healed["status"]["server"]["ipAddress"] == address
+    done = real_world.curl(obj["spec"]["domain"], address, "/")
+    assert done.returncode == 0 and done.stdout.rpartition("\n")[2] == "200", done.stdout[-300:] + done.stderr
 
 
 def test_7_delete_removes_the_host_the_dns_record_and_the_finalizer(real_world: RealWorld,
