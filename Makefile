@@ -76,14 +76,14 @@ lint: venv lock-check
 	$(VENV)/bin/lint-imports
 
 # The suite runs on TEST_WORKERS xdist workers (most tests wait on processes, SSH and timers, not the CPU);
-# tests/conftest.py groups them so that each module's world is made once and booted hosts stay on one worker.
+# tests/conftest.py hands out whole modules, so each world is made once, and booted hosts go to one worker.
 TEST_WORKERS ?= 4
 test: venv debian-packages
 	@KUBEBUILDER_ASSETS="$$(python3 operator/o4o_operator/testing/testbin.py)" && export KUBEBUILDER_ASSETS && \
 	{ $(PYTHON) -m o4o_operator.testing.assets & assets=$$!; } && \
 	{ $(MAKE) --no-print-directory lint; linted=$$?; wait $$assets; built=$$?; } && \
 	[ $$linted = 0 ] && [ $$built = 0 ] && \
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 # Refreshes docs/dashboard.png (tests never write into the source tree).
 screenshot: venv debian-packages
