@@ -7,6 +7,9 @@ merge-patching the status subresource (with retries on 409/429/5xx that never
 lose the patch), posting Events, and writing
 and deleting the per-instance log ConfigMap, only ever one that the operator
 made for that instance (a JSON-patch ``test`` of our label and owner first).
+Releasing both for ``deletionPolicy: Retain`` (our ownerReference removed, so no
+garbage collector takes them) and adopting a released one again, for an
+instance of the same name (:meth:`KubeApi.release_owned`, :meth:`KubeApi.adopt_released`).
 Built on aiohttp, which Kopf already uses, so the heavy ``kubernetes`` client
 is never imported at runtime.
 Must not decide anything, and must never log a Secret's data.
@@ -25,7 +28,7 @@ import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -35,6 +38,13 @@ from o4o_operator.models import GROUP, KIND, PLURAL, VERSION
 FIELD_MANAGER = "o4o-operator"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 """With value ``FIELD_MANAGER``: set on every object the operator creates, and checked before it touches one."""
+RETAINED_FROM_ANNOTATION = f"{GROUP}/retained-from"
+"""Set, with the old instance's uid, on an object released for ``deletionPolicy: Retain``; removed on adoption."""
+_JSON_PATCH = "application/json-patch+json"
+OwnedKind = Literal["secrets", "configmaps"]
+"""The kinds of object the operator makes per instance: the Secret ``<name>-database``, the ConfigMap ``<name>-log``."""
+_CONTENDED: dict[OwnedKind, str] = {"secrets": "SecretContended", "configmaps": "ConfigMapContended"}
+"""The reason for an object of each kind the operator owns that kept changing under a guarded write."""
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
 
 
@@ -240,8 +250,7 @@ class KubeApi:
         body = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "namespace": namespace, "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER},
-                         "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
-                                              "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+                         "ownerReferences": [_owner_reference(meta)]},
             "data": _encoded(data),
         }
         try:
@@ -317,9 +326,8 @@ class KubeApi:
             body = {
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": namespace,
-                             "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER}, "ownerReferences": [{
-                                 "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
-                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+                             "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER},
+                             "ownerReferences": [_owner_reference(meta)]},
                 "data": dict(data),
             }
             try:
@@ -356,6 +364,77 @@ class KubeApi:
                 raise
         return True
 
+    async def release_owned(self, kind: OwnedKind, namespace: str, name: str, owner_uid: str) -> bool:
+        """Release our Secret or ConfigMap (``kind``: ``secrets``, ``configmaps``) for ``deletionPolicy: Retain``.
+
+        Only one that passes the ownership test for ``owner_uid``: its ownerReference to that instance is
+        removed (others stay) and :data:`RETAINED_FROM_ANNOTATION` names the uid; labels and data stay.
+        False, touching nothing, when there is nothing of ours to release (gone, foreign, released already).
+        """
+        path = api_path("/api/v1", "namespaces", namespace, kind, name)
+        for _ in range(3):  # changed between the ownership test and the write: test again
+            try:
+                current = await self.request("PATCH", path, body=_ownership_tests(owner_uid), content_type=_JSON_PATCH)
+            except ApiError as error:
+                if error.status in (404, 422):
+                    return False
+                raise
+            meta = current["metadata"]
+            others = [ref for ref in meta["ownerReferences"] if ref.get("uid") != owner_uid]
+            write = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                     {"op": "add", "path": "/metadata/annotations",
+                      "value": {**(meta.get("annotations") or {}), RETAINED_FROM_ANNOTATION: owner_uid}},
+                     {"op": "add", "path": "/metadata/ownerReferences", "value": others} if others
+                     else {"op": "remove", "path": "/metadata/ownerReferences"}]
+            if await self._write_unchanged(path, write):
+                return True
+        raise TransientError(_CONTENDED[kind], f"{kind} {name!r} kept changing while it was released")
+
+    async def adopt_released(self, kind: OwnedKind, namespace: str, name: str, owner: Mapping[str, Any],
+                             labels: Mapping[str, str]) -> dict[str, Any] | None:
+        """Adopt a Secret or ConfigMap the operator made and released (or lost its controller), for ``owner``.
+
+        Only one with our ``managed-by`` label and all of ``labels`` (the instance label names the instance)
+        and no controller: ``owner`` becomes its controller (its first ownerReference, so the ownership
+        test passes), :data:`RETAINED_FROM_ANNOTATION` goes, labels and data stay. Returns the adopted
+        object's ``data`` (as stored: a Secret's base64); None, touching nothing, when it is not adoptable
+        (gone, foreign, another instance's, or controlled by anyone).
+        """
+        path = api_path("/api/v1", "namespaces", namespace, kind, name)
+        reference = _owner_reference(owner["metadata"])
+        for _ in range(3):
+            try:
+                current = await self.request("PATCH", path, body=_ownership_tests(None), content_type=_JSON_PATCH)
+            except ApiError as error:
+                if error.status in (404, 422):
+                    return None
+                raise
+            meta = current["metadata"]
+            present = meta.get("labels") or {}
+            references = meta.get("ownerReferences") or []
+            if any(present.get(key) != value for key, value in labels.items()) or \
+                    any(ref.get("controller") for ref in references):
+                return None
+            annotations = {key: value for key, value in (meta.get("annotations") or {}).items()
+                           if key != RETAINED_FROM_ANNOTATION}
+            write = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                     {"op": "add", "path": "/metadata/ownerReferences", "value": [reference, *references]},
+                     {"op": "add", "path": "/metadata/annotations", "value": annotations}]
+            if await self._write_unchanged(path, write):
+                return dict(current.get("data") or {})
+        raise TransientError(_CONTENDED[kind], f"{kind} {name!r} kept changing while it was adopted")
+
+    async def _write_unchanged(self, path: str, write: list[dict[str, Any]]) -> bool:
+        """Apply a JSON patch whose first operation tests the resourceVersion; False if the object changed."""
+        try:
+            await self.request("PATCH", path, body=write, content_type=_JSON_PATCH,
+                               params={"fieldManager": FIELD_MANAGER})
+        except ApiError as error:
+            if error.status in (404, 409, 422):
+                return False
+            raise
+        return True
+
     async def _owned(self, path: str, owner_uid: str) -> bool | None:
         """Whether the object at ``path`` passes the ownership test (None: it is gone)."""
         try:
@@ -370,11 +449,20 @@ class KubeApi:
         return True
 
 
-def _ownership_tests(owner_uid: str) -> list[dict[str, str]]:
-    """JSON-patch ``test`` operations that pass only on an object this operator made for ``owner_uid``."""
-    return [{"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
-             "value": FIELD_MANAGER},
-            {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
+def _ownership_tests(owner_uid: str | None) -> list[dict[str, str]]:
+    """JSON-patch ``test`` operations that pass only on an object this operator made for ``owner_uid``
+    (None: made by this operator, for whichever instance)."""
+    made = {"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
+            "value": FIELD_MANAGER}
+    if owner_uid is None:
+        return [made]
+    return [made, {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
+
+
+def _owner_reference(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta``'s instance as the controller of an object the operator makes (no blocking of its deletion)."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": False}
 
 
 def _encoded(data: Mapping[str, str]) -> dict[str, str]:

@@ -5,7 +5,9 @@ Owns: deleting exactly what this instance owns (on an existing host, what ``tear
 see :mod:`o4o_operator.runner.host_teardown`; the server and key pair by their uid tag,
 the DNS record by its ownership TXT record, the log ConfigMap and the operator-owned Secret
 ``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
-everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
+everything when ``deletionPolicy`` is Retain, where the Secret and the log ConfigMap lose their
+ownerReference first (so no garbage collector takes them, and an instance of that name adopts them);
+then releasing the Secrets held for teardown
 (see :mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller retries: a
 deletion never turns permanent. To orphan a stuck instance, set
 ``spec.deletionPolicy: Retain``.
@@ -24,7 +26,7 @@ from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec, DnsProvi
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import is_ours
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.generated_secret import delete_generated_secret
+from o4o_operator.runner.generated_secret import delete_generated_secret, release_generated_secret
 from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
@@ -55,8 +57,13 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
         return "Spec unreadable; nothing known to tear down"
     existing = spec.provider.existing
     if spec.deletion_policy is DeletionPolicy.RETAIN:
+        # Before the finalizer goes: with our ownerReference, the garbage collector would delete both.
+        await release_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
+        await runtime.kube.release_owned("configmaps", meta["namespace"], log_configmap_name(meta["name"]),
+                                         meta["uid"])
         made = f"what it made on host {existing.host}" if existing else "the server, static IP, key pair"
-        return f"Retained {made}, the DNS record and Secret {meta['name']}-database (deletionPolicy: Retain)"
+        return (f"Retained {made}, the DNS record, Secret {meta['name']}-database and ConfigMap "
+                f"{log_configmap_name(meta['name'])} (deletionPolicy: Retain)")
     generation = int(meta.get("generation", 1))
     what = (f"what it made on host {existing.host} and the DNS record" if existing
             else "the DNS record, static IP and server")
