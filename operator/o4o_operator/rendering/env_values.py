@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, SSL_MODES
+from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, GENERATED_SECRET_FIELD, SSL_MODES
 
 LOCAL_DB_HOST = "127.0.0.1"
 """TCP to the server's own PostgreSQL: O4O's API forces TLS for a TCP host under NODE_ENV=production, which
@@ -53,7 +53,16 @@ class DatabaseConnection:
     ssl_mode: str = "require"
 
 
-def local_database(generated: Mapping[str, str]) -> DatabaseConnection:
+def local_database(generated: Mapping[str, str], identifier: str, secret_name: str) -> DatabaseConnection:
+    """The instance's own database on its server, from its generated values, whose names must still be
+    ``identifier`` (what :func:`database_identifier` made): the database stage creates, and teardown drops,
+    whatever they name, so an edited name (``postgres``, ``template1``, another instance's role) stalls
+    naming the key instead of ever reaching the server."""
+    for key in ("DB_NAME", "DB_USERNAME"):
+        if generated[key] != identifier:
+            raise InvalidSpecError(GENERATED_SECRET_FIELD, f"key {key!r} of Secret {secret_name!r} was changed: it "
+                                   f"must be {identifier!r}, the name the operator made for this instance's "
+                                   "database and role. Put it back", reason="DatabaseNameChanged")
     return DatabaseConnection(LOCAL_DB_HOST, str(LOCAL_DB_PORT), generated["DB_NAME"], generated["DB_USERNAME"],
                               generated["DB_PASSWORD"])
 

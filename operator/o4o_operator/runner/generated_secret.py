@@ -121,11 +121,13 @@ async def release_generated_secret(kube: KubeApi, namespace: str, instance_name:
 
 
 async def database_connection(instance: InstanceContext, generated: Mapping[str, str]) -> DatabaseConnection:
-    """The database the instance's API uses: the local one (from the generated values), or the external one
+    """The database the instance's API uses: the local one (from the generated values, whose names must be the
+    ones the operator made: an edited one stalls ``DatabaseNameChanged`` naming the key), or the external one
     its Secret describes (a missing key stalls naming ``spec.database.external.secretRef`` and the key)."""
     external = instance.spec.database.external
     if external is None:
-        return local_database(generated)
+        identifier = database_identifier(instance.host_context().app_user)
+        return local_database(generated, identifier, generated_secret_name(instance.ref.name))
     name = external.secret_ref.name
     return external_database((await instance.secret(name, EXTERNAL_SECRET_FIELD)).data, name)
 
