@@ -38,7 +38,7 @@ def database_identifier(app_user: str) -> str:
     Lowercase letters, digits and ``_`` (at most 32 characters), so it needs no quoting in SQL.
     """
     name = app_user.replace("-", "_")
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"{app_user!r} makes no PostgreSQL identifier")
     return name
 
@@ -73,7 +73,7 @@ def external_database(data: Mapping[str, str], secret_name: str) -> DatabaseConn
         if not data.get(key):
             raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"Secret {secret_name!r} has no key {key!r} (it needs "
                                    f"{', '.join(EXTERNAL_KEYS)})", reason="DatabaseSecretIncomplete")
-    if not _PORT.match(data["port"]) or not 1 <= int(data["port"]) <= 65535:
+    if not _PORT.fullmatch(data["port"]) or not 1 <= int(data["port"]) <= 65535:
         raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"key 'port' of Secret {secret_name!r} is not a TCP port",
                                reason="DatabaseSecretIncomplete")
     if data["sslMode"] not in SSL_MODES:
