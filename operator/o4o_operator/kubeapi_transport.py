@@ -1,6 +1,7 @@
 """How the operator's own Kubernetes client reaches the API server: credentials, TLS and one retried call.
 
-Owns: :class:`Credentials` (what Kopf's login found), the TLS context made from them, URL paths built
+Owns: :class:`Credentials` (what Kopf's login found), the TLS context made from them (a client key given
+as data is on disk only while it is loaded), URL paths built
 from names that cannot step out of their segment (:func:`api_path`), and :class:`KubeTransport`, the
 aiohttp session and :meth:`KubeTransport.request` (retried on conflicts, throttling and server errors,
 counting writes). Must not know any resource: :mod:`o4o_operator.kubeapi` builds on it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import ssl
 import tempfile
 import urllib.parse
@@ -65,14 +67,22 @@ def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
         return False
     context = ssl.create_default_context(cafile=credentials.ca_path,
                                          cadata=credentials.ca_data.decode() if credentials.ca_data else None)
-    cert, key = credentials.certificate_path, credentials.private_key_path
     if credentials.certificate_data and credentials.private_key_data:
-        with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as bundle:
-            bundle.write(credentials.certificate_data + b"\n" + credentials.private_key_data)
-        cert = key = bundle.name
-    if cert:
-        context.load_cert_chain(cert, key)
+        _load_client_pair(context, credentials.certificate_data, credentials.private_key_data)
+    elif credentials.certificate_path:
+        context.load_cert_chain(credentials.certificate_path, credentials.private_key_path)
     return context
+
+
+def _load_client_pair(context: ssl.SSLContext, certificate: bytes, private_key: bytes) -> None:
+    """Load a client certificate and key given as data: :mod:`ssl` reads them only from a file, so they are
+    written to one in a private (0700) temporary directory, which is gone again once they are loaded (the
+    context keeps them in memory); the key never outlives this call on disk."""
+    with tempfile.TemporaryDirectory(prefix="o4o-client-") as private:
+        bundle = os.path.join(private, "client.pem")
+        with open(os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(certificate + b"\n" + private_key)
+        context.load_cert_chain(bundle)
 
 
 class KubeTransport:
