@@ -40,7 +40,7 @@ def _port(value: str) -> int:
 
 
 def _namespace(value: str) -> str:
-    if len(value) > 63 or not _NAMESPACE.match(value):
+    if len(value) > 63 or not _NAMESPACE.fullmatch(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a namespace name (lowercase DNS label)")
     return value
 

@@ -107,7 +107,7 @@ def stage_progress(status: Mapping[str, Any]) -> tuple[int, int]:
     if stages:
         succeeded = sum(1 for stage in stages if stage.get("state") == StageState.SUCCEEDED.value)
         return succeeded, STAGE_COUNT
-    match = _PROGRESS.match(bodies.text(status, "stageProgress"))
+    match = _PROGRESS.fullmatch(bodies.text(status, "stageProgress"))
     if match:
         done, total = int(match.group(1)), int(match.group(2))
         return min(done, total), total or STAGE_COUNT

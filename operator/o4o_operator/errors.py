@@ -23,7 +23,7 @@ OTHER_REASON_LABEL = "Other"
 
 KNOWN_REASONS: frozenset[str] = frozenset({
     # the operator's own
-    "AlreadyExists", "ApiUnavailable", "ConfigMapContended", "HostNotResolving", "InvalidSecretName",
+    "AlreadyExists", "ApiUnavailable", "CloudCallsInFlight", "ConfigMapContended", "HostNotResolving", "InvalidSecretName",
     "SecretContended", "CloudCredentialsRejected", "CloudRequestFailed", "CloudRequestInvalid",
     "CloudThrottled", "CloudUnavailable", "CommandFailed", "CommandTimedOut", "ConnectionFailed", "ConnectionLost",
     "DnsChangePending", "DnsNotResolving", "DnsZoneNotFound", "EnvValueUnquotable", "HostKeyMismatch",
@@ -49,8 +49,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "BuildToolFailed", "NodeMissing", "NodeRequirementUnreadable", "NodeVersionUnsupported", "PackageNotFound",
     "PnpmInstallFailed", "PnpmNotPinned", "PnpmVersionMismatch", "PnpmVersionUnavailable", "ScriptNotFound",
     # the database (runner/generated_secret.py, rendering/environment.py, templates/scripts/setup-database.sh)
-    "SecretNameTaken", "DatabaseSecretIncomplete", "DatabasePasswordMissing", "DatabaseSetupFailed",
-    "DatabaseUnavailable",
+    "SecretNameTaken", "DatabaseNameChanged", "DatabaseSecretIncomplete", "DatabasePasswordMissing",
+    "DatabaseSetupFailed", "DatabaseUnavailable",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -7,48 +7,42 @@ merge-patching the status subresource (with retries on 409/429/5xx that never
 lose the patch), posting Events, and writing
 and deleting the per-instance log ConfigMap, only ever one that the operator
 made for that instance (a JSON-patch ``test`` of our label and owner first).
-Built on aiohttp, which Kopf already uses, so the heavy ``kubernetes`` client
-is never imported at runtime.
+Releasing both for ``deletionPolicy: Retain`` (our ownerReference removed, so no
+garbage collector takes them) and adopting a released one again, for an
+instance of the same name (:meth:`KubeApi.release_owned`, :meth:`KubeApi.adopt_released`).
+Built on :mod:`o4o_operator.kubeapi_transport` (aiohttp, which Kopf already uses),
+so the heavy ``kubernetes`` client is never imported at runtime.
 Must not decide anything, and must never log a Secret's data.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
 import datetime
-import json
-import ssl
-import tempfile
-import urllib.parse
 import uuid
 from collections.abc import Mapping
-from typing import Any
-
-import aiohttp
+from typing import Any, Literal
 
 from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.kubeapi_transport import RETRYABLE, ApiError, Credentials, KubeTransport, api_path, path_segment
 from o4o_operator.models import GROUP, KIND, PLURAL, VERSION
+
+__all__ = ["FIELD_MANAGER", "MANAGED_BY_LABEL", "RETAINED_FROM_ANNOTATION", "ApiError", "Credentials", "KubeApi",
+           "OwnedKind", "SecretData", "api_path", "path_segment"]
 
 FIELD_MANAGER = "o4o-operator"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 """With value ``FIELD_MANAGER``: set on every object the operator creates, and checked before it touches one."""
-_RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
-
-
-@dataclasses.dataclass(frozen=True)
-class Credentials:
-    server: str
-    ca_path: str | None = None
-    ca_data: bytes | None = None
-    certificate_path: str | None = None
-    certificate_data: bytes | None = None
-    private_key_path: str | None = None
-    private_key_data: bytes | None = None
-    token: str | None = dataclasses.field(default=None, repr=False)
-    insecure: bool = False
+RETAINED_FROM_ANNOTATION = f"{GROUP}/retained-from"
+"""Set, with the old instance's uid, on an object released for ``deletionPolicy: Retain``; removed on adoption."""
+_JSON_PATCH = "application/json-patch+json"
+OwnedKind = Literal["secrets", "configmaps"]
+"""The kinds of object the operator makes per instance: the Secret ``<name>-database``, the ConfigMap ``<name>-log``."""
+_CONTENDED: dict[OwnedKind, str] = {"secrets": "SecretContended", "configmaps": "ConfigMapContended"}
+"""The reason for an object of each kind the operator owns that kept changing under a guarded write."""
+_RETRYABLE = RETRYABLE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,85 +59,8 @@ class SecretData:
     """The uid of its first ownerReference (what the ownership test looks at)."""
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-def path_segment(value: str) -> str:
-    """One URL path segment, percent-quoted; refuses what could step out of its place in the path.
-
-    A referenced name goes into the URL as exactly one segment: ``""``, ``.``, ``..`` and anything
-    holding a ``/`` are refused outright (aiohttp would resolve dot segments, and the apiserver
-    decodes ``%2F``), so a name can never reach another namespace's objects.
-    """
-    if value in ("", ".", "..") or "/" in value:
-        raise ValueError(f"{value!r} is not a valid object name")
-    return urllib.parse.quote(value, safe="")
-
-
-def api_path(prefix: str, *segments: str) -> str:
-    """``prefix`` (a fixed API path such as ``/api/v1``) followed by quoted ``segments``."""
-    return "/".join([prefix, *(path_segment(segment) for segment in segments)])
-
-
-def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
-    if credentials.insecure:
-        return False
-    context = ssl.create_default_context(cafile=credentials.ca_path,
-                                         cadata=credentials.ca_data.decode() if credentials.ca_data else None)
-    cert, key = credentials.certificate_path, credentials.private_key_path
-    if credentials.certificate_data and credentials.private_key_data:
-        with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as bundle:
-            bundle.write(credentials.certificate_data + b"\n" + credentials.private_key_data)
-        cert = key = bundle.name
-    if cert:
-        context.load_cert_chain(cert, key)
-    return context
-
-
-class KubeApi:
-    def __init__(self, credentials: Credentials, *, attempts: int = 6) -> None:
-        self._credentials = credentials
-        self._attempts = attempts
-        self._session: aiohttp.ClientSession | None = None
-        self.writes = 0
-
-    async def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            headers = {"Authorization": f"Bearer {self._credentials.token}"} if self._credentials.token else {}
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._credentials), limit=20)
-            self._session = aiohttp.ClientSession(self._credentials.server, headers=headers, connector=connector,
-                                                  timeout=aiohttp.ClientTimeout(total=30))
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def request(self, method: str, path: str, *, body: Any = None,
-                      content_type: str = "application/json", params: Mapping[str, str] | None = None,
-                      retry_on: frozenset[int] = _RETRYABLE) -> Any:
-        """One API call, retried on conflicts, throttling and server errors (``retry_on``) with the same body."""
-        data = json.dumps(body) if body is not None else None
-        for attempt in range(1, self._attempts + 1):
-            client = await self._client()
-            try:
-                async with client.request(method, path, data=data, params=params,
-                                          headers={"Content-Type": content_type}) as response:
-                    text = await response.text()
-                    if response.status < 400:
-                        if method != "GET":
-                            self.writes += 1
-                        return json.loads(text) if text else None
-                    if response.status not in retry_on or attempt == self._attempts:
-                        raise ApiError(response.status, _message(text))
-            except (TimeoutError, aiohttp.ClientConnectionError) as error:
-                if attempt == self._attempts:
-                    raise TransientError("ApiUnavailable", f"Kubernetes API unreachable: {error}") from error
-            await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))  # backoff between retries of one call
-        raise AssertionError("unreachable")
+class KubeApi(KubeTransport):
+    """The requests the operator makes, each a typed method over :meth:`KubeTransport.request`."""
 
     # ---- typed helpers -------------------------------------------------------
 
@@ -240,8 +157,7 @@ class KubeApi:
         body = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "namespace": namespace, "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER},
-                         "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
-                                              "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+                         "ownerReferences": [_owner_reference(meta)]},
             "data": _encoded(data),
         }
         try:
@@ -317,9 +233,8 @@ class KubeApi:
             body = {
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": namespace,
-                             "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER}, "ownerReferences": [{
-                                 "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"],
-                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]},
+                             "labels": {**labels, MANAGED_BY_LABEL: FIELD_MANAGER},
+                             "ownerReferences": [_owner_reference(meta)]},
                 "data": dict(data),
             }
             try:
@@ -356,6 +271,77 @@ class KubeApi:
                 raise
         return True
 
+    async def release_owned(self, kind: OwnedKind, namespace: str, name: str, owner_uid: str) -> bool:
+        """Release our Secret or ConfigMap (``kind``: ``secrets``, ``configmaps``) for ``deletionPolicy: Retain``.
+
+        Only one that passes the ownership test for ``owner_uid``: its ownerReference to that instance is
+        removed (others stay) and :data:`RETAINED_FROM_ANNOTATION` names the uid; labels and data stay.
+        False, touching nothing, when there is nothing of ours to release (gone, foreign, released already).
+        """
+        path = api_path("/api/v1", "namespaces", namespace, kind, name)
+        for _ in range(3):  # changed between the ownership test and the write: test again
+            try:
+                current = await self.request("PATCH", path, body=_ownership_tests(owner_uid), content_type=_JSON_PATCH)
+            except ApiError as error:
+                if error.status in (404, 422):
+                    return False
+                raise
+            meta = current["metadata"]
+            others = [ref for ref in meta["ownerReferences"] if ref.get("uid") != owner_uid]
+            write = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                     {"op": "add", "path": "/metadata/annotations",
+                      "value": {**(meta.get("annotations") or {}), RETAINED_FROM_ANNOTATION: owner_uid}},
+                     {"op": "add", "path": "/metadata/ownerReferences", "value": others} if others
+                     else {"op": "remove", "path": "/metadata/ownerReferences"}]
+            if await self._write_unchanged(path, write):
+                return True
+        raise TransientError(_CONTENDED[kind], f"{kind} {name!r} kept changing while it was released")
+
+    async def adopt_released(self, kind: OwnedKind, namespace: str, name: str, owner: Mapping[str, Any],
+                             labels: Mapping[str, str]) -> dict[str, Any] | None:
+        """Adopt a Secret or ConfigMap the operator made and released (or lost its controller), for ``owner``.
+
+        Only one with our ``managed-by`` label and all of ``labels`` (the instance label names the instance)
+        and no controller: ``owner`` becomes its controller (its first ownerReference, so the ownership
+        test passes), :data:`RETAINED_FROM_ANNOTATION` goes, labels and data stay. Returns the adopted
+        object's ``data`` (as stored: a Secret's base64); None, touching nothing, when it is not adoptable
+        (gone, foreign, another instance's, or controlled by anyone).
+        """
+        path = api_path("/api/v1", "namespaces", namespace, kind, name)
+        reference = _owner_reference(owner["metadata"])
+        for _ in range(3):
+            try:
+                current = await self.request("PATCH", path, body=_ownership_tests(None), content_type=_JSON_PATCH)
+            except ApiError as error:
+                if error.status in (404, 422):
+                    return None
+                raise
+            meta = current["metadata"]
+            present = meta.get("labels") or {}
+            references = meta.get("ownerReferences") or []
+            if any(present.get(key) != value for key, value in labels.items()) or \
+                    any(ref.get("controller") for ref in references):
+                return None
+            annotations = {key: value for key, value in (meta.get("annotations") or {}).items()
+                           if key != RETAINED_FROM_ANNOTATION}
+            write = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                     {"op": "add", "path": "/metadata/ownerReferences", "value": [reference, *references]},
+                     {"op": "add", "path": "/metadata/annotations", "value": annotations}]
+            if await self._write_unchanged(path, write):
+                return dict(current.get("data") or {})
+        raise TransientError(_CONTENDED[kind], f"{kind} {name!r} kept changing while it was adopted")
+
+    async def _write_unchanged(self, path: str, write: list[dict[str, Any]]) -> bool:
+        """Apply a JSON patch whose first operation tests the resourceVersion; False if the object changed."""
+        try:
+            await self.request("PATCH", path, body=write, content_type=_JSON_PATCH,
+                               params={"fieldManager": FIELD_MANAGER})
+        except ApiError as error:
+            if error.status in (404, 409, 422):
+                return False
+            raise
+        return True
+
     async def _owned(self, path: str, owner_uid: str) -> bool | None:
         """Whether the object at ``path`` passes the ownership test (None: it is gone)."""
         try:
@@ -370,19 +356,21 @@ class KubeApi:
         return True
 
 
-def _ownership_tests(owner_uid: str) -> list[dict[str, str]]:
-    """JSON-patch ``test`` operations that pass only on an object this operator made for ``owner_uid``."""
-    return [{"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
-             "value": FIELD_MANAGER},
-            {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
+def _ownership_tests(owner_uid: str | None) -> list[dict[str, str]]:
+    """JSON-patch ``test`` operations that pass only on an object this operator made for ``owner_uid``
+    (None: made by this operator, for whichever instance)."""
+    made = {"op": "test", "path": "/metadata/labels/" + MANAGED_BY_LABEL.replace("~", "~0").replace("/", "~1"),
+            "value": FIELD_MANAGER}
+    if owner_uid is None:
+        return [made]
+    return [made, {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid}]
+
+
+def _owner_reference(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta``'s instance as the controller of an object the operator makes (no blocking of its deletion)."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": False}
 
 
 def _encoded(data: Mapping[str, str]) -> dict[str, str]:
     return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
-
-
-def _message(text: str) -> str:
-    try:
-        return str(json.loads(text).get("message", text))[:500]
-    except ValueError:
-        return text[:500]

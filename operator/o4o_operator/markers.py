@@ -31,7 +31,7 @@ def parse_results(lines: Iterable[str]) -> dict[str, str]:
     """Every ``::o4o::result key=value`` line, later lines winning."""
     results: dict[str, str] = {}
     for line in lines:
-        match = _RESULT.match(line.rstrip("\r\n"))
+        match = _RESULT.fullmatch(line.rstrip("\r\n"))
         if match:
             results[match.group(1)] = match.group(2)
     return results
@@ -42,7 +42,7 @@ def parse_failure(line: str) -> FailureMarker | None:
 
     Its length is not bounded here: :class:`o4o_operator.errors.StageError` bounds every reason.
     """
-    match = _FAILURE.match(line.rstrip("\r\n"))
+    match = _FAILURE.fullmatch(line.rstrip("\r\n"))
     if not match:
         return None
     return FailureMarker(match.group(1) == "permanent", match.group(2), (match.group(3) or "").strip())

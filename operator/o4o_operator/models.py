@@ -127,14 +127,14 @@ _MAX_SECRET_NAME = 253
 
 
 def _secret_name(value: str) -> str:
-    if len(value) > _MAX_SECRET_NAME or not _SECRET_NAME.match(value):
+    if len(value) > _MAX_SECRET_NAME or not _SECRET_NAME.fullmatch(value):
         raise ValueError("must be a Secret name in this namespace: a lowercase DNS-1123 subdomain "
                          "(letters, digits, '-' and '.', at most 253 characters)")
     return value
 
 
 def _secret_key(value: str) -> str:
-    if len(value) > _MAX_SECRET_NAME or not _SECRET_KEY.match(value):
+    if len(value) > _MAX_SECRET_NAME or not _SECRET_KEY.fullmatch(value):
         raise ValueError("must be a Secret key: letters, digits, '-', '_' and '.', at most 253 characters, "
                          "not '.' or '..'")
     return value

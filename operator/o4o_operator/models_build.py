@@ -58,7 +58,7 @@ def _matching(pattern: str, what: str, max_length: int = MAX_BUILD_VALUE, *,
     def check(value: str) -> str:
         if allow_empty and value == "":
             return value
-        if len(value) > max_length or not compiled.match(value):
+        if len(value) > max_length or not compiled.fullmatch(value):
             raise ValueError(f"must be {what} (at most {max_length} characters)")
         return value
 

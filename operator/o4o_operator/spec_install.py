@@ -41,20 +41,20 @@ _PATH = re.compile(REQUEST_PATH_PATTERN)
 
 
 def check_word(value: str) -> str:
-    if len(value) > 255 or not _WORD.match(value):
+    if len(value) > 255 or not _WORD.fullmatch(value):
         raise ValueError("must be a word of plain characters (at most 255), optionally with ${O4O_ADMIN_EMAIL} "
                          "or ${O4O_ADMIN_PASSWORD}")
     return value
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError("must be a DNS label such as seed-pages")
     return value
 
 
 def _check_path(value: str) -> str:
-    if len(value) > 512 or not _PATH.match(value) or "/../" in f"{value}/" or "//" in value:
+    if len(value) > 512 or not _PATH.fullmatch(value) or "/../" in f"{value}/" or "//" in value:
         raise ValueError("must be an absolute URL path of plain characters such as /api/v1/admin/settings")
     return value
 

@@ -215,8 +215,10 @@ def test_operator_reads_a_named_secret_but_cannot_enumerate_them(control_plane: 
 
 def test_operator_writes_its_log_configmap_and_events(control_plane: ControlPlane, operator: Account) -> None:
     """o4o_operator.kubeapi's own requests, sent by KubeApi under the operator's token: create, update,
-    the ownership test on a foreign ConfigMap, delete; then an Event."""
+    the ownership test on a foreign ConfigMap, release (deletionPolicy: Retain) and adoption by an
+    instance of that name, delete; then an Event."""
     owner = {"metadata": {"name": "shop", "namespace": TENANT, "uid": "u-1"}}
+    successor = {"metadata": {"name": "shop", "namespace": TENANT, "uid": "u-2"}}
     control_plane.kubectl("create", "configmap", "other-log", "-n", TENANT, "--from-literal=log=theirs")
 
     async def write_and_delete() -> list[bool]:
@@ -228,11 +230,13 @@ def test_operator_writes_its_log_configmap_and_events(control_plane: ControlPlan
                     await kube.apply_configmap(TENANT, "shop-log", {"log": "Installed runtime\n"}, owner, {}),
                     await kube.apply_configmap(TENANT, "other-log", {"log": "ours"}, owner, {}),
                     await kube.delete_configmap(TENANT, "other-log", "u-1"),
-                    await kube.delete_configmap(TENANT, "shop-log", "u-1")]
+                    await kube.release_owned("configmaps", TENANT, "shop-log", "u-1"),
+                    await kube.adopt_released("configmaps", TENANT, "shop-log", successor, {}) is not None,
+                    await kube.delete_configmap(TENANT, "shop-log", "u-2")]
         finally:
             await kube.close()
 
-    assert asyncio.run(write_and_delete()) == [True, True, False, False, True]
+    assert asyncio.run(write_and_delete()) == [True, True, False, False, True, True, True]
     assert control_plane.kubectl("get", "cm", "shop-log", "-n", TENANT, check=False).returncode != 0
     assert control_plane.kubectl("get", "cm", "other-log", "-n", TENANT, "-o", "jsonpath={.data.log}").stdout \
         == "theirs"

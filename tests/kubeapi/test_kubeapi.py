@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +149,20 @@ async def test_a_secret_finalizer_is_added_once_kept_beside_others_and_removed(
                           "-p", '{"metadata": {"finalizers": null}}')
     assert await kube.set_secret_finalizer(namespace, "aws", mine, present=False)  # gone: nothing to release
     assert await kube.set_secret_finalizer(namespace, "aws", mine, present=True) is False
+
+
+async def test_a_client_key_given_as_data_leaves_no_file_behind(
+        control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kopf's login hands over the client certificate and key as data (from a kubeconfig's *-data fields); the
+    TLS context needs them as a file, which must be gone once loaded, not left in /tmp for the process's life."""
+    assert control_plane.pki is not None
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    kube = KubeApi(Credentials(server=control_plane.server, ca_path=str(control_plane.pki.ca_cert),
+                               certificate_data=control_plane.pki.admin_cert.read_bytes(),
+                               private_key_data=control_plane.pki.admin_key.read_bytes()))
+    try:
+        assert await kube.get_instance("default", "absent") is None  # authenticated by that certificate
+        assert os.listdir(tmp_path) == []
+    finally:
+        await kube.close()
+    assert os.listdir(tmp_path) == []

@@ -34,7 +34,8 @@ def test_database_names_are_the_instance_user_as_a_plain_identifier() -> None:
 
 
 def test_the_defaults_point_the_api_at_the_local_database_over_tcp() -> None:
-    env = default_env("shop.example.com", 3001, local_database(GENERATED), GENERATED)
+    env = default_env("shop.example.com", 3001, local_database(GENERATED, GENERATED["DB_NAME"], "shop-database"),
+                      GENERATED)
     assert env == {"NODE_ENV": "production", "PORT": "3001", "CORS_ORIGIN": "https://shop.example.com",
                    "FRONTEND_URL": "https://shop.example.com", "DB_TYPE": "postgres", "DB_HOST": "127.0.0.1",
                    "DB_PORT": "5432", "DB_NAME": GENERATED["DB_NAME"], "DB_USERNAME": GENERATED["DB_USERNAME"],
@@ -42,6 +43,17 @@ def test_the_defaults_point_the_api_at_the_local_database_over_tcp() -> None:
                    "JWT_SECRET": GENERATED["JWT_SECRET"], "JWT_REFRESH_SECRET": GENERATED["JWT_REFRESH_SECRET"],
                    "SESSION_SECRET": GENERATED["SESSION_SECRET"]}
     assert "ADMIN_PASSWORD" not in env  # for the apps stage, not the API's environment
+
+
+@pytest.mark.parametrize("name", ["postgres", "template0", "template1", "o4o_team_other_0123abcd"])
+@pytest.mark.parametrize("key", ["DB_NAME", "DB_USERNAME"])
+def test_a_local_database_name_other_than_the_one_made_for_the_instance_is_refused_naming_the_key(
+        key: str, name: str) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        local_database({**GENERATED, key: name}, GENERATED["DB_NAME"], "shop-database")
+    assert caught.value.reason == "DatabaseNameChanged"
+    assert caught.value.field == models_database.GENERATED_SECRET_FIELD and repr(key) in caught.value.message
+    assert GENERATED["DB_PASSWORD"] not in caught.value.message
 
 
 def test_the_users_secrets_add_and_override_in_order_and_say_where_each_key_came_from() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.kubeapi import SecretData
+from o4o_operator.kubeapi import OwnedKind, SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.providers.dns import NoDns, Resolver
 from o4o_operator.providers.protocols import CommandResult, LogSink
@@ -110,6 +110,16 @@ class FakeKube:
         self.secrets.pop(name, None)
         self.owners.pop(name, None)
         return True
+
+    async def release_owned(self, kind: OwnedKind, namespace: str, name: str, owner_uid: str) -> bool:
+        if kind != "secrets" or self.owners.get(name) != owner_uid:
+            return False
+        del self.owners[name]
+        return True
+
+    async def adopt_released(self, kind: OwnedKind, namespace: str, name: str, owner: Mapping[str, Any],
+                             labels: Mapping[str, str]) -> dict[str, Any] | None:
+        return None  # these fakes hold no released object; tests/kubeapi adopts against the real apiserver
 
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_patches.append(dict(status))

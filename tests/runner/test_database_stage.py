@@ -98,6 +98,26 @@ async def test_a_secret_of_that_name_the_operator_did_not_make_stalls_and_is_lef
     assert SECRET in kube.secrets
 
 
+@pytest.mark.parametrize("stage", [StageName.DATABASE, StageName.CONFIGURE])
+@pytest.mark.parametrize(("key", "value"), [
+    ("DB_NAME", "postgres"), ("DB_USERNAME", "postgres"), ("DB_NAME", "template0"), ("DB_NAME", "template1"),
+    ("DB_USERNAME", "o4o_team_other_0123abcd"),  # another instance's on a shared host: never altered or dropped
+    ("DB_NAME", "x; DROP DATABASE y"),
+], ids=["postgres-db", "postgres-role", "template0", "template1", "another-instances-role", "sql"])
+async def test_database_names_edited_in_the_generated_secret_stall_naming_the_key(
+        stage: StageName, key: str, value: str) -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "ok", "release": "d" * 40})
+    await _driver(kube, RecordingSession({"database": "ok"})).run(StageName.DATABASE)
+    kube.secrets[SECRET] = {**kube.secrets[SECRET], key: value}
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _driver(kube, session).run(stage)
+
+    assert caught.value.reason == "DatabaseNameChanged" and repr(key) in caught.value.message
+    assert SECRET in caught.value.message and session.scripts == [] and session.uploads == []
+    assert kube.secrets[SECRET][key] == value  # left for the user to put back
+
+
 @pytest.mark.parametrize("missing", ["host", "port", "name", "user", "password", "sslMode"])
 async def test_an_external_database_secret_without_a_key_stalls_naming_the_field_and_the_key(missing: str) -> None:
     kube, session = FakeKube(), RecordingSession({"database": "ok"})

@@ -114,7 +114,7 @@ def _wrap(script: str, env: Mapping[str, str]) -> str:
     """
     lines = ["{", f"printf '{_PID_MARKER}%s\\n' \"$PPID\"", "exec </dev/null"]
     for name, value in env.items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid environment variable name")
         lines.append(f"export {name}={shlex.quote(value)}")
     return "\n".join([*lines, script.rstrip("\n"), "}", ""])
@@ -328,7 +328,7 @@ def owner_upload_command(target: str, mode: int, owner: str, token: str) -> str:
     can only ever lead to what the owner may write anyway; root's ``chmod``/``chown`` would follow it
     to any file on the host. Only paths travel on the command line; the content arrives on stdin.
     """
-    if not _OWNER.match(owner):
+    if not _OWNER.fullmatch(owner):
         raise ValueError(f"upload owners are user names, not {owner!r}")
     directory, name = posixpath.split(target)
     q = shlex.quote

@@ -117,12 +117,12 @@ def build_fields(build: BuildSpec) -> dict[str, Any]:
 def migrate_script(command: tuple[str, ...]) -> str | None:
     """The script a ``node [options] <script> ...`` migration runs, relative to the API directory; None
     when the command is something else (its file is then not checked after the build)."""
-    if not command or not _NODE.match(command[0]):
+    if not command or not _NODE.fullmatch(command[0]):
         return None
     for word in command[1:]:
         if word.startswith("-"):
             continue
-        return word if _RELATIVE.match(word) else None
+        return word if _RELATIVE.fullmatch(word) else None
     return None
 
 
@@ -159,7 +159,7 @@ def validate_build(values: BuildValues) -> None:
     for field, value, pattern, may_be_empty in checks:
         if value == "" and may_be_empty:
             continue
-        if len(value) > 255 or not pattern.match(value):
+        if len(value) > 255 or not pattern.fullmatch(value):
             raise InvalidSpecError(field, f"{value!r} is not allowed here (plain characters only)")
     if not values.api_migrate_command:
         raise InvalidSpecError("spec.build.api.migrateCommand", "needs at least one word")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, SSL_MODES
+from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, GENERATED_SECRET_FIELD, SSL_MODES
 
 LOCAL_DB_HOST = "127.0.0.1"
 """TCP to the server's own PostgreSQL: O4O's API forces TLS for a TCP host under NODE_ENV=production, which
@@ -38,7 +38,7 @@ def database_identifier(app_user: str) -> str:
     Lowercase letters, digits and ``_`` (at most 32 characters), so it needs no quoting in SQL.
     """
     name = app_user.replace("-", "_")
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"{app_user!r} makes no PostgreSQL identifier")
     return name
 
@@ -53,7 +53,16 @@ class DatabaseConnection:
     ssl_mode: str = "require"
 
 
-def local_database(generated: Mapping[str, str]) -> DatabaseConnection:
+def local_database(generated: Mapping[str, str], identifier: str, secret_name: str) -> DatabaseConnection:
+    """The instance's own database on its server, from its generated values, whose names must still be
+    ``identifier`` (what :func:`database_identifier` made): the database stage creates, and teardown drops,
+    whatever they name, so an edited name (``postgres``, ``template1``, another instance's role) stalls
+    naming the key instead of ever reaching the server."""
+    for key in ("DB_NAME", "DB_USERNAME"):
+        if generated[key] != identifier:
+            raise InvalidSpecError(GENERATED_SECRET_FIELD, f"key {key!r} of Secret {secret_name!r} was changed: it "
+                                   f"must be {identifier!r}, the name the operator made for this instance's "
+                                   "database and role. Put it back", reason="DatabaseNameChanged")
     return DatabaseConnection(LOCAL_DB_HOST, str(LOCAL_DB_PORT), generated["DB_NAME"], generated["DB_USERNAME"],
                               generated["DB_PASSWORD"])
 
@@ -64,7 +73,7 @@ def external_database(data: Mapping[str, str], secret_name: str) -> DatabaseConn
         if not data.get(key):
             raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"Secret {secret_name!r} has no key {key!r} (it needs "
                                    f"{', '.join(EXTERNAL_KEYS)})", reason="DatabaseSecretIncomplete")
-    if not _PORT.match(data["port"]) or not 1 <= int(data["port"]) <= 65535:
+    if not _PORT.fullmatch(data["port"]) or not 1 <= int(data["port"]) <= 65535:
         raise InvalidSpecError(EXTERNAL_SECRET_FIELD, f"key 'port' of Secret {secret_name!r} is not a TCP port",
                                reason="DatabaseSecretIncomplete")
     if data["sslMode"] not in SSL_MODES:

@@ -50,14 +50,14 @@ PNPM_VERSION = "10.25.0"
 PM2_VERSION = "6.0.14"
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)+{_LABEL}$")
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}\Z)({_LABEL}\.)+{_LABEL}$")
 _DNS_LABEL = re.compile(rf"^{_LABEL}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
-_MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[^/]$")
+_MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[A-Za-z0-9._~:?#@!$&'()*+,;=%-]$")
 
 
 def _digest(*values: object) -> str:
@@ -159,19 +159,19 @@ class HostContext:
         self._validate()
 
     def _validate(self) -> None:
-        if not _DOMAIN.match(self.domain):
+        if not _DOMAIN.fullmatch(self.domain):
             raise _invalid("domain", "must be a lowercase DNS name such as shop.example.com")
-        if not _DNS_LABEL.match(self.instance_name):
+        if not _DNS_LABEL.fullmatch(self.instance_name):
             raise _invalid("metadata.name", "must be a DNS-1123 label")
-        if not _DNS_LABEL.match(self.namespace):
+        if not _DNS_LABEL.fullmatch(self.namespace):
             raise _invalid("metadata.namespace", "must be a DNS-1123 label")
-        if not _USER.match(self.app_user):
+        if not _USER.fullmatch(self.app_user):
             raise _invalid("appUser", "must be a lowercase POSIX user name")
-        if not _USER.match(self.web_group):
+        if not _USER.fullmatch(self.web_group):
             raise _invalid("webGroup", "must be a lowercase POSIX group name")
         if not 1 <= self.api_port <= 65535:
             raise _invalid("apiPort", "must be between 1 and 65535")
-        if self.commit is not None and not _COMMIT.match(self.commit):
+        if self.commit is not None and not _COMMIT.fullmatch(self.commit):
             raise _invalid("source.commit", "must be a full hexadecimal commit SHA")
         if not self.repository or _CONTROL.search(self.repository) or self.repository.startswith("-"):
             raise _invalid("source.repository", "must be a URL without control characters")
@@ -187,19 +187,19 @@ class HostContext:
             raise _invalid("keepReleases", "must be between 1 and 100")
         for name, value in (("nodeVersion", self.node_version), ("pnpmVersion", self.pnpm_version),
                             ("pm2Version", self.pm2_version)):
-            if not _VERSION.match(value):
+            if not _VERSION.fullmatch(value):
                 raise _invalid(name, "must be a version such as 22.18.0")
-        if not _MIRROR.match(self.node_mirror):
+        if not _MIRROR.fullmatch(self.node_mirror):
             raise _invalid("O4O_NODE_MIRROR", "must be an http(s) URL without a trailing slash, such as "
                            "https://nodejs.org/dist")
         if self.health_attempts < 1 or self.health_interval_seconds < 0:
             raise _invalid("health", "needs at least one attempt and a non-negative interval")
         for name in ("base_dir", "letsencrypt_dir", "nginx_dir", "nginx_log_dir"):
-            if not _SAFE_PATH.match(getattr(self, name)) or ".." in getattr(self, name):
+            if not _SAFE_PATH.fullmatch(getattr(self, name)) or ".." in getattr(self, name):
                 raise _invalid(name, "must be an absolute path of plain characters")
         validate_build(self)
         for app in self.apps:
-            if not _DNS_LABEL.match(app):
+            if not _DNS_LABEL.fullmatch(app):
                 raise _invalid("apps", f"{app!r} is not a valid app name")
 
     @property

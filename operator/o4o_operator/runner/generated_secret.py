@@ -7,8 +7,11 @@ holding every key of :data:`~o4o_operator.rendering.env_values.GENERATED_KEYS`, 
 (:func:`database_script_env`). Values are made once with :func:`secrets.token_urlsafe` and never
 regenerated: a key added in a later release is added beside the ones kept. The Secret carries the
 ``managed-by`` label, the instance label and the instance as its controller (so Kubernetes' garbage
-collector removes it too, where one runs). A Secret of that name the operator did not make for this
-instance stalls permanently (``SecretNameTaken``) and is never touched.
+collector removes it too, where one runs). ``deletionPolicy: Retain`` releases it (teardown removes the
+ownerReference); an instance of the same name adopts a released one, values and all, so the database
+and the admin account made with them keep working. A Secret of that name the operator did not make
+for this instance, nor released for an instance of this name, stalls permanently (``SecretNameTaken``)
+and is never touched.
 
 Must never log, return into status, or put into an error message any value of the Secret.
 """
@@ -84,7 +87,12 @@ async def generated_values(instance: InstanceContext) -> dict[str, str]:
                 return values
             continue
         if not _ours(secret, uid):
-            raise _taken(name, namespace)
+            labels = {INSTANCE_LABEL: instance.ref.name}
+            if await kube.adopt_released("secrets", namespace, name, instance.body, labels) is None:
+                raise _taken(name, namespace)
+            logger.info("Adopted Secret %s/%s for %s", namespace, name, instance.ref.name)
+            instance.log(f"Adopted the operator-owned Secret {name}, kept from an earlier instance of this name")
+            continue  # the next read finds it ours
         instance.log.redactor.add(_secret_values(secret.data))
         missing = {key: _new_value(instance, key) for key in GENERATED_KEYS if not secret.data.get(key)}
         if not missing:
@@ -107,12 +115,19 @@ async def delete_generated_secret(kube: KubeApi, namespace: str, instance_name: 
     return await kube.delete_secret(namespace, generated_secret_name(instance_name), uid)
 
 
+async def release_generated_secret(kube: KubeApi, namespace: str, instance_name: str, uid: str) -> bool:
+    """Release the instance's Secret for ``deletionPolicy: Retain`` (False: nothing of ours to release)."""
+    return await kube.release_owned("secrets", namespace, generated_secret_name(instance_name), uid)
+
+
 async def database_connection(instance: InstanceContext, generated: Mapping[str, str]) -> DatabaseConnection:
-    """The database the instance's API uses: the local one (from the generated values), or the external one
+    """The database the instance's API uses: the local one (from the generated values, whose names must be the
+    ones the operator made: an edited one stalls ``DatabaseNameChanged`` naming the key), or the external one
     its Secret describes (a missing key stalls naming ``spec.database.external.secretRef`` and the key)."""
     external = instance.spec.database.external
     if external is None:
-        return local_database(generated)
+        identifier = database_identifier(instance.host_context().app_user)
+        return local_database(generated, identifier, generated_secret_name(instance.ref.name))
     name = external.secret_ref.name
     return external_database((await instance.secret(name, EXTERNAL_SECRET_FIELD)).data, name)
 

@@ -28,6 +28,16 @@ class InstanceLog:
         entry = f"{stamp} [{self.stage}] {clean}" if self.stage else f"{stamp} {clean}"
         self._pending.append(entry)
         self._full += entry + "\n"
+        self._cap()
+
+    def keep_earlier(self, text: str) -> None:
+        """Put ``text`` (a log kept from an earlier instance of this name, already redacted) before ours."""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        self._full = text + self._full
+        self._cap()
+
+    def _cap(self) -> None:
         if len(self._full) > self._max_bytes:
             cut = self._full.find("\n", len(self._full) - self._max_bytes)
             self._full = self._full[cut + 1:]

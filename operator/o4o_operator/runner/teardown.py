@@ -8,7 +8,9 @@ it was made with, so that neither a moved DNS spec nor a spec that no longer par
 instance made before inventories existed gets one from its status, see
 :mod:`o4o_operator.runner.legacy_inventory`), the log ConfigMap and the operator-owned Secret
 ``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
-everything when ``deletionPolicy`` is Retain; then releasing the Secrets held for teardown
+everything when ``deletionPolicy`` is Retain, where the Secret and the log ConfigMap lose their
+ownerReference first (so no garbage collector takes them, and an instance of that name adopts them);
+then releasing the Secrets held for teardown
 (see :mod:`o4o_operator.runner.secret_holds`). Errors propagate so the caller retries: a
 deletion never turns permanent. To orphan a stuck instance, set
 ``spec.deletionPolicy: Retain``.
@@ -29,7 +31,7 @@ from o4o_operator.models_inventory import ItemKind, items_of
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import RecordOwner
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner.generated_secret import delete_generated_secret
+from o4o_operator.runner.generated_secret import delete_generated_secret, release_generated_secret
 from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.legacy_inventory import legacy_inventory
@@ -73,9 +75,14 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     status = status_from_body(body.get("status"))
     spec = _spec_or_none(body)
     if _retained(body, spec):
+        # Before the finalizer goes: with our ownerReference, the garbage collector would delete both.
+        await release_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
+        await runtime.kube.release_owned("configmaps", meta["namespace"], log_configmap_name(meta["name"]),
+                                         meta["uid"])
         existing = spec.provider.existing if spec else None
         made = f"what it made on host {existing.host}" if existing else "the server, static IP, key pair"
-        return f"Retained {made}, the DNS record and Secret {meta['name']}-database (deletionPolicy: Retain)"
+        return (f"Retained {made}, the DNS record, Secret {meta['name']}-database and ConfigMap "
+                f"{log_configmap_name(meta['name'])} (deletionPolicy: Retain)")
     inventory = status.inventory or legacy_inventory(body, status)
     generation = int(meta.get("generation", 1))
     what = ", ".join(f"{len(items_of(inventory, kind))} {label}" for kind, label in _LABELS

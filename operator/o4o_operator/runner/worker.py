@@ -26,6 +26,7 @@ from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
 from o4o_operator.kubeapi import ApiError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, merge_patch
+from o4o_operator.models_database import INSTANCE_LABEL
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
     CheckDrift,
@@ -111,14 +112,22 @@ class InstanceWorker:
     async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
         await self.runtime.kube.post_event(self._body(), reason, self.log.redactor(message), warning=warning)
 
-    async def _save_log(self) -> None:
+    async def save_log(self) -> None:
+        """Write the full log to the ConfigMap ``<name>-log``: ours, or one retained from an earlier instance of
+        this name (adopted, its lines kept before ours); one of that name the operator did not make is left
+        alone (said once)."""
         body = self._body()
         meta = body["metadata"]
-        name = log_configmap_name(meta["name"])
+        name, labels = log_configmap_name(meta["name"]), {INSTANCE_LABEL: meta["name"]}
+        kube = self.runtime.kube
         with contextlib.suppress(Exception):  # the status tail still holds the latest lines
-            if await self.runtime.kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body,
-                                                       {"deploy.o4o.io/instance": meta["name"]}):
+            if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
                 return
+            earlier = await kube.adopt_released("configmaps", meta["namespace"], name, body, labels)
+            if earlier is not None:
+                self.log.keep_earlier(str(earlier.get("log", "")))
+                if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
+                    return
             if not self._foreign_log_reported:  # left alone: it is someone else's; say so once
                 self._foreign_log_reported = True
                 logger.warning("Left ConfigMap %s/%s alone: it exists and the operator did not make it for %s; "
@@ -290,7 +299,7 @@ class InstanceWorker:
         now = self.runtime.clock()
         following, hashes, _ = await self._decide(instance, status, now)
         await self.write_status(with_summary(status, following, hashes, generation, now))
-        await self._save_log()
+        await self.save_log()
 
 
 def stage_steps(stage: Stage, instance: InstanceContext) -> AsyncGenerator[StageStep]:
