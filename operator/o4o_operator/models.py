@@ -331,6 +331,14 @@ class CertificateStatus(_Model):
     issuer: str | None = None
 
 
+class DriftFinding(_Model):
+    """What a drift check found lost while the instance was stalled: reported, repaired once the stall clears."""
+
+    stage: str
+    reason: str
+    message: str = ""
+
+
 class DeploymentInstanceStatus(_Model):
     phase: Phase = Phase.PENDING
     observed_generation: int = 0
@@ -346,6 +354,9 @@ class DeploymentInstanceStatus(_Model):
     """Secrets carrying this instance's finalizer (:func:`secret_finalizer`) until teardown is done."""
     log_tail: tuple[str, ...] = ()
     last_check_time: str | None = None
+    drift_findings: tuple[DriftFinding, ...] = ()
+    """What the last drift check found lost while stalled (a check of a settled instance turns its stages
+    back to Failed instead); each stays until its stage runs again."""
 
     def condition(self, condition_type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == condition_type), None)

@@ -399,6 +399,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         Condition,
         ConditionStatus,
         DeploymentInstanceStatus,
+        DriftFinding,
         HostKeySource,
         Phase,
         ServerStatus,
@@ -425,6 +426,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         installed_apps=("commerce",),
         log_tail=("Created server",),
         last_check_time="2026-01-01T00:02:00Z",
+        drift_findings=(DriftFinding(stage="provision", reason="ServerNotRunning", message="server x is stopped"),),
     )
     written = status.to_body()
     control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--subresource=status", "--type=merge",

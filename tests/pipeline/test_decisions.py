@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -154,8 +155,10 @@ def test_transient_failure_waits_then_retries() -> None:
 def test_permanent_failure_stalls_with_its_reason_until_inputs_change() -> None:
     status = _failed(PermanentError("UnknownApp", "spec.apps: no app named 'blog'"))
     stalled = run(spec_body(), status)
-    assert stalled == Stall(STAGES_BY_NAME[StageName.RUNTIME], "UnknownApp", "spec.apps: no app named 'blog'")
-    assert isinstance(run(spec_body(), status, now=NOW + datetime.timedelta(days=1)), Stall)
+    stall = Stall(STAGES_BY_NAME[StageName.RUNTIME], "UnknownApp", "spec.apps: no app named 'blog'")
+    assert stalled == dataclasses.replace(stall, next_check_at=NOW + datetime.timedelta(minutes=10))
+    a_day_later = run(spec_body(), status, now=NOW + datetime.timedelta(days=1))
+    assert isinstance(a_day_later, CheckDrift) and a_day_later.stall == stall  # checked, and still stalled
 
 
 def test_a_stage_interrupted_mid_run_is_run_again_on_resume() -> None:
