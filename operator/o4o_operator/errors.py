@@ -38,7 +38,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AdminCreateFailed", "AdminCredentialsMissing", "AdminLoginFailed", "AppRefused", "AppsApiUnavailable",
     "NoAppsReport", "PostInstallFailed",
-    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerUntrusted",
+    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerMismatch",
+    "AcmeServerUntrusted",
     "BuildFailed", "BuildOutputMissing", "ConfigMissing",
     "HealthCheckFailed", "HostTeardownFailed", "LockfileMissing", "MigrationFailed", "NginxConfigInvalid",
     "NodeChecksumMismatch", "NodeDownloadFailed",
