@@ -329,6 +329,9 @@ class SourceStatus(_Model):
 class CertificateStatus(_Model):
     not_after: str | None = None
     issuer: str | None = None
+    """The certificate's issuer DN, as openssl prints it."""
+    server: str | None = None
+    """The ACME server that issued it (``spec.tls.server`` when the tls stage last succeeded)."""
 
 
 class DriftFinding(_Model):

@@ -94,6 +94,7 @@ def test_drift_check_is_due_after_the_interval() -> None:
     ({"postInstall": [{"name": "seed", "command": ["pnpm", "run", "seed"]}]}, StageName.APPS),
     ({"source__revision": "v2"}, StageName.SOURCE),
     ({"tls__email": "new@example.com"}, StageName.TLS),
+    ({"tls__server": "https://acme-staging-v02.api.letsencrypt.org/directory"}, StageName.TLS),
     ({"dns": {"provider": "lightsail", "zone": "example.com"}}, StageName.DNS),
 ])
 def test_spec_change_reruns_from_the_right_stage(change: dict[str, Any], reruns: StageName) -> None:
@@ -106,6 +107,7 @@ def test_spec_change_reruns_from_the_right_stage(change: dict[str, Any], reruns:
     ({"apps": ["forum-core", "signage"]}, {StageName.APPS}),
     ({"postInstall": [{"name": "seed", "request": {"path": "/api/v1/seed"}}]}, {StageName.APPS}),
     ({"tls__email": "new@example.com"}, {StageName.TLS}),
+    ({"tls__server": "https://acme-staging-v02.api.letsencrypt.org/directory"}, {StageName.TLS}),
     ({"source__revision": "v2"}, {StageName.SOURCE, StageName.BUILD_SITE, StageName.BUILD_API,
                                   StageName.CONFIGURE, StageName.TLS, StageName.APPS}),
 ])
