@@ -3,7 +3,7 @@
 -- DeploymentInstance shows Healthy, whatever happens to it.
 -- Install it under resource.customizations.health.deploy.o4o.io_DeploymentInstance
 -- in argocd-cm (see README.md). It reads the kstatus conditions the operator writes
--- (Ready, Reconciling, Stalled), status.phase and status.observedGeneration.
+-- (Ready, Reconciling, Stalled), status.phase, status.observedGeneration and status.driftFindings.
 -- Argo CD runs it in a sandbox with the global `obj` (the live object) and the
 -- base, table, string and math libraries; it must return {status=..., message=...}.
 
@@ -27,6 +27,19 @@ local function describe(c, fallback)
     return c.reason
   end
   return fallback
+end
+
+-- What the operator's drift check found lost while the instance is stalled (status.driftFindings):
+-- not why it stalled, but the user should see it too.
+local function drift_note(status)
+  if status.driftFindings == nil or #status.driftFindings == 0 then
+    return ""
+  end
+  local found = {}
+  for _, finding in ipairs(status.driftFindings) do
+    table.insert(found, finding.message or finding.reason or "")
+  end
+  return ". The drift check also found: " .. table.concat(found, "; ")
 end
 
 local hs = {}
@@ -78,7 +91,7 @@ end
 local stalled = condition(status, "Stalled")
 if (stalled ~= nil and stalled.status == "True") or status.phase == "Failed" then
   hs.status = "Degraded"
-  hs.message = describe(stalled, describe(condition(status, "Ready"), "Failed"))
+  hs.message = describe(stalled, describe(condition(status, "Ready"), "Failed")) .. drift_note(status)
   return hs
 end
 

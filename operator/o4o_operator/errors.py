@@ -23,7 +23,8 @@ OTHER_REASON_LABEL = "Other"
 
 KNOWN_REASONS: frozenset[str] = frozenset({
     # the operator's own
-    "AlreadyExists", "ApiUnavailable", "CloudCallsInFlight", "ConfigMapContended", "HostNotResolving", "InvalidSecretName",
+    "AlreadyExists", "ApiUnavailable", "CloudCallsInFlight", "ConfigMapContended", "HostNotResolving",
+    "InvalidSecretName",
     "SecretContended", "CloudCredentialsRejected", "CloudRequestFailed", "CloudRequestInvalid",
     "CloudThrottled", "CloudUnavailable", "CommandFailed", "CommandTimedOut", "ConnectionFailed", "ConnectionLost",
     "DnsChangePending", "DnsNotResolving", "DnsZoneNotFound", "EnvValueUnquotable", "HostKeyMismatch",
@@ -38,7 +39,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AdminCreateFailed", "AdminCredentialsMissing", "AdminLoginFailed", "AppRefused", "AppsApiUnavailable",
     "NoAppsReport", "PostInstallFailed",
-    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerUntrusted",
+    "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerMismatch",
+    "AcmeServerUntrusted",
     "BuildFailed", "BuildOutputMissing", "ConfigMissing",
     "HealthCheckFailed", "HostTeardownFailed", "LockfileMissing", "MigrationFailed", "NginxConfigInvalid",
     "NodeChecksumMismatch", "NodeDownloadFailed",

@@ -330,6 +330,17 @@ class SourceStatus(_Model):
 class CertificateStatus(_Model):
     not_after: str | None = None
     issuer: str | None = None
+    """The certificate's issuer DN, as openssl prints it."""
+    server: str | None = None
+    """The ACME server that issued it (``spec.tls.server`` when the tls stage last succeeded)."""
+
+
+class DriftFinding(_Model):
+    """What a drift check found lost while the instance was stalled: reported, repaired once the stall clears."""
+
+    stage: str
+    reason: str
+    message: str = ""
 
 
 class DeploymentInstanceStatus(_Model):
@@ -349,6 +360,9 @@ class DeploymentInstanceStatus(_Model):
     """Secrets carrying this instance's finalizer (:func:`secret_finalizer`) until teardown is done."""
     log_tail: tuple[str, ...] = ()
     last_check_time: str | None = None
+    drift_findings: tuple[DriftFinding, ...] = ()
+    """What the last drift check found lost while stalled (a check of a settled instance turns its stages
+    back to Failed instead); each stays until its stage runs again."""
 
     def condition(self, condition_type: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == condition_type), None)

@@ -396,9 +396,11 @@ def test_spec_change_bumps_generation_and_status_change_does_not(control_plane: 
 def test_status_accepts_everything_the_operator_writes(control_plane: ControlPlane, namespace: str) -> None:
     """A full status round-trips unchanged: nothing the operator writes is pruned."""
     from o4o_operator.models import (
+        CertificateStatus,
         Condition,
         ConditionStatus,
         DeploymentInstanceStatus,
+        DriftFinding,
         HostKeySource,
         Phase,
         ServerStatus,
@@ -422,9 +424,12 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
                             host_key_fingerprints=("SHA256:" + "A" * 43, "SHA256:" + "B" * 43),
                             host_key_source=HostKeySource.PROVIDER, create_pending=False, created=True),
         source=SourceStatus(repository="https://github.com/o4o/platform.git", revision="main", commit="0" * 40),
+        certificate=CertificateStatus(not_after="2026-03-01T00:00:00Z", issuer="C = US, O = Let's Encrypt, CN = E6",
+                                      server="https://acme-v02.api.letsencrypt.org/directory"),
         installed_apps=("commerce",),
         log_tail=("Created server",),
         last_check_time="2026-01-01T00:02:00Z",
+        drift_findings=(DriftFinding(stage="provision", reason="ServerNotRunning", message="server x is stopped"),),
     )
     written = status.to_body()
     control_plane.kubectl("patch", "di", "valid", "-n", namespace, "--subresource=status", "--type=merge",

@@ -19,7 +19,14 @@ import pytest
 import yaml
 from delivery_support import HERE, MANIFESTS, Render
 
-from o4o_operator.models import PAUSED_ANNOTATION, Condition, ConditionStatus, DeploymentInstanceStatus, Phase
+from o4o_operator.models import (
+    PAUSED_ANNOTATION,
+    Condition,
+    ConditionStatus,
+    DeploymentInstanceStatus,
+    DriftFinding,
+    Phase,
+)
 from o4o_operator.pipeline.conditions import Summary, Verdict, build_conditions, derive_phase
 from o4o_operator.testing import ControlPlane
 
@@ -105,6 +112,15 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
                      condition("Reconciling", "False", "Stalled"),
                      condition("Stalled", "True", "BundleNotFound", "bundle huge_9_0 does not exist")))),
      "Degraded", "bundle huge_9_0 does not exist"),
+    ("stalled, and the drift check found the server stopped",
+     instance(DeploymentInstanceStatus(
+         phase=Phase.FAILED, observed_generation=2, stage_progress="8/10",
+         conditions=(condition("Ready", "False", "AppRefused", "Install the apps: no manifest"),
+                     condition("Reconciling", "False", "Idle"),
+                     condition("Stalled", "True", "AppRefused", "Install the apps: no manifest")),
+         drift_findings=(DriftFinding(stage="provision", reason="ServerNotRunning", message="server x is stopped"),
+                         DriftFinding(stage="tls", reason="CertificateExpiring", message="expires in 3 days")))),
+     "Degraded", "Install the apps: no manifest. The drift check also found: server x is stopped; expires in 3 days"),
     ("phase Failed without a Stalled condition",
      instance(DeploymentInstanceStatus(
          phase=Phase.FAILED, observed_generation=2,

@@ -25,6 +25,7 @@ from o4o_operator.testing.fixture_repo import tag_commit
 from o4o_operator.testing.pki import make_pki
 
 ENV_CANARY = "env-canary-d41d8cd98f00b204"
+STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 TOKEN_CANARY = "token-canary-e3b0c44298fc1c14"
 
 
@@ -294,6 +295,31 @@ async def test_certificate_is_issued_reused_and_nginx_switches_to_https(host: Ho
     await host.run(StageName.CONFIGURE, host.context.with_commit(host.first_commit))
     last_health = [c for c in host.sandbox.commands("curl") if "/api/health" in " ".join(c.args)][-1]
     assert "https://shop.example.com/api/health" in last_health.args
+
+
+async def test_a_certificate_from_another_acme_server_is_issued_again_not_reused(host: Host) -> None:
+    """staging -> production: certbot keeps a lineage that is not due whatever --server says, so the
+    script must force the renewal; the same server again reuses what it issued."""
+    staging = dataclasses.replace(host.context, acme_server=STAGING)
+    await host.deploy(host.first_commit)
+    first = await host.run(StageName.TLS, staging)
+    assert first["server"] == STAGING
+    # A certbot that succeeds yet keeps the staging certificate is caught, not reported as production's.
+    host.sandbox.fail_command("certbot", exit_code=0, stdout="Certificate not yet due for renewal; no action taken.\n")
+    with pytest.raises(PermanentError) as kept:
+        await host.run(StageName.TLS)  # host.context: Let's Encrypt production
+    assert kept.value.reason == "AcmeServerMismatch"
+
+    moved = await host.run(StageName.TLS)
+
+    first_call, kept_call, second_call = host.sandbox.commands("certbot")
+    assert "--force-renewal" not in first_call.args
+    assert "--force-renewal" in kept_call.args and "--force-renewal" in second_call.args
+    assert second_call.args[second_call.args.index("--server") + 1] == host.context.acme_server
+    assert moved["server"] == host.context.acme_server
+    assert moved["issuer"] != first["issuer"] and "acme-v02.api.letsencrypt.org" in moved["issuer"]
+    assert await host.run(StageName.TLS) == moved  # reused: from this server and valid for long
+    assert len(host.sandbox.commands("certbot")) == 3
 
 
 @pytest.mark.parametrize(("stderr", "error", "reason"), [

@@ -77,6 +77,7 @@ def owned(ctx: HostContext) -> tuple[str, ...]:
     """The instance's own paths: each, and everything below it, is its alone."""
     return (ctx.base_dir, ctx.state_dir, ctx.webroot, f"/home/{ctx.app_user}", ctx.nginx_site_path(False),
             ctx.nginx_site_path(True), ctx.nginx_enabled_path, ctx.certificate_dir,
+            f"{ctx.letsencrypt_dir}/renewal/{ctx.domain}.conf",  # certbot's record of the lineage (its ACME server)
             f"/etc/systemd/system/pm2-{ctx.app_user}.service", f"{ctx.nginx_log_dir}/{ctx.nginx_site_stem}.access.log",
             f"{ctx.nginx_log_dir}/{ctx.nginx_site_stem}.error.log")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -93,6 +94,7 @@ def test_drift_check_is_due_after_the_interval() -> None:
     ({"postInstall": [{"name": "seed", "command": ["pnpm", "run", "seed"]}]}, StageName.APPS),
     ({"source__revision": "v2"}, StageName.SOURCE),
     ({"tls__email": "new@example.com"}, StageName.TLS),
+    ({"tls__server": "https://acme-staging-v02.api.letsencrypt.org/directory"}, StageName.TLS),
     ({"dns": {"provider": "lightsail", "zone": "example.com"}}, StageName.DNS),
 ])
 def test_spec_change_reruns_from_the_right_stage(change: dict[str, Any], reruns: StageName) -> None:
@@ -105,6 +107,7 @@ def test_spec_change_reruns_from_the_right_stage(change: dict[str, Any], reruns:
     ({"apps": ["forum-core", "signage"]}, {StageName.APPS}),
     ({"postInstall": [{"name": "seed", "request": {"path": "/api/v1/seed"}}]}, {StageName.APPS}),
     ({"tls__email": "new@example.com"}, {StageName.TLS}),
+    ({"tls__server": "https://acme-staging-v02.api.letsencrypt.org/directory"}, {StageName.TLS}),
     ({"source__revision": "v2"}, {StageName.SOURCE, StageName.BUILD_SITE, StageName.BUILD_API,
                                   StageName.CONFIGURE, StageName.TLS, StageName.APPS}),
 ])
@@ -154,8 +157,10 @@ def test_transient_failure_waits_then_retries() -> None:
 def test_permanent_failure_stalls_with_its_reason_until_inputs_change() -> None:
     status = _failed(PermanentError("UnknownApp", "spec.apps: no app named 'blog'"))
     stalled = run(spec_body(), status)
-    assert stalled == Stall(STAGES_BY_NAME[StageName.RUNTIME], "UnknownApp", "spec.apps: no app named 'blog'")
-    assert isinstance(run(spec_body(), status, now=NOW + datetime.timedelta(days=1)), Stall)
+    stall = Stall(STAGES_BY_NAME[StageName.RUNTIME], "UnknownApp", "spec.apps: no app named 'blog'")
+    assert stalled == dataclasses.replace(stall, next_check_at=NOW + datetime.timedelta(minutes=10))
+    a_day_later = run(spec_body(), status, now=NOW + datetime.timedelta(days=1))
+    assert isinstance(a_day_later, CheckDrift) and a_day_later.stall == stall  # checked, and still stalled
 
 
 def test_a_stage_interrupted_mid_run_is_run_again_on_resume() -> None:

@@ -19,7 +19,13 @@ from stage_fakes import (
 )
 
 from o4o_operator import errors
-from o4o_operator.models import DeploymentInstanceStatus, HostKeySource, ServerStatus, SourceStatus
+from o4o_operator.models import (
+    CertificateStatus,
+    DeploymentInstanceStatus,
+    HostKeySource,
+    ServerStatus,
+    SourceStatus,
+)
 from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageKind, StageName
 from o4o_operator.rendering import SCRIPT_NAMES, render_script
 from o4o_operator.runner import host_stages
@@ -27,6 +33,7 @@ from o4o_operator.runner import host_stages
 REPOSITORY = "https://example.com/o4o/platform.git"
 COMMIT = "c" * 40
 NEW = "d" * 40
+STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 SERVER = ServerStatus(name="shop-host.test", ip_address="198.51.100.5", host_key_fingerprint=FINGERPRINT,
                       host_key_fingerprints=(FINGERPRINT,), host_key_source=HostKeySource.TRUSTED_ON_FIRST_USE)
 FETCHED = DeploymentInstanceStatus(server=SERVER, source=SourceStatus(repository=REPOSITORY, revision="main",
@@ -81,11 +88,14 @@ ROWS = [
     Row("configure without a reported release names the commit", StageName.CONFIGURE, {},
         f"Configured nginx, PM2 and .env; serving release {COMMIT[:12]}", {},
         uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf")),
-    Row("tls records the certificate's expiry", StageName.TLS, {"notAfter": "2026-03-01T00:00:00Z"},
-        "Certificate for shop.example.com valid until 2026-03-01T00:00:00Z",
-        {"certificate": FETCHED.certificate.model_copy(update={"not_after": "2026-03-01T00:00:00Z"})}),
+    Row("tls records the certificate's expiry, issuer and ACME server", StageName.TLS,
+        {"notAfter": "2026-03-01T00:00:00Z", "issuer": "C = US, O = Let's Encrypt, CN = E6", "server": STAGING},
+        f"Certificate for shop.example.com from {STAGING} valid until 2026-03-01T00:00:00Z",
+        {"certificate": CertificateStatus(not_after="2026-03-01T00:00:00Z",
+                                          issuer="C = US, O = Let's Encrypt, CN = E6", server=STAGING)},
+        spec={"tls": {"email": "ops@example.com", "server": STAGING}}),
     Row("tls without an expiry says unknown and records nothing", StageName.TLS, {},
-        "Certificate for shop.example.com valid until unknown", {}),
+        "Certificate for shop.example.com from unknown valid until unknown", {}),
     Row("apps added: the instance's report is recorded", StageName.APPS,
         {"installed": "forum-core", "added": "forum-core", "removed": ""}, "Apps up to date (installed forum-core)",
         {"installed_apps": ("forum-core",)}, spec={"apps": ["forum-core"]}, env=ADMIN_ENV, public_env=ADMIN_PUBLIC_ENV),

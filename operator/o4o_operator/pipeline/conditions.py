@@ -12,7 +12,7 @@ import dataclasses
 import enum
 
 from o4o_operator.errors import bounded_reason
-from o4o_operator.models import Condition, ConditionStatus, Phase, StageState, StageStatus
+from o4o_operator.models import Condition, ConditionStatus, DriftFinding, Phase, StageState, StageStatus
 from o4o_operator.pipeline.stages import STAGES, Stage
 
 READY = "Ready"
@@ -35,9 +35,12 @@ class Summary:
     verdict: Verdict
     reason: str
     message: str
+    ready_message: str | None = None
+    """Ready's message when it says more than the others (a stall and what drift found); None: ``message``."""
 
 
-def _stage_condition(stage: Stage, record: StageStatus | None, current: bool) -> tuple[ConditionStatus, str, str]:
+def _stage_condition(stage: Stage, record: StageStatus | None, current: bool,
+                     finding: DriftFinding | None) -> tuple[ConditionStatus, str, str]:
     if record is None or record.state is StageState.PENDING:
         return ConditionStatus.UNKNOWN, "Pending", f"{stage.title}: not started"
     if record.state is StageState.RUNNING:
@@ -46,6 +49,8 @@ def _stage_condition(stage: Stage, record: StageStatus | None, current: bool) ->
         return ConditionStatus.FALSE, record.reason or "Failed", record.message or f"{stage.title} failed"
     if not current:
         return ConditionStatus.FALSE, "InputsChanged", f"{stage.title}: inputs changed, will run again"
+    if finding is not None:  # found lost while stalled: it runs again once the stall clears
+        return ConditionStatus.FALSE, finding.reason, finding.message or f"{stage.title}: found lost"
     return ConditionStatus.TRUE, "Succeeded", record.message or f"{stage.title}: done"
 
 
@@ -60,16 +65,17 @@ def _merge(previous: dict[str, Condition], type_: str, status: ConditionStatus, 
 
 def build_conditions(previous: tuple[Condition, ...], stages: tuple[StageStatus, ...],
                      current_stages: frozenset[str], summary: Summary, generation: int,
-                     now: str) -> tuple[Condition, ...]:
+                     now: str, findings: tuple[DriftFinding, ...] = ()) -> tuple[Condition, ...]:
     """All conditions, in a stable order; transition times move only on a flip."""
     old = {condition.type: condition for condition in previous}
     records = {record.name: record for record in stages}
+    found = {finding.stage: finding for finding in findings}
     verdict = summary.verdict
     ready = verdict is Verdict.SETTLED
     reconciling = verdict is Verdict.WORKING
     conditions = [
         _merge(old, READY, ConditionStatus.TRUE if ready else ConditionStatus.FALSE,
-               "Succeeded" if ready else summary.reason, summary.message, generation, now),
+               "Succeeded" if ready else summary.reason, summary.ready_message or summary.message, generation, now),
         _merge(old, RECONCILING, ConditionStatus.TRUE if reconciling else ConditionStatus.FALSE,
                summary.reason if reconciling or verdict is Verdict.PAUSED else "Idle",
                summary.message if reconciling or verdict is Verdict.PAUSED else "Nothing to do",
@@ -80,7 +86,7 @@ def build_conditions(previous: tuple[Condition, ...], stages: tuple[StageStatus,
     ]
     for stage in STAGES:
         status, reason, message = _stage_condition(stage, records.get(stage.name.value),
-                                                   stage.name.value in current_stages)
+                                                   stage.name.value in current_stages, found.get(stage.name.value))
         conditions.append(_merge(old, stage.condition, status, reason, message, generation, now))
     return tuple(conditions)
 

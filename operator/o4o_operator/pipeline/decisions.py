@@ -3,6 +3,15 @@
 Owns: :func:`decide`, a flat chain of early returns in the style of Kopf's
 ``detect_changing_cause``, and the retry backoff. Purely computational: the
 clock and everything observed are passed in; nothing here does I/O.
+
+Drift checks run while settled and while stalled. A stall waits for a human, and what was
+built before the stalled stage can still be lost meanwhile (a stopped server, a failing site,
+an expiring certificate), so a stalled instance still checks, once per drift interval, the
+stages that succeeded before the stalled one (never a stage it has not reached: no health
+check of a site never configured). Those findings are reported, not repaired, while stalled
+(:attr:`DeploymentInstanceStatus.drift_findings`): a repair would run stages around the stall,
+turning Stalled False while it runs, and could replace the stall's reason with another failure
+or retry forever behind it. Once the stall clears, the stages found lost run first.
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ class Stall:
     stage: Stage
     reason: str
     message: str
+    next_check_at: datetime.datetime | None = None
+    """When the drift check of the stages before the stalled one is next due; None: they have none."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +65,11 @@ class Pause:
 
 @dataclasses.dataclass(frozen=True)
 class CheckDrift:
-    pass
+    checks: tuple[Stage, ...] = tuple(stage for stage in STAGES if stage.drift is not None)
+    """The stages whose drift checks run (every one's when settled; those before the stalled stage when
+    stalled)."""
+    stall: Stall | None = None
+    """Set while stalled: the check reports what it finds and the stall stays as it is."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +114,10 @@ def retry_delay(stage: Stage, attempt: int, seed: str) -> float:
     return float(min(stage.max_backoff_seconds, BASE_BACKOFF_SECONDS * 2 ** max(0, attempt - 1)) * jitter)
 
 
+def _is_current(record: StageStatus | None, wanted: str) -> bool:
+    return record is not None and record.state is StageState.SUCCEEDED and record.inputs_hash == wanted
+
+
 def decide(spec: DeploymentInstanceSpec, spec_body: Mapping[str, Any], status: DeploymentInstanceStatus,
            facts: Facts, annotations: Mapping[str, str], now: datetime.datetime,
            drift_interval: datetime.timedelta = DEFAULT_DRIFT_INTERVAL) -> Decision:
@@ -106,16 +125,36 @@ def decide(spec: DeploymentInstanceSpec, spec_body: Mapping[str, Any], status: D
         return Pause()
     hashes = current_inputs(spec_body, facts)
     records = {record.name: record for record in status.stages}
-    for stage in STAGES:
-        record = records.get(stage.name.value)
+    found_lost = {finding.stage for finding in status.drift_findings}
+    repair: RunStage | None = None  # the first stage a check found lost while stalled
+    for index, stage in enumerate(STAGES):
         wanted = hashes[stage.name.value]
-        if record is not None and record.state is StageState.SUCCEEDED and record.inputs_hash == wanted:
+        if _is_current(records.get(stage.name.value), wanted):
+            if repair is None and stage.name.value in found_lost:
+                repair = RunStage(stage, wanted)
             continue
-        return _next_for_stage(stage, record, wanted, facts, now)
+        following = _next_for_stage(stage, records.get(stage.name.value), wanted, facts, now)
+        if isinstance(following, Stall):
+            return _while_stalled(following, STAGES[:index], status, now, drift_interval)
+        return repair or following
+    if repair is not None:
+        return repair
     last_check = parse_time(status.last_check_time)
     if last_check is None or now >= last_check + drift_interval:
         return CheckDrift()
     return Settle(next_check_at=last_check + drift_interval)
+
+
+def _while_stalled(stall: Stall, before: tuple[Stage, ...], status: DeploymentInstanceStatus,
+                   now: datetime.datetime, drift_interval: datetime.timedelta) -> Decision:
+    """The stall, or a drift check of the stages that succeeded before it when one is due."""
+    checks = tuple(stage for stage in before if stage.drift is not None)
+    if not checks:
+        return stall
+    last_check = parse_time(status.last_check_time)
+    if last_check is None or now >= last_check + drift_interval:
+        return CheckDrift(checks, stall=stall)
+    return dataclasses.replace(stall, next_check_at=last_check + drift_interval)
 
 
 def _next_for_stage(stage: Stage, record: StageStatus | None, wanted: str, facts: Facts,
@@ -136,8 +175,11 @@ def summarize(decision: Decision, status: DeploymentInstanceStatus) -> Summary:
     """How a decision reads in the Ready/Reconciling/Stalled conditions."""
     if isinstance(decision, Pause):
         return Summary(Verdict.PAUSED, "Paused", "Reconciliation is paused (spec.paused or annotation)")
+    if isinstance(decision, CheckDrift) and decision.stall is not None:
+        decision = decision.stall
     if isinstance(decision, Stall):
-        return Summary(Verdict.STALLED, decision.reason, f"{decision.stage.title}: {decision.message}")
+        message = f"{decision.stage.title}: {decision.message}"
+        return Summary(Verdict.STALLED, decision.reason, message, ready_message=_with_findings(message, status))
     if isinstance(decision, RunStage):
         return Summary(Verdict.WORKING, decision.stage.phase.value, decision.stage.title)
     if isinstance(decision, WaitForRetry):
@@ -148,3 +190,20 @@ def summarize(decision: Decision, status: DeploymentInstanceStatus) -> Summary:
     if isinstance(decision, CheckDrift):
         return Summary(Verdict.WORKING, "Verifying", "Checking the server, HTTP health and the certificate")
     return Summary(Verdict.SETTLED, "Succeeded", f"All {len(STAGES)} stages succeeded")
+
+
+def _with_findings(message: str, status: DeploymentInstanceStatus) -> str | None:
+    """Ready's message while stalled: the stall, then what the drift check found lost (None: nothing).
+
+    Ready is the condition kubectl shows (``kubectl get di -o wide``'s Reason and Message columns,
+    ``kubectl wait``), and a lost server or failing site is a reason the instance is not ready. Stalled
+    keeps the stall's own reason and message, because kstatus (Flux, kpt) reports a stalled resource by
+    them and the findings are not why progress stopped. Each finding also turns its stage's own
+    condition False (``ServerReady``, ``Configured``, ``CertificateReady``) with the check's reason,
+    and the Argo CD health check (``manifests/argocd/health.lua``) appends ``status.driftFindings`` to
+    its Degraded message. No new condition type: kstatus and Argo CD would ignore it.
+    """
+    if not status.drift_findings:
+        return None
+    found = "; ".join(finding.message for finding in status.drift_findings)
+    return f"{message}. The drift check also found: {found} (repaired once the stall is resolved)"

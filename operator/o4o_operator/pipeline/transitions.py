@@ -17,6 +17,7 @@ from o4o_operator.models import (
     LOG_LINE_BYTES,
     LOG_TAIL_LINES,
     DeploymentInstanceStatus,
+    DriftFinding,
     StageState,
     StageStatus,
 )
@@ -47,6 +48,7 @@ def _with_record(status: DeploymentInstanceStatus, record: StageStatus) -> Deplo
 
 def with_stage_started(status: DeploymentInstanceStatus, stage: Stage, inputs_hash: str, generation: int,
                        now: datetime.datetime, *, secrets_version: str | None = None) -> DeploymentInstanceStatus:
+    """The stage runs (again); what a drift check found lost of it is no longer pending."""
     previous = status.stage(stage.name.value)
     same_inputs = previous is not None and previous.inputs_hash == inputs_hash
     attempts = (previous.attempts if previous and same_inputs and previous.state is not StageState.SUCCEEDED
@@ -55,7 +57,8 @@ def with_stage_started(status: DeploymentInstanceStatus, stage: Stage, inputs_ha
                          started_at=format_time(now), message=f"{stage.title}: running",
                          inputs_hash=inputs_hash, secrets_version=secrets_version,
                          observed_generation=generation)
-    return _with_record(status, record)
+    findings = tuple(finding for finding in status.drift_findings if finding.stage != stage.name.value)
+    return _with_record(status.model_copy(update={"drift_findings": findings}), record)
 
 
 def with_stage_succeeded(status: DeploymentInstanceStatus, stage: Stage, message: str,
@@ -93,6 +96,12 @@ def with_stage_invalidated(status: DeploymentInstanceStatus, stage: Stage, reaso
         "state": StageState.FAILED, "reason": reason, "message": message[:4096],
         "next_retry_at": format_time(now), "finished_at": format_time(now),
     }))
+
+
+def with_drift_findings(status: DeploymentInstanceStatus,
+                        findings: tuple[DriftFinding, ...]) -> DeploymentInstanceStatus:
+    """What a drift check of a stalled instance found lost, replacing what the last one found."""
+    return status.model_copy(update={"drift_findings": findings})
 
 
 def with_changes(status: DeploymentInstanceStatus, changes: Mapping[str, Any]) -> DeploymentInstanceStatus:
@@ -133,11 +142,12 @@ def with_verdict(status: DeploymentInstanceStatus, summary: Summary, hashes: Map
     """Recompute conditions, phase, progress and observedGeneration for a verdict reached without a
     decision (e.g. a spec that does not parse)."""
     current = current_stages(status, hashes)
+    intact = current - {finding.stage for finding in status.drift_findings}
     return status.model_copy(update={
         "conditions": build_conditions(status.conditions, status.stages, current, summary, generation,
-                                       format_time(now)),
-        "phase": derive_phase(summary, status.stages, current),
-        "stage_progress": stage_progress(status.stages, current),
+                                       format_time(now), status.drift_findings),
+        "phase": derive_phase(summary, status.stages, intact),
+        "stage_progress": stage_progress(status.stages, intact),
         "observed_generation": generation,
     })
 

@@ -5,16 +5,18 @@ Owns: checking that the server exists and runs, that the site answers exactly
 localhost: HTTP with the Host header before the certificate exists, HTTPS to
 the domain verified against ``spec.tls.certificateCABundle`` after; see
 ``templates/scripts/_health.sh``), and how long the certificate has left: the
-checks each stage's row names (``Stage.drift``). It returns what it found lost
-(:class:`Finding`); the worker turns those stages back to Failed, so the
-pipeline repairs them. Must not repair anything, decide, or write status itself.
+checks each stage's row names (``Stage.drift``), of the stages the decision
+names (every one when settled; those before the stalled stage when stalled).
+It returns what it found lost (:class:`Finding`); the worker turns those stages
+back to Failed, so the pipeline repairs them, or, while stalled, reports them.
+Must not repair anything, decide, or write status itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from o4o_operator import metrics
 from o4o_operator.errors import StageError
@@ -89,8 +91,9 @@ _CHECKS: Mapping[DriftCheck, Callable[[InstanceContext, datetime.datetime], Awai
 _READS_STATUS_ONLY = frozenset({DriftCheck.CERTIFICATE_EXPIRY})
 
 
-async def check_drift(instance: InstanceContext, now: datetime.datetime) -> tuple[Finding, ...]:
-    """Run each stage's drift check, in stage order; say what was found lost.
+async def check_drift(instance: InstanceContext, now: datetime.datetime,
+                      stages: Iterable[Stage] = STAGES) -> tuple[Finding, ...]:
+    """Run the drift check of each of ``stages``, in stage order; say what was found lost.
 
     Once a check that looks at the server found a problem, later ones of that kind are skipped (the
     earliest stage is repaired first); checks that read only the status (the certificate's expiry) always run.
@@ -98,7 +101,7 @@ async def check_drift(instance: InstanceContext, now: datetime.datetime) -> tupl
     instance.log.stage = "check"
     findings: list[Finding] = []
     host_problem = False
-    for stage in STAGES:
+    for stage in sorted(stages, key=STAGES.index):
         check = stage.drift
         if check is None or (host_problem and check not in _READS_STATUS_ONLY):
             continue

@@ -159,7 +159,7 @@ def _message_values(instance: InstanceContext, stage: Stage, host: HostContext,
     commit = results.get("commit") or host.commit or ""
     values = {**results, "domain": instance.spec.domain, "revision": instance.spec.source.revision,
               "commit": commit[:12], "release": (results.get("release") or commit)[:12],
-              "notAfter": results.get("notAfter") or "unknown"}
+              "notAfter": results.get("notAfter") or "unknown", "server": results.get("server") or "unknown"}
     if stage.name is StageName.APPS:
         values["changes"] = _apps_changes(results)
     return values

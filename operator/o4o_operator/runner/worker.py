@@ -25,7 +25,7 @@ import pydantic
 from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
 from o4o_operator.kubeapi import ApiError
-from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, merge_patch
+from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, DriftFinding, merge_patch
 from o4o_operator.models_database import INSTANCE_LABEL
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
@@ -45,6 +45,7 @@ from o4o_operator.pipeline.stages import STAGES, Stage, StageKind
 from o4o_operator.pipeline.transitions import (
     status_from_body,
     with_changes,
+    with_drift_findings,
     with_log_lines,
     with_stage_failed,
     with_stage_invalidated,
@@ -172,7 +173,7 @@ class InstanceWorker:
                     metrics.PIPELINES_IN_FLIGHT.dec()
             return None
         if isinstance(decision, CheckDrift):
-            await self._check_drift(instance, generation, now)
+            await self._check_drift(instance, decision, generation, now)
             metrics.RECONCILES.labels(result="success").inc()
             return None
         metrics.RECONCILES.labels(result=_RESULTS.get(type(decision), "success")).inc()
@@ -187,6 +188,8 @@ class InstanceWorker:
         if isinstance(decision, Settle):
             return min((decision.next_check_at - now).total_seconds(), settings.drift_interval_seconds)
         if isinstance(decision, Stall):
+            if decision.next_check_at is not None:  # a stalled instance is still drift-checked
+                return min(settings.stall_recheck_seconds, (decision.next_check_at - now).total_seconds())
             return settings.stall_recheck_seconds
         return settings.drift_interval_seconds  # paused: only a change wakes it
 
@@ -224,11 +227,24 @@ class InstanceWorker:
         if isinstance(step, Checkpoint):
             await self.write_status(self.status)
 
-    async def _check_drift(self, instance: InstanceContext, generation: int, now: datetime.datetime) -> None:
-        findings = await check_drift(instance, now)
+    async def _check_drift(self, instance: InstanceContext, decision: CheckDrift, generation: int,
+                           now: datetime.datetime) -> None:
+        """Run the checks the decision names. Settled, what they find lost turns back to Failed (and is repaired
+        next); stalled, it is recorded and reported, and the pipeline repairs it once the stall clears."""
+        findings = await check_drift(instance, now, decision.checks)
         status = with_changes(self.status, instance.take_learned())
-        for finding in findings:
-            status = with_stage_invalidated(status, finding.stage, finding.reason, finding.message, now)
+        if decision.stall is None:
+            for finding in findings:
+                status = with_stage_invalidated(status, finding.stage, finding.reason, finding.message, now)
+            status = with_drift_findings(status, ())
+        else:
+            reported = tuple(DriftFinding(stage=f.stage.name.value, reason=f.reason, message=f.message[:4096])
+                             for f in findings)
+            if reported and reported != status.drift_findings:
+                await self._event("DriftFound", f"While stalled ({decision.stall.reason}), the drift check found: "
+                                  + "; ".join(f.message for f in reported)
+                                  + "; repaired once the stall is resolved", warning=True)
+            status = with_drift_findings(status, reported)
         status = status.model_copy(update={"last_check_time": format_time(now)})
         following, hashes, _ = await self._decide(instance, status, now)
         await self.write_status(with_summary(status, following, hashes, generation, now))

@@ -308,10 +308,25 @@ def certbot(args: list[str]) -> int:
         print(f"Couldn't create root for {domain} http-01 challenge responses", file=sys.stderr)
         return 1
     live = config_dir / "live" / name
+    renewal = config_dir / "renewal" / f"{name}.conf"
+    server = option(args, "--server") or "https://acme-v02.api.letsencrypt.org/directory"
+    not_due = subprocess.run(["openssl", "x509", "-checkend", str(30 * 86400), "-noout", "-in",
+                              str(live / "fullchain.pem")], capture_output=True).returncode == 0
+    if renewal.exists() and not_due and not {"--force-renewal", "--renew-by-default"} & set(args):
+        # As certbot does: a lineage not yet due is kept, whichever --server asked (the default answer
+        # of its "keep or renew" question, which --keep-until-expiring and --non-interactive both give).
+        print("Certificate not yet due for renewal; no action taken.")
+        return 0
     live.mkdir(parents=True, exist_ok=True)
+    ca = server.split("//", 1)[-1].split("/", 1)[0]  # the issuer names the ACME server's host
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-days", "90", "-subj", f"/CN={domain}", "-keyout", str(live / "privkey.pem"),
+                    "-nodes", "-days", "90", "-subj", f"/O={ca}/CN={domain}", "-keyout", str(live / "privkey.pem"),
                     "-out", str(live / "fullchain.pem")], check=True, capture_output=True)
+    renewal.parent.mkdir(parents=True, exist_ok=True)
+    renewal.write_text(f"# renew_before_expiry = 30 days\nversion = 2.1.0\narchive_dir = {config_dir}/archive/{name}\n"
+                       f"cert = {live}/cert.pem\nfullchain = {live}/fullchain.pem\n\n"
+                       f"# Options used in the renewal process\n[renewalparams]\nauthenticator = webroot\n"
+                       f"server = {server}\n")
     print(f"Successfully received certificate.\nCertificate is saved at: {live / 'fullchain.pem'}")
     return 0
 
