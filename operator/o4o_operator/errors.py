@@ -50,7 +50,7 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "PnpmInstallFailed", "PnpmNotPinned", "PnpmVersionMismatch", "PnpmVersionUnavailable", "ScriptNotFound",
     # the database (runner/generated_secret.py, rendering/environment.py, templates/scripts/setup-database.sh)
     "SecretNameTaken", "DatabaseSecretIncomplete", "DatabasePasswordMissing", "DatabaseSetupFailed",
-    "DatabaseUnavailable",
+    "DatabaseUnavailable", "DatabaseCaMissing", "DatabaseCaInvalid",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -290,6 +290,12 @@ class HostContext:
         return f"{self.shared_dir}/.env"
 
     @property
+    def database_ca_path(self) -> str:
+        """An external database's CA (``sslMode`` verify-ca, verify-full): mode 0600, owned by the app user, who
+        checks the connection with it (psql's ``sslrootcert``) and runs the API that verifies against it."""
+        return f"{self.shared_dir}/database-ca.crt"
+
+    @property
     def ecosystem_path(self) -> str:
         return f"{self.shared_dir}/ecosystem.config.js"
 

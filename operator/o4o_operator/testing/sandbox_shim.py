@@ -68,7 +68,7 @@ AS_USER = os.environ.get("O4O_SHIM_USER", "")
 LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
 """A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
 LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                      "NO_PROXY")
+                      "NO_PROXY", "PGSSLMODE", "PGSSLROOTCERT")
 """The environment variables each call records beside its argv (none of them secret)."""
 
 
