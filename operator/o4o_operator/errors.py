@@ -51,6 +51,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the database (runner/generated_secret.py, rendering/environment.py, templates/scripts/setup-database.sh)
     "SecretNameTaken", "DatabaseSecretIncomplete", "DatabasePasswordMissing", "DatabaseSetupFailed",
     "DatabaseUnavailable", "DatabaseCaMissing", "DatabaseCaInvalid",
+    # the operator's own identity (pipeline/ambient_grants.py)
+    "AmbientIdentityNotGranted", "ZoneNotGranted",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 
