@@ -363,6 +363,17 @@ class HostContext:
         return f"/opt/o4o/node/v{self.node_version}"
 
     @property
+    def app_home(self) -> str:
+        """The instance user's home (mode 0700): PM2's state and the instance's own pnpm live there."""
+        return f"/home/{self.app_user}"
+
+    @property
+    def pnpm_root(self) -> str:
+        """One npm prefix per pnpm version the instance's repository pins, ``<pnpm_root>/<version>``, installed
+        by and for the instance's user: instances sharing a host each build with their own pnpm."""
+        return f"{self.app_home}/.o4o/pnpm"
+
+    @property
     def global_prefix(self) -> str:
         """npm's global prefix: node, npm, npx, pnpm and pm2 are linked or installed into its ``bin``."""
         return "/usr/local"
