@@ -52,7 +52,9 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "PnpmInstallFailed", "PnpmNotPinned", "PnpmVersionMismatch", "PnpmVersionUnavailable", "ScriptNotFound",
     # the database (runner/generated_secret.py, rendering/environment.py, templates/scripts/setup-database.sh)
     "SecretNameTaken", "DatabaseNameChanged", "DatabaseSecretIncomplete", "DatabasePasswordMissing",
-    "DatabaseSetupFailed", "DatabaseUnavailable",
+    "DatabaseSetupFailed", "DatabaseUnavailable", "DatabaseCaMissing", "DatabaseCaInvalid",
+    # the operator's own identity (pipeline/ambient_grants.py)
+    "AmbientIdentityNotGranted", "ZoneNotGranted",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -147,7 +147,7 @@ _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----
 MAX_CA_BUNDLE_CHARS = 65536
 
 
-def _pem_certificates(value: str) -> str:
+def pem_certificates(value: str) -> str:
     """One or more PEM certificates, and nothing that is not one (never a private key in the spec)."""
     if len(value) > MAX_CA_BUNDLE_CHARS:
         raise ValueError(f"must be at most {MAX_CA_BUNDLE_CHARS} characters of PEM certificates")
@@ -170,7 +170,7 @@ def _pem_certificates(value: str) -> str:
     return value
 
 
-PemCertificates = Annotated[str, AfterValidator(_pem_certificates)]
+PemCertificates = Annotated[str, AfterValidator(pem_certificates)]
 """Public CA certificates inline in the spec (a bundle of PEM ``CERTIFICATE`` blocks)."""
 
 

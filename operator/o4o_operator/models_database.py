@@ -2,7 +2,8 @@
 
 Owns: the pydantic model of ``spec.database`` (mirroring the CRD) and the names of the keys an external
 database's Secret must hold. By default the database is PostgreSQL on the instance's own server, one role
-and one database per instance; ``external.secretRef`` names a Secret describing another one instead.
+and one database per instance; ``external.secretRef`` names a Secret describing another one instead, and
+``external.caSecretRef`` (or a ``ca.crt`` key beside the connection's) the CA its ``sslMode`` verifies against.
 Purely computational: no I/O, and it imports nothing of the operator (``models`` builds on it).
 """
 
@@ -20,6 +21,14 @@ EXTERNAL_SECRET_FIELD = "spec.database.external.secretRef"  # noqa: S105 - a fie
 EXTERNAL_KEYS = ("host", "port", "name", "user", "password", "sslMode")
 """The keys the external database's Secret holds: the server's host name or address, its TCP port, the
 database's name, the role and its password, and the libpq TLS mode (``require``, ``verify-full``, ...)."""
+CA_SECRET_FIELD = "spec.database.external.caSecretRef"  # noqa: S105 - a field name, not a secret
+CA_KEY = "ca.crt"
+"""The key a CA certificate has in a Secret, as in CloudNativePG's ``<cluster>-ca`` and cert-manager's Secrets:
+``caSecretRef.key``'s default, and the key of ``secretRef``'s Secret read when ``caSecretRef`` is absent."""
+VERIFYING_SSL_MODES = ("verify-ca", "verify-full")
+"""The ``sslMode`` values that verify the server's certificate against a CA (which the instance must be given)."""
+SECRET_KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"  # noqa: S105 - a pattern
+"""A Secret's key, as the CRD's ``key`` fields require."""
 GENERATED_SECRET_SUFFIX = "-database"  # noqa: S105 - a name suffix, not a secret
 GENERATED_SECRET_FIELD = "metadata.name"  # noqa: S105 - a field name, not a secret
 """What a stall about the operator-owned Secret names: the Secret's name derives from the instance's."""
@@ -32,7 +41,8 @@ EXTENSIONS_DEFAULT = ("uuid-ossp",)
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 NON_SECRET_KEYS: dict[str, frozenset[str]] = {
     GENERATED_SECRET_FIELD: frozenset({"DB_NAME", "DB_USERNAME", "ADMIN_EMAIL"}),
-    EXTERNAL_SECRET_FIELD: frozenset({"host", "port", "name", "user", "sslMode"}),
+    EXTERNAL_SECRET_FIELD: frozenset({"host", "port", "name", "user", "sslMode", CA_KEY}),
+    CA_SECRET_FIELD: frozenset({CA_KEY}),
 }
 """Per referencing field: the keys of a database Secret that name things rather than hide them. They are not
 redacted, so that a message such as the database stage's can say which database it made, and where."""
@@ -60,10 +70,26 @@ class DatabaseSecretRef(_DatabaseModel):
     name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253)
 
 
+class DatabaseCaSecretRef(_DatabaseModel):
+    """A key of a Secret holding the PEM CA certificate(s) the external server's certificate chains to."""
+
+    name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253)
+    key: str = Field(default=CA_KEY, pattern=SECRET_KEY_PATTERN, max_length=253)
+
+
 class ExternalDatabaseSpec(_DatabaseModel):
     """A PostgreSQL server elsewhere; its Secret holds :data:`EXTERNAL_KEYS`."""
 
     secret_ref: DatabaseSecretRef
+    ca_secret_ref: DatabaseCaSecretRef | None = None
+    """The CA for ``sslMode`` verify-ca and verify-full; absent: key ``ca.crt`` of ``secret_ref``'s Secret."""
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """(Secret name, referencing field) of every Secret this database is read from."""
+        refs = [(self.secret_ref.name, EXTERNAL_SECRET_FIELD)]
+        if self.ca_secret_ref is not None:
+            refs.append((self.ca_secret_ref.name, CA_SECRET_FIELD))
+        return refs
 
 
 class DatabaseSpec(_DatabaseModel):

@@ -24,7 +24,7 @@ JS
 )"
 o4o_require_script() {
   local output
-  output="$(as_app pnpm --filter "$2" --fail-if-no-match exec node -e "$O4O_HAS_SCRIPT" "$4" 2>&1)" || true
+  output="$(with_pnpm pnpm --filter "$2" --fail-if-no-match exec node -e "$O4O_HAS_SCRIPT" "$4" 2>&1)" || true
   case "$output" in
     *o4o-script=present*) return 0 ;;
     *o4o-script=absent*)
@@ -69,7 +69,7 @@ else
   # downloaded from nodejs.org, which a server may not reach.
   NODE_HEADERS_DIR="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
   [ -f "$NODE_HEADERS_DIR/include/node/common.gypi" ] || NODE_HEADERS_DIR=""
-  as_app env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install "${INSTALL_FLAGS[@]}"
+  with_pnpm env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install "${INSTALL_FLAGS[@]}"
   o4o_mark "$INSTALL_DIGEST" .o4o-installed
 fi
 {% endmacro %}

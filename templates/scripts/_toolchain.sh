@@ -1,7 +1,12 @@
 # ---- toolchain: the Node.js and pnpm the repository asks for -------------------
 # Runs in the release directory. Node.js must satisfy engines.node and .nvmrc (a later release
 # of the .nvmrc's major counts); pnpm is installed at the exact version package.json pins
-# (packageManager, else devDependencies.pnpm, else volta.pnpm).
+# (packageManager, else devDependencies.pnpm, else volta.pnpm), per instance: by the instance's user
+# into its own home (one npm prefix per version), never globally by root, so instances sharing a host
+# each build with the pnpm their repository pins. with_pnpm runs a command as that user with that pnpm
+# first on PATH (pnpm's scripts that call pnpm get it too).
+PNPM_ROOT="$R"{{ ctx.pnpm_root | shquote }}
+NPM_GLOBAL_CONFIG="$R"{{ (ctx.global_prefix ~ "/etc/npmrc") | shquote }}
 O4O_NODE_REQUIREMENTS="$(cat <<'JS'
 const fs = require('fs');
 const clean = (text) => String(text).replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
@@ -102,13 +107,20 @@ pnpm_pin="${pin_line#* }"
 if ! [[ "$pnpm_pin" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]]; then
   o4o_permanent PnpmNotPinned "package.json $pin_field is '$pnpm_pin', not an exact pnpm version such as 10.25.0"
 fi
-pnpm_installed="$(pnpm --version 2>/dev/null || true)"
+PNPM_PREFIX="$PNPM_ROOT/$pnpm_pin"
+with_pnpm() { as_app env "PATH=$PNPM_PREFIX/bin:$PATH" "$@"; }
+pnpm_installed=""
+if [ -x "$PNPM_PREFIX/bin/pnpm" ]; then
+  pnpm_installed="$(as_app "$PNPM_PREFIX/bin/pnpm" --version 2>/dev/null || true)"
+fi
 if [ "$pnpm_installed" = "$pnpm_pin" ]; then
-  o4o_step "pnpm $pnpm_pin (package.json $pin_field) is installed"
+  o4o_step "pnpm $pnpm_pin (package.json $pin_field) is installed for $APP_USER"
 else
-  o4o_step "Installing pnpm $pnpm_pin, pinned by package.json $pin_field (found: ${pnpm_installed:-none})"
+  o4o_step "Installing pnpm $pnpm_pin for $APP_USER, pinned by package.json $pin_field (found: ${pnpm_installed:-none})"
   npm_log="$(mktemp)"
-  if ! npm install --global --no-fund --no-audit --no-update-notifier "pnpm@$pnpm_pin" > "$npm_log" 2>&1; then
+  # A global install into the instance's own prefix; npm still reads the server's global npmrc (a proxy).
+  if ! as_app npm install --global --prefix "$PNPM_PREFIX" --globalconfig "$NPM_GLOBAL_CONFIG" --no-fund \
+      --no-audit --no-update-notifier "pnpm@$pnpm_pin" > "$npm_log" 2>&1; then
     cat "$npm_log" >&2
     if grep -qE 'ETARGET|E404|No matching version' "$npm_log"; then
       rm -f "$npm_log"
@@ -118,8 +130,8 @@ else
     o4o_transient PnpmInstallFailed "npm could not install pnpm $pnpm_pin; will retry"
   fi
   rm -f "$npm_log"
-  pnpm_installed="$(pnpm --version 2>/dev/null || true)"
-  [ "$pnpm_installed" = "$pnpm_pin" ] ||
-    o4o_permanent PnpmVersionMismatch "npm installed pnpm $pnpm_pin, but pnpm --version says ${pnpm_installed:-nothing}; another pnpm comes first on PATH"
 fi
+pnpm_installed="$(with_pnpm pnpm --version 2>/dev/null || true)"
+[ "$pnpm_installed" = "$pnpm_pin" ] ||
+  o4o_permanent PnpmVersionMismatch "npm installed pnpm $pnpm_pin into $PNPM_PREFIX, but pnpm --version says ${pnpm_installed:-nothing}; another pnpm comes first on PATH"
 # ------------------------------------------------------------------------------

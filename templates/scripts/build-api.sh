@@ -21,7 +21,7 @@ o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.buildScr
 o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.bundleScript "$API_BUNDLE_SCRIPT"
 {% endif %}
 o4o_step "Building $API_PACKAGE and its workspace dependencies ($API_BUILD_SCRIPT)"
-as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT" ||
+with_pnpm env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT" ||
   o4o_permanent BuildFailed "Building $API_PACKAGE at $COMMIT failed; see the log"
 {% if ctx.api_bundle_script %}
 # The bundle step may clean dist/ (O4O's tsup does): spec.build.api.keepAcrossBundle is saved first, then
@@ -35,7 +35,7 @@ for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
   fi
 done
 o4o_step "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT)"
-as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT" ||
+with_pnpm env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT" ||
   o4o_permanent BuildFailed "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT) at $COMMIT failed; see the log"
 for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
   if [ -d "$KEPT/$kept" ]; then  # merged into whatever the bundle step wrote there

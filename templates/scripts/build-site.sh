@@ -17,7 +17,7 @@ SITE_ENV=(
 
 o4o_require_script spec.build.site.package "$SITE_PACKAGE" spec.build.site.buildScript "$SITE_SCRIPT"
 o4o_step "Building $SITE_PACKAGE and its workspace dependencies ($SITE_SCRIPT)"
-as_app env CI=true NODE_ENV=production "${SITE_ENV[@]}" \
+with_pnpm env CI=true NODE_ENV=production "${SITE_ENV[@]}" \
   pnpm --filter "$SITE_PACKAGE..." --fail-if-no-match run "$SITE_SCRIPT" ||
   o4o_permanent BuildFailed "Building $SITE_PACKAGE at $COMMIT failed; see the log"
 {{ finish("site", "spec.build.site.outputDir") }}

@@ -4,7 +4,8 @@
 # serves it with the snakeoil certificate), and one role and one database for this instance, owned by it
 # and closed to every other role. External (spec.database.external): check that the database answers.
 # Names and the password arrive in the environment (O4O_DB_*), never in this script; the password reaches
-# psql on its stdin or as PGPASSWORD, never on a command line.
+# psql on its stdin or as PGPASSWORD, never on a command line. The connection is checked as the instance's
+# user, in exactly the sslMode given (verify-ca and verify-full against the CA uploaded for that user).
 # Rendered by o4o-operator. Safe to re-run: every step checks before it acts.
 set -euo pipefail
 {% include "scripts/_common.sh" %}
@@ -17,18 +18,30 @@ DB_NAME="${O4O_DB_NAME:-}"
 DB_USER="${O4O_DB_USER:-}"
 DB_SSLMODE="${O4O_DB_SSLMODE:-require}"
 DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}"
+DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}"
 
 [ -n "${O4O_DB_PASSWORD:-}" ] ||
   o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
 
-# role_psql, check_database: the instance's own role reaches its database over TCP with TLS, as the API will. The API
-# does not verify the server's certificate (rejectUnauthorized: false), and the server has no CA file for
-# libpq to verify it with: verify-ca and verify-full are checked as require.
+# role_psql, check_database: the instance's own user and role reach its database over TCP with TLS, as the API
+# will, in exactly the sslMode given: verify-ca and verify-full against the CA the operator uploaded for that
+# user alone (O4O_DB_SSLROOTCERT; without it they stall naming spec.database.external.caSecretRef).
+if [ -n "$DB_SSLROOTCERT" ]; then
+  [ -f "$R$DB_SSLROOTCERT" ] ||
+    o4o_transient DatabaseCaMissing "The database's CA has not been uploaded to $DB_SSLROOTCERT yet"
+else
+  case "$DB_SSLMODE" in
+    verify-ca | verify-full)
+      o4o_permanent DatabaseCaMissing "spec.database.external.caSecretRef: sslmode $DB_SSLMODE verifies the server's certificate, and the operator passed no CA (O4O_DB_SSLROOTCERT)" ;;
+  esac
+fi
 role_psql() {
-  local mode="$DB_SSLMODE"
-  case "$mode" in verify-ca | verify-full) mode=require ;; esac
-  PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$mode" PGCONNECT_TIMEOUT=15 \
-    psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+  (
+    cd /
+    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
+    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
+    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+  )
 }
 check_database() {
   local answer

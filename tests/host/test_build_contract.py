@@ -54,6 +54,10 @@ class BuildHost:
     def pnpm_runs(self) -> list[tuple[str, ...]]:
         return [c.args for c in self.sandbox.commands("pnpm") if "run" in c.args]
 
+    def own_pnpm(self, version: str) -> Path:
+        """The npm prefix of the instance's own pnpm at ``version``, in its user's home."""
+        return self.sandbox.path(f"{self.context.pnpm_root}/{version}")
+
 
 @pytest.fixture
 async def host(sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> BuildHost:
@@ -77,9 +81,15 @@ async def test_the_default_build_runs_o4os_commands_with_the_pinned_pnpm(host: B
     ]
     installs = [c.args for c in host.sandbox.commands("pnpm") if c.args[:1] == ("install",)]
     assert installs == [("install", "--frozen-lockfile")]
-    # The runtime installed O4O's pin already: the build checks it and installs nothing.
+    # The build uses the instance's own pnpm at O4O's pin, installed once by its user into its home (the build
+    # of the API finds it there), never the runtime's global one, which stays as it was.
+    own = host.own_pnpm(PNPM_VERSION)
+    assert host.sandbox.shim_state()["npm_prefixes"] == {str(own): {"pnpm": PNPM_VERSION}}
     assert host.sandbox.shim_state()["npm_versions"]["pnpm"] == PNPM_VERSION
-    assert len([c for c in host.sandbox.commands("npm") if f"pnpm@{PNPM_VERSION}" in c.args]) == 1  # the runtime's
+    installs = [c for c in host.sandbox.commands("npm") if f"pnpm@{PNPM_VERSION}" in c.args]
+    assert [c.user for c in installs] == ["", host.context.app_user]  # the runtime's, the instance's
+    assert {c.env.get("O4O_SHIM_PACKAGE") for c in host.sandbox.commands("pnpm")} == \
+        {str(own / "lib/node_modules/pnpm")}
     release = host.sandbox.path(host.context.release_dir(commit))
     site = (release / "apps/main-site/dist/index.html").read_text()
     assert 'content="https://shop.example.com"' in site  # VITE_API_URL, baked in at build time
@@ -130,7 +140,37 @@ async def test_the_pin_is_read_from_package_json_in_order(host: BuildHost, field
                                                           wanted: str) -> None:
     host.commit_root_manifest(**fields)
     await host.build(StageName.BUILD_SITE)
-    assert host.sandbox.shim_state()["npm_versions"]["pnpm"] == wanted
+    assert host.sandbox.shim_state()["npm_prefixes"] == {str(host.own_pnpm(wanted)): {"pnpm": wanted}}
+
+
+async def test_two_instances_on_one_host_each_build_with_the_pnpm_their_repository_pins(
+        host: BuildHost, tmp_path: Path) -> None:
+    """Root never installs a repository's pin globally: each instance's user installs it into its own home, and
+    each build runs its own, so one tenant's pin never replaces the pnpm another tenant builds with."""
+    other_repo, _ = make_fixture_repo(tmp_path / "other-platform")
+    other = BuildHost(host.sandbox, host.session, other_repo, HostContext(
+        domain="blog.example.com", instance_name="blog", namespace="team-b", repository=str(other_repo),
+        revision="main", tls_email="ops@example.com"))
+    await other.run(StageName.RUNTIME)
+    host.commit_root_manifest(packageManager="pnpm@10.26.1")
+    other.commit_root_manifest(packageManager="pnpm@9.15.9")
+
+    assert await host.build(StageName.BUILD_SITE) == {"built": "site"}
+    assert await other.build(StageName.BUILD_SITE) == {"built": "site"}
+    commit = (await host.run(StageName.SOURCE))["commit"]
+    assert await host.run(StageName.BUILD_API, commit=commit) == {"built": "api"}  # after the other's install
+
+    for build, version in ((host, "10.26.1"), (other, "9.15.9")):
+        user = build.context.app_user
+        calls = [c for c in host.sandbox.commands("pnpm") if c.user == user]
+        assert calls and {c.env.get("O4O_SHIM_PACKAGE") for c in calls} == \
+            {str(build.own_pnpm(version) / "lib/node_modules/pnpm")}, user
+        npm = [c for c in host.sandbox.commands("npm") if f"pnpm@{version}" in c.args]
+        assert [(c.user, c.args[c.args.index("--prefix") + 1]) for c in npm] == [(user, str(build.own_pnpm(version)))]
+    state = host.sandbox.shim_state()
+    assert state["npm_versions"]["pnpm"] == PNPM_VERSION  # the global pnpm is untouched by either pin
+    assert set(state["npm_prefixes"]) == {str(host.own_pnpm("10.26.1")), str(other.own_pnpm("9.15.9"))}
+    assert {c.user for c in host.sandbox.commands("pnpm")} == {host.context.app_user, other.context.app_user}
 
 
 @pytest.mark.parametrize(("fields", "words"), [

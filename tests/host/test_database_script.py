@@ -1,6 +1,8 @@
 """setup-database.sh run by bash against the sandbox's shims (no sshd, no network): it installs PostgreSQL once,
 keeps ssl on, creates the instance's role and database idempotently, sets the password from the environment
-only, and for an external database only checks that it answers."""
+only, and for an external database only checks that it answers, as the instance's user, in exactly the sslmode
+given (verify-ca and verify-full against the CA the operator uploaded: the psql shim refuses them without one,
+as libpq does)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,14 @@ NAME = database_identifier(CONTEXT.app_user)
 PASSWORD = "generated-Password_0123456789"
 
 
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBdb-ca\n-----END CERTIFICATE-----\n"
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxHost]:
     host = SandboxHost()  # its shims and state only: this test never starts its sshd
+    # The runtime stage made the instance's user, who checks the connection.
+    (host.root / ".shim-state.json").write_text(json.dumps({"users": [CONTEXT.app_user]}))
     try:
         yield host
     finally:
@@ -56,6 +63,7 @@ def test_postgresql_is_installed_once_and_the_role_and_database_are_made_once(sa
     installs = [c for c in sandbox.commands("apt-get") if "install" in c.argv]
     assert len(installs) == 1 and "postgresql" in installs[0].argv
     assert {c.user for c in sandbox.commands("psql") if "-h" not in c.argv} == {"postgres"}  # peer auth as postgres
+    assert {c.user for c in sandbox.commands("psql") if "-h" in c.argv} == {CONTEXT.app_user}  # as the API will
     assert all(PASSWORD not in " ".join(c.argv) for c in sandbox.commands())  # never on a command line
     assert PASSWORD not in first.stdout + first.stderr
     assert sandbox.read("/var/lib/o4o/instances/team.shop/database").decode() == \
@@ -96,14 +104,57 @@ def test_without_a_password_nothing_is_installed(sandbox: SandboxHost) -> None:
     assert sandbox.commands("apt-get") == []
 
 
-def test_an_external_database_is_only_checked(sandbox: SandboxHost) -> None:
-    result = run(sandbox, O4O_DB_MODE="external", O4O_DB_HOST="db.example.net", O4O_DB_PORT="6543",
-                 O4O_DB_NAME="shop", O4O_DB_USER="shop_app", O4O_DB_SSLMODE="verify-full")
+EXTERNAL = {"O4O_DB_MODE": "external", "O4O_DB_HOST": "db.example.net", "O4O_DB_PORT": "6543",
+            "O4O_DB_NAME": "shop", "O4O_DB_USER": "shop_app"}
+
+
+def upload_ca(sandbox: SandboxHost) -> str:
+    """Where the operator's database pre-step puts the CA (mode 0600, for the instance's user)."""
+    path = sandbox.path(CONTEXT.database_ca_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CA_PEM)
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
+def test_an_external_database_is_only_checked_in_exactly_its_sslmode_against_its_ca(sandbox: SandboxHost,
+                                                                                    mode: str) -> None:
+    ca = upload_ca(sandbox)
+    result = run(sandbox, **EXTERNAL, O4O_DB_SSLMODE=mode, O4O_DB_SSLROOTCERT=CONTEXT.database_ca_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert parse_results(result.stdout.splitlines())["database"] == \
-        "external shop at db.example.net:6543 (sslmode verify-full)"
+        f"external shop at db.example.net:6543 (sslmode {mode})"
     assert "postgres" not in sandbox.shim_state()
-    assert [c.argv[1:3] for c in sandbox.commands("psql")] == [("-X", "-q")]
+    calls = sandbox.commands("psql")
+    assert [c.argv[1:3] for c in calls] == [("-X", "-q")]
+    # Not downgraded to require: the exact mode and the uploaded CA reach psql, run as the instance's user.
+    assert [(c.env.get("PGSSLMODE"), c.env.get("PGSSLROOTCERT"), c.user) for c in calls] == \
+        [(mode, ca, CONTEXT.app_user)]
+
+
+def test_a_verifying_sslmode_without_its_ca_fails_as_libpq_would(sandbox: SandboxHost) -> None:
+    not_uploaded = run(sandbox, **EXTERNAL, O4O_DB_SSLMODE="verify-full", O4O_DB_SSLROOTCERT=CONTEXT.database_ca_path)
+    assert not_uploaded.returncode == 1 and "::o4o::transient reason=DatabaseCaMissing" in not_uploaded.stdout
+
+    unnamed = run(sandbox, **EXTERNAL, O4O_DB_SSLMODE="verify-full")
+    assert unnamed.returncode == 65
+    assert "::o4o::permanent reason=DatabaseCaMissing spec.database.external.caSecretRef" in unnamed.stdout
+    assert sandbox.commands("psql") == []
+
+    # The shim's psql itself refuses verify-full without a root certificate, as libpq does.
+    upload_ca(sandbox)
+    sandbox.path(CONTEXT.database_ca_path).write_text("no certificate here\n")
+    unreadable = run(sandbox, **EXTERNAL, O4O_DB_SSLMODE="verify-full", O4O_DB_SSLROOTCERT=CONTEXT.database_ca_path)
+    assert "::o4o::transient reason=DatabaseUnavailable" in unreadable.stdout
+    assert "no certificate or crl found" in unreadable.stdout
+
+
+def test_an_external_database_in_require_gets_no_root_certificate(sandbox: SandboxHost) -> None:
+    result = run(sandbox, **EXTERNAL, O4O_DB_SSLMODE="require")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(c.env.get("PGSSLMODE"), c.env.get("PGSSLROOTCERT")) for c in sandbox.commands("psql")] == \
+        [("require", None)]
 
 
 def test_the_extensions_are_created_in_the_database_before_the_check_and_an_unknown_one_stalls_naming_it(

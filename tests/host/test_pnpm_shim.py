@@ -71,3 +71,20 @@ def test_version_is_what_npm_installed(workspace: Path) -> None:
     state = workspace.parent / "root/.shim-state.json"
     state.write_text(json.dumps({"npm_global": ["pnpm"], "npm_versions": {"pnpm": "10.25.0"}}))
     assert pnpm(workspace, "--version").stdout.strip() == "10.25.0"
+
+
+def test_a_pnpm_run_from_an_installed_package_is_that_packages_version(workspace: Path, tmp_path: Path) -> None:
+    """npm's executables name their package (O4O_SHIM_PACKAGE): an instance's own pnpm, first on its PATH, says
+    its own version whatever the global one is, and is not there before npm installed it."""
+    package = tmp_path / "home/o4o-team-shop/.o4o/pnpm/9.15.9/lib/node_modules/pnpm"
+    environment = {**os.environ, "O4O_ROOT": str(workspace.parent / "root"), "O4O_SHIM_PACKAGE": str(package)}
+
+    def version() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(SHIM), "pnpm", "--version"], cwd=workspace, env=environment,
+                              capture_output=True, text=True, check=False)
+
+    assert version().returncode == 127  # not installed there yet
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "pnpm", "version": "9.15.9"}))
+    assert version().stdout.strip() == "9.15.9"
+    assert pnpm(workspace, "--version").stdout.strip() == sandbox_shim.PNPM_DEFAULT_VERSION  # the global one

@@ -16,6 +16,7 @@ import pytest
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, HostKeySource
+from o4o_operator.pipeline.ambient_grants import AmbientGrants
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.lightsail import LightsailCloud
@@ -59,7 +60,9 @@ def _context(settings: ClientSettings, ssh: dict[str, Any] | None = None,
         "ssh": {"privateKeySecretRef": {"name": "ssh", "key": "ssh-privatekey"}, **(ssh or {})},
         "source": {"repository": "https://example.com/o4o.git"}, "tls": {"email": "ops@example.com"}})
     key = asyncssh.generate_private_key("ssh-ed25519").export_private_key("openssh").decode()
-    runtime = Runtime(settings=OperatorSettings(), kube=_Secrets(key), connector=None,  # type: ignore[arg-type]
+    # The instance brings no credentials: its namespace may use the operator's (here: the test's) identity.
+    granted = OperatorSettings(ambient_grants=AmbientGrants.parse("team="))
+    runtime = Runtime(settings=granted, kube=_Secrets(key), connector=None,  # type: ignore[arg-type]
                       pipelines=None, cloud_factory=lambda region, _, __: LightsailCloud(region, settings,
                                                                                       poll_interval=0))
     body = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-shop", "generation": 1}}

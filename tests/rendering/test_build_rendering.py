@@ -42,7 +42,7 @@ def test_the_default_site_build_is_o4os() -> None:
     assert "  VITE_API_URL=https://shop.example.com\n" in script
     assert 'pnpm --filter "$SITE_PACKAGE..." --fail-if-no-match run "$SITE_SCRIPT"' in script
     assert "OUTPUT=apps/main-site/dist/index.html\n" in script
-    assert ('as_app env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install '
+    assert ('with_pnpm env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install '
             '"${INSTALL_FLAGS[@]}"') in script
     assert "INSTALL_FLAGS=(--frozen-lockfile)\n" in script
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from o4o_operator import models, models_database
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.rendering import HostContext, render_ecosystem
 from o4o_operator.rendering.env_values import (
     DEFAULTS_ORIGIN,
+    DatabaseCa,
     DatabaseConnection,
     database_identifier,
     default_env,
@@ -16,6 +25,7 @@ from o4o_operator.rendering.env_values import (
     local_database,
     merge_env,
     node_pg_sslmode,
+    with_ca,
 )
 from o4o_operator.rendering.host_context import instance_user
 
@@ -98,3 +108,73 @@ def test_the_env_says_the_tls_mode_as_node_postgres_reads_it() -> None:
     external = external_database({"host": "db.example.net", "port": "5432", "name": "shop", "user": "app",
                                   "password": "p-0123456789", "sslMode": "verify-full"}, "db")
     assert default_env("shop.example.com", 3001, external, GENERATED)["PGSSLMODE"] == "verify-full"
+
+
+def _ca_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "db-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+CA_PEM = _ca_pem()
+EXTERNAL = {"host": "db.example.net", "port": "5432", "name": "shop", "user": "app", "password": "p-0123456789"}
+
+
+@pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
+def test_a_verifying_sslmode_without_a_ca_stalls_naming_the_ca_field(mode: str) -> None:
+    connection = external_database({**EXTERNAL, "sslMode": mode}, "db")
+    with pytest.raises(InvalidSpecError) as caught:
+        with_ca(connection, None, "db")
+    assert (caught.value.field, caught.value.reason) == ("spec.database.external.caSecretRef", "DatabaseCaMissing")
+    assert f"sslMode {mode}" in caught.value.message and "key ca.crt" in caught.value.message
+
+
+def test_a_ca_that_holds_no_certificate_stalls_naming_where_it_was_read() -> None:
+    connection = external_database({**EXTERNAL, "sslMode": "verify-full"}, "db")
+    not_pem = DatabaseCa("hello", "spec.database.external.caSecretRef", "key 'ca.crt' of Secret 'db-ca'")
+    with pytest.raises(InvalidSpecError) as caught:
+        with_ca(connection, not_pem, "db")
+    assert (caught.value.field, caught.value.reason) == ("spec.database.external.caSecretRef", "DatabaseCaInvalid")
+    assert "key 'ca.crt' of Secret 'db-ca' must hold one or more PEM certificates" in caught.value.message
+
+
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require"])
+def test_the_modes_that_verify_nothing_take_no_ca(mode: str) -> None:
+    connection = external_database({**EXTERNAL, "sslMode": mode}, "db")
+    given = DatabaseCa(CA_PEM, "spec.database.external.caSecretRef", "key 'ca.crt' of Secret 'db-ca'")
+    assert with_ca(connection, None, "db") == with_ca(connection, given, "db") == connection
+    assert connection.ca_certificate is None
+    env = default_env("shop.example.com", 3001, connection, GENERATED, "/srv/o4o/team.shop/shared/database-ca.crt")
+    assert "PGSSLROOTCERT" not in env and "NODE_EXTRA_CA_CERTS" not in env
+
+
+def test_the_env_and_the_ecosystem_name_the_ca_a_verifying_mode_uses() -> None:
+    """node-postgres verifies against Node's roots plus NODE_EXTRA_CA_CERTS, which Node reads only from its real
+    environment (measured on Node 22.18.0: from --env-file it is ignored), so PM2 sets it too."""
+    host = HostContext(domain="shop.example.com", instance_name="shop", namespace="team",
+                       repository="https://example.com/o4o/platform.git", revision="main", tls_email="ops@example.com")
+    connection = with_ca(external_database({**EXTERNAL, "sslMode": "verify-full"}, "db"),
+                         DatabaseCa(CA_PEM, "spec.database.external.caSecretRef", "key 'ca.crt' of Secret 'db-ca'"),
+                         "db")
+    assert connection.ca_certificate == CA_PEM and CA_PEM not in repr(connection)
+    env = default_env("shop.example.com", 3001, connection, GENERATED, host.database_ca_path)
+    assert (env["PGSSLMODE"], env["PGSSLROOTCERT"], env["NODE_EXTRA_CA_CERTS"]) == \
+        ("verify-full", "/srv/o4o/team.shop/shared/database-ca.crt", "/srv/o4o/team.shop/shared/database-ca.crt")
+    ecosystem = render_ecosystem(host, host.database_ca_path)
+    app = json.loads(ecosystem[ecosystem.index("{"):ecosystem.rindex("}") + 1])["apps"][0]
+    assert app["env"]["NODE_EXTRA_CA_CERTS"] == host.database_ca_path
+    assert "NODE_EXTRA_CA_CERTS" not in render_ecosystem(host)
+
+
+def test_the_ca_reference_defaults_to_the_key_ca_crt_and_the_secret_key_pattern_matches_the_models() -> None:
+    spec = models_database.DatabaseSpec.model_validate({"external": {"secretRef": {"name": "db"},
+                                                                     "caSecretRef": {"name": "db-ca"}}})
+    assert spec.external is not None and spec.external.ca_secret_ref is not None
+    assert spec.external.ca_secret_ref.key == "ca.crt"
+    assert spec.external.secret_refs() == [("db", "spec.database.external.secretRef"),
+                                           ("db-ca", "spec.database.external.caSecretRef")]
+    assert models_database.SECRET_KEY_PATTERN == models.SECRET_KEY_PATTERN

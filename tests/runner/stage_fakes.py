@@ -40,6 +40,8 @@ class RecordingSession:
         self.public_envs: list[dict[str, str]] = []
         self.uploads: list[str] = []
         self.contents: dict[str, bytes] = {}
+        self.modes: dict[str, tuple[int, str | None]] = {}
+        """Per uploaded path: its mode and owner."""
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -59,6 +61,7 @@ class RecordingSession:
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         self.uploads.append(path)
         self.contents[path] = content
+        self.modes[path] = (mode, owner)
 
     async def close(self) -> None:
         return None

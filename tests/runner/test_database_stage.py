@@ -4,11 +4,17 @@ complete, a foreign Secret of that name stalls, and the user's env Secrets overr
 
 from __future__ import annotations
 
+import datetime
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from stage_fakes import (
     FINGERPRINT,
     FakeKube,
@@ -34,6 +40,21 @@ FETCHED = DeploymentInstanceStatus(server=SERVER, source=SourceStatus(
 SECRET = "shop-database"
 EXTERNAL = {"host": "db.example.net", "port": "6543", "name": "shop", "user": "shop_app",
             "password": "external-pass-123", "sslMode": "verify-full"}
+
+
+def _ca_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "db-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+CA_PEM = _ca_pem()
+WITH_CA = {"external": {"secretRef": {"name": "ext-db"}, "caSecretRef": {"name": "db-ca"}}}
+CA_PATH = "/srv/o4o/team.shop/shared/database-ca.crt"
 
 
 def _driver(kube: FakeKube, session: RecordingSession, **spec: Any) -> Any:
@@ -131,16 +152,62 @@ async def test_an_external_database_secret_without_a_key_stalls_naming_the_field
     assert EXTERNAL["password"] not in caught.value.message and session.scripts == []
 
 
-async def test_an_external_database_is_checked_with_its_own_connection() -> None:
+async def test_an_external_database_is_checked_with_its_own_connection_and_its_ca() -> None:
     kube, session = FakeKube(), RecordingSession({"database": "external shop"})
     kube.secrets["ext-db"] = dict(EXTERNAL)
+    kube.secrets["db-ca"] = {"ca.crt": CA_PEM, "ca.key": "ca-private-key-0123456789"}  # as CloudNativePG's <cluster>-ca
 
-    await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.DATABASE)
+    driver = _driver(kube, session, database=WITH_CA)
+    await driver.run(StageName.DATABASE)
 
     assert session.envs == [{"O4O_DB_PASSWORD": "external-pass-123"}]
     assert session.public_envs == [{"O4O_DB_MODE": "external", "O4O_DB_HOST": "db.example.net",
                                     "O4O_DB_PORT": "6543", "O4O_DB_NAME": "shop", "O4O_DB_USER": "shop_app",
-                                    "O4O_DB_SSLMODE": "verify-full", "O4O_DB_EXTENSIONS": "uuid-ossp"}]
+                                    "O4O_DB_SSLMODE": "verify-full", "O4O_DB_EXTENSIONS": "uuid-ossp",
+                                    "O4O_DB_SSLROOTCERT": CA_PATH}]
+    # Uploaded before the script checks the connection with it, for the instance's user alone.
+    assert session.uploads == [CA_PATH] and session.contents[CA_PATH] == CA_PEM.encode()
+    assert session.modes[CA_PATH] == (0o600, driver.instance.host_context().app_user)
+    assert "ca-private-key-0123456789" not in driver.instance.log.redactor("key ca-private-key-0123456789")
+
+
+@pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
+async def test_a_verifying_sslmode_without_a_ca_stalls_naming_the_field_before_anything_reaches_the_host(
+        mode: str) -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "external shop"})
+    kube.secrets["ext-db"] = {**EXTERNAL, "sslMode": mode}
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.DATABASE)
+
+    assert (caught.value.field, caught.value.reason) == ("spec.database.external.caSecretRef", "DatabaseCaMissing")
+    assert session.scripts == [] and session.uploads == []
+
+
+async def test_a_ca_secret_without_its_key_stalls_naming_the_field_and_the_key() -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "external shop"})
+    kube.secrets["ext-db"] = dict(EXTERNAL)
+    kube.secrets["db-ca"] = {"tls.crt": CA_PEM}
+
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _driver(kube, session, database=WITH_CA).run(StageName.DATABASE)
+
+    assert (caught.value.field, caught.value.reason) == ("spec.database.external.caSecretRef", "DatabaseCaMissing")
+    assert "'db-ca' has no key 'ca.crt'" in caught.value.message and session.scripts == []
+
+
+async def test_a_ca_crt_key_beside_the_connection_serves_without_a_ca_reference_and_require_takes_none() -> None:
+    kube, session = FakeKube(), RecordingSession({"database": "external shop"})
+    kube.secrets["ext-db"] = {**EXTERNAL, "ca.crt": CA_PEM}
+    external = {"external": {"secretRef": {"name": "ext-db"}}}
+
+    await _driver(kube, session, database=external).run(StageName.DATABASE)
+    assert session.public_envs[-1]["O4O_DB_SSLROOTCERT"] == CA_PATH and session.uploads == [CA_PATH]
+
+    kube.secrets["ext-db"] = {**EXTERNAL, "sslMode": "require"}
+    required = RecordingSession({"database": "external shop"})
+    await _driver(kube, required, database=external).run(StageName.DATABASE)
+    assert "O4O_DB_SSLROOTCERT" not in required.public_envs[-1] and required.uploads == []
 
 
 async def test_a_script_that_reports_no_database_fails_transiently() -> None:
@@ -167,15 +234,35 @@ async def test_the_env_file_has_the_defaults_the_generated_secrets_and_the_users
     assert "ADMIN_PASSWORD" not in env
 
 
-async def test_the_env_file_points_at_an_external_database() -> None:
+async def test_the_env_file_points_at_an_external_database_and_its_ca() -> None:
     kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
     kube.secrets["ext-db"] = dict(EXTERNAL)
+    kube.secrets["db-ca"] = {"ca.crt": CA_PEM}
 
-    await _driver(kube, session, database={"external": {"secretRef": {"name": "ext-db"}}}).run(StageName.CONFIGURE)
+    await _driver(kube, session, database=WITH_CA).run(StageName.CONFIGURE)
 
     env = _env_file(session)
     assert (env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USERNAME"], env["DB_PASSWORD"],
             env["PGSSLMODE"]) == ("db.example.net", "6543", "shop", "shop_app", "external-pass-123", "verify-full")
+    assert env["PGSSLROOTCERT"] == env["NODE_EXTRA_CA_CERTS"] == CA_PATH
+    assert session.contents[CA_PATH] == CA_PEM.encode()
+    ecosystem = next(content.decode() for path, content in session.contents.items()
+                     if path.endswith("ecosystem.config.js"))
+    app = json.loads(ecosystem[ecosystem.index("{"):ecosystem.rindex("}") + 1])["apps"][0]
+    assert app["env"]["NODE_EXTRA_CA_CERTS"] == CA_PATH  # Node reads it from its real environment only
+
+
+async def test_a_changed_ca_secret_changes_the_env_and_database_versions() -> None:
+    kube = FakeKube()
+    kube.secrets["ext-db"] = dict(EXTERNAL)
+    kube.secrets["db-ca"] = {"ca.crt": CA_PEM}
+    before = await _driver(kube, RecordingSession({}), database=WITH_CA).instance.observe_facts(FETCHED)
+    kube.secrets["db-ca"] = {"ca.crt": _ca_pem()}
+    kube.versions["db-ca"] = 2
+
+    after = await _driver(kube, RecordingSession({}), database=WITH_CA).instance.observe_facts(FETCHED)
+
+    assert after.database_version != before.database_version and after.env_version != before.env_version
 
 
 async def test_a_changed_generated_secret_changes_the_env_and_database_versions_only() -> None:

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from o4o_operator.pipeline.ambient_grants import AmbientGrants
 from o4o_operator.runner.settings import OperatorSettings
 
 FIELDS = [field.name for field in dataclasses.fields(OperatorSettings)]
@@ -15,6 +16,8 @@ def _example(default: object) -> tuple[str, object]:
     """A raw value unlike the default, and what it should parse to."""
     if default is None or isinstance(default, str):
         return "http://127.0.0.1:9", "http://127.0.0.1:9"
+    if isinstance(default, AmbientGrants):
+        return "team-a=a-corp.com", AmbientGrants.parse("team-a=a-corp.com")
     if isinstance(default, int):
         return str(default + 7), default + 7
     assert isinstance(default, float)
@@ -54,3 +57,12 @@ def test_the_variables_spelled_in_the_docs_still_work() -> None:
 def test_a_bad_number_names_its_variable(raw: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=f"O4O_MAX_PIPELINES {complaint}"):
         OperatorSettings.from_environment({"O4O_MAX_PIPELINES": raw})
+
+
+def test_nothing_is_granted_the_operators_own_identity_by_default_and_a_bad_grant_names_its_variable() -> None:
+    assert OperatorSettings().ambient_grants == AmbientGrants()
+    settings = OperatorSettings.from_environment(
+        {"O4O_AMBIENT_GRANTS": "team-a=a-corp.com,shop.example.com;team-b=b.example"})
+    assert settings.ambient_grants.zones_for("team-b") == {"b.example"}
+    with pytest.raises(ValueError, match="O4O_AMBIENT_GRANTS: 'team-a' is not NAMESPACE=ZONE"):
+        OperatorSettings.from_environment({"O4O_AMBIENT_GRANTS": "team-a"})

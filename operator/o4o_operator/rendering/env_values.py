@@ -1,10 +1,11 @@
 """The API server's ``.env``: the operator's defaults, then the user's Secrets on top.
 
 Owns: the names of the operator-generated values (:data:`GENERATED_KEYS`), the database connection an
-instance's API uses (:class:`DatabaseConnection`, local or read from an external database's Secret), the
-default variables (:func:`default_env`) and their merge with the user's ``spec.env`` Secrets
-(:func:`merge_env`: the user's keys add to and override the defaults, a user-supplied ``JWT_SECRET``
-wins). Purely computational: no I/O. Must never put a value into an error message.
+instance's API uses (:class:`DatabaseConnection`, local or read from an external database's Secret, with the
+CA its ``sslMode`` verifies against: :func:`with_ca`), the default variables (:func:`default_env`) and
+their merge with the user's ``spec.env`` Secrets (:func:`merge_env`: the user's keys add to and override
+the defaults, a user-supplied ``JWT_SECRET`` wins). Purely computational: no I/O. Must never put a value
+into an error message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import re
 from collections.abc import Mapping, Sequence
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.models_database import EXTERNAL_KEYS, EXTERNAL_SECRET_FIELD, GENERATED_SECRET_FIELD, SSL_MODES
+from o4o_operator.models import pem_certificates
+from o4o_operator.models_database import (
+    CA_KEY,
+    CA_SECRET_FIELD,
+    EXTERNAL_KEYS,
+    EXTERNAL_SECRET_FIELD,
+    GENERATED_SECRET_FIELD,
+    SSL_MODES,
+    VERIFYING_SSL_MODES,
+)
 
 LOCAL_DB_HOST = "127.0.0.1"
 """TCP to the server's own PostgreSQL: O4O's API forces TLS for a TCP host under NODE_ENV=production, which
@@ -51,6 +61,23 @@ class DatabaseConnection:
     user: str
     password: str = dataclasses.field(repr=False)
     ssl_mode: str = "require"
+    ca_certificate: str | None = dataclasses.field(default=None, repr=False)
+    """PEM CA certificate(s) the server's certificate chains to: set exactly when ``ssl_mode`` verifies."""
+
+    @property
+    def verifies(self) -> bool:
+        return self.ssl_mode in VERIFYING_SSL_MODES
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseCa:
+    """A CA read for an external database, and where it was read (for messages: never its text)."""
+
+    pem: str = dataclasses.field(repr=False)
+    field: str
+    """:data:`~o4o_operator.models_database.CA_SECRET_FIELD`, or the connection Secret's field for its ca.crt."""
+    where: str
+    """``key 'ca.crt' of Secret 'db-ca'``."""
 
 
 def local_database(generated: Mapping[str, str], identifier: str, secret_name: str) -> DatabaseConnection:
@@ -83,26 +110,57 @@ def external_database(data: Mapping[str, str], secret_name: str) -> DatabaseConn
                               data["sslMode"])
 
 
+def with_ca(connection: DatabaseConnection, ca: DatabaseCa | None, secret_name: str) -> DatabaseConnection:
+    """The connection with the CA its ``sslMode`` verifies against (None for the modes that verify nothing).
+
+    verify-ca and verify-full without a CA, or with one that holds no PEM certificate, stall naming the field
+    (``spec.database.external.caSecretRef``): libpq would refuse to connect, or verify against nothing.
+    """
+    if not connection.verifies:
+        return connection
+    if ca is None:
+        raise InvalidSpecError(CA_SECRET_FIELD, f"sslMode {connection.ssl_mode} (Secret {secret_name!r}) verifies "
+                               "the server's certificate, and no CA was given: set spec.database.external."
+                               f"caSecretRef to the Secret holding it (key {CA_KEY}), or add key {CA_KEY} to "
+                               f"Secret {secret_name!r}", reason="DatabaseCaMissing")
+    try:
+        pem = pem_certificates(ca.pem)
+    except ValueError as error:
+        raise InvalidSpecError(ca.field, f"{ca.where} {error}", reason="DatabaseCaInvalid") from None
+    return dataclasses.replace(connection, ca_certificate=pem)
+
+
 NODE_PG_SSLMODES = {"disable": "disable", "allow": "disable", "prefer": "no-verify", "require": "no-verify"}
 """libpq's ``sslmode`` as node-postgres reads ``PGSSLMODE`` (what the API's ``pg`` and TypeORM do when given no
 TLS settings, as O4O's ``migrate.js`` is): to it ``require`` means *verify the certificate*, which Debian's
 snakeoil one fails ("self-signed certificate", seen on a booted host); its ``no-verify`` is libpq's
-``require``. ``verify-ca`` and ``verify-full`` keep their meaning."""
+``require``. ``verify-ca`` and ``verify-full`` keep their meaning (node-postgres checks the host name for both),
+against Node's roots plus ``NODE_EXTRA_CA_CERTS``."""
 
 
 def node_pg_sslmode(ssl_mode: str) -> str:
     return NODE_PG_SSLMODES.get(ssl_mode, ssl_mode)
 
 
+def ca_env(ca_path: str) -> dict[str, str]:
+    """Where the database's CA lies on the host, for libpq (``PGSSLROOTCERT``) and Node (``NODE_EXTRA_CA_CERTS``,
+    which node-postgres' verify-ca and verify-full verify against). Node reads ``NODE_EXTRA_CA_CERTS`` only from
+    its real environment at start (not from ``--env-file``, nodejs/node#51426): the PM2 ecosystem sets it too,
+    and the commands run through the ``.env`` (migrations, admin command) start with it in their environment."""
+    return {"PGSSLROOTCERT": ca_path, "NODE_EXTRA_CA_CERTS": ca_path}
+
+
 def default_env(domain: str, api_port: int, database: DatabaseConnection,
-                generated: Mapping[str, str]) -> dict[str, str]:
-    """What the operator sets in the ``.env`` before the user's Secrets."""
+                generated: Mapping[str, str], ca_path: str | None = None) -> dict[str, str]:
+    """What the operator sets in the ``.env`` before the user's Secrets (``ca_path``: where the database's CA
+    was uploaded, given exactly when the connection verifies)."""
     origin = f"https://{domain}"
     return {
         "NODE_ENV": "production", "PORT": str(api_port), "CORS_ORIGIN": origin, "FRONTEND_URL": origin,
         "DB_TYPE": "postgres", "DB_HOST": database.host, "DB_PORT": database.port, "DB_NAME": database.name,
         "DB_USERNAME": database.user, "DB_PASSWORD": database.password, "PGSSLMODE": node_pg_sslmode(database.ssl_mode),
         "REDIS_ENABLED": "false",
+        **(ca_env(ca_path) if ca_path and database.verifies else {}),
         **{key: generated[key] for key in SECRET_KEYS if key in generated},
     }
 

@@ -290,6 +290,12 @@ class HostContext:
         return f"{self.shared_dir}/.env"
 
     @property
+    def database_ca_path(self) -> str:
+        """An external database's CA (``sslMode`` verify-ca, verify-full): mode 0600, owned by the app user, who
+        checks the connection with it (psql's ``sslrootcert``) and runs the API that verifies against it."""
+        return f"{self.shared_dir}/database-ca.crt"
+
+    @property
     def ecosystem_path(self) -> str:
         return f"{self.shared_dir}/ecosystem.config.js"
 
@@ -355,6 +361,17 @@ class HostContext:
     def node_dir(self) -> str:
         """Where this Node.js release is unpacked, one directory per version (as nvm and volta keep them)."""
         return f"/opt/o4o/node/v{self.node_version}"
+
+    @property
+    def app_home(self) -> str:
+        """The instance user's home (mode 0700): PM2's state and the instance's own pnpm live there."""
+        return f"/home/{self.app_user}"
+
+    @property
+    def pnpm_root(self) -> str:
+        """One npm prefix per pnpm version the instance's repository pins, ``<pnpm_root>/<version>``, installed
+        by and for the instance's user: instances sharing a host each build with their own pnpm."""
+        return f"{self.app_home}/.o4o/pnpm"
 
     @property
     def global_prefix(self) -> str:

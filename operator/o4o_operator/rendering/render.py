@@ -85,8 +85,15 @@ def render_nginx_site(context: HostContext, certificate_present: bool) -> str:
     return environment().get_template("nginx-site.conf.j2").render(ctx=context, https=certificate_present)
 
 
-def render_ecosystem(context: HostContext) -> str:
-    """The PM2 ecosystem file; every value is JSON-encoded, so it is valid JavaScript."""
+def render_ecosystem(context: HostContext, extra_ca_path: str | None = None) -> str:
+    """The PM2 ecosystem file; every value is JSON-encoded, so it is valid JavaScript.
+
+    ``extra_ca_path`` (an external database's CA) becomes ``NODE_EXTRA_CA_CERTS`` in the API's real
+    environment: Node reads it only there, never from ``--env-file``.
+    """
+    env = {"NODE_ENV": "production", "PORT": str(context.api_port), "HOST": "127.0.0.1"}
+    if extra_ca_path:
+        env["NODE_EXTRA_CA_CERTS"] = extra_ca_path
     app = {
         "name": context.pm2_app_name,
         "cwd": context.api_cwd,
@@ -98,7 +105,7 @@ def render_ecosystem(context: HostContext) -> str:
         "max_memory_restart": "512M",
         "kill_timeout": 10000,
         "time": True,
-        "env": {"NODE_ENV": "production", "PORT": str(context.api_port), "HOST": "127.0.0.1"},
+        "env": env,
     }
     config = json.dumps({"apps": [app]}, indent=2, sort_keys=True)
     return environment().get_template("ecosystem.config.js.j2").render(ctx=context, config_json=config)

@@ -6,7 +6,9 @@ which status changes they hand back (:mod:`o4o_operator.runner.stage_steps`): a
 checkpoint before a server is created, an outcome with a past-tense message
 ("Created server ..."). The host stages are data, run by
 :mod:`o4o_operator.runner.host_stages`. Must not decide whether a stage should
-run (the pipeline did), and must not write status (the worker does).
+run (the pipeline did), and must not write status (the worker does). An instance that brings no
+credentials uses the operator's own identity only as ``O4O_AMBIENT_GRANTS`` grants it, checked before
+the first cloud or DNS call.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import AsyncGenerator, Mapping
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.models import BUILD_RAM_GB, DnsProviderKind, HostKeySource, ServerStatus
 from o4o_operator.models_inventory import ItemKind
+from o4o_operator.pipeline.ambient_grants import dns_refusal, provider_refusal
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses
 from o4o_operator.providers.ownership import (
@@ -54,6 +57,10 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
         return
     lightsail = instance.spec.provider.lightsail
     assert lightsail is not None
+    refusal = provider_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace,
+                               has_credentials=lightsail.credentials_secret_ref is not None)
+    if refusal is not None:
+        raise refusal
     cloud = await instance.cloud()
     await cloud.validate(lightsail.region, lightsail.availability_zone, lightsail.bundle_id,
                          lightsail.blueprint_id, min_ram_gb=BUILD_RAM_GB)
@@ -198,6 +205,11 @@ async def dns(instance: InstanceContext) -> AsyncGenerator[StageStep]:
         moved = await remove_moved_records(instance, record, keep=None)
         yield Outcome(f"Checked that {domain} resolves to {', '.join(addresses)}{moved}", {"inventory": record.items})
         return
+    lightsail = instance.spec.provider.lightsail
+    refusal = dns_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace, instance.spec.domain,
+                          spec, has_credentials=lightsail is not None and lightsail.credentials_secret_ref is not None)
+    if refusal is not None:
+        raise refusal
     zone = spec.hosted_zone_id or spec.zone
     here = [DnsPlace(spec.provider.value, zone, "A"), DnsPlace(spec.provider.value, zone, "TXT")]
     values = [address, instance.record_owner.txt_value()]

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.kubeapi import FIELD_MANAGER, KubeApi, SecretData
 from o4o_operator.models_database import (
+    CA_KEY,
+    CA_SECRET_FIELD,
     EXTERNAL_SECRET_FIELD,
     GENERATED_SECRET_FIELD,
     INSTANCE_LABEL,
@@ -33,10 +35,12 @@ from o4o_operator.models_database import (
 )
 from o4o_operator.rendering.env_values import (
     GENERATED_KEYS,
+    DatabaseCa,
     DatabaseConnection,
     database_identifier,
     external_database,
     local_database,
+    with_ca,
 )
 from o4o_operator.runner.instance import InstanceContext
 
@@ -129,17 +133,43 @@ async def database_connection(instance: InstanceContext, generated: Mapping[str,
         identifier = database_identifier(instance.host_context().app_user)
         return local_database(generated, identifier, generated_secret_name(instance.ref.name))
     name = external.secret_ref.name
-    return external_database((await instance.secret(name, EXTERNAL_SECRET_FIELD)).data, name)
+    data = (await instance.secret(name, EXTERNAL_SECRET_FIELD)).data
+    connection = external_database(data, name)
+    if not connection.verifies:  # the CA is read only for a mode that verifies against it
+        return connection
+    ca: DatabaseCa | None = None
+    ref = external.ca_secret_ref
+    if ref is not None:
+        secret = await instance.secret(ref.name, CA_SECRET_FIELD)
+        if not secret.data.get(ref.key):
+            raise InvalidSpecError(CA_SECRET_FIELD, f"Secret {ref.name!r} has no key {ref.key!r} (the CA for "
+                                   f"sslMode {connection.ssl_mode})", reason="DatabaseCaMissing")
+        ca = DatabaseCa(secret.data[ref.key], CA_SECRET_FIELD, f"key {ref.key!r} of Secret {ref.name!r}")
+    elif data.get(CA_KEY):
+        ca = DatabaseCa(data[CA_KEY], EXTERNAL_SECRET_FIELD, f"key {CA_KEY!r} of Secret {name!r}")
+    return with_ca(connection, ca, name)
 
 
 async def database_script_env(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
     """What the database stage's script gets in its environment (never rendered into it): the password, which
-    is redacted from its output, and the names, host, port and modes, which are not (so DatabaseReady says
-    which database it made and where)."""
+    is redacted from its output, and the names, host, port, modes and the CA's path on the host, which are not
+    (so DatabaseReady says which database it made and where)."""
     connection = await database_connection(instance, await generated_values(instance))
     mode = "local" if instance.spec.database.external is None else "external"
     public = {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,
               "O4O_DB_NAME": connection.name, "O4O_DB_USER": connection.user,
               "O4O_DB_SSLMODE": connection.ssl_mode,
               "O4O_DB_EXTENSIONS": " ".join(instance.spec.database.extensions)}
+    if connection.ca_certificate:
+        public["O4O_DB_SSLROOTCERT"] = instance.host_context().database_ca_path
     return {"O4O_DB_PASSWORD": connection.password}, public
+
+
+async def upload_database_ca(instance: InstanceContext, connection: DatabaseConnection) -> str | None:
+    """Put the connection's CA on the host for the app user alone (0600); its path there, None without one."""
+    if not connection.ca_certificate:
+        return None
+    host = instance.host_context()
+    await (await instance.session()).upload(host.database_ca_path, connection.ca_certificate.encode(), mode=0o600,
+                                            owner=host.app_user)
+    return host.database_ca_path

@@ -4,9 +4,9 @@ Owns: :func:`run_host_stage` (open the SSH session, run the stage's small
 pre-step if it has one, pass the Secrets its row names, render and run its
 script with the timeout its row derives, map the script's results and spec
 values into status changes, and format its message), and the pre-steps of the
-stages that need one (source pins the recorded commit, configure uploads its
-files, tls its CA bundles), the admin credentials the apps script gets in its environment, and the apps
-message and record (what the instance reports). Must not decide whether
+stages that need one (source pins the recorded commit, database uploads an external database's CA,
+configure uploads its files and that CA, tls its CA bundles), the admin credentials the apps script
+gets in its environment, and the apps message and record (what the instance reports). Must not decide whether
 a stage should run, and must not write status: it yields an :class:`Outcome`.
 """
 
@@ -23,7 +23,12 @@ from o4o_operator import metrics
 from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
-from o4o_operator.runner.generated_secret import database_connection, database_script_env, generated_values
+from o4o_operator.runner.generated_secret import (
+    database_connection,
+    database_script_env,
+    generated_values,
+    upload_database_ca,
+)
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.stage_steps import Outcome, StageStep
 
@@ -36,11 +41,12 @@ async def _pinned_source(instance: InstanceContext, host: HostContext) -> HostCo
     return dataclasses.replace(host, commit=instance.status.source.pinned_commit(instance.spec.source))
 
 
-async def _env_values(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
+async def _env_values(instance: InstanceContext,
+                      ca_path: str | None) -> tuple[dict[str, str], dict[str, str]]:
     """The operator's defaults, then the user's Secrets (later ones win), and per key where it came from."""
     generated = await generated_values(instance)
     defaults = env_values.default_env(instance.spec.domain, instance.spec.api_port,
-                                       await database_connection(instance, generated), generated)
+                                       await database_connection(instance, generated), generated, ca_path)
     user: list[tuple[str, Mapping[str, str]]] = []
     for index, ref in enumerate(instance.spec.env):
         field = f"spec.env[{index}]"
@@ -59,12 +65,21 @@ async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> Ho
     return host
 
 
+async def _upload_database_ca(instance: InstanceContext, host: HostContext) -> HostContext:
+    """An external database's CA, before the script checks the connection with it (configure uploads it too:
+    the API verifies against it)."""
+    await upload_database_ca(instance, await database_connection(instance, await generated_values(instance)))
+    return host
+
+
 async def _upload_configuration(instance: InstanceContext, host: HostContext) -> HostContext:
     session = await instance.session()
     await _upload_ca_bundles(instance, host)
-    env_file = render.render_env(*await _env_values(instance))
+    connection = await database_connection(instance, await generated_values(instance))
+    ca_path = await upload_database_ca(instance, connection)
+    env_file = render.render_env(*await _env_values(instance, ca_path))
     await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
-    await session.upload(host.ecosystem_path, render.render_ecosystem(host).encode(), mode=0o644,
+    await session.upload(host.ecosystem_path, render.render_ecosystem(host, ca_path).encode(), mode=0o644,
                          owner=host.app_user)
     for https in (False, True):
         await session.upload(host.nginx_site_path(https), render.render_nginx_site(host, https).encode(),
@@ -74,6 +89,7 @@ async def _upload_configuration(instance: InstanceContext, host: HostContext) ->
 
 PRE_STEPS: Mapping[StageName, PreStep] = {
     StageName.SOURCE: _pinned_source,
+    StageName.DATABASE: _upload_database_ca,
     StageName.CONFIGURE: _upload_configuration,
     StageName.TLS: _upload_ca_bundles,
 }

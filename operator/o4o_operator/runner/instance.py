@@ -26,7 +26,6 @@ from o4o_operator.models import (
     InstanceRef,
 )
 from o4o_operator.models_database import (
-    EXTERNAL_SECRET_FIELD,
     GENERATED_SECRET_FIELD,
     generated_secret_name,
     secret_values,
@@ -158,9 +157,10 @@ class InstanceContext:
                 versions[name] = f"missing:{error.reason}"
         env_versions = {env.name: versions.get(env.name, "") for env in self.spec.env}
         # The operator-owned Secret and an external database's Secret feed the .env too: a change re-runs configure.
+        # So do the external database's Secrets (its connection, its CA).
         own = [(generated_secret_name(self.ref.name), GENERATED_SECRET_FIELD)]
         if self.spec.database.external is not None:
-            own.append((self.spec.database.external.secret_ref.name, EXTERNAL_SECRET_FIELD))
+            own.extend(self.spec.database.external.secret_refs())
         database_versions: dict[str, str] = {}
         for name, field in own:
             try:

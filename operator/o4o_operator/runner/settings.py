@@ -10,6 +10,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from o4o_operator.pipeline.ambient_grants import AmbientGrants
+
 
 @dataclasses.dataclass(frozen=True)
 class OperatorSettings:
@@ -28,6 +30,9 @@ class OperatorSettings:
     cloud_poll_interval: float = 5.0
     node_mirror: str = "https://nodejs.org/dist"
     """Where servers download Node.js release tarballs and SHASUMS256.txt (a mirror shaped like nodejs.org/dist)."""
+    ambient_grants: AmbientGrants = dataclasses.field(default_factory=AmbientGrants)
+    """``O4O_AMBIENT_GRANTS``: the namespaces that may use the operator's own cloud identity, and the DNS zones
+    each may write with it (see :mod:`o4o_operator.pipeline.ambient_grants`); none by default."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_mirror", self.node_mirror.rstrip("/"))
@@ -42,12 +47,13 @@ class OperatorSettings:
         """Every field from its ``O4O_*`` variable; unset or empty keeps the default."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        defaults = cls()
         for field in dataclasses.fields(cls):
             name = cls.environment_variable(field.name)
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(name, raw, field.default)
+            values[field.name] = _parse(name, raw, getattr(defaults, field.name))
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -55,6 +61,8 @@ def _parse(name: str, raw: str, default: object) -> object:
     """A variable's value in the type of its field's default (a number must be positive)."""
     if default is None or isinstance(default, str):
         return raw
+    if isinstance(default, AmbientGrants):
+        return AmbientGrants.parse(raw, name)
     try:
         value = float(raw)
     except ValueError as error:

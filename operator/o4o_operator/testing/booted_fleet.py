@@ -47,6 +47,8 @@ class BootedFleet:
         self._lock = threading.Lock()
         self._places = threading.BoundedSemaphore(max_hosts)
         self._addresses: dict[str, str] = {}
+        self._deleting: dict[str, threading.Thread] = {}
+        """Deletes under way, by name: a server made again under its name boots once the old one is gone."""
         self.hosts: dict[str, BootedHost] = {}
         self.boot_errors: dict[str, str] = {}
         self._workers: list[threading.Thread] = []
@@ -91,7 +93,9 @@ class BootedFleet:
         return host is not None and host.boot_seconds is not None and host.running
 
     def delete_server(self, name: str) -> None:
-        self._spawn(f"delete-{name}", self._delete, name)
+        worker = self._spawn(f"delete-{name}", self._delete, name)
+        with self._lock:
+            self._deleting[name] = worker
 
     # ---- existing hosts ------------------------------------------------------------------------------------
 
@@ -127,12 +131,13 @@ class BootedFleet:
 
     # ---- workers -------------------------------------------------------------------------------------------
 
-    def _spawn(self, thread_name: str, target: Any, *args: Any) -> None:
+    def _spawn(self, thread_name: str, target: Any, *args: Any) -> threading.Thread:
         worker = threading.Thread(target=target, args=args, name=thread_name, daemon=True)
         with self._lock:
             self._workers = [w for w in self._workers if w.is_alive()]
             self._workers.append(worker)
         worker.start()
+        return worker
 
     def _take_place(self) -> bool:
         while not self._places.acquire(timeout=0.5):
@@ -144,6 +149,10 @@ class BootedFleet:
         return True
 
     def _boot(self, name: str, address: str, keys: list[str]) -> None:
+        with self._lock:
+            deleting = self._deleting.pop(name, None)
+        if deleting is not None:  # a server made again under its name: the old machine goes first
+            deleting.join(timeout=_STOP_TIMEOUT)
         if not self._take_place():
             return
         try:
@@ -174,9 +183,11 @@ class BootedFleet:
         try:
             self.world.remove_host(host)
         finally:
-            self.hosts.pop(name, None)  # only once gone: a test waits for this
+            # Only once gone (a test waits for this), and only this machine. The name keeps its address: a
+            # server made again under it boots where its static IP points.
             with self._lock:
-                self._addresses.pop(name, None)
+                if self.hosts.get(name) is host:
+                    self.hosts.pop(name, None)
             with contextlib.suppress(ValueError):
                 self._places.release()
 

@@ -5,8 +5,10 @@ Owns: a small model of one Debian PostgreSQL host in the shim state (``state["po
 postgresql`` runs (Debian creates and starts cluster ``14/main`` on port 5432 and the ``postgres`` user),
 and the answers of ``psql`` to the statements ``setup-database.sh`` and ``teardown-host.sh`` send: peer
 authentication for the ``postgres`` user without ``-h``, password authentication over TCP against the stored
-hash. A host other than the local one stands for an external database and answers ``SELECT 1``. Planned
-failures (``SandboxHost.fail_command``) come first, as for every shim.
+hash. A host other than the local one stands for an external database and answers ``SELECT 1``; as libpq,
+``PGSSLMODE`` verify-ca and verify-full need a root certificate (``PGSSLROOTCERT``, else
+``~/.postgresql/root.crt``) holding a PEM certificate. Planned failures (``SandboxHost.fail_command``) come
+first, as for every shim.
 
 Must not: keep a password (only its hash), start a daemon, or import anything beyond the standard library
 (``sandbox_shim`` runs it as a sibling file).
@@ -115,16 +117,37 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _root_certificate_problem(host: str, port: int) -> str | None:
+    """What libpq says when ``PGSSLMODE`` verifies and the root certificate file is missing or holds none."""
+    if os.environ.get("PGSSLMODE") not in ("verify-ca", "verify-full"):
+        return None
+    path = os.environ.get("PGSSLROOTCERT") or os.path.join(os.environ.get("HOME", "/root"), ".postgresql/root.crt")
+    where = f'connection to server at "{host}", port {port} failed'
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return (f'{where}: root certificate file "{path}" does not exist\nEither provide the file, use the '
+                "system's trusted roots with sslrootcert=system, or change sslmode to disable server certificate "
+                "verification.")
+    except OSError as error:
+        return f'{where}: could not read root certificate file "{path}": {error.strerror}'
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return f'{where}: could not load root certificate file "{path}": no certificate or crl found'
+    return None
+
+
 def psql(args: list[str], as_user: str, update_state: Callable[[Callable[[State], None]], None],
          state: State, stdin_text: Callable[[], str]) -> int:
     options, words = _options(args)
     host = options.get("h", "")
     user = options.get("U") or (words[1] if len(words) > 1 else "") or as_user or "root"
     database = options.get("d") or (words[0] if words else "") or user
-    if host not in LOCAL_HOSTS:  # an external database: reachable, as far as the sandbox knows
-        return _answer(options, stdin_text, update_state, external=True)
-    pg = state.get("postgres")
     port = int(options.get("p") or 5432)
+    if host not in LOCAL_HOSTS:  # an external database: reachable, as far as the sandbox knows
+        problem = _root_certificate_problem(host, port)
+        return _fail(problem) if problem else _answer(options, stdin_text, update_state, external=True)
+    pg = state.get("postgres")
     cluster = next((c for c in (pg or {}).get("clusters", []) if c["port"] == port), None)
     if pg is None or cluster is None or not cluster["online"]:
         where = (f'server at "{host}", port {port}' if host

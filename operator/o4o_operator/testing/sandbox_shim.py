@@ -68,8 +68,9 @@ AS_USER = os.environ.get("O4O_SHIM_USER", "")
 LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
 """A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
 LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                      "NO_PROXY")
-"""The environment variables each call records beside its argv (none of them secret)."""
+                      "NO_PROXY", "PGSSLMODE", "PGSSLROOTCERT", "O4O_SHIM_PACKAGE")
+"""The environment variables each call records beside its argv (none of them secret; ``O4O_SHIM_PACKAGE`` is
+the npm package whose executable ran the call, e.g. which pnpm)."""
 
 
 @contextlib.contextmanager

@@ -2,8 +2,11 @@
 
 Owns: ``node`` (the one the runtime script linked onto PATH as ``/usr/local/bin/node``, else "command
 not found"), ``npm ls|install --global`` (packages recorded in the shim state's ``npm_global`` and
-``npm_versions``, each with a small executable that leads back to its shim) and ``pnpm`` as pnpm 10
-does it for the fixture workspace (``install`` needing a lockfile, ``run`` and ``exec``, ``--filter``
+``npm_versions``, each with a small executable that leads back to its shim naming its package directory in
+``O4O_SHIM_PACKAGE``; with ``--prefix`` elsewhere than npm's own, only there, recorded in ``npm_prefixes``)
+and ``pnpm`` as pnpm 10 does it (at the version of the package it was run from: the one npm installed
+into the prefix whose ``bin`` came first on PATH, else the global one) for the fixture workspace
+(``install`` needing a lockfile, ``run`` and ``exec``, ``--filter``
 with ``name...`` selecting workspace dependencies first, ``--fail-if-no-match`` and pnpm's exit
 statuses), running the packages' scripts for real. ``sandbox_shim`` calls these after logging the call
 and serving planned failures, as for every shim, and hands them its state and helpers as a :class:`Shim`.
@@ -82,8 +85,11 @@ def npm(args: list[str], shim: Shim) -> int:
             print(f"{npm_prefix(shim)}/lib/node_modules/{name}:{name}@{version}")
         return 0 if found or not names else 1
     if "install" in args and ("-g" in args or "--global" in args):
-        specs = [a for a in args if not a.startswith("-") and a != "install"]
+        valued = {"--prefix", "--globalconfig", "--userconfig", "--cache"}
+        specs = [a for index, a in enumerate(args) if not a.startswith("-") and a != "install"
+                 and (index == 0 or args[index - 1] not in valued)]
         prefix = Path(shim.option(args, "--prefix") or npm_prefix(shim))
+        own_prefix = prefix != npm_prefix(shim)
         versions: dict[str, str] = {}
         for spec in specs:
             name, _, version = spec.rpartition("@") if "@" in spec.lstrip("@") else (spec, "", "latest")
@@ -93,11 +99,16 @@ def npm(args: list[str], shim: Shim) -> int:
             (package / "package.json").write_text(json.dumps({"name": name, "version": version}))
             binary = prefix / "bin" / name
             binary.parent.mkdir(parents=True, exist_ok=True)
-            binary.write_text(f"#!/bin/sh\nexec {shim.shim_dir / name} \"$@\"\n")
+            binary.write_text(f"#!/bin/sh\nO4O_SHIM_PACKAGE={shlex.quote(str(package))} exec "
+                              f"{shim.shim_dir / name} \"$@\"\n")
             binary.chmod(0o755)
             print(f"added 1 package in 0.1s ({name}@{version} in {prefix})")
 
         def change(s: dict[str, Any]) -> None:
+            if own_prefix:  # another prefix (an instance's own): nothing global changes
+                prefixes = s.setdefault("npm_prefixes", {})
+                prefixes[str(prefix)] = {**prefixes.get(str(prefix), {}), **versions}
+                return
             s["npm_global"] = sorted(set(s.get("npm_global", [])) | set(versions))
             s["npm_versions"] = {**s.get("npm_versions", {}), **versions}
 
@@ -180,8 +191,20 @@ def pnpm_recursive(command: str, rest: list[str], filters: list[str], fail_if_no
     return 0
 
 
-def pnpm(args: list[str], shim: Shim) -> int:
+def pnpm_version(shim: Shim) -> str | None:
+    """The version of the pnpm this call stands for: the package its executable named, else the global one."""
+    package = os.environ.get("O4O_SHIM_PACKAGE", "")
+    if Path(package).name == "pnpm":
+        manifest = Path(package) / "package.json"
+        return str(json.loads(manifest.read_text())["version"]) if manifest.exists() else None
     if "pnpm" not in shim.state().get("npm_global", []):
+        return None
+    return shim.npm_version("pnpm") or PNPM_DEFAULT_VERSION
+
+
+def pnpm(args: list[str], shim: Shim) -> int:
+    version = pnpm_version(shim)
+    if version is None:
         return shim.not_installed("pnpm")
     index, filters, fail_if_no_match = 0, [], False
     while index < len(args) and args[index].startswith("-"):
@@ -194,7 +217,7 @@ def pnpm(args: list[str], shim: Shim) -> int:
         elif args[index] == "--fail-if-no-match":
             fail_if_no_match = True
         elif args[index] in ("--version", "-v"):
-            print(shim.npm_version("pnpm") or PNPM_DEFAULT_VERSION)
+            print(version)
             return 0
         index += 1
     command, rest = (args[index], args[index + 1:]) if index < len(args) else ("", [])

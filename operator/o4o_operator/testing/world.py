@@ -139,6 +139,8 @@ class LocalWorld:
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
             "O4O_CLOUD_POLL_INTERVAL": "0.2", "O4O_SSH_CONNECT_TIMEOUT": "60",
+            # The world's instances use the operator's (local) identity, in every namespace, for its one zone.
+            "O4O_AMBIENT_GRANTS": f"*={ZONE}",
             **self._operator_env,
         }
 

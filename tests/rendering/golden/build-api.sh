@@ -65,7 +65,7 @@ JS
 )"
 o4o_require_script() {
   local output
-  output="$(as_app pnpm --filter "$2" --fail-if-no-match exec node -e "$O4O_HAS_SCRIPT" "$4" 2>&1)" || true
+  output="$(with_pnpm pnpm --filter "$2" --fail-if-no-match exec node -e "$O4O_HAS_SCRIPT" "$4" 2>&1)" || true
   case "$output" in
     *o4o-script=present*) return 0 ;;
     *o4o-script=absent*)
@@ -101,7 +101,12 @@ cd "$RELEASE_DIR"
 # ---- toolchain: the Node.js and pnpm the repository asks for -------------------
 # Runs in the release directory. Node.js must satisfy engines.node and .nvmrc (a later release
 # of the .nvmrc's major counts); pnpm is installed at the exact version package.json pins
-# (packageManager, else devDependencies.pnpm, else volta.pnpm).
+# (packageManager, else devDependencies.pnpm, else volta.pnpm), per instance: by the instance's user
+# into its own home (one npm prefix per version), never globally by root, so instances sharing a host
+# each build with the pnpm their repository pins. with_pnpm runs a command as that user with that pnpm
+# first on PATH (pnpm's scripts that call pnpm get it too).
+PNPM_ROOT="$R"/home/o4o-team-a-shop-6b3e3555/.o4o/pnpm
+NPM_GLOBAL_CONFIG="$R"/usr/local/etc/npmrc
 O4O_NODE_REQUIREMENTS="$(cat <<'JS'
 const fs = require('fs');
 const clean = (text) => String(text).replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
@@ -202,13 +207,20 @@ pnpm_pin="${pin_line#* }"
 if ! [[ "$pnpm_pin" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]]; then
   o4o_permanent PnpmNotPinned "package.json $pin_field is '$pnpm_pin', not an exact pnpm version such as 10.25.0"
 fi
-pnpm_installed="$(pnpm --version 2>/dev/null || true)"
+PNPM_PREFIX="$PNPM_ROOT/$pnpm_pin"
+with_pnpm() { as_app env "PATH=$PNPM_PREFIX/bin:$PATH" "$@"; }
+pnpm_installed=""
+if [ -x "$PNPM_PREFIX/bin/pnpm" ]; then
+  pnpm_installed="$(as_app "$PNPM_PREFIX/bin/pnpm" --version 2>/dev/null || true)"
+fi
 if [ "$pnpm_installed" = "$pnpm_pin" ]; then
-  o4o_step "pnpm $pnpm_pin (package.json $pin_field) is installed"
+  o4o_step "pnpm $pnpm_pin (package.json $pin_field) is installed for $APP_USER"
 else
-  o4o_step "Installing pnpm $pnpm_pin, pinned by package.json $pin_field (found: ${pnpm_installed:-none})"
+  o4o_step "Installing pnpm $pnpm_pin for $APP_USER, pinned by package.json $pin_field (found: ${pnpm_installed:-none})"
   npm_log="$(mktemp)"
-  if ! npm install --global --no-fund --no-audit --no-update-notifier "pnpm@$pnpm_pin" > "$npm_log" 2>&1; then
+  # A global install into the instance's own prefix; npm still reads the server's global npmrc (a proxy).
+  if ! as_app npm install --global --prefix "$PNPM_PREFIX" --globalconfig "$NPM_GLOBAL_CONFIG" --no-fund \
+      --no-audit --no-update-notifier "pnpm@$pnpm_pin" > "$npm_log" 2>&1; then
     cat "$npm_log" >&2
     if grep -qE 'ETARGET|E404|No matching version' "$npm_log"; then
       rm -f "$npm_log"
@@ -218,10 +230,10 @@ else
     o4o_transient PnpmInstallFailed "npm could not install pnpm $pnpm_pin; will retry"
   fi
   rm -f "$npm_log"
-  pnpm_installed="$(pnpm --version 2>/dev/null || true)"
-  [ "$pnpm_installed" = "$pnpm_pin" ] ||
-    o4o_permanent PnpmVersionMismatch "npm installed pnpm $pnpm_pin, but pnpm --version says ${pnpm_installed:-nothing}; another pnpm comes first on PATH"
 fi
+pnpm_installed="$(with_pnpm pnpm --version 2>/dev/null || true)"
+[ "$pnpm_installed" = "$pnpm_pin" ] ||
+  o4o_permanent PnpmVersionMismatch "npm installed pnpm $pnpm_pin into $PNPM_PREFIX, but pnpm --version says ${pnpm_installed:-nothing}; another pnpm comes first on PATH"
 # ------------------------------------------------------------------------------
 
 if o4o_marked "$INSTALL_DIGEST" .o4o-installed; then
@@ -234,7 +246,7 @@ else
   # downloaded from nodejs.org, which a server may not reach.
   NODE_HEADERS_DIR="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
   [ -f "$NODE_HEADERS_DIR/include/node/common.gypi" ] || NODE_HEADERS_DIR=""
-  as_app env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install "${INSTALL_FLAGS[@]}"
+  with_pnpm env CI=true ${NODE_HEADERS_DIR:+"npm_config_nodedir=$NODE_HEADERS_DIR"} pnpm install "${INSTALL_FLAGS[@]}"
   o4o_mark "$INSTALL_DIGEST" .o4o-installed
 fi
 
@@ -249,7 +261,7 @@ KEPT="$RELEASE_DIR/.o4o-kept"
 o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.buildScript "$API_BUILD_SCRIPT"
 o4o_require_script spec.build.api.package "$API_PACKAGE" spec.build.api.bundleScript "$API_BUNDLE_SCRIPT"
 o4o_step "Building $API_PACKAGE and its workspace dependencies ($API_BUILD_SCRIPT)"
-as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT" ||
+with_pnpm env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE..." --fail-if-no-match run "$API_BUILD_SCRIPT" ||
   o4o_permanent BuildFailed "Building $API_PACKAGE at $COMMIT failed; see the log"
 # The bundle step may clean dist/ (O4O's tsup does): spec.build.api.keepAcrossBundle is saved first, then
 # put back, as upstream's deploy-api workflow keeps dist/database (the migrations dist/migrate.js runs).
@@ -262,7 +274,7 @@ for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
   fi
 done
 o4o_step "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT)"
-as_app env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT" ||
+with_pnpm env CI=true NODE_ENV=production pnpm --filter "$API_PACKAGE" --fail-if-no-match run "$API_BUNDLE_SCRIPT" ||
   o4o_permanent BuildFailed "Bundling $API_PACKAGE ($API_BUNDLE_SCRIPT) at $COMMIT failed; see the log"
 for kept in "${KEEP_ACROSS_BUNDLE[@]}"; do
   if [ -d "$KEPT/$kept" ]; then  # merged into whatever the bundle step wrote there
