@@ -283,3 +283,21 @@ async def test_teardown_waits_for_cloud_calls_still_running_and_retries_when_the
     await teardown(runtime, body)
     assert f"delete server {NAME}" in teardown_world.cloud.calls
     assert "uid-1" not in runtime.in_flight
+
+
+async def test_provision_records_the_dns_intents_so_the_dns_stage_writes_nothing_before_its_call() -> None:
+    cloud, dns = FakeCloud(), {"lightsail": FakeDns()}
+    _, runtime = provision_world(cloud)
+    runtime.dns_factory = lambda kind, settings: dns[kind.value]
+    spec = {**SPEC, "dns": {"provider": "lightsail", "zone": "example.com"}}
+    driver = make_context(runtime, spec, DeploymentInstanceStatus())
+
+    await driver.run(StageName.PROVISION)
+    pending = [(i.record_type, i.state.value) for i in driver.status.inventory if i.kind is ItemKind.DNS_RECORD]
+    assert pending == [("A", "Pending"), ("TXT", "Pending")]
+    checkpoints = len(driver.checkpoints)
+    await driver.run(StageName.DNS)
+
+    assert len(driver.checkpoints) == checkpoints, "the intent was written with provision's outcome"
+    assert [(i.record_type, i.state.value) for i in driver.status.inventory if i.kind is ItemKind.DNS_RECORD] == [
+        ("A", "Present"), ("TXT", "Present")]

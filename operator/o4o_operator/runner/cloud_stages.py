@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.models import BUILD_RAM_GB, DnsProviderKind, HostKeySource, ServerStatus
-from o4o_operator.models_inventory import ItemKind
+from o4o_operator.models_inventory import Inventory, ItemKind
 from o4o_operator.pipeline.ambient_grants import dns_refusal, provider_refusal
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.dns import host_addresses
@@ -53,7 +53,7 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
             host_key_fingerprint=pins[0] if pins else None, host_key_fingerprints=pins, host_key_source=source)
         trust = "; its host key will be trusted on first use" if not pins else ""
         yield Outcome(f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)}){trust}",
-                      {"server": server})
+                      {"server": server, "inventory": dns_intents(instance, instance.status.inventory, addresses[0])})
         return
     lightsail = instance.spec.provider.lightsail
     assert lightsail is not None
@@ -122,7 +122,26 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     verb = "Created" if found is None else "Found"
     yield Outcome(f"{verb} server {name} ({running.state}) at {address}", {"server": server.model_copy(update={
         "host_key_fingerprint": pinned[0], "host_key_fingerprints": pinned, "host_key_source": source}),
-        "inventory": record.items})
+        "inventory": dns_intents(instance, record.items, address)})
+
+
+def _dns_places(instance: InstanceContext, address: str) -> list[tuple[DnsPlace, str]]:
+    """The A record and its ownership TXT the dns stage writes for ``address`` (none when DNS is elsewhere)."""
+    spec = instance.spec.dns
+    if spec.provider is DnsProviderKind.NONE:
+        return []
+    zone = spec.hosted_zone_id or spec.zone
+    return [(DnsPlace(spec.provider.value, zone, "A"), address),
+            (DnsPlace(spec.provider.value, zone, "TXT"), instance.record_owner.txt_value())]
+
+
+def dns_intents(instance: InstanceContext, items: Inventory, address: str) -> Inventory:
+    """``items`` with the DNS records the dns stage will write recorded as intents: written with provision's
+    outcome, so the dns stage needs no write of its own before it calls the provider."""
+    record = instance.dns_inventory(items)
+    for where, value in _dns_places(instance, address):
+        record.intent(ItemKind.DNS_RECORD, instance.spec.domain, where, value)
+    return record.items
 
 
 async def _lightsail_host_keys(instance: InstanceContext, name: str,
@@ -211,14 +230,13 @@ async def dns(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     if refusal is not None:
         raise refusal
     zone = spec.hosted_zone_id or spec.zone
-    here = [DnsPlace(spec.provider.value, zone, "A"), DnsPlace(spec.provider.value, zone, "TXT")]
-    values = [address, instance.record_owner.txt_value()]
-    if any([record.intent(ItemKind.DNS_RECORD, domain, where, value) for where, value in zip(here, values,
-                                                                                              strict=True)]):
+    places = _dns_places(instance, address)
+    # Usually recorded by provision already (no write here); a changed DNS spec records its intent first.
+    if any([record.intent(ItemKind.DNS_RECORD, domain, where, value) for where, value in places]):
         yield Checkpoint({"inventory": record.items})
     provider = await instance.dns()
     await provider.upsert_a_record(domain, zone, address, spec.ttl, instance.record_owner)
-    for where, value in zip(here, values, strict=True):
+    for where, value in places:
         record.confirm(ItemKind.DNS_RECORD, domain, where, value)
     moved = await remove_moved_records(instance, record, keep=(spec.provider.value, zone, domain))
     yield Outcome(f"Pointed {domain} at {address} ({spec.provider.value}){moved}", {"inventory": record.items})

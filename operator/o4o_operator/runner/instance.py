@@ -30,6 +30,7 @@ from o4o_operator.models_database import (
     generated_secret_name,
     secret_values,
 )
+from o4o_operator.models_inventory import Inventory
 from o4o_operator.pipeline.facts import Facts
 from o4o_operator.providers.aws import ClientSettings, StaticCredentials
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
@@ -181,9 +182,11 @@ class InstanceContext:
         """A working copy of ``status.inventory`` for one stage run (the worker writes what it hands back)."""
         return InventoryRecord(self.status.inventory, access_for(self.spec), self.runtime.clock)
 
-    def dns_inventory(self) -> InventoryRecord:
-        """As :meth:`inventory`, for DNS records: Lightsail's DNS API lives in us-east-1 (Route 53 is global)."""
-        return InventoryRecord(self.status.inventory, access_for(self.spec, region="us-east-1"), self.runtime.clock)
+    def dns_inventory(self, items: Inventory | None = None) -> InventoryRecord:
+        """As :meth:`inventory` (or from ``items``), for DNS records: Lightsail's DNS API lives in us-east-1 (Route
+        53 is global)."""
+        return InventoryRecord(self.status.inventory if items is None else items,
+                               access_for(self.spec, region="us-east-1"), self.runtime.clock)
 
     async def client_settings(self) -> ClientSettings:
         lightsail = self.spec.provider.lightsail

@@ -1,7 +1,8 @@
 """The inventory of an instance made before the operator kept one, rebuilt from its status and stored spec.
 
 Owns: :func:`legacy_inventory`, which lists what an older operator would have made for the instance (its
-server, static IP and own key pair by their recorded or derived names, and its DNS record set), read leniently
+server, static IP and own key pair by their recorded or derived names, once a server name was recorded, and
+its DNS record set, once an address was), read leniently
 from the raw stored spec, so that it works when the spec no longer parses. Teardown still deletes each only if
 it is ours (uid tag, ownership TXT). Must not: be used once ``status.inventory`` holds anything.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from o4o_operator.models import DeploymentInstanceStatus
 from o4o_operator.models_inventory import CloudAccess, Inventory, InventoryItem, ItemKind, ItemState
-from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
+from o4o_operator.providers.ownership import RecordOwner, key_pair_name, static_ip_name
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -36,9 +37,9 @@ def legacy_inventory(body: Mapping[str, Any], status: DeploymentInstanceStatus) 
     spec = _mapping(body.get("spec"))
     lightsail = _mapping(_mapping(spec.get("provider")).get("lightsail"))
     items: list[InventoryItem] = []
-    if lightsail:
+    if lightsail and status.server.name:  # no name recorded: provision never got as far as the cloud
         access = _access(lightsail, status.server.region or lightsail.get("region"))
-        server = status.server.name or server_name(meta["namespace"], meta["name"])
+        server = status.server.name
         for kind, name in ((ItemKind.SERVER, server),
                            (ItemKind.STATIC_IP, status.server.static_ip_name or static_ip_name(server)),
                            (ItemKind.KEY_PAIR, status.server.key_pair_name or key_pair_name(meta["namespace"],

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -126,6 +127,11 @@ def _kill_sandbox_processes(listener: int) -> int:
     for pid in frozen:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered, not done: on a loaded machine a killed process runs on for a moment. Return once
+    # every one is gone (or a zombie), so that callers see no session left.
+    deadline = time.monotonic() + 10
+    while frozen & set(_process_table()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return len(frozen)
 
 
