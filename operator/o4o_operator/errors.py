@@ -53,6 +53,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the database (runner/generated_secret.py, rendering/environment.py, templates/scripts/setup-database.sh)
     "SecretNameTaken", "DatabaseNameChanged", "DatabaseSecretIncomplete", "DatabasePasswordMissing",
     "DatabaseSetupFailed", "DatabaseUnavailable",
+    # the database's bootstrap (pipeline/bootstrap.py, templates/scripts/_bootstrap.sh)
+    "BootstrapRestoreUnavailable", "DatabaseBootstrapFailed", "DatabaseNotEmpty",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -21,6 +21,7 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import TransientError
+from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
 from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
 from o4o_operator.runner.generated_secret import database_connection, database_script_env, generated_values
@@ -59,8 +60,31 @@ async def _upload_ca_bundles(instance: InstanceContext, host: HostContext) -> Ho
     return host
 
 
+FACTS_TIMEOUT_SECONDS = 120.0
+
+
+async def _planned_bootstrap(instance: InstanceContext, host: HostContext) -> HostContext:
+    """Ask the host what the database holds and what was bootstrapped (``database-facts``), decide
+    (:func:`~o4o_operator.pipeline.bootstrap.plan_bootstrap`), and give the configure script the bootstrap to run."""
+    session = await instance.session()
+    env, public_env = await database_script_env(instance)
+    try:
+        result = await session.run(render.render_script("database-facts", host), timeout=FACTS_TIMEOUT_SECONDS,
+                                   log=instance.log, env=env, public_env=public_env)
+    except asyncssh.Error as error:
+        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+    facts = DatabaseFacts.from_results(result.results)
+    plan = plan_bootstrap(instance.spec.database, facts)
+    instance.log(f"Database bootstrap ({instance.spec.database.bootstrap.mode.value}): {plan.note}")
+    if plan.action is BootstrapAction.NONE or plan.mode is None:
+        return host
+    return dataclasses.replace(host, bootstrap_mode=plan.mode.value, bootstrap_command=plan.command,
+                               bootstrap_reset=plan.action is BootstrapAction.RESET_AND_RUN)
+
+
 async def _upload_configuration(instance: InstanceContext, host: HostContext) -> HostContext:
     session = await instance.session()
+    host = await _planned_bootstrap(instance, host)
     await _upload_ca_bundles(instance, host)
     env_file = render.render_env(*await _env_values(instance))
     await session.upload(host.env_path, env_file.encode(), mode=0o600, owner=host.app_user)
