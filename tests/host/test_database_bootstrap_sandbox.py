@@ -225,3 +225,33 @@ async def test_a_failed_bootstrap_on_an_external_database_is_never_dropped(
     assert not [c for c in sandbox.commands("psql") if any("DROP" in a for a in c.argv)]
     assert host.tables() == ["public.users"]
     assert host.bootstraps() == 1
+
+
+async def test_by_default_the_first_migration_run_on_an_empty_database_is_its_bootstrap(
+        sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> None:
+    host = await _host(sandbox, session, tmp_path)
+    failing = "'use strict';\nconsole.log('Migration \"A1700000000000\" failed, error: boom');\nprocess.exit(3);\n"
+    host.commit = commit_files(host.repo, {"apps/api-server/src/migrate.js": failing}, "A failing migration")
+    built = host.context.with_commit(host.commit)
+    await host.run(script_for(StageName.SOURCE), host.context)
+    for stage in (StageName.BUILD_SITE, StageName.BUILD_API):
+        await host.run(script_for(stage), built)
+    with pytest.raises(TransientError) as caught:
+        await host.configure(DatabaseSpec())
+    assert caught.value.reason == "MigrationFailed"  # as before: retried with backoff, nothing dropped
+    assert not sandbox.path(host.context.state_dir + "/bootstrap").exists()
+    facts = DatabaseFacts.from_results(await host.run("database-facts", built))
+    assert facts.bootstrap_started == "migrate"
+
+    host.commit = commit_files(host.repo, {"apps/api-server/src/migrate.js": "console.log('ok');\n"}, "Fixed")
+    built = host.context.with_commit(host.commit)
+    await host.run(script_for(StageName.SOURCE), host.context)
+    for stage in (StageName.BUILD_SITE, StageName.BUILD_API):
+        await host.run(script_for(stage), built)
+    action, results = await host.configure(DatabaseSpec())
+    assert action is BootstrapAction.RUN
+    assert (results["bootstrap"], results["bootstrapCommit"]) == ("migrate", host.commit)
+    assert host.bootstraps() == 0 and host.migrations() == 2
+    assert not [c for c in sandbox.commands("psql") if any("DROP" in a for a in c.argv)]
+    action, again = await host.configure(DatabaseSpec())
+    assert action is BootstrapAction.NONE and again["bootstrappedAt"] == results["bootstrappedAt"]
