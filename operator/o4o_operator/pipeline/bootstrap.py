@@ -93,7 +93,8 @@ def _restore_unavailable() -> InvalidSpecError:
 def _not_emptied(facts: DatabaseFacts, command: tuple[str, ...]) -> InvalidSpecError:
     return InvalidSpecError(BOOTSTRAP_COMMAND_FIELD, f"an earlier bootstrap ({' '.join(command)}) failed on the "
                             f"external database, which is now {facts.describe()}. The operator never drops an "
-                            "external database: its owner must empty it, then the bootstrap starts again",
+                            "external database: its owner must empty it; then a change to the spec or to its Secret "
+                            "resumes the instance and the bootstrap starts again",
                             reason="DatabaseBootstrapFailed")
 
 

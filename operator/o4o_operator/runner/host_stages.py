@@ -4,9 +4,10 @@ Owns: :func:`run_host_stage` (open the SSH session, run the stage's small
 pre-step if it has one, pass the Secrets its row names, render and run its
 script with the timeout its row derives, map the script's results and spec
 values into status changes, and format its message), and the pre-steps of the
-stages that need one (source pins the recorded commit, configure uploads its
-files, tls its CA bundles), the admin credentials the apps script gets in its environment, and the apps
-message and record (what the instance reports). Must not decide whether
+stages that need one (source pins the recorded commit, configure asks the host
+about the database (``database-facts``) to decide its bootstrap, then uploads its
+files, tls its CA bundles), the admin credentials the apps script gets in its
+environment, and the apps message and record (what the instance reports). Must not decide whether
 a stage should run, and must not write status: it yields an :class:`Outcome`.
 """
 

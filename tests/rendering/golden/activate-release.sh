@@ -237,9 +237,9 @@ bootstrap_database() {
   tail -n 15 "$output" | cut -c1-300 | sed 's/^/    /'
   rm -f "$output"
   if [ "$DB_MODE" = local ]; then
-    next="the next try drops the database the operator made and starts again from empty"
+    next="the next try (a changed command or a new release) drops the database the operator made and starts again from empty"
   else
-    next="the operator never drops an external database: its owner must empty it before the next try"
+    next="the operator never drops an external database: its owner must empty it before the next try (a changed spec or Secret)"
   fi
   o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command ($bootstrap) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
 }
