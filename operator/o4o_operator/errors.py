@@ -55,6 +55,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "DatabaseSetupFailed", "DatabaseUnavailable", "DatabaseCaMissing", "DatabaseCaInvalid",
     # the operator's own identity (pipeline/ambient_grants.py)
     "AmbientIdentityNotGranted", "ZoneNotGranted",
+    # the database's bootstrap (pipeline/bootstrap.py, templates/scripts/_bootstrap.sh)
+    "BootstrapRestoreUnavailable", "DatabaseBootstrapFailed", "DatabaseNotEmpty",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

@@ -335,6 +335,15 @@ class CertificateStatus(_Model):
     """The ACME server that issued it (``spec.tls.server`` when the tls stage last succeeded)."""
 
 
+class DatabaseStatus(_Model):
+    """How the database was born (``spec.database.bootstrap``), recorded once by the configure stage."""
+
+    bootstrapped_at: str | None = None
+    bootstrap: str | None = None
+    """``migrate`` or ``command``."""
+    bootstrap_commit: str | None = None
+
+
 class DriftFinding(_Model):
     """What a drift check found lost while the instance was stalled: reported, repaired once the stall clears."""
 
@@ -353,6 +362,7 @@ class DeploymentInstanceStatus(_Model):
     server: ServerStatus = Field(default_factory=ServerStatus)
     source: SourceStatus = Field(default_factory=SourceStatus)
     certificate: CertificateStatus = Field(default_factory=CertificateStatus)
+    database: DatabaseStatus = Field(default_factory=DatabaseStatus)
     installed_apps: tuple[str, ...] = ()
     inventory: tuple[InventoryItem, ...] = ()
     """Everything external made or adopted (:mod:`o4o_operator.models_inventory`); teardown reads only this."""

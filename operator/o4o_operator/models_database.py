@@ -9,9 +9,10 @@ Purely computational: no I/O, and it imports nothing of the operator (``models``
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # noqa: S105 - a pattern
@@ -38,6 +39,11 @@ EXTENSION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """A PostgreSQL extension's name, such as uuid-ossp or pg_trgm."""
 EXTENSIONS_DEFAULT = ("uuid-ossp",)
 """O4O's migrations call ``uuid_generate_v4()`` before any of them creates the extension that defines it."""
+BOOTSTRAP_FIELD = "spec.database.bootstrap"
+BOOTSTRAP_COMMAND_FIELD = "spec.database.bootstrap.command"
+BOOTSTRAP_RESTORE_FIELD = "spec.database.bootstrap.restore"
+COMMAND_WORD_PATTERN = r"^[A-Za-z0-9_@%+=:,./-]+$"
+"""The same word rule as ``models_build.COMMAND_WORD_PATTERN`` (a test keeps the two equal)."""
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 NON_SECRET_KEYS: dict[str, frozenset[str]] = {
     GENERATED_SECRET_FIELD: frozenset({"DB_NAME", "DB_USERNAME", "ADMIN_EMAIL"}),
@@ -92,6 +98,38 @@ class ExternalDatabaseSpec(_DatabaseModel):
         return refs
 
 
+class BootstrapMode(enum.StrEnum):
+    """How an empty database is born, once, before the first migration run."""
+
+    MIGRATE = "migrate"
+    """The migrations alone (``spec.build.api.migrateCommand``): for apps whose migrations build from empty."""
+    COMMAND = "command"
+    """``command`` first, as the app user in the release's API directory with the .env loaded."""
+    RESTORE = "restore"
+    """From a backup: accepted by the schema, refused (``BootstrapRestoreUnavailable``) until backups exist."""
+
+
+class DatabaseRestoreSpec(_DatabaseModel):
+    """Reserved for the backups issue: where a restore would come from. No fields yet."""
+
+
+class DatabaseBootstrapSpec(_DatabaseModel):
+    """What happens once, on an empty database (no table in any application schema, no migrations table),
+    before the first migration run. A database that is not empty is never bootstrapped."""
+
+    mode: BootstrapMode = BootstrapMode.MIGRATE
+    command: tuple[Annotated[str, Field(pattern=COMMAND_WORD_PATTERN, max_length=255)], ...] | None = Field(
+        default=None, min_length=1, max_length=32)
+    """With ``mode: command``: one word per item, run before the migrations."""
+    restore: DatabaseRestoreSpec | None = None
+
+    @model_validator(mode="after")
+    def _command_with_its_mode(self) -> DatabaseBootstrapSpec:
+        if self.mode is BootstrapMode.COMMAND and not self.command:
+            raise ValueError("mode command needs command (one word per item)")
+        return self
+
+
 class DatabaseSpec(_DatabaseModel):
     """Absent ``external``: PostgreSQL (Debian's package) on the server, installed by the database stage."""
 
@@ -101,6 +139,7 @@ class DatabaseSpec(_DatabaseModel):
     """Created in the instance's database by the database stage (``CREATE EXTENSION IF NOT EXISTS``), before
     the migrations run: as the superuser on the server's own PostgreSQL, as the instance's role (trusted
     extensions only) on an external one."""
+    bootstrap: DatabaseBootstrapSpec = Field(default_factory=DatabaseBootstrapSpec)
 
     @property
     def local(self) -> bool:

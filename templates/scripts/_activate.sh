@@ -18,6 +18,7 @@ API_DIR={{ ctx.api_dir | shquote }}
 MIGRATE_COMMAND=({% for word in ctx.api_migrate_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
 MIGRATE_ENV_FILE="$R"{{ ctx.env_path | shquote }}
 UPLOADS_DIR="$R"{{ ctx.uploads_dir | shquote }}
+{% include "scripts/_bootstrap.sh" %}
 RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
 {% include "scripts/_health.sh" %}
 
@@ -128,9 +129,11 @@ done
 
 install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
-# Before traffic switches: the uploads link, then the database migration. A failure leaves current alone.
+# Before traffic switches: the uploads link, the database's bootstrap (once), then its migration. A failure leaves current alone.
 link_uploads
+bootstrap_database
 migrate_release
+bootstrap_after_migration
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else

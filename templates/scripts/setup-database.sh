@@ -10,22 +10,14 @@
 set -euo pipefail
 {% include "scripts/_common.sh" %}
 {% include "scripts/_apt.sh" %}
-
-DB_MODE="${O4O_DB_MODE:-local}"
-DB_HOST="${O4O_DB_HOST:-127.0.0.1}"
-DB_PORT="${O4O_DB_PORT:-5432}"
-DB_NAME="${O4O_DB_NAME:-}"
-DB_USER="${O4O_DB_USER:-}"
-DB_SSLMODE="${O4O_DB_SSLMODE:-require}"
-DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}"
-DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}"
+{% include "scripts/_database.sh" %}
 
 [ -n "${O4O_DB_PASSWORD:-}" ] ||
   o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
 
-# role_psql, check_database: the instance's own user and role reach its database over TCP with TLS, as the API
-# will, in exactly the sslMode given: verify-ca and verify-full against the CA the operator uploaded for that
-# user alone (O4O_DB_SSLROOTCERT; without it they stall naming spec.database.external.caSecretRef).
+# check_database: the instance's own user and role reach its database (role_psql, in _database.sh) in exactly
+# the sslMode given: verify-ca and verify-full against the CA the operator uploaded for that user alone
+# (O4O_DB_SSLROOTCERT; without it they stall naming spec.database.external.caSecretRef).
 if [ -n "$DB_SSLROOTCERT" ]; then
   [ -f "$R$DB_SSLROOTCERT" ] ||
     o4o_transient DatabaseCaMissing "The database's CA has not been uploaded to $DB_SSLROOTCERT yet"
@@ -35,14 +27,6 @@ else
       o4o_permanent DatabaseCaMissing "spec.database.external.caSecretRef: sslmode $DB_SSLMODE verifies the server's certificate, and the operator passed no CA (O4O_DB_SSLROOTCERT)" ;;
   esac
 fi
-role_psql() {
-  (
-    cd /
-    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
-    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
-    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
-  )
-}
 check_database() {
   local answer
   if answer="$(role_psql -tA -c 'SELECT 1' 2>&1)"; then
@@ -138,7 +122,6 @@ create_extensions psql_admin -d "$DB_NAME"
 o4o_step "Checking that $DB_USER reaches $DB_NAME over TLS at $DB_HOST:$DB_PORT"
 check_database
 # Root's record of what this instance owns in PostgreSQL (names only), for whoever cleans up the host.
-STATE_DIR="$R"{{ ctx.state_dir | shquote }}
-install -d -m 0700 "$STATE_DIR"
-printf 'cluster=%s/%s\nrole=%s\ndatabase=%s\n' "$pg_version" "$pg_cluster" "$DB_USER" "$DB_NAME" > "$STATE_DIR/database"
+install -d -m 0700 "$DB_STATE_DIR"
+printf 'cluster=%s/%s\nrole=%s\ndatabase=%s\n' "$pg_version" "$pg_cluster" "$DB_USER" "$DB_NAME" > "$DB_RECORD"
 o4o_result database "PostgreSQL $pg_version/$pg_cluster, database $DB_NAME at $DB_HOST:$DB_PORT"

@@ -161,6 +161,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("paused not a bool", _with("paused", "yes"), "spec.paused"),
     ("description too long", _with("description", "x" * 2000), "spec.description"),
     ("env secret without name", _with("env", [{}]), "spec.env[0].name"),
+    ("unknown bootstrap mode", _with("database.bootstrap", {"mode": "synchronize"}), "spec.database.bootstrap.mode"),
+    ("bootstrap command without its words", _with("database.bootstrap", {"mode": "command"}),
+     "spec.database.bootstrap.command"),
+    ("bootstrap command word with a semicolon", _with("database.bootstrap", {"mode": "command", "command": ["a;b"]}),
+     "spec.database.bootstrap.command[0]"),
 ]
 
 TRAVERSAL = "../../kube-system/secrets/x"
@@ -323,6 +328,35 @@ def test_printer_columns(control_plane: ControlPlane, namespace: str) -> None:
     assert "Building the API server" in wide[1]
 
 
+@pytest.mark.parametrize("bootstrap", [{"mode": "command", "command": ["node", "dist/bootstrap.js"]},
+                                       {"mode": "restore", "restore": {}}, {}], ids=["command", "restore", "default"])
+def test_database_bootstrap_is_accepted_and_agrees_with_the_models(control_plane: ControlPlane, namespace: str,
+                                                                   bootstrap: dict[str, Any]) -> None:
+    body = _with("database", {"bootstrap": bootstrap})
+    body["metadata"]["name"] = "boot-" + (bootstrap.get("mode") or "default")
+    code, output = _apply(control_plane, namespace, body)
+    assert code == 0, output
+    spec = json.loads(control_plane.kubectl("get", "di", body["metadata"]["name"], "-n", namespace,
+                                            "-o", "json").stdout)["spec"]
+    assert spec["database"]["bootstrap"]["mode"] == bootstrap.get("mode", "migrate")  # migrate by default
+    models = DeploymentInstanceSpec.model_validate(spec).to_body()
+    assert models["database"]["bootstrap"] == spec["database"]["bootstrap"]
+
+
+def test_explain_documents_the_database_bootstrap(control_plane: ControlPlane) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # OpenAPI is published asynchronously after the CRD is established
+        result = control_plane.kubectl("explain", "di.spec.database.bootstrap", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "EMPTY database" in text and "pg_catalog" in text and "never bootstrapped" in text
+    for field in ("mode", "command", "restore"):
+        assert f" {field} " in f" {text} "
+
+
 def test_explain_documents_the_domain(control_plane: ControlPlane) -> None:
     deadline = time.monotonic() + 30
     while True:  # OpenAPI is published asynchronously after the CRD is established
@@ -399,6 +433,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         CertificateStatus,
         Condition,
         ConditionStatus,
+        DatabaseStatus,
         DeploymentInstanceStatus,
         DriftFinding,
         HostKeySource,
@@ -426,6 +461,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         source=SourceStatus(repository="https://github.com/o4o/platform.git", revision="main", commit="0" * 40),
         certificate=CertificateStatus(not_after="2026-03-01T00:00:00Z", issuer="C = US, O = Let's Encrypt, CN = E6",
                                       server="https://acme-v02.api.letsencrypt.org/directory"),
+        database=DatabaseStatus(bootstrapped_at="2026-01-01T00:01:30Z", bootstrap="command", bootstrap_commit="0" * 40),
         installed_apps=("commerce",),
         log_tail=("Created server",),
         last_check_time="2026-01-01T00:02:00Z",

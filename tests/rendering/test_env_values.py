@@ -32,7 +32,8 @@ from o4o_operator.rendering.host_context import instance_user
 GENERATED = {"DB_NAME": "o4o_team_shop_1234abcd", "DB_USERNAME": "o4o_team_shop_1234abcd",
              "DB_PASSWORD": "pw-0123456789", "JWT_SECRET": "jwt-0123456789", "JWT_REFRESH_SECRET": "refresh-0123456789",
              "SESSION_SECRET": "session-0123456789", "ADMIN_EMAIL": "admin@shop.example.com",
-             "ADMIN_PASSWORD": "admin-0123456789"}
+             "ADMIN_PASSWORD": "admin-0123456789", "SEED_BOOTSTRAP_PASSWORD": "seed-0123456789",
+             "ADMIN_VAULT_PASSWORD": "vault-0123456789", "SUPER_ADMIN_BOOTSTRAP_PASSWORD": "super-0123456789"}
 
 
 def test_database_names_are_the_instance_user_as_a_plain_identifier() -> None:
@@ -51,7 +52,11 @@ def test_the_defaults_point_the_api_at_the_local_database_over_tcp() -> None:
                    "DB_PORT": "5432", "DB_NAME": GENERATED["DB_NAME"], "DB_USERNAME": GENERATED["DB_USERNAME"],
                    "DB_PASSWORD": GENERATED["DB_PASSWORD"], "PGSSLMODE": "no-verify", "REDIS_ENABLED": "false",
                    "JWT_SECRET": GENERATED["JWT_SECRET"], "JWT_REFRESH_SECRET": GENERATED["JWT_REFRESH_SECRET"],
-                   "SESSION_SECRET": GENERATED["SESSION_SECRET"]}
+                   "SESSION_SECRET": GENERATED["SESSION_SECRET"],
+                   # O4O's seed migrations read these; without them they fall back to a fixed password
+                   "SEED_BOOTSTRAP_PASSWORD": GENERATED["SEED_BOOTSTRAP_PASSWORD"],
+                   "ADMIN_VAULT_PASSWORD": GENERATED["ADMIN_VAULT_PASSWORD"],
+                   "SUPER_ADMIN_BOOTSTRAP_PASSWORD": GENERATED["SUPER_ADMIN_BOOTSTRAP_PASSWORD"]}
     assert "ADMIN_PASSWORD" not in env  # for the apps stage, not the API's environment
 
 

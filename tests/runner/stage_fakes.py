@@ -31,9 +31,19 @@ def static_resolver(answers: Mapping[str, Collection[str]]) -> Resolver:
     return resolve
 
 
+SETTLED_FACTS = {"tables": "12", "migrationsTable": "public.migrations",
+                 "bootstrapped": "migrate 2026-01-01T00:00:00Z " + "d" * 40, "bootstrapStarted": ""}
+"""What ``database-facts.sh`` reports of a host whose database was bootstrapped long ago."""
+
+
 class RecordingSession:
-    def __init__(self, results: Mapping[str, str]) -> None:
+    """Answers every script with ``results``; the configure pre-step's ``database-facts`` with ``facts``
+    (kept apart from ``scripts``, in ``fact_runs`` with their environments)."""
+
+    def __init__(self, results: Mapping[str, str], facts: Mapping[str, str] | None = None) -> None:
         self.results = dict(results)
+        self.facts = dict(SETTLED_FACTS if facts is None else facts)
+        self.fact_runs: list[tuple[dict[str, str], dict[str, str]]] = []
         self.scripts: list[str] = []
         self.timeouts: list[float] = []
         self.envs: list[dict[str, str]] = []
@@ -50,6 +60,9 @@ class RecordingSession:
     async def run(self, script: str, *, timeout: float, log: LogSink,  # noqa: ASYNC109 - the protocol's
                   env: Mapping[str, str] | None = None,
                   public_env: Mapping[str, str] | None = None) -> CommandResult:
+        if "o4o_result bootstrapStarted" in script:
+            self.fact_runs.append((dict(env or {}), dict(public_env or {})))
+            return CommandResult(exit_status=0, tail=(), results=dict(self.facts))
         self.scripts.append(script)
         self.timeouts.append(timeout)
         self.envs.append(dict(env or {}))

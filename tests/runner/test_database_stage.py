@@ -234,6 +234,28 @@ async def test_the_env_file_has_the_defaults_the_generated_secrets_and_the_users
     assert "ADMIN_PASSWORD" not in env
 
 
+async def test_the_seed_passwords_are_generated_into_the_env_and_redacted() -> None:
+    """O4O's seed migrations fall back to a fixed password without them: every instance gets its own."""
+    kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
+    driver = _driver(kube, session)
+    await driver.run(StageName.CONFIGURE)
+
+    env, generated = _env_file(session), kube.secrets[SECRET]
+    seeds = ("SEED_BOOTSTRAP_PASSWORD", "ADMIN_VAULT_PASSWORD", "SUPER_ADMIN_BOOTSTRAP_PASSWORD")
+    assert len({generated[key] for key in (*seeds, "ADMIN_PASSWORD", "JWT_SECRET")}) == 5
+    for key in seeds:
+        assert env[key] == generated[key] and len(generated[key]) >= 40
+        line = driver.instance.log.redactor(f"seed account created with {generated[key]}")
+        assert generated[key] not in line  # redacted like every generated value
+    # A Secret made before these keys existed gets them added, its other values kept.
+    for key in seeds:
+        del kube.secrets[SECRET][key]
+    kept = dict(kube.secrets[SECRET])
+    await _driver(kube, RecordingSession({"release": "d" * 40})).run(StageName.CONFIGURE)
+    assert all(kube.secrets[SECRET][key] for key in seeds)
+    assert {k: v for k, v in kube.secrets[SECRET].items() if k not in seeds} == kept
+
+
 async def test_the_env_file_points_at_an_external_database_and_its_ca() -> None:
     kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
     kube.secrets["ext-db"] = dict(EXTERNAL)

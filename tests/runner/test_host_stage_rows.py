@@ -21,6 +21,7 @@ from stage_fakes import (
 from o4o_operator import errors
 from o4o_operator.models import (
     CertificateStatus,
+    DatabaseStatus,
     DeploymentInstanceStatus,
     HostKeySource,
     ServerStatus,
@@ -50,6 +51,18 @@ def admin_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     async def credentials(instance: Any) -> tuple[dict[str, str], dict[str, str]]:
         return dict(ADMIN_ENV), dict(ADMIN_PUBLIC_ENV)
     monkeypatch.setattr(host_stages, "_admin_credentials", credentials)
+
+
+DB_ENV = {"O4O_DB_PASSWORD": "n0t-rendered-Db-Passw0rd"}
+DB_PUBLIC_ENV = {"O4O_DB_MODE": "local", "O4O_DB_NAME": "o4o_team_shop", "O4O_DB_USER": "o4o_team_shop"}
+
+
+@pytest.fixture(autouse=True)
+def database_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stands in for what the database's Secret gives a script (runner.generated_secret.database_script_env)."""
+    async def script_env(instance: Any) -> tuple[dict[str, str], dict[str, str]]:
+        return dict(DB_ENV), dict(DB_PUBLIC_ENV)
+    monkeypatch.setattr(host_stages, "database_script_env", script_env)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +97,19 @@ ROWS = [
         f"Built the API server for commit {COMMIT[:12]}", {}),
     Row("configure uploads, then serves the release", StageName.CONFIGURE, {"release": NEW},
         f"Configured nginx, PM2 and .env; serving release {NEW[:12]}", {},
-        uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf")),
+        uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf"),
+        env=DB_ENV, public_env=DB_PUBLIC_ENV),
     Row("configure without a reported release names the commit", StageName.CONFIGURE, {},
         f"Configured nginx, PM2 and .env; serving release {COMMIT[:12]}", {},
-        uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf")),
+        uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf"),
+        env=DB_ENV, public_env=DB_PUBLIC_ENV),
+    Row("configure records how the database was born", StageName.CONFIGURE,
+        {"release": NEW, "bootstrap": "command", "bootstrappedAt": "2026-12-06T19:00:00Z", "bootstrapCommit": NEW},
+        f"Configured nginx, PM2 and .env; serving release {NEW[:12]}",
+        {"database": DatabaseStatus(bootstrapped_at="2026-12-06T19:00:00Z", bootstrap="command",
+                                    bootstrap_commit=NEW)},
+        uploads=(".env", "ecosystem.config.js", "o4o-team.shop.http.conf", "o4o-team.shop.https.conf"),
+        env=DB_ENV, public_env=DB_PUBLIC_ENV),
     Row("tls records the certificate's expiry, issuer and ACME server", StageName.TLS,
         {"notAfter": "2026-03-01T00:00:00Z", "issuer": "C = US, O = Let's Encrypt, CN = E6", "server": STAGING},
         f"Certificate for shop.example.com from {STAGING} valid until 2026-03-01T00:00:00Z",

@@ -148,9 +148,13 @@ STAGES: tuple[Stage, ...] = (
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
           600, ("domain", "apiPort", *_REVISION, "build.site.outputDir", "build.api.directory",
                 "build.api.entryPoint", "build.api.migrateCommand", "build.api.uploadsDir", "build.health",
-                "facts.commit", "facts.envVersion", _HOST),
+                "database.bootstrap", "facts.commit", "facts.envVersion", _HOST),
           message="Configured nginx, PM2 and .env; serving release {release}",
-          script="configure", secrets=(*_SSH, SecretRole.ENV), results=(ResultField("release"),),
+          # DATABASE: the bootstrap's facts and its last guard are read as the instance's role.
+          script="configure", secrets=(*_SSH, SecretRole.ENV, SecretRole.DATABASE),
+          results=(ResultField("release"), ResultField("bootstrap", "database.bootstrap"),
+                   ResultField("bootstrappedAt", "database.bootstrapped_at"),
+                   ResultField("bootstrapCommit", "database.bootstrap_commit")),
           drift=DriftCheck.HTTP_HEALTH),
     Stage(StageName.TLS, "CertificateReady", Phase.CONFIGURING, "Obtain the TLS certificate",
           # All of spec.tls: a new server re-runs the stage, whose script then issues afresh instead of reusing.

@@ -32,7 +32,12 @@ Debian's default ``ssl = on`` (snakeoil certificate) serves. Only a ``/cloudsql/
 LOCAL_DB_PORT = 5432
 DATABASE_KEYS = ("DB_NAME", "DB_USERNAME", "DB_PASSWORD")
 """Generated for the local database (never rendered into a script: the password reaches it by environment)."""
-SECRET_KEYS = ("JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET")
+SEED_KEYS = ("SEED_BOOTSTRAP_PASSWORD", "ADMIN_VAULT_PASSWORD", "SUPER_ADMIN_BOOTSTRAP_PASSWORD")
+"""Passwords O4O's seed migrations read for the accounts they create (``BootstrapCanonicalSeedAccounts``
+falls back to a fixed password without ``SEED_BOOTSTRAP_PASSWORD``): generated, so no installation keeps a
+default password."""
+SECRET_KEYS = ("JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET", *SEED_KEYS)
+"""Generated and put in the ``.env``."""
 ADMIN_KEYS = ("ADMIN_EMAIL", "ADMIN_PASSWORD")
 GENERATED_KEYS = (*DATABASE_KEYS, *SECRET_KEYS, *ADMIN_KEYS)
 """Every key of the operator-owned Secret ``<name>-database``."""

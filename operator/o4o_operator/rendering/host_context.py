@@ -30,6 +30,7 @@ import json
 import re
 
 from o4o_operator.errors import InvalidSpecError
+from o4o_operator.models_database import COMMAND_WORD_PATTERN
 from o4o_operator.rendering.build_context import build_fields, migrate_script, validate_build
 
 __all__ = ["HostContext", "build_fields", "instance_slug", "instance_user"]
@@ -56,6 +57,8 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+BOOTSTRAP_MODES = ("", "migrate", "command")
+_BOOTSTRAP_WORD = re.compile(COMMAND_WORD_PATTERN.removeprefix("^").removesuffix("$"))
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[A-Za-z0-9._~:?#@!$&'()*+,;=%-]$")
 
@@ -147,6 +150,13 @@ class HostContext:
     """``spec.build.api.adminCommand``; its credential placeholders are expanded by the apps script."""
     post_install: tuple[PostInstallStep, ...] = ()
     """``spec.postInstall`` (validated by its model)."""
+    bootstrap_mode: str = ""
+    """The bootstrap this configure run performs (``migrate`` or ``command``), as
+    :func:`o4o_operator.pipeline.bootstrap.plan_bootstrap` decided; empty: none."""
+    bootstrap_command: tuple[str, ...] = ()
+    """``spec.database.bootstrap.command``, with ``bootstrap_mode`` ``command``."""
+    bootstrap_reset: bool = False
+    """Drop the instance's own local database and create it again first (an earlier bootstrap failed)."""
     letsencrypt_dir: str = "/etc/letsencrypt"
     nginx_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
@@ -197,6 +207,9 @@ class HostContext:
         for name in ("base_dir", "letsencrypt_dir", "nginx_dir", "nginx_log_dir"):
             if not _SAFE_PATH.fullmatch(getattr(self, name)) or ".." in getattr(self, name):
                 raise _invalid(name, "must be an absolute path of plain characters")
+        if self.bootstrap_mode not in BOOTSTRAP_MODES or (self.bootstrap_mode == "command") != bool(
+                self.bootstrap_command) or not all(_BOOTSTRAP_WORD.fullmatch(w) for w in self.bootstrap_command):
+            raise _invalid("spec.database.bootstrap.command", "must be words of plain characters, with mode command")
         validate_build(self)
         for app in self.apps:
             if not _DNS_LABEL.fullmatch(app):

@@ -23,11 +23,11 @@ from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
-SCRIPT_NAMES = ("setup-runtime", "setup-database", "fetch-source", "build-site", "build-api", "configure",
-                "issue-cert", "apps", "activate-release", "check-health", "teardown-host")
+SCRIPT_NAMES = ("setup-runtime", "setup-database", "database-facts", "fetch-source", "build-site", "build-api",
+                "configure", "issue-cert", "apps", "activate-release", "check-health", "teardown-host")
 """The host scripts in ``templates/scripts/`` (the stage table names which stage runs which; ``configure``
-ends by activating the release, the drift check runs ``check-health``, and deleting an instance on an
-existing host runs ``teardown-host``)."""
+ends by activating the release and runs after ``database-facts``, whose report decides the database's bootstrap;
+the drift check runs ``check-health``, and deleting an instance on an existing host runs ``teardown-host``)."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

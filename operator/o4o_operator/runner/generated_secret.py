@@ -151,9 +151,9 @@ async def database_connection(instance: InstanceContext, generated: Mapping[str,
 
 
 async def database_script_env(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
-    """What the database stage's script gets in its environment (never rendered into it): the password, which
-    is redacted from its output, and the names, host, port, modes and the CA's path on the host, which are not
-    (so DatabaseReady says which database it made and where)."""
+    """What the database stage's script (and configure's, for the bootstrap) gets in its environment (never
+    rendered into it): the password, which is redacted from its output, and the names, host, port, modes and
+    the CA's path on the host, which are not (so DatabaseReady says which database it made and where)."""
     connection = await database_connection(instance, await generated_values(instance))
     mode = "local" if instance.spec.database.external is None else "external"
     public = {"O4O_DB_MODE": mode, "O4O_DB_HOST": connection.host, "O4O_DB_PORT": connection.port,

@@ -5,8 +5,9 @@ pre-step if it has one, pass the Secrets its row names, render and run its
 script with the timeout its row derives, map the script's results and spec
 values into status changes, and format its message), and the pre-steps of the
 stages that need one (source pins the recorded commit, database uploads an external database's CA,
-configure uploads its files and that CA, tls its CA bundles), the admin credentials the apps script
-gets in its environment, and the apps message and record (what the instance reports). Must not decide whether
+configure asks the host about the database (``database-facts``) to decide its bootstrap, then uploads its
+files and that CA, tls its CA bundles), the admin credentials the apps script gets in its
+environment, and the apps message and record (what the instance reports). Must not decide whether
 a stage should run, and must not write status: it yields an :class:`Outcome`.
 """
 
@@ -21,6 +22,7 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import TransientError
+from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
 from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
 from o4o_operator.runner.generated_secret import (
@@ -72,8 +74,31 @@ async def _upload_database_ca(instance: InstanceContext, host: HostContext) -> H
     return host
 
 
+FACTS_TIMEOUT_SECONDS = 120.0
+
+
+async def _planned_bootstrap(instance: InstanceContext, host: HostContext) -> HostContext:
+    """Ask the host what the database holds and what was bootstrapped (``database-facts``), decide
+    (:func:`~o4o_operator.pipeline.bootstrap.plan_bootstrap`), and give the configure script the bootstrap to run."""
+    session = await instance.session()
+    env, public_env = await database_script_env(instance)
+    try:
+        result = await session.run(render.render_script("database-facts", host), timeout=FACTS_TIMEOUT_SECONDS,
+                                   log=instance.log, env=env, public_env=public_env)
+    except asyncssh.Error as error:
+        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+    facts = DatabaseFacts.from_results(result.results)
+    plan = plan_bootstrap(instance.spec.database, facts)
+    instance.log(f"Database bootstrap ({instance.spec.database.bootstrap.mode.value}): {plan.note}")
+    if plan.action is BootstrapAction.NONE or plan.mode is None:
+        return host
+    return dataclasses.replace(host, bootstrap_mode=plan.mode.value, bootstrap_command=plan.command,
+                               bootstrap_reset=plan.action is BootstrapAction.RESET_AND_RUN)
+
+
 async def _upload_configuration(instance: InstanceContext, host: HostContext) -> HostContext:
     session = await instance.session()
+    host = await _planned_bootstrap(instance, host)
     await _upload_ca_bundles(instance, host)
     connection = await database_connection(instance, await generated_values(instance))
     ca_path = await upload_database_ca(instance, connection)

@@ -3,7 +3,9 @@
 Owns: a small model of one Debian PostgreSQL host in the shim state (``state["postgres"]``: its clusters,
 ``ssl``, roles with a SHA-256 of their password, databases and their owners), made when ``apt-get install
 postgresql`` runs (Debian creates and starts cluster ``14/main`` on port 5432 and the ``postgres`` user),
-and the answers of ``psql`` to the statements ``setup-database.sh`` and ``teardown-host.sh`` send: peer
+and the answers of ``psql`` to the statements ``setup-database.sh``, ``database-facts.sh``, the bootstrap and
+``teardown-host.sh`` send (tables are names per database: ``CREATE TABLE`` adds one, ``DROP DATABASE`` drops
+them): peer
 authentication for the ``postgres`` user without ``-h``, password authentication over TCP against the stored
 hash. A host other than the local one stands for an external database and answers ``SELECT 1``; as libpq,
 ``PGSSLMODE`` verify-ca and verify-full need a root certificate (``PGSSLROOTCERT``, else
@@ -26,7 +28,7 @@ from typing import Any
 State = dict[str, Any]
 PACKAGES = ("postgresql", "postgresql-14", "postgresql-client", "postgresql-client-14", "postgresql-common")
 LOCAL_HOSTS = ("", "127.0.0.1", "localhost", "::1")
-_ARG_OPTIONS = set("cdhpUfv")
+_ARG_OPTIONS = set("cdhpUfvF")
 
 
 def _digest(password: str) -> str:
@@ -146,7 +148,8 @@ def psql(args: list[str], as_user: str, update_state: Callable[[Callable[[State]
     port = int(options.get("p") or 5432)
     if host not in LOCAL_HOSTS:  # an external database: reachable, as far as the sandbox knows
         problem = _root_certificate_problem(host, port)
-        return _fail(problem) if problem else _answer(options, stdin_text, update_state, external=True)
+        return _fail(problem) if problem else _answer(options, stdin_text, update_state, external=True,
+                                                      database=database)
     pg = state.get("postgres")
     cluster = next((c for c in (pg or {}).get("clusters", []) if c["port"] == port), None)
     if pg is None or cluster is None or not cluster["online"]:
@@ -168,18 +171,50 @@ def psql(args: list[str], as_user: str, update_state: Callable[[Callable[[State]
                          f'failed for user "{user}"')
     if database not in pg["databases"]:
         return _fail(f'FATAL:  database "{database}" does not exist')
-    return _answer(options, stdin_text, update_state, external=False)
+    return _answer(options, stdin_text, update_state, external=False, database=database)
 
 
 def _answer(options: dict[str, str], stdin_text: Callable[[], str],
-            update_state: Callable[[Callable[[State], None]], None], *, external: bool) -> int:
+            update_state: Callable[[Callable[[State], None]], None], *, external: bool, database: str) -> int:
     commands = [c for c in options["commands"].split("\0") if c] or [stdin_text()]
     for text in commands:
         for statement in (s.strip() for s in re.split(r";\s*(?:\n|$)", text)):
             if statement:
-                status = _statement(statement, update_state, external=external)
+                status = (_table_statement(statement, update_state, external=external, database=database,
+                                           separator=options.get("F", "|"))
+                          if _TABLE_SQL.search(statement) else _statement(statement, update_state, external=external))
                 if status:
                     return status
+    return 0
+
+
+_TABLE_SQL = re.compile(r"(?i)^\s*(select count\(\*\).*from pg_class|create table )")
+TABLES_KEY = "tables"
+"""``state["postgres"]["tables"]``: per local database, its tables as ``schema.name``; for an external database
+(which the sandbox only pretends to reach) ``state["external_tables"]`` holds the same."""
+
+
+def _tables_key(external: bool) -> Callable[[State], dict[str, list[str]]]:
+    if external:
+        return lambda s: s.setdefault("external_tables", {})
+    return lambda s: s.setdefault("postgres", {}).setdefault(TABLES_KEY, {})
+
+
+def _table_statement(sql: str, update_state: Callable[[Callable[[State], None]], None], *, external: bool,
+                     database: str, separator: str) -> int:
+    """The two statements about tables the scripts and the tests send: ``database_tables``'s count (the number
+    of tables and the migrations table, the shim's tables never being an extension's) and ``CREATE TABLE``."""
+    tables_of = _tables_key(external)
+    compact = " ".join(sql.split())
+    if match := re.fullmatch(r"(?i)create table (?:if not exists )?([a-z_][a-z0-9_]*\.)?([a-z_][a-z0-9_]*).*", compact):
+        name = (match.group(1) or "public.") + match.group(2)
+        update_state(lambda s: tables_of(s).setdefault(database, []).append(name)
+                     if name not in tables_of(s).get(database, []) else None)
+        return 0
+    tables: list[str] = []
+    update_state(lambda s: tables.extend(tables_of(s).get(database, [])))
+    migrations = sorted(t for t in tables if t.split(".")[1] in ("migrations", "typeorm_migrations"))
+    print(f"{len(tables)}{separator}{migrations[0] if migrations else ''}")
     return 0
 
 
@@ -245,7 +280,11 @@ def _statement(sql: str, update_state: Callable[[Callable[[State], None]], None]
         return 0
     if match := re.fullmatch(r"(?i)drop database if exists ([a-z0-9_]+)( with \(force\))?", compact):
         name = match.group(1)
-        update_state(lambda s: s["postgres"]["databases"].pop(name, None))
+        def drop(s: State) -> None:
+            s["postgres"]["databases"].pop(name, None)
+            s["postgres"].get(TABLES_KEY, {}).pop(name, None)
+
+        update_state(drop)
         return 0
     if match := re.fullmatch(r"(?i)drop role if exists ([a-z0-9_]+)", compact):
         name = match.group(1)

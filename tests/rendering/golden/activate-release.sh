@@ -106,6 +106,154 @@ API_DIR=apps/api-server
 MIGRATE_COMMAND=(node dist/migrate.js)
 MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
 UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
+# ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
+# The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
+# BOOTSTRAP_MODE is empty when it does not. Root's records in the state directory make sure that a database
+# is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
+# ---- the instance's database, as its own role (O4O_DB_* from the environment) -
+# Each script uses some of these (one declaration, so that one directive covers them all).
+# shellcheck disable=SC2034
+declare DB_MODE="${O4O_DB_MODE:-local}" DB_HOST="${O4O_DB_HOST:-127.0.0.1}" DB_PORT="${O4O_DB_PORT:-5432}" \
+  DB_NAME="${O4O_DB_NAME:-}" DB_USER="${O4O_DB_USER:-}" DB_SSLMODE="${O4O_DB_SSLMODE:-require}" \
+  DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}" DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}" \
+  DB_STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop \
+  DB_RECORD="$R"/var/lib/o4o/instances/team-a.shop/database \
+  BOOTSTRAP_RECORD="$R"/var/lib/o4o/instances/team-a.shop/bootstrap \
+  BOOTSTRAP_STARTED="$R"/var/lib/o4o/instances/team-a.shop/bootstrap.started
+# DB_STATE_DIR holds root's records: what the operator made in PostgreSQL (database), how the database was born
+# (bootstrap) and a bootstrap that began and never finished (bootstrap.started).
+
+# role_psql: the instance's own user and role reach its database over TCP with TLS, as the API will, in
+# exactly the sslMode given; verify-ca and verify-full against the CA the operator uploaded for that user alone.
+role_psql() {
+  (
+    cd /
+    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
+    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
+    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+  )
+}
+
+# database_tables: "<tables>|<migrations table>" of the instance's database, as its role. A table is an
+# ordinary or partitioned one in any schema but pg_catalog, information_schema, pg_toast* and pg_temp*, and
+# not an extension's own (CREATE EXTENSION may make tables); the migrations table is TypeORM's.
+database_tables() {
+  role_psql -tA -F '|' -c "SELECT count(*), coalesce(min(n.nspname || '.' || c.relname) FILTER (WHERE c.relname IN ('migrations', 'typeorm_migrations')), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+}
+
+# bootstrap_record_line: "<mode> <time> <commit>" of the finished bootstrap, empty when there is none.
+bootstrap_record_line() {
+  [ -s "$BOOTSTRAP_RECORD" ] || return 0
+  awk -F= '$1 == "mode" { m = $2 } $1 == "at" { a = $2 } $1 == "commit" { c = $2 } END { print m, a, c }' \
+    "$BOOTSTRAP_RECORD"
+}
+# ------------------------------------------------------------------------------
+BOOTSTRAP_MODE=''
+BOOTSTRAP_COMMAND=()
+BOOTSTRAP_RESET=''
+
+report_bootstrap() {
+  local line mode at commit
+  line="$(bootstrap_record_line)"
+  [ -n "$line" ] || return 0
+  read -r mode at commit <<< "$line"
+  o4o_result bootstrap "$mode"
+  o4o_result bootstrappedAt "$at"
+  o4o_result bootstrapCommit "$commit"
+}
+
+# bootstrap_mark <file> <mode>: root's record (mode, time, release), written whole or not at all.
+bootstrap_mark() {
+  install -d -m 0700 "$DB_STATE_DIR"
+  printf 'mode=%s\nat=%s\ncommit=%s\n' "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$COMMIT" > "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+bootstrap_finished() {
+  bootstrap_mark "$BOOTSTRAP_RECORD" "$1"
+  rm -f "$BOOTSTRAP_STARTED"
+  o4o_step "The database $DB_NAME was bootstrapped ($1) for release $COMMIT"
+}
+
+# After a failed bootstrap: the operator drops only what it made. That is the local database its own record
+# names (written by setup-database.sh), dropped and created again for the instance's role; an external
+# database is never dropped (the operator decided so already; this is the last guard).
+reset_local_database() {
+  local recorded_database recorded_role extension
+  recorded_database="$(awk -F= '$1 == "database" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
+  recorded_role="$(awk -F= '$1 == "role" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
+  if [ "$DB_MODE" != local ] || [ -z "$DB_NAME" ] || [ "$recorded_database" != "$DB_NAME" ] ||
+      [ "$recorded_role" != "$DB_USER" ]; then
+    o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command: an earlier bootstrap failed and database $DB_NAME is not one the operator made on this server, so it is not dropped; its owner must empty it"
+  fi
+  o4o_step "Dropping database $DB_NAME (the operator made it; an earlier bootstrap failed) and creating it again"
+  local -a admin=(runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -tA)
+  (cd / && "${admin[@]}" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
+    -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" \
+    -c "REVOKE CONNECT, TEMPORARY ON DATABASE $DB_NAME FROM PUBLIC" \
+    -c "GRANT CONNECT, TEMPORARY ON DATABASE $DB_NAME TO $DB_USER") >/dev/null ||
+    o4o_transient DatabaseSetupFailed "Could not drop and create again database $DB_NAME"
+  # shellcheck disable=SC2086 # a space-separated list of plain names
+  for extension in ${DB_EXTENSIONS:-}; do
+    (cd / && "${admin[@]}" -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS \"$extension\"") >/dev/null ||
+      o4o_transient DatabaseSetupFailed "Could not create extension $extension in $DB_NAME again"
+  done
+}
+
+bootstrap_database() {
+  if [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; then
+    report_bootstrap
+    return 0
+  fi
+  [ -n "${O4O_DB_PASSWORD:-}" ] ||
+    o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
+  [ -z "$BOOTSTRAP_RESET" ] || reset_local_database
+  if [ "$BOOTSTRAP_MODE" = migrate ]; then
+    # The first migration run on the empty database is its bootstrap, recorded once the migration succeeds.
+    [ -s "$BOOTSTRAP_STARTED" ] || bootstrap_mark "$BOOTSTRAP_STARTED" migrate
+    return 0
+  fi
+  # Never a database that is not empty: checked again just before the command runs.
+  local answer bootstrap="${BOOTSTRAP_COMMAND[*]}" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  answer="$(database_tables 2>&1)" ||
+    o4o_transient DatabaseUnavailable "Role $DB_USER could not list the tables of $DB_NAME: $answer"
+  if [ "$answer" != "0|" ]; then
+    o4o_transient DatabaseNotEmpty "The database $DB_NAME is no longer empty ($answer: tables|migrations table); it is not bootstrapped. The next try looks again"
+  fi
+  [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
+  bootstrap_mark "$BOOTSTRAP_STARTED" command
+  o4o_step "Bootstrapping the empty database $DB_NAME: $bootstrap (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$bootstrap" >> "$ACTIVATION_LOG"
+  if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
+      "$BASE_DIR/$TARGET/$API_DIR" "${BOOTSTRAP_COMMAND[@]}" > "$output" 2>&1; then
+    cat "$output" >> "$ACTIVATION_LOG"
+    rm -f "$output"
+    printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+    bootstrap_finished command
+    report_bootstrap
+    return 0
+  fi
+  cat "$output" >> "$ACTIVATION_LOG"
+  printf '%s bootstrap failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  echo "The bootstrap command's last lines:"
+  tail -n 15 "$output" | cut -c1-300 | sed 's/^/    /'
+  rm -f "$output"
+  if [ "$DB_MODE" = local ]; then
+    next="the next try (a changed command or a new release) drops the database the operator made and starts again from empty"
+  else
+    next="the operator never drops an external database: its owner must empty it before the next try (a changed spec or Secret)"
+  fi
+  o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command ($bootstrap) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+}
+
+# After the migration: a first migration run on the empty database (mode migrate) was its bootstrap.
+bootstrap_after_migration() {
+  if [ "$BOOTSTRAP_MODE" = migrate ] && [ ! -s "$BOOTSTRAP_RECORD" ] &&
+      [ "$(awk -F= '$1 == "mode" { print $2 }' "$BOOTSTRAP_STARTED" 2>/dev/null || true)" = migrate ]; then
+    bootstrap_finished migrate
+    report_bootstrap
+  fi
+}
+# ------------------------------------------------------------------------------
 RELEASE_UPLOADS=apps/api-server/public/uploads
 # ---- health: does the site answer 200 through nginx, as a visitor arrives? -------
 HEALTH_DOMAIN=shop.example.com
@@ -301,9 +449,11 @@ done
 
 install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
-# Before traffic switches: the uploads link, then the database migration. A failure leaves current alone.
+# Before traffic switches: the uploads link, the database's bootstrap (once), then its migration. A failure leaves current alone.
 link_uploads
+bootstrap_database
 migrate_release
+bootstrap_after_migration
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else

@@ -74,22 +74,51 @@ install_missing_packages() {
   o4o_step "Installing ${missing[*]}"
   apt_get install -y -qq --no-install-recommends "${missing[@]}"
 }
+# ---- the instance's database, as its own role (O4O_DB_* from the environment) -
+# Each script uses some of these (one declaration, so that one directive covers them all).
+# shellcheck disable=SC2034
+declare DB_MODE="${O4O_DB_MODE:-local}" DB_HOST="${O4O_DB_HOST:-127.0.0.1}" DB_PORT="${O4O_DB_PORT:-5432}" \
+  DB_NAME="${O4O_DB_NAME:-}" DB_USER="${O4O_DB_USER:-}" DB_SSLMODE="${O4O_DB_SSLMODE:-require}" \
+  DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}" DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}" \
+  DB_STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop \
+  DB_RECORD="$R"/var/lib/o4o/instances/team-a.shop/database \
+  BOOTSTRAP_RECORD="$R"/var/lib/o4o/instances/team-a.shop/bootstrap \
+  BOOTSTRAP_STARTED="$R"/var/lib/o4o/instances/team-a.shop/bootstrap.started
+# DB_STATE_DIR holds root's records: what the operator made in PostgreSQL (database), how the database was born
+# (bootstrap) and a bootstrap that began and never finished (bootstrap.started).
 
-DB_MODE="${O4O_DB_MODE:-local}"
-DB_HOST="${O4O_DB_HOST:-127.0.0.1}"
-DB_PORT="${O4O_DB_PORT:-5432}"
-DB_NAME="${O4O_DB_NAME:-}"
-DB_USER="${O4O_DB_USER:-}"
-DB_SSLMODE="${O4O_DB_SSLMODE:-require}"
-DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}"
-DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}"
+# role_psql: the instance's own user and role reach its database over TCP with TLS, as the API will, in
+# exactly the sslMode given; verify-ca and verify-full against the CA the operator uploaded for that user alone.
+role_psql() {
+  (
+    cd /
+    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
+    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
+    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+  )
+}
+
+# database_tables: "<tables>|<migrations table>" of the instance's database, as its role. A table is an
+# ordinary or partitioned one in any schema but pg_catalog, information_schema, pg_toast* and pg_temp*, and
+# not an extension's own (CREATE EXTENSION may make tables); the migrations table is TypeORM's.
+database_tables() {
+  role_psql -tA -F '|' -c "SELECT count(*), coalesce(min(n.nspname || '.' || c.relname) FILTER (WHERE c.relname IN ('migrations', 'typeorm_migrations')), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+}
+
+# bootstrap_record_line: "<mode> <time> <commit>" of the finished bootstrap, empty when there is none.
+bootstrap_record_line() {
+  [ -s "$BOOTSTRAP_RECORD" ] || return 0
+  awk -F= '$1 == "mode" { m = $2 } $1 == "at" { a = $2 } $1 == "commit" { c = $2 } END { print m, a, c }' \
+    "$BOOTSTRAP_RECORD"
+}
+# ------------------------------------------------------------------------------
 
 [ -n "${O4O_DB_PASSWORD:-}" ] ||
   o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
 
-# role_psql, check_database: the instance's own user and role reach its database over TCP with TLS, as the API
-# will, in exactly the sslMode given: verify-ca and verify-full against the CA the operator uploaded for that
-# user alone (O4O_DB_SSLROOTCERT; without it they stall naming spec.database.external.caSecretRef).
+# check_database: the instance's own user and role reach its database (role_psql, in _database.sh) in exactly
+# the sslMode given: verify-ca and verify-full against the CA the operator uploaded for that user alone
+# (O4O_DB_SSLROOTCERT; without it they stall naming spec.database.external.caSecretRef).
 if [ -n "$DB_SSLROOTCERT" ]; then
   [ -f "$R$DB_SSLROOTCERT" ] ||
     o4o_transient DatabaseCaMissing "The database's CA has not been uploaded to $DB_SSLROOTCERT yet"
@@ -99,14 +128,6 @@ else
       o4o_permanent DatabaseCaMissing "spec.database.external.caSecretRef: sslmode $DB_SSLMODE verifies the server's certificate, and the operator passed no CA (O4O_DB_SSLROOTCERT)" ;;
   esac
 fi
-role_psql() {
-  (
-    cd /
-    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
-    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
-    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
-  )
-}
 check_database() {
   local answer
   if answer="$(role_psql -tA -c 'SELECT 1' 2>&1)"; then
@@ -202,7 +223,6 @@ create_extensions psql_admin -d "$DB_NAME"
 o4o_step "Checking that $DB_USER reaches $DB_NAME over TLS at $DB_HOST:$DB_PORT"
 check_database
 # Root's record of what this instance owns in PostgreSQL (names only), for whoever cleans up the host.
-STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop
-install -d -m 0700 "$STATE_DIR"
-printf 'cluster=%s/%s\nrole=%s\ndatabase=%s\n' "$pg_version" "$pg_cluster" "$DB_USER" "$DB_NAME" > "$STATE_DIR/database"
+install -d -m 0700 "$DB_STATE_DIR"
+printf 'cluster=%s/%s\nrole=%s\ndatabase=%s\n' "$pg_version" "$pg_cluster" "$DB_USER" "$DB_NAME" > "$DB_RECORD"
 o4o_result database "PostgreSQL $pg_version/$pg_cluster, database $DB_NAME at $DB_HOST:$DB_PORT"

@@ -1,0 +1,118 @@
+"""``spec.database.bootstrap``: the model's defaults and refusals, and the pure bootstrap decision."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from o4o_operator import models_build, models_database
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.models_database import BootstrapMode, DatabaseSpec
+from o4o_operator.pipeline.bootstrap import EMPTY_DEFINITION, BootstrapAction, DatabaseFacts, plan_bootstrap
+
+
+def test_bootstrap_defaults_to_migrate_so_existing_instances_keep_their_behaviour() -> None:
+    spec = DatabaseSpec.model_validate({})
+    assert spec.bootstrap.mode is BootstrapMode.MIGRATE
+    assert spec.bootstrap.command is None
+    assert spec.to_body()["bootstrap"] == {"mode": "migrate"}
+
+
+def test_command_mode_needs_its_command_and_plain_words() -> None:
+    with pytest.raises(pydantic.ValidationError, match="mode command needs command"):
+        DatabaseSpec.model_validate({"bootstrap": {"mode": "command"}})
+    with pytest.raises(pydantic.ValidationError):
+        DatabaseSpec.model_validate({"bootstrap": {"mode": "command", "command": ["node", "a;b"]}})
+    spec = DatabaseSpec.model_validate({"bootstrap": {"mode": "command", "command": ["node", "dist/boot.js"]}})
+    assert spec.bootstrap.command == ("node", "dist/boot.js")
+
+
+def test_restore_is_accepted_by_the_model() -> None:
+    spec = DatabaseSpec.model_validate({"bootstrap": {"mode": "restore", "restore": {}}})
+    assert spec.bootstrap.mode is BootstrapMode.RESTORE
+
+
+def test_the_command_word_rule_is_the_builds() -> None:
+    assert models_database.COMMAND_WORD_PATTERN == models_build.COMMAND_WORD_PATTERN
+
+
+# ---- the decision: bootstrap only an empty database, only once, and start again from empty after a failure
+
+
+def _facts(tables: int = 0, migrations: str = "", bootstrapped: str = "", started: str = "") -> DatabaseFacts:
+    return DatabaseFacts.from_results({"tables": str(tables), "migrationsTable": migrations,
+                                       "bootstrapped": bootstrapped, "bootstrapStarted": started})
+
+
+COMMAND = {"mode": "command", "command": ["node", "dist/bootstrap.js"]}
+EXTERNAL = {"external": {"secretRef": {"name": "shop-db"}}}
+
+
+def _spec(bootstrap: dict[str, object] | None = None, **more: object) -> DatabaseSpec:
+    return DatabaseSpec.model_validate({"bootstrap": bootstrap or {}, **more})
+
+
+def test_empty_means_no_table_and_no_migrations_table() -> None:
+    assert _facts().empty
+    assert not _facts(tables=1).empty
+    assert not _facts(migrations="public.migrations").empty
+    assert _facts(tables=2, migrations="public.migrations").describe() == \
+        "not empty: 2 tables, migrations table public.migrations"
+    assert "pg_catalog" in EMPTY_DEFINITION and "migrations table" in EMPTY_DEFINITION
+
+
+def test_missing_or_malformed_facts_never_lead_to_a_bootstrap() -> None:
+    with pytest.raises(TransientError) as caught:
+        DatabaseFacts.from_results({"tables": "0"})
+    assert caught.value.reason == "DatabaseUnavailable"
+    with pytest.raises(TransientError):
+        DatabaseFacts.from_results({"tables": "", "migrationsTable": "", "bootstrapped": "", "bootstrapStarted": ""})
+
+
+def test_an_empty_database_is_bootstrapped_with_the_command() -> None:
+    plan = plan_bootstrap(_spec(COMMAND), _facts())
+    assert (plan.action, plan.mode, plan.command) == (BootstrapAction.RUN, BootstrapMode.COMMAND,
+                                                      ("node", "dist/bootstrap.js"))
+
+
+def test_the_default_records_the_first_migration_run_as_the_bootstrap() -> None:
+    plan = plan_bootstrap(_spec(), _facts())
+    assert (plan.action, plan.mode, plan.command) == (BootstrapAction.RUN, BootstrapMode.MIGRATE, ())
+    # begun, half-migrated: the migrations go on (MigrationFailed retries them), nothing is dropped
+    assert plan_bootstrap(_spec(), _facts(tables=30, started="migrate")).action is BootstrapAction.RUN
+
+
+@pytest.mark.parametrize("facts", [_facts(tables=1), _facts(migrations="public.migrations"),
+                                   _facts(tables=1, started="migrate")])
+def test_a_database_that_is_not_empty_is_never_bootstrapped(facts: DatabaseFacts) -> None:
+    for spec in (_spec(COMMAND), _spec(COMMAND, **EXTERNAL), _spec({"mode": "restore"})):
+        assert plan_bootstrap(spec, facts).action is BootstrapAction.NONE
+
+
+def test_a_bootstrapped_database_is_never_bootstrapped_again() -> None:
+    done = "command 2026-12-06T19:00:00Z " + "a" * 40
+    for facts in (_facts(bootstrapped=done), _facts(tables=3, bootstrapped=done)):
+        assert plan_bootstrap(_spec(COMMAND), facts).action is BootstrapAction.NONE
+
+
+def test_after_a_failed_command_a_local_database_starts_again_from_empty() -> None:
+    plan = plan_bootstrap(_spec(COMMAND), _facts(tables=4, started="command"))
+    assert (plan.action, plan.mode) == (BootstrapAction.RESET_AND_RUN, BootstrapMode.COMMAND)
+
+
+def test_after_a_failed_command_an_external_database_is_never_dropped() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        plan_bootstrap(_spec(COMMAND, **EXTERNAL), _facts(tables=4, started="command"))
+    assert caught.value.reason == "DatabaseBootstrapFailed"
+    assert caught.value.field == "spec.database.bootstrap.command"
+    assert "its owner must empty it" in caught.value.message
+    # emptied by its owner: bootstrapped again
+    assert plan_bootstrap(_spec(COMMAND, **EXTERNAL), _facts(started="command")).action is BootstrapAction.RUN
+
+
+def test_restore_is_refused_naming_its_field_until_backups_exist() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        plan_bootstrap(_spec({"mode": "restore", "restore": {}}), _facts())
+    assert caught.value.reason == "BootstrapRestoreUnavailable"
+    assert caught.value.field == "spec.database.bootstrap.restore"
+    assert "backups issue" in caught.value.message

@@ -1,0 +1,83 @@
+"""The configure stage's bootstrap pre-step: it asks the host (database-facts, as the database's role), decides with
+``plan_bootstrap`` and renders configure with that decision; restore and an external database it may not empty
+stall naming the field, before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from stage_fakes import (
+    SETTLED_FACTS,
+    FakeKube,
+    RecordingConnector,
+    RecordingSession,
+    make_context,
+    make_runtime,
+    spec_body,
+    static_resolver,
+)
+
+from o4o_operator import errors
+from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
+from o4o_operator.pipeline.stages import StageName
+from o4o_operator.rendering import render_script
+
+COMMIT = "c" * 40
+FINGERPRINT = "SHA256:" + "A" * 43
+STATUS = DeploymentInstanceStatus(
+    server=ServerStatus(name="shop-host.test", ip_address="198.51.100.5", host_key_fingerprint=FINGERPRINT,
+                        host_key_fingerprints=(FINGERPRINT,)),
+    source=SourceStatus(repository="https://example.com/o4o/platform.git", revision="main", commit=COMMIT))
+EMPTY = {"tables": "0", "migrationsTable": "", "bootstrapped": "", "bootstrapStarted": ""}
+COMMAND = {"mode": "command", "command": ["node", "dist/bootstrap.js"]}
+
+
+async def _configure(facts: dict[str, str], database: dict[str, Any],
+                     secrets: dict[str, dict[str, str]] | None = None) -> tuple[RecordingSession, Any]:
+    session = RecordingSession({"release": COMMIT}, facts)
+    kube = FakeKube({"ssh-key": {"ssh-privatekey": "not a real key"}, **(secrets or {})})
+    driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
+                          spec_body(database=database), STATUS)
+    await driver.run(StageName.CONFIGURE)
+    return session, driver
+
+
+async def test_an_empty_database_gets_its_command_rendered_into_configure() -> None:
+    session, driver = await _configure(EMPTY, {"bootstrap": COMMAND})
+    host = dataclasses.replace(driver.instance.host_context(), bootstrap_mode="command",
+                               bootstrap_command=("node", "dist/bootstrap.js"))
+    assert session.scripts == [render_script("configure", host)]
+    (env, public), = session.fact_runs  # asked as the database's role, the password by env only
+    assert set(env) == {"O4O_DB_PASSWORD"} and public["O4O_DB_MODE"] == "local"
+    assert "BOOTSTRAP_COMMAND=(node dist/bootstrap.js)" in session.scripts[0]
+
+
+async def test_a_settled_database_is_configured_without_a_bootstrap() -> None:
+    session, driver = await _configure(SETTLED_FACTS, {"bootstrap": COMMAND})
+    assert session.scripts == [render_script("configure", driver.instance.host_context())]
+    assert "BOOTSTRAP_MODE=''" in session.scripts[0]
+
+
+async def test_a_failed_command_drops_the_local_database_first() -> None:
+    session, _ = await _configure({**EMPTY, "tables": "3", "bootstrapStarted": "command"}, {"bootstrap": COMMAND})
+    assert "BOOTSTRAP_RESET=1" in session.scripts[0]
+
+
+async def test_restore_stalls_naming_its_field_before_configure_runs() -> None:
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(EMPTY, {"bootstrap": {"mode": "restore", "restore": {}}})
+    assert caught.value.reason == "BootstrapRestoreUnavailable"
+    assert caught.value.field == "spec.database.bootstrap.restore"
+
+
+async def test_an_external_database_left_half_bootstrapped_stalls_and_is_never_dropped() -> None:
+    external = {"host": "db.example.net", "port": "5432", "name": "shop", "user": "shop", "password": "pw-0123456789",
+                "sslMode": "require"}
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure({**EMPTY, "tables": "3", "bootstrapStarted": "command"},
+                         {"bootstrap": COMMAND, "external": {"secretRef": {"name": "shop-db"}}}, {"shop-db": external})
+    assert caught.value.reason == "DatabaseBootstrapFailed"
+    assert caught.value.field == "spec.database.bootstrap.command"
+    assert "its owner must empty it" in caught.value.message
