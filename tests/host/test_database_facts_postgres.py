@@ -43,7 +43,8 @@ def _runuser_as_ourselves(directory: Path) -> str:
 
 
 def facts(pg: local_pg.LocalPostgres, root: Path) -> DatabaseFacts:
-    env = {"PATH": _runuser_as_ourselves(root), "O4O_ROOT": str(root), "O4O_DB_MODE": "external", "O4O_DB_HOST": "127.0.0.1",
+    env = {"PATH": _runuser_as_ourselves(root), "O4O_ROOT": str(root), "O4O_DB_MODE": "external",
+           "O4O_DB_HOST": "127.0.0.1",
            "O4O_DB_PORT": str(pg.port), "O4O_DB_NAME": NAME, "O4O_DB_USER": NAME, "O4O_DB_PASSWORD": PASSWORD,
            "O4O_DB_SSLMODE": "require"}
     run = subprocess.run(["bash", "-s"], input=render_script("database-facts", CONTEXT), text=True,
