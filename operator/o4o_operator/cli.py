@@ -85,8 +85,9 @@ def _run(options: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from o4o_operator import handlers, metrics
+    from o4o_operator import handlers, kopf_namespaces, metrics
 
+    kopf_namespaces.install()
     kopf.configure(verbose=options.verbose, quiet=options.quiet)
     _quiet_chatty_loggers(options.verbose)
     if options.metrics_port:
