@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import cpu_accounting
 from o4o_operator.testing import ControlPlane
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,10 @@ def _schedule_rank(relative: str) -> int:
     if relative in LONG_FIRST:
         return 1 + LONG_FIRST.index(relative)
     return 1 + len(LONG_FIRST)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cpu_accounting.register(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,66 @@
+"""Opt-in (``O4O_CPU_ACCOUNTING=1``): the CPU each test costs the machine, its own and every process it starts.
+
+Owns: per test, the wall time and the CPU seconds (user + system) of this worker's process tree: the worker
+itself, its live descendants (operators, control planes, booted hosts' systemd-nspawn and everything in
+them), and whatever they reaped. One TSV line per test into ``$O4O_ARTIFACTS/cpu-<worker>.tsv``; ``python -m
+bench.suite_cpu`` sums them per module and directory. Measures only: it asserts nothing and changes no test.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: str) -> tuple[int, float] | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), sum(int(value) for value in fields[11:15]) / _TICK
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime + cutime + cstime of ``root`` and of every live descendant."""
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            parents[int(entry)], spent[int(entry)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        total += spent.get(pid, 0.0)
+        pending.extend(children.get(pid, ()))
+    return total
+
+
+class CpuAccounting:
+    def __init__(self, output: Path) -> None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self.output = output
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, None, None]:
+        started_wall, started_cpu = time.monotonic(), tree_cpu_seconds(os.getpid())
+        yield
+        wall, cpu = time.monotonic() - started_wall, tree_cpu_seconds(os.getpid()) - started_cpu
+        with self.output.open("a") as out:
+            out.write(f"{item.nodeid}\t{wall:.2f}\t{cpu:.2f}\n")
+
+
+def register(config: pytest.Config) -> None:
+    if os.environ.get("O4O_CPU_ACCOUNTING") != "1":
+        return
+    artifacts = Path(os.environ.get("O4O_ARTIFACTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "o4o-artifacts")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    config.pluginmanager.register(CpuAccounting(artifacts / f"cpu-{worker}.tsv"), "o4o-cpu-accounting")
