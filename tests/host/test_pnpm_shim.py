@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from o4o_operator.testing import make_fixture_repo, sandbox_shim
+from o4o_operator.testing import make_fixture_repo, sandbox_shim, sandbox_toolchain
 
 SHIM = Path(sandbox_shim.__file__)
 
@@ -67,7 +67,7 @@ def test_exec_runs_in_each_selected_package(workspace: Path) -> None:
 
 
 def test_version_is_what_npm_installed(workspace: Path) -> None:
-    assert pnpm(workspace, "--version").stdout.strip() == sandbox_shim.PNPM_DEFAULT_VERSION
+    assert pnpm(workspace, "--version").stdout.strip() == sandbox_toolchain.PNPM_DEFAULT_VERSION
     state = workspace.parent / "root/.shim-state.json"
     state.write_text(json.dumps({"npm_global": ["pnpm"], "npm_versions": {"pnpm": "10.25.0"}}))
     assert pnpm(workspace, "--version").stdout.strip() == "10.25.0"
@@ -87,4 +87,4 @@ def test_a_pnpm_run_from_an_installed_package_is_that_packages_version(workspace
     package.mkdir(parents=True)
     (package / "package.json").write_text(json.dumps({"name": "pnpm", "version": "9.15.9"}))
     assert version().stdout.strip() == "9.15.9"
-    assert pnpm(workspace, "--version").stdout.strip() == sandbox_shim.PNPM_DEFAULT_VERSION  # the global one
+    assert pnpm(workspace, "--version").stdout.strip() == sandbox_toolchain.PNPM_DEFAULT_VERSION  # the global one

@@ -26,36 +26,34 @@ anything beyond the standard library (it runs as a standalone script:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
-if __package__:
-    from o4o_operator.testing import (
-        sandbox_accounts,
-        sandbox_apps_api,
-        sandbox_node_mirror,
-        sandbox_postgres,
-        sandbox_teardown,
-        sandbox_toolchain,
-    )
-else:  # run as a standalone script (``python -I -S sandbox_shim.py``): its sibling files, not the package
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import sandbox_accounts  # type: ignore[no-redef,import-not-found]
-    import sandbox_apps_api  # type: ignore[no-redef,import-not-found]
-    import sandbox_node_mirror  # type: ignore[no-redef,import-not-found]
-    import sandbox_postgres  # type: ignore[no-redef,import-not-found]
-    import sandbox_teardown  # type: ignore[no-redef,import-not-found]
-    import sandbox_toolchain  # type: ignore[no-redef,import-not-found]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the shim runs once per command: what only the type checker needs is never imported
+    from collections.abc import Callable
+    from typing import Any
+
+
+def sibling(name: str) -> ModuleType:
+    """A sibling module, imported when a command first needs it (each import costs every call its time).
+
+    Imported as part of the package (``o4o_operator.testing``) when this file is, else as a sibling script."""
+    qualified = f"{__package__}.{name}" if __package__ else name
+    if qualified not in sys.modules:
+        if not __package__:
+            directory = str(Path(__file__).resolve().parent)
+            if directory not in sys.path:
+                sys.path.insert(0, directory)
+        __import__(qualified)
+    return sys.modules[qualified]
+
 
 ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
 LOG = ROOT / ".shim-log"
@@ -73,11 +71,15 @@ LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_pro
 the npm package whose executable ran the call, e.g. which pnpm)."""
 
 
-@contextlib.contextmanager
-def locked() -> Iterator[None]:
-    with LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+class locked:
+    """The sandbox's one lock, held by one shim call at a time (a class: contextlib costs every call)."""
+
+    def __enter__(self) -> None:
+        self._handle = LOCK.open("a")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._handle.close()
 
 
 def load(path: Path, default: Any) -> Any:
@@ -121,6 +123,8 @@ def record_and_plan(argv: list[str]) -> dict[str, Any] | None:
 def real(command: str) -> str | None:
     """The real program of that name on PATH, skipping the shim directory."""
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != SHIM_DIR)
+    import shutil
+
     return shutil.which(command, path=path)
 
 
@@ -129,7 +133,9 @@ def passthrough(argv: list[str]) -> int:
     if program is None:
         print(f"{argv[0]}: command not found", file=sys.stderr)
         return 127
-    return subprocess.call([program, *argv[1:]])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, [argv[0], *argv[1:]])  # noqa: S606 - replaced by the real program: its status is ours
 
 
 def not_installed(name: str) -> int:
@@ -158,7 +164,7 @@ def apt_get(args: list[str]) -> int:
     words = [a for index, a in enumerate(args)
              if not a.startswith("-") and (index == 0 or args[index - 1] not in ("-o", "-c"))]
     if words and words[0] == "install":
-        names = sandbox_postgres.installed([w.split("=")[0] for w in words[1:]], update_state)
+        names = sibling("sandbox_postgres").installed([w.split("=")[0] for w in words[1:]], update_state)
         update_state(lambda s: s.__setitem__("packages", sorted(set(s.get("packages", [])) | set(names))))
         for name in names:
             print(f"Setting up {name} ...")
@@ -204,7 +210,7 @@ def systemctl(args: list[str]) -> int:
             s["active"] = sorted(set(s.get("active", [])) | set(units))
         if verb == "reload":
             s.setdefault("reloads", {}).update({u: s.get("reloads", {}).get(u, 0) + 1 for u in units})
-        sandbox_teardown.systemctl_stop(verb, args, units, s)
+        sibling("sandbox_teardown").systemctl_stop(verb, args, units, s)
 
     update_state(change)
     return 0
@@ -246,7 +252,7 @@ def pm2(args: list[str]) -> int:
     elif verb == "logs":
         print("(sandbox) no application logs")
     elif verb == "delete" and len(args) > 1:
-        return sandbox_teardown.pm2_delete(args[1], AS_USER, state(), update_state)
+        return sibling("sandbox_teardown").pm2_delete(args[1], AS_USER, state(), update_state)
     return 0
 
 
@@ -267,7 +273,7 @@ def curl(args: list[str]) -> int:
             status, body = rule["status"], rule["body"].encode()
             break
     else:
-        body = sandbox_node_mirror.serve(url, SHIM_DIR) or body
+        body = sibling("sandbox_node_mirror").serve(url, SHIM_DIR) or body
     failing = status >= 400 and any(a in ("-f", "--fail") or re.match(r"^-[a-zA-Z]*f", a) for a in args)
     output = option(args, "-o", "--output")
     if failing:
@@ -297,7 +303,7 @@ def certbot(args: list[str]) -> int:
     if "certbot" not in packages():
         return not_installed("certbot")
     if "delete" in args:
-        return sandbox_teardown.certbot_delete(option(args, "--cert-name") or "",
+        return sibling("sandbox_teardown").certbot_delete(option(args, "--cert-name") or "",
                                                Path(option(args, "--config-dir") or str(ROOT / "etc/letsencrypt")))
     if "certonly" not in args:
         return 0
@@ -311,6 +317,8 @@ def certbot(args: list[str]) -> int:
     live = config_dir / "live" / name
     renewal = config_dir / "renewal" / f"{name}.conf"
     server = option(args, "--server") or "https://acme-v02.api.letsencrypt.org/directory"
+    import subprocess
+
     not_due = subprocess.run(["openssl", "x509", "-checkend", str(30 * 86400), "-noout", "-in",
                               str(live / "fullchain.pem")], capture_output=True).returncode == 0
     if renewal.exists() and not_due and not {"--force-renewal", "--renew-by-default"} & set(args):
@@ -335,38 +343,41 @@ def certbot(args: list[str]) -> int:
 def psql(args: list[str]) -> int:
     if "postgresql-client" not in packages():
         return not_installed("psql")
-    return sandbox_postgres.psql(args, AS_USER, update_state, state(), sys.stdin.read)
+    return sibling("sandbox_postgres").psql(args, AS_USER, update_state, state(), sys.stdin.read)
 
 
-TOOLCHAIN = sandbox_toolchain.Shim(global_prefix=ROOT / "usr/local", shim_dir=SHIM_DIR, state=state,
-                                   update_state=update_state, option=option, passthrough=passthrough,
-                                   not_installed=not_installed, npm_version=npm_version)
-PNPM_DEFAULT_VERSION = sandbox_toolchain.PNPM_DEFAULT_VERSION
+def toolchain() -> Any:
+    """Node.js, npm and pnpm as the sandbox acts them out (``sandbox_toolchain``), bound to this call."""
+    return sibling("sandbox_toolchain").Shim(global_prefix=ROOT / "usr/local", shim_dir=SHIM_DIR, state=state,
+                                             update_state=update_state, option=option, passthrough=passthrough,
+                                             not_installed=not_installed, npm_version=npm_version)
+
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "apt-get": apt_get, "apt": apt_get, "dpkg-query": dpkg_query,
-    "node": lambda args: sandbox_toolchain.node(args, TOOLCHAIN),
-    "npm": lambda args: sandbox_toolchain.npm(args, TOOLCHAIN),
+    "node": lambda args: sibling("sandbox_toolchain").node(args, toolchain()),
+    "npm": lambda args: sibling("sandbox_toolchain").npm(args, toolchain()),
     "systemctl": systemctl, "nginx": nginx, "pm2": pm2,
-    "pnpm": lambda args: sandbox_toolchain.pnpm(args, TOOLCHAIN),
-    "useradd": lambda args: sandbox_accounts.useradd(args, state(), update_state),
-    "id": lambda args: sandbox_accounts.id_(args, state(), passthrough),
-    "chown": lambda args: sandbox_accounts.chown(args, state(), real),
-    "runuser": lambda args: sandbox_accounts.runuser(args, state(), real, option),
-    "curl": curl, "getent": getent, "certbot": certbot, "sudo": sandbox_accounts.sudo, "psql": psql,
-    "userdel": lambda args: sandbox_teardown.userdel(args, state(), update_state),
-    "pg_lsclusters": lambda args: sandbox_postgres.pg_lsclusters(args, state()),
-    "pg_ctlcluster": lambda args: sandbox_postgres.pg_ctlcluster(args, update_state),
+    "pnpm": lambda args: sibling("sandbox_toolchain").pnpm(args, toolchain()),
+    "useradd": lambda args: sibling("sandbox_accounts").useradd(args, state(), update_state),
+    "id": lambda args: sibling("sandbox_accounts").id_(args, state(), passthrough),
+    "chown": lambda args: sibling("sandbox_accounts").chown(args, state(), real),
+    "runuser": lambda args: sibling("sandbox_accounts").runuser(args, state(), real, option),
+    "curl": curl, "getent": getent, "certbot": certbot, "psql": psql,
+    "sudo": lambda args: sibling("sandbox_accounts").sudo(args),
+    "userdel": lambda args: sibling("sandbox_teardown").userdel(args, state(), update_state),
+    "pg_lsclusters": lambda args: sibling("sandbox_postgres").pg_lsclusters(args, state()),
+    "pg_ctlcluster": lambda args: sibling("sandbox_postgres").pg_ctlcluster(args, update_state),
 }
 
 
 def _curl_or_instance_api(args: list[str]) -> int:
     """The instance's own API (sandbox_apps_api) first, then the shim's curl."""
-    answered: int | None = sandbox_apps_api.curl(args)
+    answered: int | None = sibling("sandbox_apps_api").curl(args)
     return curl(args) if answered is None else answered
 
 
-COMMANDS.update({"curl": _curl_or_instance_api, "npx": sandbox_apps_api.npx})
+COMMANDS.update({"curl": _curl_or_instance_api, "npx": lambda args: sibling("sandbox_apps_api").npx(args)})
 
 
 def main(argv: list[str]) -> int:
