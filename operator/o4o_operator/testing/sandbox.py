@@ -37,7 +37,7 @@ from typing import Any
 
 import asyncssh
 
-from o4o_operator.testing import sandbox_shim
+from o4o_operator.testing import sandbox_shim, shim_fork
 
 SSHD = "/usr/sbin/sshd"
 SHIMMED = tuple(sandbox_shim.COMMANDS)
@@ -68,8 +68,10 @@ class ShimCall:
         return self.argv[1:]
 
 
-def write_shims(directory: Path, names: tuple[str, ...] = SHIMMED, *, latency_seconds: float = 0.0) -> None:
-    """One executable per command in ``directory``, each running ``sandbox_shim.py <command>``.
+def write_shims(directory: Path, names: tuple[str, ...] = SHIMMED, *, latency_seconds: float = 0.0,
+                server_socket: Path | None = None) -> None:
+    """One executable per command in ``directory``, each running ``sandbox_shim.py <command>``: by the fork
+    server listening on ``server_socket`` when one is given (see ``shim_server``), else as its own Python.
 
     Put ``directory`` first on PATH (with ``O4O_ROOT`` set) and those commands act out their effects.
     """
@@ -77,10 +79,13 @@ def write_shims(directory: Path, names: tuple[str, ...] = SHIMMED, *, latency_se
     if unknown:
         raise ValueError(f"not shimmed: {', '.join(sorted(unknown))}")
     directory.mkdir(parents=True, exist_ok=True)
+    client = shim_fork.client_binary() if server_socket is not None else None
     for name in names:
         shim = directory / name
+        run = f"{client} {shlex.quote(str(server_socket))}" if client is not None \
+            else f"{sys.executable} -I -S -c {_SHIM_ENTRY}"
         shim.write_text(f"#!/bin/sh\nO4O_SHIM_DIR={directory} O4O_SHIM_LATENCY_SECONDS={latency_seconds:g} "
-                        f"exec {sys.executable} -I -S -c {_SHIM_ENTRY} {name} \"$@\"\n")
+                        f"exec {run} {name} \"$@\"\n")
         shim.chmod(0o755)
 
 
@@ -162,6 +167,9 @@ class SandboxHost:
         """The sessions' HOME: nothing of the machine's login user's shell start-up files runs in a session."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log_thread: threading.Thread | None = None
+        socket_path = self.directory / "shim.sock"
+        self._shim_server = shim_fork.ShimServer(socket_path, self.directory / "shim-server.log") \
+            if shim_fork.ShimServer.usable(socket_path) else None
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.host_key_fingerprint: str = host_key.get_fingerprint("sha256")
@@ -180,7 +188,8 @@ class SandboxHost:
         key_file.write_bytes(host_key)
         key_file.chmod(0o600)
         (self._sshd_dir / "authorized_keys").write_text(self.public_key_openssh + "\n")
-        write_shims(self.shim_dir, latency_seconds=self.command_latency_seconds)
+        write_shims(self.shim_dir, latency_seconds=self.command_latency_seconds,
+                    server_socket=self._shim_server.socket_path if self._shim_server else None)
         path = f"{self.shim_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         (self._sshd_dir / "sshd_config").write_text("\n".join([
             f"ListenAddress {self.address}:{self.port}",
@@ -218,6 +227,8 @@ class SandboxHost:
         if self._process is not None and self._process.poll() is None:
             return self
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+        if self._shim_server is not None:
+            self._shim_server.start()
         log = (self._sshd_dir / "sshd.log").open("ab")
         process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self._sshd_dir / "sshd_config")],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
@@ -258,6 +269,8 @@ class SandboxHost:
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
+            if self._shim_server is not None:
+                self._shim_server.stop()
             return
         _kill_sandbox_processes(process.pid)
         if process.poll() is None:
@@ -269,6 +282,8 @@ class SandboxHost:
                 process.wait()
         if self._log_thread is not None:
             self._log_thread.join(timeout=10)
+        if self._shim_server is not None:
+            self._shim_server.stop()
 
     def restart(self) -> None:
         """Drop every connection and restart sshd on the same address, port and host key."""

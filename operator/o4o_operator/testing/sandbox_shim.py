@@ -55,16 +55,27 @@ def sibling(name: str) -> ModuleType:
     return sys.modules[qualified]
 
 
-ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
-LOG = ROOT / ".shim-log"
-STATE = ROOT / ".shim-state.json"
-PLAN = ROOT / ".shim-plan.json"
-LOCK = ROOT / ".shim-lock"
-SHIM_DIR = Path(os.environ.get("O4O_SHIM_DIR", "/nonexistent-o4o-shims"))
-AS_USER = os.environ.get("O4O_SHIM_USER", "")
+ROOT = Path("/nonexistent-o4o-root")
+LOG = STATE = PLAN = LOCK = ROOT
+SHIM_DIR = Path("/nonexistent-o4o-shims")
+AS_USER = ""
 """Whom a ``runuser`` shim above this call ran it as ("" for the sandbox's own user, root)."""
-LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
+LATENCY_SECONDS = 0.0
 """A fixed delay before every shimmed command (``SandboxHost(command_latency_seconds=...)``)."""
+
+
+def configure() -> None:
+    """This call's settings, from its environment (at import, and in each child of the fork server)."""
+    global ROOT, LOG, STATE, PLAN, LOCK, SHIM_DIR, AS_USER, LATENCY_SECONDS
+    ROOT = Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))
+    LOG, STATE, PLAN, LOCK = (ROOT / name for name in (".shim-log", ".shim-state.json", ".shim-plan.json",
+                                                        ".shim-lock"))
+    SHIM_DIR = Path(os.environ.get("O4O_SHIM_DIR", "/nonexistent-o4o-shims"))
+    AS_USER = os.environ.get("O4O_SHIM_USER", "")
+    LATENCY_SECONDS = float(os.environ.get("O4O_SHIM_LATENCY_SECONDS") or 0)
+
+
+configure()
 LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                       "NO_PROXY", "PGSSLMODE", "PGSSLROOTCERT", "O4O_SHIM_PACKAGE")
 """The environment variables each call records beside its argv (none of them secret; ``O4O_SHIM_PACKAGE`` is
@@ -252,7 +263,7 @@ def pm2(args: list[str]) -> int:
     elif verb == "logs":
         print("(sandbox) no application logs")
     elif verb == "delete" and len(args) > 1:
-        return sibling("sandbox_teardown").pm2_delete(args[1], AS_USER, state(), update_state)
+        return int(sibling("sandbox_teardown").pm2_delete(args[1], AS_USER, state(), update_state))
     return 0
 
 
@@ -303,8 +314,8 @@ def certbot(args: list[str]) -> int:
     if "certbot" not in packages():
         return not_installed("certbot")
     if "delete" in args:
-        return sibling("sandbox_teardown").certbot_delete(option(args, "--cert-name") or "",
-                                               Path(option(args, "--config-dir") or str(ROOT / "etc/letsencrypt")))
+        return int(sibling("sandbox_teardown").certbot_delete(option(args, "--cert-name") or "",
+                                               Path(option(args, "--config-dir") or str(ROOT / "etc/letsencrypt"))))
     if "certonly" not in args:
         return 0
     domain = option(args, "-d", "--domain") or "example.invalid"
@@ -343,7 +354,7 @@ def certbot(args: list[str]) -> int:
 def psql(args: list[str]) -> int:
     if "postgresql-client" not in packages():
         return not_installed("psql")
-    return sibling("sandbox_postgres").psql(args, AS_USER, update_state, state(), sys.stdin.read)
+    return int(sibling("sandbox_postgres").psql(args, AS_USER, update_state, state(), sys.stdin.read))
 
 
 def toolchain() -> Any:
@@ -390,6 +401,18 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(planned["stderr"])
         return int(planned["exit_code"])
     return COMMANDS[name](args)
+
+
+def preload() -> None:
+    """Import everything any command needs (the fork server does, once, so that its children need not)."""
+    for name in ("sandbox_accounts", "sandbox_apps_api", "sandbox_node_mirror", "sandbox_postgres",
+                 "sandbox_teardown", "sandbox_toolchain"):
+        sibling(name)
+    import shutil
+    import subprocess
+    import traceback
+
+    del shutil, subprocess, traceback
 
 
 if __name__ == "__main__":
