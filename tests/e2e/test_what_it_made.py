@@ -40,8 +40,10 @@ def test_the_inventory_lists_what_was_made_and_a_moved_zone_leaves_no_record_beh
 def _move_zone_then_delete(world: LocalWorld, namespace: str, domain: str) -> None:
     world.apply(world.manifest("inv", namespace))
     obj = wait_for(world, namespace, "inv", "condition=Ready")
-    assert kinds(obj) == [("DnsRecord", "A", "Present"), ("DnsRecord", "TXT", "Present"),
-                          ("KeyPair", "", "Present"), ("Server", "", "Present"), ("StaticIp", "", "Present")]
+    assert kinds(obj) == [("ConfigMap", "", "Present"), ("Database", "", "Present"), ("DatabaseRole", "", "Present"),
+                          ("DnsRecord", "A", "Present"), ("DnsRecord", "TXT", "Present"),
+                          ("KeyPair", "", "Present"), ("Secret", "", "Present"), ("Server", "", "Present"),
+                          ("StaticIp", "", "Present")]
     server = next(i for i in obj["status"]["inventory"] if i["kind"] == "Server")
     arn = lightsail_client(world).get_instance(instanceName=server["name"])["instance"]["arn"]
     assert server["id"] == arn

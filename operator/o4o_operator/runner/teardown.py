@@ -36,10 +36,10 @@ from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.legacy_inventory import legacy_inventory
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.made_items import log_configmap_name
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import release, teardown_secrets
 from o4o_operator.runner.teardown_items import delete_cloud_items, delete_dns_records
-from o4o_operator.runner.worker import log_configmap_name
 
 
 async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
