@@ -229,3 +229,14 @@ async def test_a_host_whose_key_was_never_pinned_is_not_connected_to(world: Worl
 
     assert world.connector.targets == [] and world.session.scripts == []
     assert "no host key was ever pinned" in message
+
+
+async def test_after_a_move_to_another_host_the_host_named_last_is_cleaned(world: World) -> None:
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+    status = recorded()
+    before = {**status["inventory"][0], "name": "first-host.test"}
+    status["inventory"] = [before, *status["inventory"]]
+
+    await world.delete(UNPARSEABLE, status)
+
+    assert [target[:2] for target in world.connector.targets] == [("shop-host.test", 2222)]

@@ -115,3 +115,34 @@ async def test_an_external_database_lists_no_database() -> None:
     kinds = {item.kind for item in status.inventory}
     assert ItemKind.DATABASE not in kinds and ItemKind.DATABASE_ROLE not in kinds
     assert ItemKind.HOST in kinds
+
+
+async def test_a_key_trusted_on_first_use_is_recorded_with_the_host_even_when_the_stage_then_fails() -> None:
+    """Teardown connects only with a recorded pin: one learnt before a failure must not be lost."""
+    import asyncssh
+
+    kube = ConfigMapKube()
+    session = RecordingSession(RESULTS)
+    runtime = make_runtime(kube, RecordingConnector(session),
+                           resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise asyncssh.ConnectionLost("reset by peer")
+    session.run = lost  # type: ignore[method-assign]
+    body = instance_body(base_spec())  # trusts the host's key on first use
+    worker = InstanceWorker(runtime, lambda: body)
+
+    for _ in range(4):
+        await worker.step(body)
+        runtime_stage = worker.status.stage("runtime")
+        if runtime_stage is not None and runtime_stage.state.value == "Failed":
+            break
+    else:
+        raise AssertionError("the runtime stage never failed")
+
+    items = {(item.kind, item.name): item for item in worker.status.inventory}
+    host = items[(ItemKind.HOST, "shop-host.test")]
+    assert host.ssh is not None and host.ssh.host_key_fingerprints == (FINGERPRINT,)
+    assert items[(ItemKind.HOST_USER, HOST.app_user)].state is ItemState.PENDING
+    written = [patch["inventory"] for patch in kube.status_patches if "inventory" in patch][-1]
+    assert [item["ssh"]["hostKeyFingerprints"] for item in written if item["kind"] == "Host"] == [[FINGERPRINT]]

@@ -67,7 +67,8 @@ async def _private_key(runtime: Runtime, namespace: str, ssh: HostAccess) -> str
 async def teardown_host(runtime: Runtime, meta: Mapping[str, Any], inventory: Inventory,
                         log: InstanceLog) -> str | None:
     """Remove the instance's things from its existing host; what was done, or None if there was nothing to do."""
-    host = next(iter(items_of(inventory, ItemKind.HOST)), None)
+    hosts = items_of(inventory, ItemKind.HOST)
+    host = hosts[-1] if hosts else None  # the host the spec named last
     if host is None or host.ssh is None or not any(items_of(inventory, kind) for kind in _ON_HOST):
         return None
     ssh = host.ssh

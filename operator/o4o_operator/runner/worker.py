@@ -287,10 +287,14 @@ class InstanceWorker:
 
     def _with_made(self, instance: InstanceContext, status: DeploymentInstanceStatus, stage: Stage, *,
                    succeeded: bool = False) -> DeploymentInstanceStatus:
-        """``status`` with what the stage makes listed (intents as it starts, confirmed once it succeeded), and
-        the worker's Secret and ConfigMap: folded into the stage's own writes (see :mod:`made_items`)."""
+        """``status`` with what the stage makes listed (intents as it starts or fails, confirmed once it
+        succeeded), and the worker's Secret and ConfigMap: folded into the stage's own writes (see
+        :mod:`o4o_operator.runner.made_items`)."""
         now = self.runtime.clock()
-        made = made_by(instance, stage.name, status)
+        try:
+            made = made_by(instance, stage.name, status)
+        except StageError:  # a spec the host context refuses: the stage itself fails naming the field
+            made = ()
         items = with_confirmed(status.inventory, made, now) if succeeded else with_intents(status.inventory, made, now)
         items = with_worker_objects(items, instance.ref.name, now, secret_made=self._secret_made,
                                     log_saved=self._log_saved)
@@ -328,7 +332,9 @@ class InstanceWorker:
         error.message = instance.log.redactor(error.message)
         self.log(f"{stage.title} failed: {error.reason}: {error.message}")
         metrics.count_stage_failure(stage.name.value, error.reason)
-        failed = with_stage_failed(self.status, stage, error, instance.ref.uid, self.runtime.clock())
+        # Listed again, not confirmed: a key trusted on first use before the failure is recorded with the host.
+        failed = self._with_made(instance, with_stage_failed(self.status, stage, error, instance.ref.uid,
+                                                             self.runtime.clock()), stage)
         await self._finish(instance, failed, generation)
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
 
