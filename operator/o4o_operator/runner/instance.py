@@ -55,7 +55,7 @@ class InstanceContext:
         self.spec = spec
         self._status = status if callable(status) else (lambda: status)
         self.log = log
-        self._secrets = SecretCache(runtime.kube, self.ref.namespace, log.redactor)
+        self._secrets = SecretCache(runtime, self.ref.namespace, log.redactor)
         self._providers = InstanceProviders(runtime, spec, self.ref.uid, self._secrets)
         self._sessions = HostSessions(runtime, body, spec, self._status, log, self.private_key)
 

@@ -10,16 +10,17 @@ keep beyond the pass any value it read.
 from __future__ import annotations
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.kubeapi import KubeApi, SecretData
+from o4o_operator.kubeapi import SecretData
 from o4o_operator.models_database import secret_values
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner.runtime import Runtime
 
 
 class SecretCache:
     """Secrets of one namespace, read at most once per pass; what is read is redacted from then on."""
 
-    def __init__(self, kube: KubeApi, namespace: str, redactor: Redactor) -> None:
-        self._kube = kube
+    def __init__(self, runtime: Runtime, namespace: str, redactor: Redactor) -> None:
+        self._runtime = runtime  # its Kubernetes client, as it is when a Secret is read
         self._namespace = namespace
         self._redactor = redactor
         self._read: dict[str, SecretData | InvalidSpecError] = {}
@@ -28,7 +29,7 @@ class SecretCache:
         cached = self._read.get(name)
         if cached is None:
             try:
-                cached = await self._kube.read_secret(self._namespace, name, field)
+                cached = await self._runtime.kube.read_secret(self._namespace, name, field)
                 self._redactor.add(secret_values(field, dict(cached.data)))
             except InvalidSpecError as error:
                 cached = error
