@@ -4,7 +4,8 @@ Owns: :class:`InventoryRecord`, which the cloud stages use to record an intent (
 that makes a thing and to confirm it (``Present``, with the cloud's own id) after; the worker writes its
 ``items`` as the stage's status changes. Also :func:`access_for`, what a cloud item records to reach it again
 (region and credentials Secret *name*), and :func:`client_settings_for`, which turns that back into client
-settings without the spec, so that teardown works from the inventory alone.
+settings: the one way both the stages (through :mod:`~o4o_operator.runner.instance_providers`) and teardown
+(without the spec, from the inventory alone) make them.
 
 Must not: decide what to make (the stages do), write status (the worker does), or record a secret value.
 """

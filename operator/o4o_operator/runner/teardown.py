@@ -2,7 +2,8 @@
 and its key pair, in reverse.
 
 Owns: deleting exactly what this instance made, as ``status.inventory`` lists it (on an existing host, what
-``teardown-host.sh`` removes, see :mod:`o4o_operator.runner.host_teardown`; the cloud items and DNS records
+``teardown-host.sh`` removes, on the host, with the SSH key Secret the inventory records, so a spec that no
+longer parses still gets it, see :mod:`o4o_operator.runner.host_teardown`; the cloud items and DNS records
 through :mod:`o4o_operator.runner.teardown_items`, each with the provider, zone, region and credentials Secret
 it was made with, so that neither a moved DNS spec nor a spec that no longer parses orphans anything; an
 instance made before inventories existed gets one from its status, see
