@@ -2,7 +2,10 @@
 
 Owns: :class:`InventoryItem` (one server, static IP, key pair or DNS record, named as the cloud names it,
 with what is needed to reach it again: region, DNS provider and zone, and the *name* of the credentials
-Secret, never a value), the two states an item passes through (``Pending``: the intent, written before the
+Secret, never a value; the local database and its role, by name; the operator-owned Secret and the log
+ConfigMap; and on an existing host the host itself, with how to reach it again (:class:`HostAccess`: port,
+SSH user, pinned host keys, the *name and key* of the SSH private key Secret), the instance's user, its
+directories and its certificate), the two states an item passes through (``Pending``: the intent, written before the
 call that makes it; ``Present``: made, and confirmed), and the pure functions that change an inventory
 (``with_item``, ``without_item``) or read it (``items_of``, ``find_item``).
 
@@ -24,6 +27,19 @@ class ItemKind(enum.StrEnum):
     STATIC_IP = "StaticIp"
     KEY_PAIR = "KeyPair"
     DNS_RECORD = "DnsRecord"
+    DATABASE = "Database"
+    """The local database (on the server or existing host), by name; an external one is not ours."""
+    DATABASE_ROLE = "DatabaseRole"
+    SECRET = "Secret"  # noqa: S105 - a kind of item, not a secret
+    """The operator-owned Secret ``<name>-database``, in the instance's namespace."""
+    CONFIG_MAP = "ConfigMap"
+    """The log ConfigMap ``<name>-log``."""
+    HOST = "Host"
+    """An existing host (``spec.provider.existing``): adopted, never made; ``value`` is its address."""
+    HOST_USER = "HostUser"
+    HOST_DIRECTORY = "HostDirectory"
+    CERTIFICATE = "Certificate"
+    """On an existing host: the certificate certbot keeps for the domain (its name)."""
 
 
 class ItemState(enum.StrEnum):
@@ -45,6 +61,19 @@ class CloudAccess(BaseModel):
     secret_access_key_key: str = "aws_secret_access_key"  # noqa: S105 - a key name, not a secret
 
 
+class HostAccess(BaseModel):
+    """How to reach an existing host again, without the spec: the SSH port and user, the host keys pinned
+    for it, and the name and key of the Secret holding the SSH private key (never the key itself)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    port: int = 22
+    user: str
+    host_key_fingerprints: tuple[str, ...] = ()
+    private_key_secret: str
+    private_key_key: str = "ssh-privatekey"
+
+
 class InventoryItem(BaseModel):
     """One thing made or adopted. ``key`` identifies it within the inventory (kind, name, provider, zone, type)."""
 
@@ -63,7 +92,9 @@ class InventoryItem(BaseModel):
     """DNS records: the zone name (Lightsail) or hosted-zone id (Route 53)."""
     record_type: str | None = Field(default=None, alias="type")
     value: str | None = None
-    """DNS records: what the record points at; static IPs: the address."""
+    """DNS records: what the record points at; static IPs and existing hosts: the address."""
+    ssh: HostAccess | None = None
+    """Existing hosts: how to reach it again."""
     recorded_at: str | None = None
 
     @property

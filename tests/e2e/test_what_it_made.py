@@ -1,5 +1,6 @@
 """The inventory against the real apiserver and the local cloud: what it lists, a DNS zone that moves, a
-server stopped or replaced by hand (issue 19)."""
+server stopped or replaced by hand, and an existing host cleaned from the inventory alone once the spec no
+longer parses (issue 19)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from typing import Any
 import boto3
 
 from conftest import wait_for
+from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.rendering import HostContext
+from o4o_operator.rendering.env_values import database_identifier
+from o4o_operator.testing.sandbox import SandboxHost
 from o4o_operator.testing.world import REGION, ZONE, LocalWorld
 
 
@@ -40,8 +45,10 @@ def test_the_inventory_lists_what_was_made_and_a_moved_zone_leaves_no_record_beh
 def _move_zone_then_delete(world: LocalWorld, namespace: str, domain: str) -> None:
     world.apply(world.manifest("inv", namespace))
     obj = wait_for(world, namespace, "inv", "condition=Ready")
-    assert kinds(obj) == [("DnsRecord", "A", "Present"), ("DnsRecord", "TXT", "Present"),
-                          ("KeyPair", "", "Present"), ("Server", "", "Present"), ("StaticIp", "", "Present")]
+    assert kinds(obj) == [("ConfigMap", "", "Present"), ("Database", "", "Present"), ("DatabaseRole", "", "Present"),
+                          ("DnsRecord", "A", "Present"), ("DnsRecord", "TXT", "Present"),
+                          ("KeyPair", "", "Present"), ("Secret", "", "Present"), ("Server", "", "Present"),
+                          ("StaticIp", "", "Present")]
     server = next(i for i in obj["status"]["inventory"] if i["kind"] == "Server")
     arn = lightsail_client(world).get_instance(instanceName=server["name"])["instance"]["arn"]
     assert server["id"] == arn
@@ -89,3 +96,43 @@ def test_a_stopped_server_is_started_and_a_replaced_one_is_set_up_from_scratch(
         assert {"ServerStarted", "ServerReplaced"} <= reasons
     finally:
         world.start_operator()
+
+
+TOO_BIG = {"postInstall": [{"name": "too-big", "request": {"path": "/api/v1/x", "body": {"pad": "x" * 9000}}}]}
+"""A request body over the models' 8192 bytes: the CRD keeps the body unknown, so it cannot refuse it."""
+
+
+def test_an_existing_host_is_cleaned_from_the_inventory_when_the_spec_no_longer_parses(
+        world: LocalWorld, namespace: str) -> None:
+    world.create_secrets(namespace)
+    host: SandboxHost = world.fleet.host_for(f"inventory-existing-{namespace}")
+    world.apply(world.manifest("kept", namespace, provider={"existing": {"host": host.address}},
+                               ssh={"user": world.fleet_user, "privateKeySecretRef": {"name": "ssh-key"},
+                                    "hostKeyFingerprint": host.host_key_fingerprint}))
+    obj = wait_for(world, namespace, "kept", "condition=Ready")
+    ctx = HostContext.for_teardown(namespace, "kept", obj["spec"]["domain"])
+    listed = {(i["kind"], i["name"]): i for i in obj["status"]["inventory"]}
+    assert listed[("Host", host.address)]["ssh"]["privateKeySecret"] == "ssh-key"
+    assert listed[("Host", host.address)]["ssh"]["hostKeyFingerprints"] == [host.host_key_fingerprint]
+    assert {("HostUser", ctx.app_user), ("HostDirectory", ctx.base_dir), ("Certificate", ctx.domain),
+            ("Database", database_identifier(ctx.app_user))} <= set(listed)
+    assert host.path(ctx.base_dir).exists() and ctx.app_user in host.shim_state()["users"]
+
+    try:
+        DeploymentInstanceSpec.model_validate({**obj["spec"], **TOO_BIG})
+        raise AssertionError("the models accept the spec")
+    except ValueError:
+        pass
+    world.control_plane.kubectl("patch", "di", "kept", "-n", namespace, "--type=merge",
+                                "-p", json.dumps({"spec": TOO_BIG}))
+    wait_for(world, namespace, "kept", 'jsonpath={.status.conditions[?(@.type=="Stalled")].reason}=InvalidSpec')
+    world.control_plane.kubectl("delete", "di", "kept", "-n", namespace, "--timeout=240s", timeout=270)
+
+    state = host.shim_state()
+    gone = [ctx.base_dir, ctx.state_dir, ctx.webroot, ctx.app_home, ctx.nginx_enabled_path,
+            ctx.nginx_site_path(False), ctx.nginx_site_path(True), ctx.certificate_dir]
+    assert [path for path in gone if host.path(path).exists() or host.path(path).is_symlink()] == []
+    assert ctx.app_user not in state["users"]
+    assert database_identifier(ctx.app_user) not in state["postgres"]["databases"]
+    assert database_identifier(ctx.app_user) not in state["postgres"]["roles"]
+    assert [c.args for c in host.commands("userdel")] == [(ctx.app_user,)]

@@ -140,3 +140,15 @@ def test_every_chown_leaves_links_alone() -> None:
         for line in script.splitlines():
             if re.search(r"(?<![\w-])chown\s", line) and not line.strip().startswith("#"):
                 assert "chown -h " in line, (name, line)
+
+
+def test_the_teardown_context_renders_what_the_full_context_renders() -> None:
+    """Teardown renders from the namespace, name and recorded domain alone (issue 19): whatever else a spec
+    said (source, ACME contact, apps, build) never reaches teardown-host.sh."""
+    full = dataclasses.replace(context("team", "shop"), apps=("forum-core",), api_port=4000,
+                               acme_server="https://acme.test/dir")
+
+    alone = HostContext.for_teardown("team", "shop", full.domain)
+
+    assert render_script("teardown-host", alone) == render_script("teardown-host", full)
+    assert (alone.app_user, alone.base_dir, alone.state_dir) == (full.app_user, full.base_dir, full.state_dir)

@@ -26,7 +26,8 @@ from o4o_operator.runner.teardown import teardown
 
 DONE = {"pm2": "removed", "nginx": "site removed, reloaded", "certificate": "deleted", "database": "dropped x",
         "teardown": "finished"}
-REACHED = {"server": {"name": "shop-host.test", "ipAddress": "198.51.100.5"},
+REACHED = {"server": {"name": "shop-host.test", "ipAddress": "198.51.100.5", "hostKeyFingerprint": "SHA256:" + "C" * 43,
+                      "hostKeyFingerprints": ["SHA256:" + "C" * 43], "hostKeySource": "TrustedOnFirstUse"},
            "stages": [{"name": "provision", "state": "Succeeded", "startedAt": "2026-01-01T00:00:00Z"},
                       {"name": "runtime", "state": "Failed", "startedAt": "2026-01-01T00:01:00Z"}]}
 
@@ -147,3 +148,95 @@ async def test_a_script_that_does_not_say_it_finished_fails_the_teardown(world: 
         await world.delete(spec_body())
 
     assert caught.value.reason == "HostTeardownFailed"
+
+
+# ---- from the inventory alone (issue 19) ------------------------------------------------------------
+
+HOST = HostContext(domain="shop.example.com", instance_name="shop", namespace="team",
+                   repository="https://example.com/o4o/platform.git", revision="main", tls_email="ops@example.com")
+
+
+def recorded(*, database: bool = True, pins: tuple[str, ...] = ("SHA256:" + "B" * 43,),
+             user: str = HOST.app_user) -> dict[str, Any]:
+    """The status of an instance on an existing host that got as far as tls, as the inventory records it."""
+    items: list[dict[str, Any]] = [
+        {"kind": "Host", "name": "shop-host.test", "state": "Present", "value": "198.51.100.5", "adopted": True,
+         "ssh": {"port": 2222, "user": "deploy", "hostKeyFingerprints": list(pins),
+                 "privateKeySecret": "old-ssh-key", "privateKeyKey": "id_ed25519"}},
+        {"kind": "HostUser", "name": user, "state": "Present"},
+        *({"kind": "HostDirectory", "name": path, "state": "Present"}
+          for path in (HOST.base_dir, HOST.app_home, HOST.state_dir, HOST.webroot)),
+        {"kind": "Certificate", "name": "shop.example.com", "state": "Pending"},
+        {"kind": "Secret", "name": "shop-database", "state": "Present"},
+        {"kind": "ConfigMap", "name": "shop-log", "state": "Present"}]
+    if database:
+        items += [{"kind": "Database", "name": "o4o_team_shop", "state": "Present"},
+                  {"kind": "DatabaseRole", "name": "o4o_team_shop", "state": "Present"}]
+    return {**REACHED, "inventory": items}
+
+
+UNPARSEABLE = spec_body(tls={"email": "ops@example.com", "acmeCABundle": "not a certificate"})
+
+
+async def test_a_spec_that_no_longer_parses_still_gets_its_host_teardown_from_the_inventory(world: World) -> None:
+    with pytest.raises(ValueError, match="validation error"):
+        DeploymentInstanceSpec.model_validate(UNPARSEABLE)
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+
+    message = await world.delete(UNPARSEABLE, recorded())
+
+    assert world.session.scripts == [expected_script(spec_body())]
+    assert world.connector.targets == [("shop-host.test", 2222, ("SHA256:" + "B" * 43,))]
+    assert world.session.public_envs == [{"O4O_DB_MODE": "local"}]
+    assert "team.shop on shop-host.test" in message and "database: dropped x" in message
+    assert "nothing on existing host" not in message
+
+
+async def test_the_host_teardown_uses_what_the_inventory_recorded_not_what_the_spec_says_now(world: World) -> None:
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+    now = spec_body(provider={"existing": {"host": "other-host.test"}}, database={"external": {"secretRef": {
+        "name": "db"}}})
+
+    await world.delete(now, recorded())
+
+    assert [target[:2] for target in world.connector.targets] == [("shop-host.test", 2222)]
+    assert world.session.public_envs == [{"O4O_DB_MODE": "local"}], "the local database it made is dropped"
+
+
+async def test_without_a_recorded_database_the_script_leaves_the_database_alone(world: World) -> None:
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+
+    await world.delete(UNPARSEABLE, recorded(database=False))
+
+    assert world.session.public_envs == [{"O4O_DB_MODE": "external"}]
+
+
+async def test_names_on_the_host_derive_from_the_instance_never_from_an_edited_status(world: World) -> None:
+    """The user and directories recorded are for reading; an edited one cannot aim teardown at another's."""
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+
+    await world.delete(UNPARSEABLE, recorded(user="o4o-other-tenant-00000000"))
+
+    assert world.session.scripts == [expected_script(spec_body())]
+
+
+async def test_a_host_whose_key_was_never_pinned_is_not_connected_to(world: World) -> None:
+    """Nothing pinned: no session ever reached it (trust on first use pins the first key seen), so nothing
+    of the instance is there, and teardown never trusts a key itself."""
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+
+    message = await world.delete(UNPARSEABLE, recorded(pins=()))
+
+    assert world.connector.targets == [] and world.session.scripts == []
+    assert "no host key was ever pinned" in message
+
+
+async def test_after_a_move_to_another_host_the_host_named_last_is_cleaned(world: World) -> None:
+    world.kube.secrets["old-ssh-key"] = {"id_ed25519": "the recorded key"}
+    status = recorded()
+    before = {**status["inventory"][0], "name": "first-host.test"}
+    status["inventory"] = [before, *status["inventory"]]
+
+    await world.delete(UNPARSEABLE, status)
+
+    assert [target[:2] for target in world.connector.targets] == [("shop-host.test", 2222)]

@@ -161,6 +161,14 @@ class HostContext:
     nginx_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
 
+    @classmethod
+    def for_teardown(cls, namespace: str, instance_name: str, domain: str) -> HostContext:
+        """What ``teardown-host.sh`` needs, and no more: the names and paths that derive from the namespace
+        and name, and the certificate's domain. The source and ACME contact, which it never renders, hold
+        inert values, so teardown needs no spec."""
+        return cls(domain=domain, instance_name=instance_name, namespace=namespace, repository="teardown:none",
+                   revision="none", tls_email="none@teardown.invalid")
+
     def __post_init__(self) -> None:
         if not self.app_user:
             object.__setattr__(self, "app_user", instance_user(self.namespace, self.instance_name))

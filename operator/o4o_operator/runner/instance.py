@@ -1,62 +1,40 @@
 """What a stage action works with: one instance during one pass of its worker.
 
-Owns: :class:`InstanceContext` (one instance's spec, the status as the pass
-began, its log and lazily opened providers, Secrets read once per pass, the
-observed facts, which cloud names and owner it uses: the names themselves come
-from :mod:`o4o_operator.providers.ownership`). The operator-wide
-:class:`~o4o_operator.runner.runtime.Runtime` is passed in. Must not decide what
-to run next.
+Owns: :class:`InstanceContext`, which puts together what one pass needs and keeps nothing else: the
+instance's identity, spec and status (the worker's, read only), its log, the names and owner it uses in the
+cloud (the names themselves come from :mod:`o4o_operator.providers.ownership`), the facts it observes, and
+its host context. Each other part has a module of its own, which this one composes: the Secrets read once
+per pass and redacted (:mod:`~o4o_operator.runner.secret_cache`), the providers built from the spec
+(:mod:`~o4o_operator.runner.instance_providers`), the host-key policy (:mod:`~o4o_operator.runner.host_keys`)
+and the SSH session with trust on first use (:mod:`~o4o_operator.runner.host_session`). The operator-wide
+:class:`~o4o_operator.runner.runtime.Runtime` is passed in. Must not decide what to run next.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from o4o_operator.errors import InvalidSpecError, PermanentError, StageError
+from o4o_operator.errors import InvalidSpecError, PermanentError
 from o4o_operator.kubeapi import SecretData
-from o4o_operator.models import (
-    ADOPT_ANNOTATION,
-    DeploymentInstanceSpec,
-    DeploymentInstanceStatus,
-    DnsProviderKind,
-    HostKeySource,
-    InstanceRef,
-)
-from o4o_operator.models_database import (
-    GENERATED_SECRET_FIELD,
-    generated_secret_name,
-    secret_values,
-)
+from o4o_operator.models import ADOPT_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, InstanceRef
+from o4o_operator.models_database import GENERATED_SECRET_FIELD, generated_secret_name
 from o4o_operator.models_inventory import Inventory
 from o4o_operator.pipeline.facts import Facts
-from o4o_operator.providers.aws import ClientSettings, StaticCredentials
+from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostSession, NameCheck
-from o4o_operator.providers.ssh import client_public_key, normalise_fingerprint
+from o4o_operator.providers.ssh import client_public_key
 from o4o_operator.rendering.host_context import HostContext, build_fields
+from o4o_operator.runner import host_keys
+from o4o_operator.runner.host_session import HostSessions
+from o4o_operator.runner.instance_providers import InstanceProviders
 from o4o_operator.runner.inventory import InventoryRecord, access_for, server_identity
 from o4o_operator.runner.log import InstanceLog
 from o4o_operator.runner.runtime import Runtime
+from o4o_operator.runner.secret_cache import SecretCache
 from o4o_operator.runner.stage_steps import Changes
-
-_KEY_FIELD = "spec.ssh.privateKeySecretRef"
-_PIN_FIELD = "spec.ssh.hostKeyFingerprint"
-
-
-def _with_field(instance: InstanceContext, error: StageError) -> StageError:
-    """A permanent SSH failure as an InvalidSpecError naming the field to fix; anything else unchanged."""
-    if error.transient:
-        return error
-    if error.reason == "HostKeyMismatch":
-        field = _PIN_FIELD if instance.spec.ssh.host_key_fingerprint else "status.server.hostKeyFingerprints"
-    elif error.reason in ("InvalidSshKey", "SshAuthenticationFailed"):
-        field = _KEY_FIELD
-    else:
-        return error
-    return InvalidSpecError(field, error.message, reason=error.reason)
 
 
 def _digest(parts: Mapping[str, str]) -> str:
@@ -77,9 +55,9 @@ class InstanceContext:
         self.spec = spec
         self._status = status if callable(status) else (lambda: status)
         self.log = log
-        self._secrets: dict[str, SecretData | InvalidSpecError] = {}
-        self._session: HostSession | None = None
-        self._learned: dict[str, Any] = {}
+        self._secrets = SecretCache(runtime, self.ref.namespace, log.redactor)
+        self._providers = InstanceProviders(runtime, spec, self.ref.uid, self._secrets)
+        self._sessions = HostSessions(runtime, body, spec, self._status, log, self.private_key)
 
     # ---- status (read only: the worker holds it) --------------------------------
 
@@ -89,8 +67,7 @@ class InstanceContext:
 
     def take_learned(self) -> Changes:
         """Status changes learnt while talking to the host (a key trusted on first use), once each."""
-        learned, self._learned = self._learned, {}
-        return learned
+        return self._sessions.take_learned()
 
     @property
     def adopt(self) -> bool:
@@ -131,23 +108,10 @@ class InstanceContext:
         return refs
 
     async def secret(self, name: str, field: str) -> SecretData:
-        cached = self._secrets.get(name)
-        if cached is None:
-            try:
-                cached = await self.runtime.kube.read_secret(self.ref.namespace, name, field)
-                self.log.redactor.add(secret_values(field, dict(cached.data)))
-            except InvalidSpecError as error:
-                cached = error
-            self._secrets[name] = cached
-        if isinstance(cached, InvalidSpecError):
-            raise cached
-        return cached
+        return await self._secrets.secret(name, field)
 
     async def secret_value(self, name: str, key: str, field: str) -> str:
-        data = await self.secret(name, field)
-        if key not in data.data:
-            raise InvalidSpecError(field, f"Secret {name!r} has no key {key!r}", reason="SecretKeyMissing")
-        return data.data[key]
+        return await self._secrets.value(name, key, field)
 
     async def observe_facts(self, status: DeploymentInstanceStatus) -> Facts:
         versions: dict[str, str] = {}
@@ -189,35 +153,19 @@ class InstanceContext:
                                access_for(self.spec, region="us-east-1"), self.runtime.clock)
 
     async def client_settings(self) -> ClientSettings:
-        lightsail = self.spec.provider.lightsail
-        credentials = None
-        if lightsail and lightsail.credentials_secret_ref:
-            ref = lightsail.credentials_secret_ref
-            field = "spec.provider.lightsail.credentialsSecretRef"
-            credentials = StaticCredentials(
-                access_key_id=await self.secret_value(ref.name, ref.access_key_id_key, field),
-                secret_access_key=await self.secret_value(ref.name, ref.secret_access_key_key, field))
-        settings = self.runtime.settings
-        return ClientSettings(max_attempts=settings.aws_max_attempts, credentials=credentials,
-                              endpoint_url=settings.lightsail_endpoint_url,
-                              in_flight=self.runtime.in_flight_for(self.ref.uid))
+        return await self._providers.client_settings()
 
     async def cloud(self) -> CloudProvider:
-        lightsail = self.spec.provider.lightsail
-        assert lightsail is not None, "cloud() is only for the lightsail provider"
-        return self.runtime.cloud_factory(lightsail.region, await self.client_settings(),
-                                          self.runtime.settings.cloud_poll_interval)
+        return await self._providers.cloud()
 
     async def dns(self) -> DnsProvider:
-        kind = self.spec.dns.provider
-        settings = await self.client_settings()
-        if kind is DnsProviderKind.ROUTE53:
-            settings = dataclasses.replace(settings, endpoint_url=self.runtime.settings.route53_endpoint_url)
-        return self.runtime.dns_factory(kind, settings)
+        return await self._providers.dns()
 
     def name_check(self) -> NameCheck:
         """For DNS managed elsewhere: confirms the domain resolves to the server."""
-        return self.runtime.name_check_factory(self.runtime.resolver)
+        return self._providers.name_check()
+
+    # ---- the host ------------------------------------------------------------------
 
     async def private_key(self) -> str:
         ref = self.spec.ssh.private_key_secret_ref
@@ -229,70 +177,21 @@ class InstanceContext:
         try:
             return client_public_key(private_key)
         except PermanentError as error:
-            raise InvalidSpecError(_KEY_FIELD, error.message, reason=error.reason) from None
+            raise InvalidSpecError(host_keys.KEY_FIELD, error.message, reason=error.reason) from None
 
     def trusts_first_use(self) -> bool:
-        """An existing host without a pinned key whose spec asks for trust on first use."""
-        ssh = self.spec.ssh
-        return self.spec.provider.existing is not None and not ssh.host_key_fingerprint and ssh.trust_on_first_use
+        return host_keys.trusts_first_use(self.spec)
 
     def host_key_pins(self) -> tuple[str, ...]:
-        """The fingerprints a host key must match. Empty only when trusting on first use (existing hosts).
-
-        Lightsail: the spec's pin, else what Lightsail reported (provision waits for it). Existing hosts: the
-        spec's pin, else (``trustOnFirstUse``) the key trusted on first use. Otherwise stall naming the field.
-        """
-        ssh, server = self.spec.ssh, self.status.server
-        if ssh.host_key_fingerprint:
-            return (normalise_fingerprint(ssh.host_key_fingerprint),)
-        existing = self.spec.provider.existing
-        if existing is not None and not ssh.trust_on_first_use:
-            raise InvalidSpecError(_PIN_FIELD, f"the SSH host key of {existing.host}:{existing.port} is not "
-                                   "pinned; set it (ssh-keygen -lf on the host's key, or ssh-keyscan), or set "
-                                   "spec.ssh.trustOnFirstUse: true to trust the first key seen",
-                                   reason="HostKeyNotPinned")
-        if existing is not None and (server.host_key_source is not HostKeySource.TRUSTED_ON_FIRST_USE
-                                     or server.name != existing.host):
-            return ()  # trust on first use, and nothing trusted yet on this host
-        pins = server.host_key_fingerprints or ((server.host_key_fingerprint,) if server.host_key_fingerprint else ())
-        if not pins and existing is None:
-            raise InvalidSpecError(_PIN_FIELD, "no SSH host key is known for the server: Lightsail reported none",
-                                   reason="HostKeyNotPinned")
-        return tuple(pins)
+        """The fingerprints a host key must match (see :func:`~o4o_operator.runner.host_keys.host_key_pins`)."""
+        return host_keys.host_key_pins(self.spec, self.status)
 
     def ssh_target(self) -> tuple[str, int]:
-        existing = self.spec.provider.existing
-        if existing is not None:
-            return existing.host, existing.port
-        if not self.status.server.ip_address:
-            raise InvalidSpecError("status.server.ipAddress", "the server has no address yet",
-                                   reason="ServerNotProvisioned")
-        return self.status.server.ip_address, 22
+        return host_keys.ssh_target(self.spec, self.status)
 
     async def session(self) -> HostSession:
-        """The SSH session, opened once per pass, pinning the known host keys (see :meth:`host_key_pins`)."""
-        if self._session is None:
-            host, port = self.ssh_target()
-            pins = self.host_key_pins()
-            try:
-                self._session = await self.runtime.connector.connect(
-                    host, port, self.spec.ssh.user, await self.private_key(), pins or None,
-                    self.runtime.settings.ssh_connect_timeout)
-            except StageError as error:
-                raise _with_field(self, error) from error
-            if not pins:
-                await self._trusted_on_first_use(host, port, self._session.host_key_fingerprint)
-        return self._session
-
-    async def _trusted_on_first_use(self, host: str, port: int, fingerprint: str) -> None:
-        """Pin the first key seen from now on, and say so in status, the log and an Event."""
-        self._learned["server"] = self.status.server.model_copy(update={
-            "host_key_fingerprint": fingerprint, "host_key_fingerprints": (fingerprint,),
-            "host_key_source": HostKeySource.TRUSTED_ON_FIRST_USE})
-        message = (f"Trusted the SSH host key {fingerprint} of {host}:{port} on first use "
-                   "(spec.ssh.trustOnFirstUse); it is pinned from now on")
-        self.log(message)
-        await self.runtime.kube.post_event(self.body, "HostKeyTrustedOnFirstUse", message, warning=True)
+        """The SSH session, opened once per pass, pinning the known host keys (or trusting on first use)."""
+        return await self._sessions.session()
 
     def host_context(self) -> HostContext:
         spec = self.spec

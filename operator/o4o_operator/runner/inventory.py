@@ -4,7 +4,8 @@ Owns: :class:`InventoryRecord`, which the cloud stages use to record an intent (
 that makes a thing and to confirm it (``Present``, with the cloud's own id) after; the worker writes its
 ``items`` as the stage's status changes. Also :func:`access_for`, what a cloud item records to reach it again
 (region and credentials Secret *name*), and :func:`client_settings_for`, which turns that back into client
-settings without the spec, so that teardown works from the inventory alone.
+settings: the one way both the stages (through :mod:`~o4o_operator.runner.instance_providers`) and teardown
+(without the spec, from the inventory alone) make them.
 
 Must not: decide what to make (the stages do), write status (the worker does), or record a secret value.
 """
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.kubeapi import KubeApi
+from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import DeploymentInstanceSpec
 from o4o_operator.models_inventory import (
     CloudAccess,
@@ -28,7 +29,7 @@ from o4o_operator.models_inventory import (
     with_item,
     without_item,
 )
-from o4o_operator.providers.aws import ClientSettings, StaticCredentials
+from o4o_operator.providers.aws import ClientSettings, InFlightCalls, StaticCredentials
 from o4o_operator.runner.settings import OperatorSettings
 
 CREDENTIALS_FIELD = "status.inventory[].access.credentialsSecret"
@@ -119,17 +120,22 @@ def server_identity(inventory: Iterable[InventoryItem], name: str | None) -> str
     return item.cloud_id if item is not None and item.state is ItemState.PRESENT else None
 
 
-async def client_settings_for(kube: KubeApi, namespace: str, access: CloudAccess,
-                              settings: OperatorSettings) -> ClientSettings:
-    """Client settings for a recorded item, reading its credentials Secret by the recorded name."""
+SecretReader = Callable[[str, str], Awaitable[SecretData]]
+"""Reads a Secret of the instance's namespace: (name, the field that references it) -> its data."""
+
+
+async def client_settings_for(read: SecretReader, access: CloudAccess | None, settings: OperatorSettings, *,
+                              field: str = CREDENTIALS_FIELD, in_flight: InFlightCalls | None = None) -> ClientSettings:
+    """Client settings for ``access`` (None: the operator's own identity), reading its credentials Secret by
+    name; a missing key stalls naming ``field`` (the spec's, for a stage; the inventory's, for teardown)."""
     credentials = None
-    if access.credentials_secret:
-        secret = await kube.read_secret(namespace, access.credentials_secret, CREDENTIALS_FIELD)
+    if access is not None and access.credentials_secret:
+        secret = await read(access.credentials_secret, field)
         missing = [key for key in (access.access_key_id_key, access.secret_access_key_key) if key not in secret.data]
         if missing:
-            raise InvalidSpecError(CREDENTIALS_FIELD, f"Secret {access.credentials_secret!r} has no key "
-                                   f"{missing[0]!r}", reason="SecretKeyMissing")
+            raise InvalidSpecError(field, f"Secret {access.credentials_secret!r} has no key {missing[0]!r}",
+                                   reason="SecretKeyMissing")
         credentials = StaticCredentials(access_key_id=secret.data[access.access_key_id_key],
                                         secret_access_key=secret.data[access.secret_access_key_key])
     return ClientSettings(max_attempts=settings.aws_max_attempts, credentials=credentials,
-                          endpoint_url=settings.lightsail_endpoint_url)
+                          endpoint_url=settings.lightsail_endpoint_url, in_flight=in_flight)

@@ -4,7 +4,9 @@ Owns: :func:`legacy_inventory`, which lists what an older operator would have ma
 server, static IP and own key pair by their recorded or derived names, once a server name was recorded, and
 its DNS record set, once an address was), read leniently
 from the raw stored spec, so that it works when the spec no longer parses. Teardown still deletes each only if
-it is ours (uid tag, ownership TXT). Must not: be used once ``status.inventory`` holds anything.
+it is ours (uid tag, ownership TXT); and :func:`legacy_host_items`, what an instance on an existing host
+made there before the inventory listed hosts, from its spec (which must still parse) and status. Must not:
+be used once ``status.inventory`` holds anything (the host items: once it lists a host).
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from typing import Any
 
 from o4o_operator.models import DeploymentInstanceStatus
 from o4o_operator.models_inventory import CloudAccess, Inventory, InventoryItem, ItemKind, ItemState
+from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, static_ip_name
+from o4o_operator.runner.host_teardown import reached_host
+from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.made_items import made_by, with_intents
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -57,3 +63,15 @@ def legacy_inventory(body: Mapping[str, Any], status: DeploymentInstanceStatus) 
                                        access=access, provider=provider, zone=zone, record_type=record_type,
                                        value=value))
     return tuple(items)
+
+
+def legacy_host_items(instance: InstanceContext) -> Inventory:
+    """The host, user, directories, certificate and local database an instance on an existing host made before
+    the inventory listed them, as intents (each may exist), from its spec and status; none if no host stage
+    ever started there."""
+    if instance.spec.provider.existing is None or not reached_host(instance.status):
+        return ()
+    items: Inventory = ()
+    for stage in (StageName.PROVISION, StageName.RUNTIME, StageName.DATABASE, StageName.TLS):
+        items = with_intents(items, made_by(instance, stage, instance.status), instance.runtime.clock())
+    return items

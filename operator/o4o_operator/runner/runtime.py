@@ -71,6 +71,16 @@ class Runtime:
     def in_flight_for(self, uid: str) -> aws.InFlightCalls:
         return self.in_flight.setdefault(uid, aws.InFlightCalls())
 
+    def cloud(self, region: str, settings: ClientSettings) -> CloudProvider:
+        """The cloud provider of ``region``, polling a pending server at the operator's interval."""
+        return self.cloud_factory(region, settings, self.settings.cloud_poll_interval)
+
+    def dns(self, kind: DnsProviderKind, settings: ClientSettings) -> DnsProvider:
+        """The DNS provider of ``kind`` (Route 53 at its own endpoint; Lightsail's DNS at Lightsail's)."""
+        if kind is DnsProviderKind.ROUTE53:
+            settings = dataclasses.replace(settings, endpoint_url=self.settings.route53_endpoint_url)
+        return self.dns_factory(kind, settings)
+
 
 def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool) -> Runtime:
     # Each running pipeline waits on at most one cloud call at a time: give every one a thread.

@@ -2,7 +2,8 @@
 and its key pair, in reverse.
 
 Owns: deleting exactly what this instance made, as ``status.inventory`` lists it (on an existing host, what
-``teardown-host.sh`` removes, see :mod:`o4o_operator.runner.host_teardown`; the cloud items and DNS records
+``teardown-host.sh`` removes, on the host, with the SSH key Secret the inventory records, so a spec that no
+longer parses still gets it, see :mod:`o4o_operator.runner.host_teardown`; the cloud items and DNS records
 through :mod:`o4o_operator.runner.teardown_items`, each with the provider, zone, region and credentials Secret
 it was made with, so that neither a moved DNS spec nor a spec that no longer parses orphans anything; an
 instance made before inventories existed gets one from its status, see
@@ -34,12 +35,12 @@ from o4o_operator.redaction import Redactor
 from o4o_operator.runner.generated_secret import delete_generated_secret, release_generated_secret
 from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
-from o4o_operator.runner.legacy_inventory import legacy_inventory
+from o4o_operator.runner.legacy_inventory import legacy_host_items, legacy_inventory
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.made_items import log_configmap_name
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import release, teardown_secrets
 from o4o_operator.runner.teardown_items import delete_cloud_items, delete_dns_records
-from o4o_operator.runner.worker import log_configmap_name
 
 
 async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
@@ -63,6 +64,11 @@ def _spec_or_none(body: Mapping[str, Any]) -> DeploymentInstanceSpec | None:
         return None
 
 
+def _existing(body: Mapping[str, Any]) -> bool:
+    provider = (body.get("spec") or {}).get("provider")
+    return isinstance(provider, Mapping) and "existing" in provider
+
+
 def _retained(body: Mapping[str, Any], spec: DeploymentInstanceSpec | None) -> bool:
     """Retain, read from the stored spec even when the rest of it no longer parses."""
     if spec is not None:
@@ -79,8 +85,10 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
         await release_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
         await runtime.kube.release_owned("configmaps", meta["namespace"], log_configmap_name(meta["name"]),
                                          meta["uid"])
-        existing = spec.provider.existing if spec else None
-        made = f"what it made on host {existing.host}" if existing else "the server, static IP, key pair"
+        hosts = [item.name for item in items_of(status.inventory, ItemKind.HOST)]
+        if spec is not None and spec.provider.existing is not None:
+            hosts = [spec.provider.existing.host]
+        made = f"what it made on host {hosts[0]}" if hosts else "the server, static IP, key pair"
         return (f"Retained {made}, the DNS record, Secret {meta['name']}-database and ConfigMap "
                 f"{log_configmap_name(meta['name'])} (deletionPolicy: Retain)")
     inventory = status.inventory or legacy_inventory(body, status)
@@ -96,14 +104,15 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
         raise TransientError("CloudCallsInFlight", "cloud calls made before the deletion are still running; "
                              "teardown waits for them")
     done: list[str] = []
-    if spec is not None:
+    if spec is not None and not items_of(inventory, ItemKind.HOST):  # made before the inventory listed hosts
         instance = InstanceContext(runtime, body, spec, status, InstanceLog(Redactor()))
-        on_host = await teardown_host(instance)  # errors propagate: the deletion is retried
-        if on_host:
-            done.append(on_host)
-    elif status.server.name and status.server.ip_addresses:
-        done.append(f"nothing on existing host {status.server.name} (the spec no longer parses, so the host "
-                    "and its SSH key are unknown)")
+        inventory = (*inventory, *legacy_host_items(instance))
+    on_host = await teardown_host(runtime, meta, inventory, InstanceLog(Redactor()))  # errors propagate: retried
+    if on_host:
+        done.append(on_host)
+    elif spec is None and status.server.name and not items_of(inventory, ItemKind.HOST) and _existing(body):
+        done.append(f"nothing on existing host {status.server.name} (made before the inventory listed hosts, and "
+                    "the spec no longer parses, so the host and its SSH key are unknown)")
     owner = RecordOwner(meta["namespace"], meta["name"], meta["uid"])
     done += await delete_dns_records(runtime, owner, inventory)
     cloud_done, _ = await delete_cloud_items(runtime, meta["namespace"], meta["uid"], inventory)
@@ -118,4 +127,4 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
 IN_FLIGHT_WAIT_SECONDS = 120.0
 """Longer than one boto3 call with its retries and timeouts takes, short of the handler's own patience."""
 _LABELS = ((ItemKind.SERVER, "server"), (ItemKind.STATIC_IP, "static IP"), (ItemKind.KEY_PAIR, "key pair"),
-           (ItemKind.DNS_RECORD, "DNS record"))
+           (ItemKind.DNS_RECORD, "DNS record"), (ItemKind.HOST, "existing host"), (ItemKind.DATABASE, "database"))

@@ -10,11 +10,12 @@ Must not: create anything, decide when to tear down (teardown and the dns stage 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Iterable
 
 from o4o_operator.models import DnsProviderKind
 from o4o_operator.models_inventory import CloudAccess, Inventory, InventoryItem, ItemKind, items_of, without_item
+from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.ownership import RecordOwner, is_ours
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider
 from o4o_operator.runner.instance import InstanceContext
@@ -29,13 +30,17 @@ def _dns_name(item: InventoryItem) -> DnsName:
     return (item.provider or "", item.zone, item.name)
 
 
-async def _dns_provider(runtime: Runtime, namespace: str, item: InventoryItem) -> DnsProvider:
+async def _settings(runtime: Runtime, namespace: str, item: InventoryItem) -> tuple[CloudAccess, ClientSettings]:
+    """How to reach ``item`` again: as recorded (region, credentials Secret by name), never as the spec says."""
     access = item.access or CloudAccess(region="us-east-1")
-    settings = await client_settings_for(runtime.kube, namespace, access, runtime.settings)
-    kind = DnsProviderKind(item.provider or DnsProviderKind.LIGHTSAIL.value)
-    if kind is DnsProviderKind.ROUTE53:
-        settings = dataclasses.replace(settings, endpoint_url=runtime.settings.route53_endpoint_url)
-    return runtime.dns_factory(kind, settings)
+    settings = await client_settings_for(functools.partial(runtime.kube.read_secret, namespace), access,
+                                         runtime.settings)
+    return access, settings
+
+
+async def _dns_provider(runtime: Runtime, namespace: str, item: InventoryItem) -> DnsProvider:
+    _, settings = await _settings(runtime, namespace, item)
+    return runtime.dns(DnsProviderKind(item.provider or DnsProviderKind.LIGHTSAIL.value), settings)
 
 
 async def delete_dns_records(runtime: Runtime, owner: RecordOwner, items: Iterable[InventoryItem]) -> list[str]:
@@ -102,6 +107,5 @@ async def delete_cloud_items(runtime: Runtime, namespace: str, uid: str, invento
 
 
 async def _cloud(runtime: Runtime, namespace: str, item: InventoryItem) -> CloudProvider:
-    access = item.access or CloudAccess(region="us-east-1")
-    settings = await client_settings_for(runtime.kube, namespace, access, runtime.settings)
-    return runtime.cloud_factory(access.region, settings, runtime.settings.cloud_poll_interval)
+    access, settings = await _settings(runtime, namespace, item)
+    return runtime.cloud(access.region, settings)

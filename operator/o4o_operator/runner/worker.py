@@ -61,6 +61,13 @@ from o4o_operator.runner.generated_secret import generated_values
 from o4o_operator.runner.host_stages import run_host_stage
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.made_items import (
+    log_configmap_name,
+    made_by,
+    with_confirmed,
+    with_intents,
+    with_worker_objects,
+)
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import keep_teardown_secrets
 from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageStep
@@ -70,10 +77,6 @@ logger = logging.getLogger("o4o_operator.worker")
 
 _RESULTS: dict[type, str] = {Stall: "stalled", Pause: "paused", WaitForRetry: "requeued", Settle: "success"}
 """``o4o_reconcile_total{result}`` for passes that run no stage; a stage counts success or error."""
-
-
-def log_configmap_name(name: str) -> str:
-    return f"{name}-log"
 
 
 def _invalid_spec_message(error: pydantic.ValidationError) -> str:
@@ -92,6 +95,10 @@ class InstanceWorker:
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes)
         self._last_events: set[str] = set()
         self._foreign_log_reported = False
+        self._secret_made = False
+        """The operator-owned Secret is ours (read or made in this process): the inventory lists it Present."""
+        self._log_saved = False
+        """The log ConfigMap was made or written: the inventory lists it Present."""
 
     # ---- writing -------------------------------------------------------------
 
@@ -123,11 +130,13 @@ class InstanceWorker:
         kube = self.runtime.kube
         with contextlib.suppress(Exception):  # the status tail still holds the latest lines
             if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
+                self._log_saved = True
                 return
             earlier = await kube.adopt_released("configmaps", meta["namespace"], name, body, labels)
             if earlier is not None:
                 self.log.keep_earlier(str(earlier.get("log", "")))
                 if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
+                    self._log_saved = True
                     return
             if not self._foreign_log_reported:  # left alone: it is someone else's; say so once
                 self._foreign_log_reported = True
@@ -214,6 +223,7 @@ class InstanceWorker:
         # would run the database stage a second time). Failures are the database stage's to report.
         with contextlib.suppress(StageError, ApiError):
             await generated_values(instance)
+            self._secret_made = True
         facts = await instance.observe_facts(status)
         spec_body = instance.spec.to_body()
         annotations = instance.body["metadata"].get("annotations") or {}
@@ -254,8 +264,8 @@ class InstanceWorker:
         stage = decision.stage
         now = self.runtime.clock()
         self.log.stage = stage.name.value
-        started = with_stage_started(self.status, stage, decision.inputs_hash, generation, now,
-                                     secrets_version=secrets_version)
+        started = self._with_made(instance, with_stage_started(
+            self.status, stage, decision.inputs_hash, generation, now, secrets_version=secrets_version), stage)
         await self.write_status(with_summary(started, decision, hashes, generation, now))
         await self._event("StageStarted", f"Started {stage.title.lower()}")
         clock = time.monotonic()
@@ -270,9 +280,25 @@ class InstanceWorker:
         metrics.STAGE_DURATION.labels(stage=stage.name.value, outcome="success").observe(time.monotonic() - clock)
         metrics.RECONCILES.labels(result="success").inc()
         self.log(message)
-        done = with_stage_succeeded(self.status, stage, message, self.runtime.clock())
+        done = self._with_made(instance, with_stage_succeeded(self.status, stage, message, self.runtime.clock()),
+                               stage, succeeded=True)
         await self._finish(instance, done, generation)
         await self._event("StageSucceeded", message)
+
+    def _with_made(self, instance: InstanceContext, status: DeploymentInstanceStatus, stage: Stage, *,
+                   succeeded: bool = False) -> DeploymentInstanceStatus:
+        """``status`` with what the stage makes listed (intents as it starts or fails, confirmed once it
+        succeeded), and the worker's Secret and ConfigMap: folded into the stage's own writes (see
+        :mod:`o4o_operator.runner.made_items`)."""
+        now = self.runtime.clock()
+        try:
+            made = made_by(instance, stage.name, status)
+        except StageError:  # a spec the host context refuses: the stage itself fails naming the field
+            made = ()
+        items = with_confirmed(status.inventory, made, now) if succeeded else with_intents(status.inventory, made, now)
+        items = with_worker_objects(items, instance.ref.name, now, secret_made=self._secret_made,
+                                    log_saved=self._log_saved)
+        return status.model_copy(update={"inventory": items})
 
     async def _attempt(self, instance: InstanceContext, stage: Stage) -> str:
         """Run the stage's steps, taking their changes; return its message. Whatever it learnt before failing
@@ -306,7 +332,9 @@ class InstanceWorker:
         error.message = instance.log.redactor(error.message)
         self.log(f"{stage.title} failed: {error.reason}: {error.message}")
         metrics.count_stage_failure(stage.name.value, error.reason)
-        failed = with_stage_failed(self.status, stage, error, instance.ref.uid, self.runtime.clock())
+        # Listed again, not confirmed: a key trusted on first use before the failure is recorded with the host.
+        failed = self._with_made(instance, with_stage_failed(self.status, stage, error, instance.ref.uid,
+                                                             self.runtime.clock()), stage)
         await self._finish(instance, failed, generation)
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
 
