@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from o4o_operator.testing import mirrors, pebblebin, testbin
+from o4o_operator.testing import mirrors, pebblebin, shim_fork, testbin
 from o4o_operator.testing.hosts import rootfs
 
 
@@ -41,8 +41,14 @@ def _host_image() -> str:
     return f"{image.path} ({'built' if image.built_now else 'cached'})"
 
 
+def _shim_client() -> str:
+    """The sandbox shims' C client (see ``shim_fork``); without a compiler the shims stay Python scripts."""
+    return str(shim_fork.client_binary() or "none: no C compiler, the sandbox shims stay Python scripts")
+
+
 ASSETS: dict[str, Callable[[], str]] = {
     "go binaries": _go_binaries,
+    "shim client": _shim_client,
     "node.js mirror": _node_dist,
     "debian image": _host_image,
 }
