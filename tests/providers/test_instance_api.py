@@ -24,8 +24,8 @@ from o4o_operator.providers.instance_api import (
 )
 
 EMAIL = "admin@shop.example.com"
-PASSWORD = "pw-canary-7f3a&$x"  # noqa: S105 - a canary the tests look for
-TOKEN = "tok-canary-31c9e0"  # noqa: S105
+PASSWORD = "pw-canary-7f3a&$x"
+TOKEN = "tok-canary-31c9e0"
 CREDENTIALS = AdminCredentials(EMAIL, PASSWORD)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

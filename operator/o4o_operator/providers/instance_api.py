@@ -256,7 +256,7 @@ class InstanceApi:
 
 
 @contextlib.asynccontextmanager
-async def instance_api(base_url: str, *, timeout: float = 120.0,
+async def instance_api(base_url: str, *, timeout: float = 120.0,  # noqa: ASYNC109 - per call, not overall
                        secrets: Iterable[str] = ()) -> AsyncIterator[InstanceApi]:
     """A client for the API at ``base_url`` (no proxy from the environment, no cookies kept between calls).
     ``secrets`` are scrubbed from every word it reports, besides the credentials it logs in with."""
