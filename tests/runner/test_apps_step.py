@@ -22,9 +22,9 @@ from o4o_operator.runner import apps_step
 from o4o_operator.spec_install import PostInstallStep
 from o4o_operator.testing.stage_driver import StageDriver
 
-PASSWORD = "n0t-rendered-Passw0rd"  # noqa: S105 - a canary
+PASSWORD = "n0t-rendered-Passw0rd"
 EMAIL = "admin@shop.example.com"
-TOKEN = "tok-3a9f-canary"  # noqa: S105
+TOKEN = "tok-3a9f-canary"
 
 
 class FakeO4O:
