@@ -104,10 +104,10 @@ async def test_post_install_steps_run_once_and_a_missing_target_stalls_naming_th
     listed = PostInstallStep.model_validate({"name": "list", "request": {"method": "GET",
                                                                          "path": "/api/v1/admin/apps/market"}})
     await apps(host, steps=(listed,))
-    assert host.log.count("Post-install step list (spec.postInstall[0])") == 1
+    assert host.log.count("==> Post-install step list (spec.postInstall[0])") == 1
     await apps(host, steps=(listed,))
-    assert host.log.count("Post-install step list (spec.postInstall[0])") == 1  # it ran once
-    assert host.log.count("Post-install step list ran before") == 1
+    assert host.log.count("==> Post-install step list (spec.postInstall[0])") == 1  # it ran once
+    assert host.log.count("==> Post-install step list ran before") == 1
 
     missing = PostInstallStep.model_validate({"name": "seed", "command": ["no-such-seed", "--run"]})
     with pytest.raises(PermanentError) as caught:

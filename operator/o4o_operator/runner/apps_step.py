@@ -70,13 +70,17 @@ class _Apps:
         self.log = log
         self.env, self.public_env = env
 
+    def step(self, text: str) -> None:
+        """A step in the log, as a host script's ``o4o_step`` shows one."""
+        self.log(f"==> {text}")
+
     async def ledger(self, change: AppsLedger) -> None:
         await self.session.run(render.render_script("apps-ledger", self.host, ledger=change),
                                timeout=LEDGER_TIMEOUT_SECONDS, log=self.log, env=self.env,
                                public_env=self.public_env)
 
     async def login(self, api: InstanceApi) -> None:
-        self.log("Logging in to the instance's API as the operator's admin account")
+        self.step("Logging in to the instance's API as the operator's admin account")
         try:
             await api.login(AdminCredentials(self.public_env["O4O_ADMIN_EMAIL"], self.env["O4O_ADMIN_PASSWORD"]))
         except InstanceApiError as error:
@@ -102,7 +106,7 @@ class _Apps:
     async def act(self, api: InstanceApi, action: str, app: str, field: str) -> None:
         verb = {"install": "Installing", "activate": "Activating", "deactivate": "Deactivating",
                 "uninstall": "Uninstalling"}[action]
-        self.log(f"{verb} app {app} ({field})")
+        self.step(f"{verb} app {app} ({field})")
         try:
             await api.app_action(AppAction(action), app)
         except InstanceApiError as error:
@@ -122,7 +126,7 @@ class _Apps:
         unrecorded: list[str] = []
         for change in plan.wanted:
             if not change.actions:
-                self.log(f"App {change.app_id} is active")
+                self.step(f"App {change.app_id} is active")
                 if change.app_id not in recorded:
                     unrecorded.append(change.app_id)
                 continue
@@ -138,14 +142,14 @@ class _Apps:
         for index, step in enumerate(self.host.post_install):
             field, marker = f"spec.postInstall[{index}]", step_marker(step)
             if marker in steps_run:
-                self.log(f"Post-install step {step.name} ran before")
+                self.step(f"Post-install step {step.name} ran before")
                 continue
             if step.command is not None:
                 await self.ledger(AppsLedger(steps=(marker,), command=index))
                 continue
             assert step.request is not None
             request = step.request
-            self.log(f"Post-install step {step.name} ({field})")
+            self.step(f"Post-install step {step.name} ({field})")
             try:
                 answer = await api.request(request.method.value, request.path, request.body)
             except InstanceApiError as error:
