@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from o4o_operator.errors import PermanentError, StageError, TransientError
 from o4o_operator.pipeline.apps import AppsPlan, plan_apps
+from o4o_operator.pipeline.stages import STAGES_BY_NAME, StageName
 from o4o_operator.providers.instance_api import (
     AdminCredentials,
     ApiFailure,
@@ -34,8 +35,8 @@ from o4o_operator.runner.instance import InstanceContext
 
 API_TIMEOUT_SECONDS = 120.0
 """One call to the instance's API (as the host script's curl allowed)."""
-LEDGER_TIMEOUT_SECONDS = 600.0
-"""One ``apps-ledger`` run (a post-install command may take a while)."""
+LEDGER_TIMEOUT_SECONDS = STAGES_BY_NAME[StageName.APPS].script_timeout_seconds
+"""One ``apps-ledger`` run: a post-install command gets what the apps script itself gets."""
 T = TypeVar("T")
 
 
