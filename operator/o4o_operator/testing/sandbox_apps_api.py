@@ -17,12 +17,15 @@ standalone script and imports this file as its sibling).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,15 @@ def _save(state: dict[str, Any], root: Path | None = None) -> None:
     temporary.replace(path)
 
 
+@contextlib.contextmanager
+def _locked(root: Path | None) -> Iterator[None]:
+    """The state file is read, changed and written whole by the listener's threads and by npx shims of
+    instances sharing the host: one at a time."""
+    with _state_path(root).with_suffix(".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -59,10 +71,11 @@ def answer_request(root: Path, method: str, path: str, authorization: str, raw: 
         body = json.loads(raw) if raw else {}
     except ValueError:
         body = {}
-    state = load_state(root)
-    status, answer = _answer(state, method, path.split("?", 1)[0], authorization,
-                             body if isinstance(body, dict) else {})
-    _save(state, root)
+    with _locked(root):
+        state = load_state(root)
+        status, answer = _answer(state, method, path.split("?", 1)[0], authorization,
+                                 body if isinstance(body, dict) else {})
+        _save(state, root)
     return status, json.dumps(answer).encode()
 
 
@@ -114,14 +127,15 @@ def npx(args: list[str]) -> int:
         print(f"npx: could not determine executable to run: {' '.join(args[:2])}", file=sys.stderr)
         return 127
     options = dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
-    state = load_state()
-    admins = state.setdefault("admins", {})
-    email = str(options.get("email"))
-    if email in admins:
-        print("User already exists")
-    else:
-        admins[email] = _digest(options.get("password", ""))
-        state["admin"] = {"email": email, "password_sha256": admins[email]}  # the latest, for tests to read
-        print("User created successfully")
-    _save(state)
+    with _locked(None):
+        state = load_state()
+        admins = state.setdefault("admins", {})
+        email = str(options.get("email"))
+        if email in admins:
+            print("User already exists")
+        else:
+            admins[email] = _digest(options.get("password", ""))
+            state["admin"] = {"email": email, "password_sha256": admins[email]}  # the latest, for tests to read
+            print("User created successfully")
+        _save(state)
     return 0
