@@ -36,9 +36,10 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # ownership (providers/ownership.py): what another tenant or a person owns
     "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
     "KeyPairOwnedElsewhere", "ServerOwnedElsewhere",
-    # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
+    # the apps stage's (templates/scripts/apps*.sh; runner/apps_step.py for what the instance's API answers)
     "AdminCreateFailed", "AdminCredentialsMissing", "AdminLoginFailed", "AppRefused", "AppsApiUnavailable",
     "NoAppsReport", "PostInstallFailed",
+    # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerMismatch",
     "AcmeServerUntrusted",
     "BuildFailed", "BuildOutputMissing", "ConfigMissing",

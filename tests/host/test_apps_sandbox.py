@@ -1,6 +1,8 @@
-"""The apps script over real SSH in a SandboxHost, against the sandbox's stand-in for the instance's own API
-(operator/o4o_operator/testing/sandbox_apps_api.py): the admin account once, apps added and removed through
-/api/v1/admin/apps/*, an unknown app and a refused one stalling, and spec.postInstall steps run once."""
+"""The apps stage over real SSH in a SandboxHost: its host script, then the operator's API step through an SSH
+tunnel (sshd's direct-tcpip) to the sandbox's stand-in for the instance's own API
+(operator/o4o_operator/testing/sandbox_apps_api.py, served by sandbox_api_listener.py): the admin account once,
+apps added and removed through /api/v1/admin/apps/*, an unknown app and a refused one stalling, the instance
+unavailable, and spec.postInstall steps run once."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pathlib import Path
 import pytest
 from test_scripts_sandbox import Host
 
-from o4o_operator.errors import PermanentError
-from o4o_operator.markers import parse_results
+from o4o_operator.errors import PermanentError, TransientError
 from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import HostContext, render_script
+from o4o_operator.runner.apps_step import apply_apps
 from o4o_operator.spec_install import PostInstallStep
 from o4o_operator.testing import SandboxHost, make_fixture_repo
 from o4o_operator.testing.sandbox_apps_api import load_state
@@ -36,16 +38,22 @@ async def host(sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> Hos
 
 
 async def apps(host: Host, *wanted: str, steps: tuple[PostInstallStep, ...] = ()) -> dict[str, str]:
+    """As the runner does the stage: the apps script, then the API step with the script's results."""
     lines: list[str] = []
     context = dataclasses.replace(host.context, apps=wanted, post_install=steps)
-    await host.session.run(render_script(script_for(StageName.APPS), context), timeout=120, log=lines.append,
-                           env=ADMIN)
-    host.log.extend(lines)
-    return parse_results(lines)
+    secret, public = {"O4O_ADMIN_PASSWORD": ADMIN["O4O_ADMIN_PASSWORD"]}, {"O4O_ADMIN_EMAIL": ADMIN["O4O_ADMIN_EMAIL"]}
+    try:
+        result = await host.session.run(render_script(script_for(StageName.APPS), context), timeout=120,
+                                        log=lines.append, env=secret, public_env=public)
+        return await apply_apps(host.session, context, lines.append, (secret, public), result.results)
+    finally:
+        host.log.extend(lines)
 
 
 def calls(host: Host) -> list[tuple[str, str]]:
     return [(call["path"].rsplit("/", 1)[-1], call["appId"]) for call in load_state(host.sandbox.root)["calls"]]
+
+
 
 
 def assert_no_credential(host: Host) -> None:
@@ -61,15 +69,15 @@ async def test_apps_are_added_and_removed_through_the_instance_api_as_the_admin_
     assert Path(admin.cwd) == host.sandbox.path(f"{host.context.current_link}/{host.context.api_dir}").resolve()
     assert admin.args[:2] == ("tsx", "src/scripts/create-admin-user.ts")
     assert load_state(host.sandbox.root)["admin"]["email"] == ADMIN["O4O_ADMIN_EMAIL"]
-    api = [c for c in host.sandbox.commands("curl") if "http://127.0.0.1:3001/api/v1/" in " ".join(c.args)]
-    assert api and all("--noproxy" in c.args for c in api)
-    assert not [c for c in api if any(ADMIN["O4O_ADMIN_PASSWORD"] in arg for arg in c.args)]
+    assert not [c for c in host.sandbox.commands() if c.name in ("curl", "node") and "/api/v1/" in " ".join(c.args)]
+    assert host.sandbox.path(f"{host.context.apps_state_dir}/apps/forum-core").exists()  # root's record
 
     assert await apps(host, "forum-core") == {"installed": "forum-core", "added": "", "removed": ""}
     assert len(calls(host)) == 2 and len(host.sandbox.commands("npx")) == 1
 
     assert await apps(host) == {"installed": "", "added": "", "removed": "forum-core"}
     assert calls(host)[2:] == [("deactivate", "forum-core"), ("uninstall", "forum-core")]
+    assert not host.sandbox.path(f"{host.context.apps_state_dir}/apps/forum-core").exists()
     assert_no_credential(host)
 
 
@@ -96,10 +104,10 @@ async def test_post_install_steps_run_once_and_a_missing_target_stalls_naming_th
     listed = PostInstallStep.model_validate({"name": "list", "request": {"method": "GET",
                                                                          "path": "/api/v1/admin/apps/market"}})
     await apps(host, steps=(listed,))
-    market_calls = len([c for c in host.sandbox.commands("curl") if any(a.endswith("/market") for a in c.args)])
+    assert host.log.count("==> Post-install step list (spec.postInstall[0])") == 1
     await apps(host, steps=(listed,))
-    again = len([c for c in host.sandbox.commands("curl") if any(a.endswith("/market") for a in c.args)])
-    assert again == market_calls + 1  # the stage's own listing only: the step ran once
+    assert host.log.count("==> Post-install step list (spec.postInstall[0])") == 1  # it ran once
+    assert host.log.count("==> Post-install step list ran before") == 1
 
     missing = PostInstallStep.model_validate({"name": "seed", "command": ["no-such-seed", "--run"]})
     with pytest.raises(PermanentError) as caught:
@@ -113,3 +121,27 @@ async def test_post_install_steps_run_once_and_a_missing_target_stalls_naming_th
     assert caught.value.reason == "PostInstallFailed"
     assert caught.value.message.startswith("spec.postInstall[1] (scaffold): POST /api/v1/sites/1/scaffold "
                                            "answered HTTP 404")
+
+
+async def test_an_unavailable_or_silent_instance_is_retried_and_a_refused_admin_too(host: Host) -> None:
+    host.sandbox.api.fail_next("/admin/apps/market", status=503, body={"message": "Starting"})
+    with pytest.raises(TransientError) as caught:
+        await apps(host, "forum-core")
+    assert caught.value.reason == "AppsApiUnavailable"
+    assert caught.value.message == "Listing the instance's apps: the instance's API is unavailable (HTTP 503)"
+
+    host.sandbox.api.fail_next("/auth/login", close=True)
+    with pytest.raises(TransientError) as caught:
+        await apps(host, "forum-core")
+    assert caught.value.reason == "AppsApiUnavailable"
+    assert caught.value.message.startswith("The instance's API on 127.0.0.1:3001 did not answer "
+                                           "POST /api/v1/auth/login: ")
+
+    host.sandbox.api.fail_next("/auth/login", status=401, body={"message": f"no {ADMIN['O4O_ADMIN_PASSWORD']}"})
+    with pytest.raises(TransientError) as caught:
+        await apps(host, "forum-core")
+    assert caught.value.reason == "AdminLoginFailed"
+    assert caught.value.message == ("The instance refused the operator's admin login (HTTP 401): "
+                                    "no [redacted]")
+    assert calls(host) == []
+    assert await apps(host, "forum-core") == {"installed": "forum-core", "added": "forum-core", "removed": ""}

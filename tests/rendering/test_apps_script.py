@@ -1,10 +1,10 @@
-"""The apps script as rendered (no process runs): the instance's own API, the admin command's credential
-placeholders, each wanted app under its spec.apps[i], and spec.postInstall steps keyed by name and digest."""
+"""The apps host scripts as rendered (no process runs): the admin command's credential placeholders, root's
+record reported (apps, apps-ledger keeps it), spec.postInstall commands keyed by name and digest, and no HTTP
+or JSON left on the host (runner/apps_step.py speaks the instance's API)."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pydantic
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.models import ApiBuildSpec, DeploymentInstanceSpec
 from o4o_operator.rendering import HostContext, render_script
-from o4o_operator.rendering.apps_script import apps_variables, shell_word
+from o4o_operator.rendering.apps_script import AppsLedger, apps_variables, shell_word, step_marker
 from o4o_operator.spec_install import ADMIN_COMMAND_DEFAULT, PostInstallStep
 
 CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace="team-a",
@@ -59,47 +59,12 @@ def test_the_admin_is_created_once_per_command_with_its_output_kept_back() -> No
     assert "o4o_permanent AdminCreateFailed \"spec.build.api.adminCommand: command not found: \"npx" in script
 
 
-def test_the_script_talks_to_its_own_api_directly_and_keeps_credentials_out_of_argv() -> None:
-    script = render_script("apps", CONTEXT)
-    assert "API=http://127.0.0.1:3101\n" in script
-    assert "--noproxy '*'" in script
-    assert "o4o_api POST /api/v1/auth/login <(node -e \"$O4O_LOGIN_JS\")" in script
-    assert "includeLegacyTokens: true" in script
-    assert "data.tokens.accessToken" in script
-    assert 'args+=(-H "@$WORK/auth-header")' in script  # the token is read by curl from a root-only file
-    assert "o4o_api GET /api/v1/admin/apps/market" in script
-    assert "o4o_api GET /api/v1/admin/apps\n" in script
-    for action in ("install", "activate", "deactivate", "uninstall"):
-        assert f"o4o_app_call {action} " in script
-    assert 'o4o_api POST "/api/v1/admin/apps/$1" "$WORK/body"' in script
-    assert not re.search(r"curl [^\n]*\$O4O_ADMIN|curl [^\n]*\$TOKEN", script)
-
-
-def test_each_wanted_app_is_checked_against_the_market_under_its_spec_index() -> None:
-    script = render_script("apps", dataclasses.replace(CONTEXT, apps=("signage", "forum-core", "blog")))
-    checks = re.findall(r"grep -qxF (\S+) <<< \"\$MARKET\" \|\|\n"
-                        r"  o4o_permanent UnknownApp '(spec\.apps\[\d\]): [^']*named (\S+);", script)
-    assert checks == [("signage", "spec.apps[0]", "signage"), ("forum-core", "spec.apps[1]", "forum-core"),
-                      ("blog", "spec.apps[2]", "blog")]
-    # every check comes before the first change
-    assert script.index("o4o_permanent UnknownApp") < script.index("o4o_app_call deactivate")
-    assert "o4o_app_call install signage 'spec.apps[0]'" in script
-    assert "WANTED=(signage forum-core blog)" in script
-
-
-def test_a_refusal_stalls_with_the_instances_bounded_words() -> None:
-    script = render_script("apps", CONTEXT)
-    assert ('o4o_permanent AppRefused "$3: the instance refused to $1 app $2 (HTTP $API_STATUS): $(o4o_words)"'
-            in script)
-    assert 'words=$(o4o_json message | o4o_redacted)\n  printf \'%s\' "${words:0:300}"' in script
+def test_the_host_script_reports_roots_record_and_speaks_no_http_and_parses_no_json() -> None:
+    script = render_script("apps", dataclasses.replace(CONTEXT, post_install=(step(name="seed", command=["a"]),)))
+    assert "o4o_result recordedApps" in script and "o4o_result stepsRun" in script
+    for gone in ("curl", "JSON.parse", "127.0.0.1", "/api/v1/", "TOKEN", "PostInstallFailed", "AppRefused"):
+        assert gone not in script, gone
     assert 'line=${line//"$O4O_ADMIN_PASSWORD"/[redacted]}' in script
-
-
-def test_only_apps_this_operator_installed_are_removed_and_the_instance_report_is_the_result() -> None:
-    script = render_script("apps", CONTEXT)
-    assert 'for marker in "$APPS_STATE"/apps/*; do' in script
-    assert 'o4o_result installed "$ACTIVE"' in script
-    assert script.rstrip().endswith('o4o_result removed "$(IFS=,; printf \'%s\' "${REMOVED[*]}")"')
 
 
 def test_no_post_install_steps_by_default_and_no_cms_init() -> None:
@@ -109,18 +74,28 @@ def test_no_post_install_steps_by_default_and_no_cms_init() -> None:
     assert not hasattr(CONTEXT, "cms_init_command")
 
 
-def test_post_install_steps_name_their_field_and_run_once_per_digest() -> None:
-    steps = (step(name="seed", command=["pnpm", "run", "seed"]),
-             step(name="settings", request={"method": "PUT", "path": "/api/v1/settings", "body": {"t": "it's"}}))
-    script = render_script("apps", dataclasses.replace(CONTEXT, post_install=steps))
-    seed, settings = steps
-    assert f'if [ -f "$APPS_STATE"/post-install/seed.{seed.digest} ]; then' in script
-    assert f'"$APPS_STATE"/post-install/settings.{settings.digest}' in script
-    assert "o4o_permanent PostInstallFailed 'spec.postInstall[0] (seed): command not found: pnpm'" in script
-    assert "o4o_permanent PostInstallFailed 'spec.postInstall[0] (seed): exited with status '\"$status\"" in script
-    assert """printf '%s' '{"t":"it'"'"'s"}' > "$WORK/body"\n  o4o_api PUT /api/v1/settings "$WORK/body\"""" in script
-    assert "'spec.postInstall[1] (settings): PUT /api/v1/settings answered HTTP '" in script
-    assert script.index("o4o_app_call activate") < script.index("Post-install step seed")
+def test_the_ledger_records_forgets_and_marks_and_runs_nothing_unless_told() -> None:
+    script = render_script("apps-ledger", CONTEXT, ledger=AppsLedger(record=("forum-core",), forget=("signage",),
+                                                                      steps=("seed.0123",)))
+    assert 'date -u +%Y-%m-%dT%H:%M:%SZ > "$APPS_STATE"/apps/forum-core' in script
+    assert 'rm -f "$APPS_STATE"/apps/signage' in script
+    assert 'date -u +%Y-%m-%dT%H:%M:%SZ > "$APPS_STATE"/post-install/seed.0123' in script
+    assert "o4o_with_env 'npx'" not in script and "PostInstallFailed" not in script
+    assert "curl" not in script and "JSON" not in script
+
+
+def test_a_post_install_command_runs_before_its_marker_and_names_its_field() -> None:
+    steps = (step(name="settings", request={"method": "PUT", "path": "/api/v1/settings", "body": {"t": "it's"}}),
+             step(name="seed", command=["pnpm", "run", "seed", "--as=${O4O_ADMIN_EMAIL}"]))
+    seed = steps[1]
+    script = render_script("apps-ledger", dataclasses.replace(CONTEXT, post_install=steps),
+                           ledger=AppsLedger(steps=(step_marker(seed),), command=1))
+    assert step_marker(seed) == f"seed.{seed.digest}"
+    assert "o4o_with_env 'pnpm' 'run' 'seed' '--as='\"${O4O_ADMIN_EMAIL}\"" in script
+    assert "o4o_permanent PostInstallFailed 'spec.postInstall[1] (seed): command not found: pnpm'" in script
+    assert "o4o_permanent PostInstallFailed 'spec.postInstall[1] (seed): exited with status '\"$status\"" in script
+    assert script.index("o4o_with_env 'pnpm'") < script.index(f"post-install/seed.{seed.digest}")
+    assert "settings" not in script.split("set -euo pipefail", 1)[1]  # a request is the operator's, not the host's
 
 
 def test_a_changed_step_gets_a_new_digest() -> None:

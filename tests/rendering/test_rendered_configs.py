@@ -20,6 +20,7 @@ from o4o_operator.rendering import (
     render_nginx_site,
     render_script,
 )
+from o4o_operator.rendering.apps_script import AppsLedger, step_marker
 from o4o_operator.spec_install import PostInstallStep
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -83,7 +84,10 @@ STEPS = (PostInstallStep.model_validate({"name": "seed",
 
 def all_scripts() -> dict[str, str]:
     scripts = {name: render_script(name, CONTEXT) for name in SCRIPT_NAMES}
-    scripts["apps-with-post-install"] = render_script("apps", dataclasses.replace(CONTEXT, post_install=STEPS))
+    with_steps = dataclasses.replace(CONTEXT, post_install=STEPS)
+    scripts["apps-with-post-install"] = render_script("apps", with_steps)
+    scripts["apps-ledger-everything"] = render_script("apps-ledger", with_steps, ledger=AppsLedger(
+        record=("forum-core", "signage"), forget=("lms-core",), steps=(step_marker(STEPS[0]),), command=0))
     return scripts
 
 

@@ -1,7 +1,7 @@
 """Fakes for driving stage actions without a cluster, a cloud or a host.
 
 - :class:`RecordingSession` / :class:`RecordingConnector`: a host that records each script and answers
-  with the ``::o4o::result`` lines it was told to.
+  with the ``::o4o::result`` lines it was told to; its tunnel leads to a test's own HTTP server.
 - :class:`FakeKube`: Secrets from a dict, status patches and Events recorded.
 - :class:`StageDriver` / :func:`make_context`: runs stages over an :class:`InstanceContext` with an injected
   resolver, applying their steps as the worker does.
@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 from o4o_operator.errors import InvalidSpecError
@@ -52,6 +53,8 @@ class RecordingSession:
         self.contents: dict[str, bytes] = {}
         self.modes: dict[str, tuple[int, str | None]] = {}
         """Per uploaded path: its mode and owner."""
+        self.api_url: str | None = None
+        self.tunnels: list[int] = []
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -70,6 +73,13 @@ class RecordingSession:
         for key, value in self.results.items():
             log(f"::o4o::result {key}={value}")
         return CommandResult(exit_status=0, tail=(), results=dict(self.results))
+
+    @contextlib.asynccontextmanager
+    async def tunnel(self, port: int) -> AsyncIterator[str]:
+        """To :attr:`api_url` (a test's local HTTP server), recording the port asked for."""
+        assert self.api_url is not None, "this test gives the session no instance API"
+        self.tunnels.append(port)
+        yield self.api_url
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         self.uploads.append(path)

@@ -4,6 +4,7 @@ script reports, expect this script (name and timeout), these uploads, this statu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -27,9 +28,9 @@ from o4o_operator.models import (
     ServerStatus,
     SourceStatus,
 )
-from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, StageKind, StageName
+from o4o_operator.pipeline.stages import STAGES, STAGES_BY_NAME, ApiStep, StageKind, StageName
 from o4o_operator.rendering import SCRIPT_NAMES, render_script
-from o4o_operator.runner import host_stages
+from o4o_operator.runner import apps_step, host_stages
 
 REPOSITORY = "https://example.com/o4o/platform.git"
 COMMIT = "c" * 40
@@ -50,7 +51,16 @@ def admin_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stands in for the operator-owned Secret ``<name>-database`` (runner.generated_secret)."""
     async def credentials(instance: Any) -> tuple[dict[str, str], dict[str, str]]:
         return dict(ADMIN_ENV), dict(ADMIN_PUBLIC_ENV)
-    monkeypatch.setattr(host_stages, "_admin_credentials", credentials)
+    monkeypatch.setattr(apps_step, "admin_credentials", credentials)
+
+
+@pytest.fixture(autouse=True)
+def api_step_echoes_the_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apps row's API step (tests/runner/test_apps_step.py runs the real one against an HTTP server) here
+    reports what the script reported, so these rows are about mapping results into status and message."""
+    async def echo(instance: Any, host: Any, results: Mapping[str, str]) -> Mapping[str, str]:
+        return dict(results)
+    monkeypatch.setattr(host_stages, "API_STEPS", {ApiStep.APPS: echo})
 
 
 DB_ENV = {"O4O_DB_PASSWORD": "n0t-rendered-Db-Passw0rd"}

@@ -3,7 +3,8 @@
 Owns: one row per stage: its name and order, the condition it sets, the phase
 shown while it runs, its one timeout and retry budget, which spec fields are
 its inputs (a change to any of them makes the stage run again), what kind of
-work it is (cloud code, or a host script run generically), its script, the
+work it is (cloud code, or a host script run generically), its script, what it then does through the
+instance's own API, the
 Secrets it needs, how its script results and spec values map into status, its
 message of success and its drift check. Strings and enums only: the runner maps
 kinds, roles and checks to code. Purely computational: no I/O.
@@ -35,6 +36,14 @@ class StageKind(enum.StrEnum):
     """Talks to the cloud API (provision, dns): code in the runner."""
     SCRIPT = "script"
     """Runs its host script over SSH; a generic runner does it, with at most a small pre-step."""
+
+
+class ApiStep(enum.StrEnum):
+    """What a stage does through the instance's own API after its host script (the runner maps it to code)."""
+
+    APPS = "apps"
+    """Log in as the operator's admin; install, activate, deactivate and uninstall apps; run post-install
+    steps (their commands through the ``apps-ledger`` host script, which records each change)."""
 
 
 class SecretRole(enum.StrEnum):
@@ -102,6 +111,8 @@ class Stage:
     records: tuple[tuple[str, str], ...] = ()
     """``(status field, spec path)``: spec values recorded in status when the stage succeeds."""
     drift: DriftCheck | None = None
+    api_step: ApiStep | None = None
+    """What it then does through the instance's own API (an SSH tunnel to ``spec.apiPort``), if anything."""
     max_backoff_seconds: float = 300.0
 
     @property
@@ -167,7 +178,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(StageName.APPS, "AppsReady", Phase.CONFIGURING, "Install the apps",
           1200, ("apps", "postInstall", "build.api.adminCommand", *_REVISION, "facts.commit", _HOST),
           message="Apps up to date ({changes})", script="apps", secrets=(*_SSH, SecretRole.ADMIN),
-          results=(ResultField("installed"), ResultField("added"), ResultField("removed"))),
+          results=(ResultField("installed"), ResultField("added"), ResultField("removed")),
+          api_step=ApiStep.APPS),
 )
 
 STAGES_BY_NAME: dict[StageName, Stage] = {stage.name: stage for stage in STAGES}

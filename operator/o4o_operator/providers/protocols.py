@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -153,6 +154,9 @@ class HostSession(Protocol):
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         """Write atomically (temp file + rename) with the given mode."""
+
+    def tunnel(self, port: int) -> AbstractAsyncContextManager[str]:
+        """The base URL (``http://127.0.0.1:<local port>``) of a tunnel to ``127.0.0.1:port`` on the host."""
 
     async def close(self) -> None: ...
 

@@ -13,7 +13,10 @@ What runs on a connection lives in :mod:`o4o_operator.providers.ssh_session`.
 The sandbox root (a host's ``O4O_ROOT``, see :mod:`o4o_operator.rendering`) is a
 test hook: it is honoured only when the connector is made with
 ``honour_sandbox_root=True``, which only :mod:`o4o_operator.testing` does. The
-shipped operator never asks a host for it and clears it for every script.
+shipped operator never asks a host for it and clears it for every script. So is the
+sandbox's ``O4O_SANDBOX_API`` (``127.x.y.z:port``, where a sandbox host serves its stand-in
+for every instance's API): read only with the root, it is where tunnels lead instead of the
+API's port on the host's loopback.
 
 Must not: read ``~/.ssh`` (no user config, agent or known_hosts), log or raise
 key material, or decide what to run.
@@ -22,6 +25,7 @@ key material, or decide what to run.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,7 +36,8 @@ from o4o_operator.providers.ssh_session import Connection, Key, SshSession
 
 __all__ = ["SshConnector", "SshSession", "client_public_key", "load_client_key", "normalise_fingerprint"]
 
-_ROOT_PROBE = 'printf %s "${O4O_ROOT:-}"'
+_ROOT_PROBE = 'printf "%s\\n%s" "${O4O_ROOT:-}" "${O4O_SANDBOX_API:-}"'
+_API_STAND_IN = re.compile(r"^127\.[0-9.]+:[0-9]{1,5}$")
 
 
 def normalise_fingerprint(fingerprint: str) -> str:
@@ -193,11 +198,13 @@ class SshConnector:
         except BaseException:
             conn.close()
             raise
-        root = str(result.stdout or "").rstrip("/")
-        if result.exit_status != 0 or (root and not root.startswith("/")) or "\n" in root:
+        lines = str(result.stdout or "").split("\n")
+        root, api = (lines[0].rstrip("/"), lines[1]) if len(lines) == 2 else ("-", "")
+        if result.exit_status != 0 or (root and not root.startswith("/")) or \
+                (api and not _API_STAND_IN.fullmatch(api)):
             conn.close()
             raise TransientError("HostUnreachable", f"{key[0]}:{key[1]} did not report a usable O4O_ROOT")
-        return Connection(key, conn, client, client.seen, root, elevate, honours_root=True)
+        return Connection(key, conn, client, client.seen, root, elevate, honours_root=True, api_stand_in=api)
 
 
 def _factory(client: _PinningClient) -> Any:

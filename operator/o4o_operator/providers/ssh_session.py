@@ -1,7 +1,7 @@
-"""What happens on an open SSH connection: running scripts and uploading files.
+"""What happens on an open SSH connection: running scripts, uploading files, and tunnels to the API.
 
-Owns: streaming of command output, remote timeouts that really kill the
-remote process group, mapping of exit statuses and marker lines to
+Owns: streaming of command output, local port forwarding to the instance's API on the host's
+loopback, remote timeouts that really kill the remote process group, mapping of exit statuses and marker lines to
 Transient/PermanentError, atomic uploads (written by their owner through
 ``runuser`` when they have one, never chowned by root), the ``O4O_ROOT`` path
 prefix, and ``sudo`` for a login user other than root. :mod:`o4o_operator.providers.ssh`
@@ -24,7 +24,7 @@ import re
 import secrets
 import shlex
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import asyncssh
@@ -62,6 +62,9 @@ class Connection:
     """Run scripts and moves into place through ``sudo -n`` (a login user other than root)."""
     honours_root: bool = False
     """Pass the host's ``O4O_ROOT`` to scripts (test peers only); otherwise it is cleared for them."""
+    api_stand_in: str = ""
+    """``address:port`` where a sandbox host serves its stand-in for the instances' APIs (test peers only):
+    tunnels lead there instead of to the API's port on the host's loopback."""
 
     def alive(self) -> bool:
         return not self.client.lost and not self.conn.is_closed()
@@ -221,6 +224,24 @@ class SshSession:
         metrics.SSH_COMMANDS.labels(outcome="failure").inc()
         signal = process.exit_signal[0] if process.exit_signal else None
         raise _failure(process.exit_status, signal, state)
+
+    @contextlib.asynccontextmanager
+    async def tunnel(self, port: int) -> AsyncIterator[str]:
+        """``http://127.0.0.1:<local port>``: a local port forwarded over this connection to ``127.0.0.1:port``
+        on the host (where the instance's API listens), for as long as the context lasts."""
+        host, target = "127.0.0.1", port
+        if self._connection.api_stand_in:
+            host, _, stand_in = self._connection.api_stand_in.rpartition(":")
+            target = int(stand_in)
+        try:
+            listener = await self._connection.conn.forward_local_port("127.0.0.1", 0, host, target)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._lost(exc) from None
+        try:
+            yield f"http://127.0.0.1:{listener.get_port()}"
+        finally:
+            listener.close()
+            await listener.wait_closed()
 
     async def _kill(self, process: Any, process_group: int | None) -> None:
         """Stop the remote process group for good, then close the channel."""

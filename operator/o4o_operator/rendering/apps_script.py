@@ -1,13 +1,17 @@
-"""What the apps script is rendered from: declared words, wanted apps by spec index, post-install steps.
+"""What the apps scripts (``apps``, ``apps-ledger``) are rendered from: declared words, post-install steps,
+and what the ledger records.
 
 Owns: turning a declared command (``spec.build.api.adminCommand``, ``spec.postInstall[i].command``)
 into bash words in which only the credential placeholders expand, from the script's environment, at run
-time (the values are never rendered); the ``spec.apps[i]`` each wanted app is reported under; and the
-rendered shape of each post-install step with the digest that keys its marker. Pure: no I/O.
+time (the values are never rendered); the marker each post-install step is recorded under (its name and
+the digest of what it does); and :class:`AppsLedger`, one change to root's record on the host (apps
+recorded or forgotten, steps marked, and at most one post-install command run first). The instance's API
+is the operator's to speak (``runner/apps_step.py``): nothing here renders a request. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -31,17 +35,29 @@ def shell_words(words: tuple[str, ...]) -> str:
     return " ".join(shell_word(word) for word in words)
 
 
-def _step(index: int, step: PostInstallStep) -> dict[str, Any]:
-    rendered: dict[str, Any] = {"field": f"spec.postInstall[{index}]", "name": step.name,
-                                "marker": f"{step.name}.{step.digest}"}
-    if step.command is not None:
-        rendered.update(kind="command", words=shell_words(step.command), program=step.command[0])
-    else:
-        assert step.request is not None
-        body = None if step.request.body is None else json.dumps(step.request.body, sort_keys=True,
-                                                                 separators=(",", ":"))
-        rendered.update(kind="request", method=step.request.method.value, path=step.request.path, body=body)
-    return rendered
+def step_marker(step: PostInstallStep) -> str:
+    """The name of the file that records that ``step`` ran (a changed step has another one)."""
+    return f"{step.name}.{step.digest}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AppsLedger:
+    """One change to root's record of the apps stage (``apps-ledger``)."""
+
+    record: tuple[str, ...] = ()
+    """App ids this operator installed (or adopted as wanted)."""
+    forget: tuple[str, ...] = ()
+    """App ids it removed."""
+    steps: tuple[str, ...] = ()
+    """Markers (:func:`step_marker`) of post-install steps that ran."""
+    command: int | None = None
+    """The index of the post-install command step to run before recording anything."""
+
+
+def _command(index: int, step: PostInstallStep) -> dict[str, Any]:
+    assert step.command is not None, f"spec.postInstall[{index}] is no command"
+    return {"field": f"spec.postInstall[{index}]", "name": step.name, "words": shell_words(step.command),
+            "program": step.command[0]}
 
 
 def apps_variables(context: HostContext) -> dict[str, Any]:
@@ -50,6 +66,12 @@ def apps_variables(context: HostContext) -> dict[str, Any]:
         "admin_words": shell_words(context.admin_command),
         "admin_program": context.admin_command[0],
         "admin_marker": "admin." + hashlib.sha256(json.dumps(context.admin_command).encode()).hexdigest()[:16],
-        "wanted": [(f"spec.apps[{index}]", app) for index, app in enumerate(context.apps)],
-        "steps": [_step(index, step) for index, step in enumerate(context.post_install)],
+        "steps": [{"name": step.name} for step in context.post_install],
     }
+
+
+def ledger_variables(context: HostContext, ledger: AppsLedger) -> dict[str, Any]:
+    """The apps-ledger script's variables besides ``ctx``."""
+    command = None if ledger.command is None else _command(ledger.command, context.post_install[ledger.command])
+    return {"ledger": {"record": list(ledger.record), "forget": list(ledger.forget), "steps": list(ledger.steps),
+                       "command": command}}

@@ -18,15 +18,17 @@ from pathlib import Path
 import jinja2
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.rendering.apps_script import apps_variables
+from o4o_operator.rendering.apps_script import AppsLedger, apps_variables, ledger_variables
 from o4o_operator.rendering.host_context import HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
 SCRIPT_NAMES = ("setup-runtime", "setup-database", "database-facts", "fetch-source", "build-site", "build-api",
-                "configure", "issue-cert", "apps", "activate-release", "check-health", "teardown-host")
+                "configure", "issue-cert", "apps", "apps-ledger", "activate-release", "check-health",
+                "teardown-host")
 """The host scripts in ``templates/scripts/`` (the stage table names which stage runs which; ``configure``
 ends by activating the release and runs after ``database-facts``, whose report decides the database's bootstrap;
+the apps stage records what it did through the instance's API with ``apps-ledger``;
 the drift check runs ``check-health``, and deleting an instance on an existing host runs ``teardown-host``)."""
 _NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,8 +70,8 @@ def environment() -> jinja2.Environment:
     return _environment(str(templates_dir()))
 
 
-def render_script(name: str, context: HostContext) -> str:
-    """The bash script of that name (one of :data:`SCRIPT_NAMES`)."""
+def render_script(name: str, context: HostContext, *, ledger: AppsLedger | None = None) -> str:
+    """The bash script of that name (one of :data:`SCRIPT_NAMES`); ``apps-ledger`` records ``ledger``."""
     if name not in SCRIPT_NAMES:
         raise ValueError(f"No script named {name!r}; host scripts are {', '.join(SCRIPT_NAMES)}")
     if name in _NEEDS_COMMIT and context.commit is None:
@@ -77,6 +79,8 @@ def render_script(name: str, context: HostContext) -> str:
     variables: dict[str, object] = {"ctx": context}
     if name == "apps":
         variables.update(apps_variables(context))
+    if name == "apps-ledger":
+        variables.update(ledger_variables(context, ledger or AppsLedger()))
     return environment().get_template(f"scripts/{name}.sh").render(variables)
 
 

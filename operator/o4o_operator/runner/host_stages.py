@@ -6,9 +6,10 @@ script with the timeout its row derives, map the script's results and spec
 values into status changes, and format its message), and the pre-steps of the
 stages that need one (source pins the recorded commit, database uploads an external database's CA,
 configure asks the host about the database (``database-facts``) to decide its bootstrap, then uploads its
-files and that CA, tls its CA bundles), the admin credentials the apps script gets in its
-environment, and the apps message and record (what the instance reports). Must not decide whether
-a stage should run, and must not write status: it yields an :class:`Outcome`.
+files and that CA, tls its CA bundles), the step a row names to run after its script through the
+instance's own API (:data:`API_STEPS`; the apps stage's is ``runner/apps_step.py``), and the apps message
+and record (what the instance reports). Must not decide whether a stage should run, and must not write
+status: it yields an :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import asyncssh
 from o4o_operator import metrics
 from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
-from o4o_operator.pipeline.stages import SecretRole, Stage, StageName
+from o4o_operator.pipeline.stages import ApiStep, SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
+from o4o_operator.runner import apps_step
 from o4o_operator.runner.generated_secret import (
     database_connection,
     database_script_env,
@@ -36,6 +38,9 @@ from o4o_operator.runner.stage_steps import Outcome, StageStep
 
 PreStep = Callable[[InstanceContext, HostContext], Awaitable[HostContext]]
 """Runs before the script (uploads, checks) and returns the host context the script is rendered with."""
+ApiStepAction = Callable[[InstanceContext, HostContext, Mapping[str, str]], Awaitable[Mapping[str, str]]]
+"""Runs after the script, through the instance's API, given the script's results; returns more results."""
+API_STEPS: Mapping[ApiStep, ApiStepAction] = {ApiStep.APPS: apps_step.run_apps_api}
 
 
 async def _pinned_source(instance: InstanceContext, host: HostContext) -> HostContext:
@@ -131,12 +136,6 @@ def _apps_changes(results: Mapping[str, str]) -> str:
     return "; ".join(part for part in parts if part) or "no change"
 
 
-async def _admin_credentials(instance: InstanceContext) -> tuple[dict[str, str], dict[str, str]]:
-    """ADMIN_PASSWORD (secret) and ADMIN_EMAIL (not) of the operator-owned Secret ``<name>-database``."""
-    values = await generated_values(instance)
-    return {"O4O_ADMIN_PASSWORD": values["ADMIN_PASSWORD"]}, {"O4O_ADMIN_EMAIL": values["ADMIN_EMAIL"]}
-
-
 async def _script_env(instance: InstanceContext, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:
     """The stage script's environment: the secret values (redacted from its output) and the rest (not)."""
     env: dict[str, str] = {}
@@ -149,7 +148,7 @@ async def _script_env(instance: InstanceContext, stage: Stage) -> tuple[dict[str
         env.update(secret)
         public_env.update(public)
     if SecretRole.ADMIN in stage.secrets:
-        secret, public = await _admin_credentials(instance)
+        secret, public = await apps_step.admin_credentials(instance)
         env.update(secret)
         public_env.update(public)
     return env, public_env
@@ -175,9 +174,11 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
         env, public_env = await _script_env(instance, stage)
         result = await session.run(script, timeout=stage.script_timeout_seconds, log=instance.log,
                                    env=env, public_env=public_env)
+        results = dict(result.results)
+        if stage.api_step is not None:
+            results.update(await API_STEPS[stage.api_step](instance, host, results))
     except asyncssh.Error as error:
         raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
-    results = dict(result.results)
     changes: dict[str, Any] = {}
     for field in stage.results:
         value = results.get(field.key)

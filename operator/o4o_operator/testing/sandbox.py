@@ -9,7 +9,8 @@ for real. Tests read what happened through :meth:`commands` and :meth:`read`.
 
 Must not: leave processes behind (``stop`` kills sshd and its sessions, and
 so does an ``atexit`` hook), or write outside its temporary directory except
-``/run/sshd``, which sshd insists on.
+``/run/sshd``, which sshd insists on. Its instances' own API is served by an HTTP listener of its own
+(:attr:`SandboxHost.api`), reached through the operator's SSH tunnels (sshd forwards TCP by default).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator.testing import sandbox_shim, shim_fork
+from o4o_operator.testing.sandbox_api_listener import ApiListener
 
 SSHD = "/usr/sbin/sshd"
 SHIMMED = tuple(sandbox_shim.COMMANDS)
@@ -170,6 +172,8 @@ class SandboxHost:
         socket_path = self.directory / "shim.sock"
         self._shim_server = shim_fork.ShimServer(socket_path, self.directory / "shim-server.log") \
             if shim_fork.ShimServer.usable(socket_path) else None
+        self.api = ApiListener(address, self.root)
+        """Where the operator's tunnels to its instances' APIs lead (sshd tells the test-peer connector)."""
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         client_key = asyncssh.generate_private_key("ssh-ed25519")
         self.host_key_fingerprint: str = host_key.get_fingerprint("sha256")
@@ -210,7 +214,7 @@ class SandboxHost:
             "Subsystem sftp internal-sftp",
             # A HOME of its own: bash run by sshd sources $HOME/.bashrc, and the machine's (pyenv init) can hang
             # every session on a stale rehash lock left by a session killed mid-login.
-            f"SetEnv O4O_ROOT={self.root} PATH={path} HOME={self.home}"
+            f"SetEnv O4O_ROOT={self.root} O4O_SANDBOX_API={self.api.address} PATH={path} HOME={self.home}"
             + "".join(f' "{name}={value}"' for name, value in self.login_environment.items()),
             "",
         ]))
@@ -229,6 +233,7 @@ class SandboxHost:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
         if self._shim_server is not None:
             self._shim_server.start()
+        self.api.start()
         log = (self._sshd_dir / "sshd.log").open("ab")
         process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self._sshd_dir / "sshd_config")],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
@@ -291,8 +296,9 @@ class SandboxHost:
         self.start()
 
     def close(self) -> None:
-        """Stop and delete the sandbox's files."""
+        """Stop (sshd and the API listener) and delete the sandbox's files."""
         self.stop()
+        self.api.close()
         atexit.unregister(self.stop)
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """The sandbox's stand-in for an O4O instance's own API (auth login, admin apps) and for ``npx``.
 
-Owns: what the curl shim answers for ``http://127.0.0.1:<port>/api/v1/auth/login`` and
-``/api/v1/admin/apps[/market|/install|/activate|/deactivate|/uninstall]`` (any other ``/api/v1/`` path: 404),
+Owns: what a sandbox host's API listener (:mod:`o4o_operator.testing.sandbox_api_listener`, where the
+operator's SSH tunnels lead) answers for ``/api/v1/auth/login`` and
+``/api/v1/admin/apps[/market|/install|/activate|/deactivate|/uninstall]`` (any other path: 404),
 shaped as O4O answers them
 (login: ``{"success": true, "data": {"tokens": {"accessToken": ...}}}`` with ``includeLegacyTokens``; the
 market ``{"apps": [{"appId": ...}]}``; a refused install ``500 {"ok": false, "error": "INSTALL_FAILED",
@@ -16,12 +17,15 @@ standalone script and imports this file as its sibling).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,48 +33,53 @@ MARKET = ("forum-core", "signage")
 """The ids the stand-in lists, as O4O's catalog does (two of its ids; the fixture repository lists the same)."""
 REFUSED = {"signage": "No manifest found for app: signage"}
 """Listed but refused on install, with O4O's words at HEAD (its manifest registry is empty)."""
-_API_URL = re.compile(r"^http://127\.0\.0\.1:\d+(/api/v1/[^?#]*)")
 _ROUTES = re.compile(r"^/api/v1/(auth/login|admin/apps(/(market|install|activate|deactivate|uninstall))?)$")
 
 
-def _state_path() -> Path:
-    return Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root")) / ".shim-apps.json"
+def _state_path(root: Path | None = None) -> Path:
+    return (root or Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))) / ".shim-apps.json"
 
 
 def load_state(root: Path | None = None) -> dict[str, Any]:
-    path = (root / ".shim-apps.json") if root else _state_path()
+    path = _state_path(root)
     return json.loads(path.read_text()) if path.exists() else {"apps": {}, "calls": []}
 
 
-def _save(state: dict[str, Any]) -> None:
-    path = _state_path()
+def _save(state: dict[str, Any], root: Path | None = None) -> None:
+    path = _state_path(root)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
     temporary.replace(path)
+
+
+@contextlib.contextmanager
+def _locked(root: Path | None) -> Iterator[None]:
+    """The state file is read, changed and written whole by the listener's threads and by npx shims of
+    instances sharing the host: one at a time."""
+    with _state_path(root).with_suffix(".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _option(args: list[str], *names: str) -> str | None:
-    for index, arg in enumerate(args):
-        if arg in names and index + 1 < len(args):
-            return args[index + 1]
-    return None
+def answer_request(root: Path, method: str, path: str, authorization: str, raw: bytes) -> tuple[int, bytes]:
+    """One HTTP request to the stand-in: its status and JSON body (the state file is read and written)."""
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    with _locked(root):
+        state = load_state(root)
+        status, answer = _answer(state, method, path.split("?", 1)[0], authorization,
+                                 body if isinstance(body, dict) else {})
+        _save(state, root)
+    return status, json.dumps(answer).encode()
 
 
-def _options(args: list[str], name: str) -> list[str]:
-    return [args[index + 1] for index, arg in enumerate(args[:-1]) if arg == name]
-
-
-def _read_at(value: str | None) -> str:
-    if value is None or not value.startswith("@"):
-        return value or ""
-    return sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
-
-
-def _answer(state: dict[str, Any], method: str, path: str, headers: list[str],
+def _answer(state: dict[str, Any], method: str, path: str, authorization: str,
             body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     if not _ROUTES.match(path):
         return 404, {"success": False, "error": f"Cannot {method} {path}"}
@@ -84,7 +93,7 @@ def _answer(state: dict[str, Any], method: str, path: str, headers: list[str],
         tokens = {"accessToken": state["token"], "refreshToken": "r", "expiresIn": 900}
         return 200, {"success": True, "data": {"message": "Login successful",
                                                **({"tokens": tokens} if body.get("includeLegacyTokens") else {})}}
-    if not any(f"Authorization: Bearer {token}" in headers for token in state.get("tokens", [])):
+    if not any(authorization == f"Bearer {token}" for token in state.get("tokens", [])):
         return 401, {"success": False, "error": "Authentication required"}
     apps: dict[str, str] = state["apps"]
     action = path.removeprefix("/api/v1/admin/apps").lstrip("/")
@@ -111,36 +120,6 @@ def _answer(state: dict[str, Any], method: str, path: str, headers: list[str],
     return 200, {"ok": True, "message": f"App {app} {action}ed successfully"}
 
 
-def curl(args: list[str]) -> int | None:
-    """Answer a call to the instance's own API (``/api/v1/...`` on 127.0.0.1; other paths there: 404);
-    None for any other URL (the shim's own curl answers)."""
-    url = next((arg for arg in reversed(args) if arg.startswith("http")), "")
-    match = _API_URL.match(url)
-    if match is None:
-        return None
-    method = _option(args, "-X", "--request") or ("POST" if "--data-binary" in args else "GET")
-    headers = [line for value in _options(args, "-H") for line in _read_at(value).splitlines()]
-    raw = _read_at(_option(args, "--data-binary", "-d", "--data"))
-    try:
-        body = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
-        body = {}
-    state = load_state()
-    status, answer = _answer(state, method, match.group(1), headers, body if isinstance(body, dict) else {})
-    _save(state)
-    output = json.dumps(answer).encode()
-    target = _option(args, "-o", "--output")
-    if target and target != "-":
-        Path(target).write_bytes(output)
-    else:
-        sys.stdout.buffer.write(output)
-    written = _option(args, "-w", "--write-out")
-    if written is not None:
-        sys.stdout.write(written.replace("%{http_code}", str(status)))
-    sys.stdout.flush()
-    return 0
-
-
 def npx(args: list[str]) -> int:
     """``npx tsx src/scripts/create-admin-user.ts --email=E --password=P``: record that admin (idempotent for
     an existing email, as O4O's script is). Anything else is a program this sandbox does not have."""
@@ -148,14 +127,15 @@ def npx(args: list[str]) -> int:
         print(f"npx: could not determine executable to run: {' '.join(args[:2])}", file=sys.stderr)
         return 127
     options = dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
-    state = load_state()
-    admins = state.setdefault("admins", {})
-    email = str(options.get("email"))
-    if email in admins:
-        print("User already exists")
-    else:
-        admins[email] = _digest(options.get("password", ""))
-        state["admin"] = {"email": email, "password_sha256": admins[email]}  # the latest, for tests to read
-        print("User created successfully")
-    _save(state)
+    with _locked(None):
+        state = load_state()
+        admins = state.setdefault("admins", {})
+        email = str(options.get("email"))
+        if email in admins:
+            print("User already exists")
+        else:
+            admins[email] = _digest(options.get("password", ""))
+            state["admin"] = {"email": email, "password_sha256": admins[email]}  # the latest, for tests to read
+            print("User created successfully")
+        _save(state)
     return 0

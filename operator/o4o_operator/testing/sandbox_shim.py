@@ -2,8 +2,8 @@
 
 Owns: what apt-get, dpkg-query, systemctl, npm, node, pnpm, pm2, nginx,
 certbot, curl, useradd, id, chown, sudo, runuser, getent and npx do in the sandbox
-(and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``; the instance's own API
-and npx, through ``sandbox_apps_api``; userdel and the undoing verbs of pm2, certbot and systemctl,
+(and psql, pg_lsclusters and pg_ctlcluster, through ``sandbox_postgres``; npx (the admin command of the
+instance's stand-in API) through ``sandbox_apps_api``; userdel and the undoing verbs of pm2, certbot and systemctl,
 through ``sandbox_teardown``; node, npm and pnpm, through ``sandbox_toolchain``; useradd, id, chown,
 sudo and runuser, through ``sandbox_accounts``),
 and the Node.js mirror curl serves (``nodejs.org/dist``-shaped: a small
@@ -381,14 +381,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "pg_ctlcluster": lambda args: sibling("sandbox_postgres").pg_ctlcluster(args, update_state),
 }
 
-
-def _curl_or_instance_api(args: list[str]) -> int:
-    """The instance's own API (sandbox_apps_api) first, then the shim's curl."""
-    answered: int | None = sibling("sandbox_apps_api").curl(args)
-    return curl(args) if answered is None else answered
-
-
-COMMANDS.update({"curl": _curl_or_instance_api, "npx": lambda args: sibling("sandbox_apps_api").npx(args)})
+COMMANDS.update({"npx": lambda args: sibling("sandbox_apps_api").npx(args)})
 
 
 def main(argv: list[str]) -> int:
