@@ -51,15 +51,12 @@ def test_status_output_state_and_the_log_are_the_scripts(sandbox: tuple[dict[str
 def test_stdin_a_process_substitution_the_directory_and_the_environment_reach_the_command(
         sandbox: tuple[dict[str, str], Path], tmp_path: Path) -> None:
     env, root = sandbox
-    (root / ".shim-state.json").write_text(json.dumps({"packages": ["postgresql-client"]}))
-    body = tmp_path / "body"
-    done = bash({**env, "O4O_SHIM_USER": ""},
-                f"cd {tmp_path} && curl -sS -o out -w '%{{http_code}}' --data-binary @<(echo '{{}}') "
-                f"http://127.0.0.1:3001/api/v1/auth/login; echo; cat out > {body}")
-    assert done.stdout.strip() == "401", done
-    assert "Invalid credentials" in body.read_text()
+    done = bash({**env, "HOME": str(tmp_path), "O4O_SECRETLESS_MARK": "dropped by sudo"},
+                f"cd {tmp_path} && echo from-stdin | sudo -n -- bash -c "
+                "'cat; cat \"$1\"; pwd; echo \"home=$HOME mark=${O4O_SECRETLESS_MARK:-}\"' _ <(echo from-fd)")
+    assert done.stdout.splitlines() == ["from-stdin", "from-fd", str(tmp_path), f"home={tmp_path} mark="], done
     call = json.loads((root / ".shim-log").read_text().splitlines()[-1])
-    assert call["cwd"] == str(tmp_path)
+    assert call["argv"][0] == "sudo" and call["cwd"] == str(tmp_path)
 
 
 def test_a_passthrough_execs_the_real_program_and_a_signal_is_128_plus_it(

@@ -191,3 +191,15 @@ def make_runtime(kube: FakeKube, connector: RecordingConnector, resolver: Resolv
 
 def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentInstanceStatus) -> StageDriver:
     return StageDriver(runtime, instance_body(spec), DeploymentInstanceSpec.model_validate(spec), status)
+
+
+def echo_api_steps(monkeypatch: Any) -> None:
+    """The apps row's API step reports what the script reported (tests/runner/test_apps_step.py runs the real
+    one against an HTTP server), for tests about mapping results into status, message and inventory."""
+    from o4o_operator.pipeline.stages import ApiStep
+    from o4o_operator.runner import host_stages
+
+    async def echo(instance: Any, host: Any, results: Mapping[str, str]) -> Mapping[str, str]:
+        return dict(results)
+
+    monkeypatch.setattr(host_stages, "API_STEPS", {ApiStep.APPS: echo})

@@ -8,7 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stage_fakes import FINGERPRINT, FakeKube, RecordingConnector, RecordingSession, instance_body, make_runtime
+import pytest
+from stage_fakes import (
+    FINGERPRINT,
+    FakeKube,
+    RecordingConnector,
+    RecordingSession,
+    echo_api_steps,
+    instance_body,
+    make_runtime,
+)
 from stage_fakes import spec_body as base_spec
 from stage_fakes import static_resolver as resolver
 
@@ -38,6 +47,11 @@ class ConfigMapKube(FakeKube):
     async def apply_configmap(self, *args: Any, **kwargs: Any) -> bool:
         self.configmaps += 1
         return True
+
+
+@pytest.fixture(autouse=True)
+def api_step_echoes_the_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    echo_api_steps(monkeypatch)
 
 
 def spec_body(**changes: Any) -> dict[str, Any]:

@@ -181,6 +181,8 @@ class SandboxHost:
         self.private_key_pem: str = client_key.export_private_key("openssh").decode()
         self.public_key_openssh: str = client_key.export_public_key("openssh").decode().strip()
         self._write_files(host_key.export_private_key("openssh"))
+        if self._shim_server is not None:  # the shims work from here on, sshd or not (tests run scripts by bash)
+            self._shim_server.start()
         atexit.register(self.stop)
 
     # ---- setup --------------------------------------------------------------------------
