@@ -136,3 +136,19 @@ def test_an_existing_host_is_cleaned_from_the_inventory_when_the_spec_no_longer_
     assert database_identifier(ctx.app_user) not in state["postgres"]["databases"]
     assert database_identifier(ctx.app_user) not in state["postgres"]["roles"]
     assert [c.args for c in host.commands("userdel")] == [(ctx.app_user,)]
+
+
+def test_a_zone_outside_the_operators_grant_stalls_naming_the_field_and_nothing_is_made(
+        world: LocalWorld, namespace: str) -> None:
+    """The world's operator may use its own identity for the world's zone only (O4O_AMBIENT_GRANTS): another
+    zone in the same account, asked for without credentials of the DI's own, is refused before any call."""
+    world.create_secrets(namespace)
+    zone = "tenant-a.test"
+    world.lightsail.add_domain(zone)  # the account holds it: only the grant stands between the DI and the zone
+    world.apply(world.manifest("ungranted", namespace, domain=f"shop.{zone}",
+                               dns={"provider": "lightsail", "zone": zone}))
+    obj = wait_for(world, namespace, "ungranted", "condition=Stalled")
+    stalled = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert "spec.dns.zone" in stalled["message"], stalled
+    assert [e for e in world.lightsail.domain_entries() if e.domain == zone] == []
+    assert world.lightsail.resources_for_uid(obj["metadata"]["uid"]) == [], "nothing made in the cloud either"

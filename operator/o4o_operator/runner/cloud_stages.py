@@ -37,8 +37,26 @@ from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageActi
 from o4o_operator.runner.teardown_items import remove_moved_records
 
 
+def _dns_grant_refusal(instance: InstanceContext) -> InvalidSpecError | None:
+    """A DNS zone the instance may not write with the operator's own identity (see ``ambient_grants``)."""
+    spec = instance.spec.dns
+    if spec.provider is DnsProviderKind.NONE:
+        return None
+    lightsail = instance.spec.provider.lightsail
+    return dns_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace, instance.spec.domain,
+                       spec, has_credentials=lightsail is not None and lightsail.credentials_secret_ref is not None)
+
+
 async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
     existing = instance.spec.provider.existing
+    lightsail = instance.spec.provider.lightsail
+    # What the operator's own identity may not do is known now: refused before a server is made (and bills)
+    # for an instance that could never publish its name. The identity first, then the zone.
+    refusal = (provider_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace,
+                                has_credentials=lightsail.credentials_secret_ref is not None)
+               if lightsail is not None else None) or _dns_grant_refusal(instance)
+    if refusal is not None:
+        raise refusal
     if existing is not None:
         pins = instance.host_key_pins()  # stalls naming spec.ssh.hostKeyFingerprint when nothing may be trusted
         addresses = await host_addresses(existing.host, instance.runtime.resolver)
@@ -55,12 +73,7 @@ async def provision(instance: InstanceContext) -> AsyncGenerator[StageStep]:
         yield Outcome(f"Using existing host {existing.host}:{existing.port} ({', '.join(addresses)}){trust}",
                       {"server": server, "inventory": dns_intents(instance, instance.status.inventory, addresses[0])})
         return
-    lightsail = instance.spec.provider.lightsail
     assert lightsail is not None
-    refusal = provider_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace,
-                               has_credentials=lightsail.credentials_secret_ref is not None)
-    if refusal is not None:
-        raise refusal
     cloud = await instance.cloud()
     await cloud.validate(lightsail.region, lightsail.availability_zone, lightsail.bundle_id,
                          lightsail.blueprint_id, min_ram_gb=BUILD_RAM_GB)
@@ -224,9 +237,7 @@ async def dns(instance: InstanceContext) -> AsyncGenerator[StageStep]:
         moved = await remove_moved_records(instance, record, keep=None)
         yield Outcome(f"Checked that {domain} resolves to {', '.join(addresses)}{moved}", {"inventory": record.items})
         return
-    lightsail = instance.spec.provider.lightsail
-    refusal = dns_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace, instance.spec.domain,
-                          spec, has_credentials=lightsail is not None and lightsail.credentials_secret_ref is not None)
+    refusal = _dns_grant_refusal(instance)
     if refusal is not None:
         raise refusal
     zone = spec.hosted_zone_id or spec.zone
