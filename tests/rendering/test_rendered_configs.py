@@ -84,6 +84,8 @@ STEPS = (PostInstallStep.model_validate({"name": "seed",
 def all_scripts() -> dict[str, str]:
     scripts = {name: render_script(name, CONTEXT) for name in SCRIPT_NAMES}
     scripts["apps-with-post-install"] = render_script("apps", dataclasses.replace(CONTEXT, post_install=STEPS))
+    scripts["configure-synchronize"] = render_script("configure", dataclasses.replace(
+        CONTEXT, bootstrap_mode="synchronize", api_seed_command=("node", "dist/seed.js", "--mode=all")))
     return scripts
 
 
