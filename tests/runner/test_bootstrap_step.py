@@ -94,7 +94,7 @@ async def test_synchronize_renders_the_data_source_and_seed_of_spec_build_api_an
     assert "BOOTSTRAP_MODE=synchronize" in script
     assert "DATA_SOURCE_MODULE=dist/data-source.js\nDATA_SOURCE_EXPORT=dataSource\nDATA_SOURCE_BUILD=()" in script
     assert "SEED_COMMAND=(node dist/seed.js --all)" in script
-    assert "await dataSource.runMigrations({ transaction: 'all', fake: true });" in script  # templates/typeorm-bootstrap.js
+    assert "await dataSource.runMigrations({ transaction: 'all', fake: true });" in script  # the helper
 
 
 async def test_o4os_default_data_source_is_bundled_with_its_own_tsup_at_the_bootstrap() -> None:
