@@ -8,7 +8,8 @@
  *   foreign keys added last), and not idempotent: a second run fails on the tables that exist;
  * - `runMigrations({fake})`: the migrations of dist/database/migrations/*.js (from the working directory, as
  *   O4O's production setting), ordered by the 13-digit timestamp ending their class names, recorded in
- *   typeorm_migrations; with `fake: true` each pending one is recorded without running.
+ *   typeorm_migrations; with `fake: true` each pending one is recorded without running (and, as TypeORM 0.3 does,
+ *   none is returned); `migrations` lists what `initialize()` loaded.
  * The connection is read as O4O's: DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME, TLS forced under
  * NODE_ENV=production unless DB_HOST is a Cloud SQL socket.
  */
@@ -72,12 +73,14 @@ function loadMigrations(): Migration[] {
 export class FixtureDataSource {
   readonly options = { type: 'postgres', migrationsTableName: MIGRATIONS_TABLE } as { type: string; schema?: string };
   entityMetadatas: EntityMetadata[] = entities;
+  migrations: Migration['instance'][] = [];
   isInitialized = false;
   private client: any = null;
 
   async initialize(): Promise<this> {
     this.client = new Client(settings());
     await this.client.connect();
+    this.migrations = loadMigrations().map((migration) => migration.instance);  // as TypeORM loads them
     this.isInitialized = true;
     return this;
   }
@@ -134,7 +137,7 @@ export class FixtureDataSource {
       await this.query('ROLLBACK');
       throw error;
     }
-    return pending;
+    return options.fake ? [] : pending;  // as TypeORM 0.3: a fake run returns no migration
   }
 
   async destroy(): Promise<void> {
