@@ -1,6 +1,6 @@
 # ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
 # The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
-# BOOTSTRAP_MODE is empty when it does not. Root's records in the state directory make sure that a database
+# BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
 # is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
 {% include "scripts/_database.sh" %}
 BOOTSTRAP_MODE={{ ctx.bootstrap_mode | shquote }}

@@ -108,7 +108,7 @@ MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
 UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
 # ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
 # The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
-# BOOTSTRAP_MODE is empty when it does not. Root's records in the state directory make sure that a database
+# BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
 # is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
 # ---- the instance's database, as its own role (O4O_DB_* from the environment) -
 # Each script uses some of these (one declaration, so that one directive covers them all).
