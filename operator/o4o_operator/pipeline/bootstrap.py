@@ -5,9 +5,9 @@ parsed from its ``::o4o::result`` lines), the definition of an *empty* database 
 and :func:`plan_bootstrap`, the decision: bootstrap only an empty database, only once, and after a failed
 bootstrap (a command, or a synchronize from the API's entities) start again from empty (a local database the
 operator made is dropped and created again; an external one is never dropped: its owner must empty it). What a
-synchronize runs (``spec.build.api.dataSource``, ``seedCommand``) reaches the script through the host context. Purely computational: no I/O. The configure stage's
-script checks emptiness again before it runs a bootstrap command, so a stale decision can never bootstrap a
-database that is not empty.
+synchronize runs (``spec.build.api.dataSource``, ``seedCommand``) reaches the script through the host context.
+Purely computational: no I/O. The configure stage's script checks emptiness again before it runs a bootstrap,
+so a stale decision can never bootstrap a database that is not empty.
 """
 
 from __future__ import annotations
