@@ -23,6 +23,7 @@ from o4o_operator.models_build import BODY_FIELD_PATTERN as BODY_FIELD_PATTERN
 from o4o_operator.models_build import BUILD_RAM_GB as BUILD_RAM_GB
 from o4o_operator.models_build import COMMAND_WORD_PATTERN as COMMAND_WORD_PATTERN
 from o4o_operator.models_build import ENV_NAME_PATTERN as ENV_NAME_PATTERN
+from o4o_operator.models_build import EXPORT_NAME_PATTERN as EXPORT_NAME_PATTERN
 from o4o_operator.models_build import HEALTH_VALUE_PATTERN as HEALTH_VALUE_PATTERN
 from o4o_operator.models_build import INSTALL_FLAG_PATTERN as INSTALL_FLAG_PATTERN
 from o4o_operator.models_build import PACKAGE_NAME_PATTERN as PACKAGE_NAME_PATTERN
@@ -31,6 +32,7 @@ from o4o_operator.models_build import SCRIPT_NAME_PATTERN as SCRIPT_NAME_PATTERN
 from o4o_operator.models_build import URL_PATH_PATTERN as URL_PATH_PATTERN
 from o4o_operator.models_build import ApiBuildSpec as ApiBuildSpec
 from o4o_operator.models_build import BuildSpec as BuildSpec
+from o4o_operator.models_build import DataSourceSpec as DataSourceSpec
 from o4o_operator.models_build import HealthSpec as HealthSpec
 from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
 from o4o_operator.models_database import DatabaseSpec

@@ -44,6 +44,12 @@ BODY_FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$"
 """A dotted path into a JSON body, such as ``database.status``."""
 HEALTH_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 """The value a health body's field must hold, such as ``healthy``."""
+EXPORT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""A JavaScript module's export, such as ``AppDataSource`` (``default`` for the default export)."""
+DATA_SOURCE_BUILD_DEFAULT = ("node_modules/.bin/tsup", "src/database/connection.ts", "--out-dir", "dist/o4o-bootstrap")
+"""O4O's: its ``build:api`` (tsup) bundles only its entry points, and Node cannot load the ``tsc`` output of its
+entities (workspace packages exported as TypeScript sources), so its data source is bundled with upstream's own
+tsup configuration (externals, decorator metadata) into a directory of its own."""
 MAX_BUILD_VALUE = 214
 MAX_ENV_VALUE = 1024
 
@@ -77,6 +83,7 @@ OptionalEnvName = Annotated[str, _matching(ENV_NAME_PATTERN, "empty or an enviro
                                            "VITE_API_URL", 100, allow_empty=True)]
 CommandWord = Annotated[str, _matching(COMMAND_WORD_PATTERN, "a word of plain characters such as dist/migrate.js",
                                        255)]
+ExportName = Annotated[str, _matching(EXPORT_NAME_PATTERN, "a JavaScript export name such as AppDataSource", 100)]
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -103,6 +110,18 @@ class SiteBuildSpec(_BuildModel):
     """More build-time variables (not secrets: they are baked into public files)."""
 
 
+class DataSourceSpec(_BuildModel):
+    """The API's TypeORM ``DataSource`` (its entities, its migrations and their table), which the database's
+    bootstrap ``synchronize`` loads from the release's API directory. The defaults are O4O's."""
+
+    module: RelativePath = "dist/o4o-bootstrap/connection.js"
+    """From ``directory``: the compiled module (CommonJS or ES) that exports the data source."""
+    export: ExportName = "AppDataSource"
+    """The export holding the ``DataSource`` (``default`` for the default export)."""
+    build_command: tuple[CommandWord, ...] = Field(default=DATA_SOURCE_BUILD_DEFAULT, max_length=16)
+    """Run first, once, in ``directory`` (with the .env loaded), when the build leaves no ``module``; empty: none."""
+
+
 class ApiBuildSpec(_BuildModel):
     """The API server: a workspace package, built with its dependencies, then bundled."""
 
@@ -127,6 +146,12 @@ class ApiBuildSpec(_BuildModel):
     admin_command: tuple[DeclaredWord, ...] = Field(default=ADMIN_COMMAND_DEFAULT, min_length=1,
                                                     max_length=MAX_WORDS)
     """Creates the operator's admin account once, in ``directory`` with the .env loaded (see spec_install)."""
+    data_source: DataSourceSpec = Field(default_factory=DataSourceSpec)
+    """What ``spec.database.bootstrap`` mode ``synchronize`` makes the schema from and records migrations with."""
+    seed_command: tuple[CommandWord, ...] = Field(default=(), max_length=MAX_WORDS)
+    """With bootstrap mode ``synchronize``: run once, in ``directory`` with the .env loaded, after the schema is
+    made and every migration recorded (the seeds an installation needs); empty: none (O4O has no seed at HEAD
+    that runs: its reference data came from migrations)."""
 
 
 class HealthSpec(_BuildModel):

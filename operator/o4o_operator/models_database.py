@@ -42,6 +42,8 @@ EXTENSIONS_DEFAULT = ("uuid-ossp",)
 BOOTSTRAP_FIELD = "spec.database.bootstrap"
 BOOTSTRAP_COMMAND_FIELD = "spec.database.bootstrap.command"
 BOOTSTRAP_RESTORE_FIELD = "spec.database.bootstrap.restore"
+DATA_SOURCE_FIELD = "spec.build.api.dataSource"
+SEED_COMMAND_FIELD = "spec.build.api.seedCommand"
 COMMAND_WORD_PATTERN = r"^[A-Za-z0-9_@%+=:,./-]+$"
 """The same word rule as ``models_build.COMMAND_WORD_PATTERN`` (a test keeps the two equal)."""
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -105,6 +107,11 @@ class BootstrapMode(enum.StrEnum):
     """The migrations alone (``spec.build.api.migrateCommand``): for apps whose migrations build from empty."""
     COMMAND = "command"
     """``command`` first, as the app user in the release's API directory with the .env loaded."""
+    SYNCHRONIZE = "synchronize"
+    """TypeORM: the schema from the API's own entities (``DataSource.synchronize()`` of
+    ``spec.build.api.dataSource``), every migration recorded as applied without running it
+    (``runMigrations({fake: true})``), then ``spec.build.api.seedCommand``; later releases migrate as usual, so
+    only migrations newer than that baseline run. For apps whose migrations change a schema they never create."""
     RESTORE = "restore"
     """From a backup: accepted by the schema, refused (``BootstrapRestoreUnavailable``) until backups exist."""
 

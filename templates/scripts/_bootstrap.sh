@@ -1,11 +1,23 @@
 # ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
 # The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
-# BOOTSTRAP_MODE is empty when it does not. Root's records in the state directory make sure that a database
+# BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
 # is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
 {% include "scripts/_database.sh" %}
 BOOTSTRAP_MODE={{ ctx.bootstrap_mode | shquote }}
 BOOTSTRAP_COMMAND=({% for word in ctx.bootstrap_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
 BOOTSTRAP_RESET={{ ("1" if ctx.bootstrap_reset else "") | shquote }}
+{% if ctx.bootstrap_mode == "synchronize" %}
+# Mode synchronize (spec.build.api.dataSource, seedCommand): the schema from the API's own entities, every
+# migration recorded as applied, then the seed. The helper is generic for TypeORM apps (templates/typeorm-bootstrap.js).
+DATA_SOURCE_MODULE={{ ctx.api_data_source_module | shquote }}
+DATA_SOURCE_EXPORT={{ ctx.api_data_source_export | shquote }}
+DATA_SOURCE_BUILD=({% for word in ctx.api_data_source_build %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
+SEED_COMMAND=({% for word in ctx.api_seed_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
+O4O_TYPEORM_BOOTSTRAP="$(cat <<'JS'
+{% include "typeorm-bootstrap.js" %}
+JS
+)"
+{% endif %}
 
 report_bootstrap() {
   local line mode at commit
@@ -67,29 +79,41 @@ bootstrap_database() {
     [ -s "$BOOTSTRAP_STARTED" ] || bootstrap_mark "$BOOTSTRAP_STARTED" migrate
     return 0
   fi
-  # Never a database that is not empty: checked again just before the command runs.
-  local answer bootstrap="${BOOTSTRAP_COMMAND[*]}" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  # Never a database that is not empty: checked again just before anything runs.
+  local answer
   answer="$(database_tables 2>&1)" ||
     o4o_transient DatabaseUnavailable "Role $DB_USER could not list the tables of $DB_NAME: $answer"
   if [ "$answer" != "0|" ]; then
     o4o_transient DatabaseNotEmpty "The database $DB_NAME is no longer empty ($answer: tables|migrations table); it is not bootstrapped. The next try looks again"
   fi
   [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
-  bootstrap_mark "$BOOTSTRAP_STARTED" command
-  o4o_step "Bootstrapping the empty database $DB_NAME: $bootstrap (output in ${ACTIVATION_LOG#"$R"})"
-  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$bootstrap" >> "$ACTIVATION_LOG"
+  bootstrap_mark "$BOOTSTRAP_STARTED" "$BOOTSTRAP_MODE"
+  if [ "$BOOTSTRAP_MODE" = command ]; then
+    bootstrap_step spec.database.bootstrap.command "${BOOTSTRAP_COMMAND[*]}" "${BOOTSTRAP_COMMAND[@]}"
+  else
+    synchronize_database
+  fi
+  printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  bootstrap_finished "$BOOTSTRAP_MODE"
+  report_bootstrap
+}
+
+# bootstrap_step <field> <what> <command...>: one step of the bootstrap, as the app user in the new release's API
+# directory with the .env loaded; its output goes to the activation log. A failure stalls naming <field>.
+bootstrap_step() {
+  local field="$1" what="$2" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  shift 2
+  o4o_step "Bootstrapping the empty database $DB_NAME: $what (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$what" >> "$ACTIVATION_LOG"
   if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
-      "$BASE_DIR/$TARGET/$API_DIR" "${BOOTSTRAP_COMMAND[@]}" > "$output" 2>&1; then
+      "$BASE_DIR/$TARGET/$API_DIR" "$@" > "$output" 2>&1; then
     cat "$output" >> "$ACTIVATION_LOG"
     rm -f "$output"
-    printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
-    bootstrap_finished command
-    report_bootstrap
     return 0
   fi
   cat "$output" >> "$ACTIVATION_LOG"
   printf '%s bootstrap failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
-  echo "The bootstrap command's last lines:"
+  echo "The bootstrap's last lines:"
   tail -n 15 "$output" | cut -c1-300 | sed 's/^/    /'
   rm -f "$output"
   if [ "$DB_MODE" = local ]; then
@@ -97,8 +121,26 @@ bootstrap_database() {
   else
     next="the operator never drops an external database: its owner must empty it before the next try (a changed spec or Secret)"
   fi
-  o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command ($bootstrap) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+  o4o_permanent DatabaseBootstrapFailed "$field ($what) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
 }
+{% if ctx.bootstrap_mode == "synchronize" %}
+
+# Mode synchronize: the data source's module (built first when the build leaves none), the TypeORM helper, the seed.
+synchronize_database() {
+  local api="$BASE_DIR/$TARGET/$API_DIR"
+  if [ "${#DATA_SOURCE_BUILD[@]}" -gt 0 ] && ! as_app test -e "$api/$DATA_SOURCE_MODULE"; then
+    bootstrap_step spec.build.api.dataSource.buildCommand "${DATA_SOURCE_BUILD[*]}" "${DATA_SOURCE_BUILD[@]}"
+  fi
+  as_app test -e "$api/$DATA_SOURCE_MODULE" ||
+    o4o_permanent DatabaseBootstrapFailed "spec.build.api.dataSource.module: release $COMMIT has no $API_DIR/$DATA_SOURCE_MODULE to make the schema from (spec.build.api.dataSource.buildCommand makes it when the build does not); nothing was bootstrapped"
+  bootstrap_step spec.build.api.dataSource \
+    "TypeORM synchronize and record every migration, from $DATA_SOURCE_MODULE ($DATA_SOURCE_EXPORT)" \
+    node -e "$O4O_TYPEORM_BOOTSTRAP" -- "$DATA_SOURCE_MODULE" "$DATA_SOURCE_EXPORT"
+  if [ "${#SEED_COMMAND[@]}" -gt 0 ]; then
+    bootstrap_step spec.build.api.seedCommand "${SEED_COMMAND[*]}" "${SEED_COMMAND[@]}"
+  fi
+}
+{% endif %}
 
 # After the migration: a first migration run on the empty database (mode migrate) was its bootstrap.
 bootstrap_after_migration() {

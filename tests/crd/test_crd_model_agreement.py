@@ -61,7 +61,10 @@ BUILD = {
     "api": {"package": "@o4o/api-server", "directory": "apps/api-server", "buildScript": "build",
             "bundleScript": "build:api", "entryPoint": "dist/main.js", "migrateCommand": ["node", "dist/migrate.js"],
             "keepAcrossBundle": ["dist/database"], "uploadsDir": "public/uploads",
-            "adminCommand": ["npx", "tsx", "create-admin.ts", "--email=${O4O_ADMIN_EMAIL}"]},
+            "adminCommand": ["npx", "tsx", "create-admin.ts", "--email=${O4O_ADMIN_EMAIL}"],
+            "dataSource": {"module": "dist/data-source.js", "export": "AppDataSource",
+                           "buildCommand": ["node_modules/.bin/tsup", "src/data-source.ts"]},
+            "seedCommand": ["node", "dist/seed.js"]},
     "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},
 }
 LIGHTSAIL = {

@@ -5,7 +5,10 @@ tables): a fresh database is bootstrapped once with ``command`` and then migrate
 bootstrap again, a failing command stalls ``DatabaseBootstrapFailed`` naming the field and the next try starts
 from an empty database, a database with one table in it is never bootstrapped, and an external database is
 never dropped. The bootstrap command is real Node.js in the release's API directory with the .env loaded; it
-creates its table through psql as the instance's role, as an app's schema step would.
+creates its table through psql as the instance's role, as an app's schema step would. Mode ``synchronize`` runs,
+in order, the data source's build command, the generic TypeORM helper (templates/typeorm-bootstrap.js, against a
+stand-in DataSource), the seed and then the migration; a failing seed stalls naming ``spec.build.api.seedCommand``
+and the retry starts from an empty database; a release without the data source's module stalls naming it.
 """
 
 from __future__ import annotations
@@ -255,3 +258,133 @@ async def test_by_default_the_first_migration_run_on_an_empty_database_is_its_bo
     assert not [c for c in sandbox.commands("psql") if any("DROP" in a for a in c.argv)]
     action, again = await host.configure(DatabaseSpec())
     assert action is BootstrapAction.NONE and again["bootstrappedAt"] == results["bootstrappedAt"]
+
+
+# ---- mode synchronize: the data source's build command, the generic TypeORM helper, the seed, then the migration
+
+DATA_SOURCE = """'use strict';
+// A stand-in for a TypeORM DataSource whose schema step and migration records go through psql as the instance's role.
+const { spawnSync } = require('node:child_process');
+const psql = (sql) => {
+  const run = spawnSync('psql', ['-X', '-q', '-h', process.env.DB_HOST, '-U', process.env.DB_USERNAME,
+    '-d', process.env.DB_NAME, '-c', sql],
+    { stdio: 'inherit', env: { ...process.env, PGPASSWORD: process.env.DB_PASSWORD } });
+  if (run.status !== 0) throw new Error(`psql failed: ${sql}`);
+};
+exports.AppDataSource = {
+  isInitialized: false, entityMetadatas: [], options: {},
+  async initialize() { this.isInitialized = true; },
+  async query(sql) { psql(sql); return []; },
+  async synchronize() { psql('CREATE TABLE public.users (id int)'); },
+  async runMigrations(options) {
+    if (!options || options.fake !== true) throw new Error('expected fake: true');
+    psql('CREATE TABLE public.typeorm_migrations (id int)');
+    return [{ name: 'A1700000000001' }, { name: 'B1700000000002' }];
+  },
+  async destroy() { this.isInitialized = false; },
+};
+"""
+MAKE_DATA_SOURCE = """'use strict';
+const fs = require('node:fs');
+fs.mkdirSync('dist/boot', { recursive: true });
+fs.copyFileSync('src/data-source.js', 'dist/boot/data-source.js');
+console.log('bundled the data source');
+"""
+SEED = "'use strict';\nconsole.log('seeded with ' + (process.env.SEED_BOOTSTRAP_PASSWORD ? 'a password' : 'none'));\n"
+FAILING_SEED = ("'use strict';\nconsole.log('seed account password ' + process.env.DB_PASSWORD);\n"
+                "console.error('QueryFailedError: relation \"roles\" does not exist');\nprocess.exit(5);\n")
+SYNCHRONIZE = {"mode": "synchronize"}
+BUILD_COMMAND = ("node", "src/make-data-source.js")
+SEED_COMMAND = ("node", "src/seed.js")
+
+
+def _synchronizing(host: Host, **changes: Any) -> Host:
+    """The host, its context saying spec.build.api.dataSource and seedCommand as a TypeORM app's manifest would."""
+    fields = {"api_data_source_module": "dist/boot/data-source.js", "api_data_source_export": "AppDataSource",
+              "api_data_source_build": BUILD_COMMAND, "api_seed_command": SEED_COMMAND, **changes}
+    host.context = dataclasses.replace(host.context, **fields)
+    return host
+
+
+async def _rebuilt(host: Host, files: dict[str, str], message: str) -> None:
+    host.commit = commit_files(host.repo, files, message)
+    built = host.context.with_commit(host.commit)
+    await host.run(script_for(StageName.SOURCE), host.context)
+    for stage in (StageName.BUILD_SITE, StageName.BUILD_API):
+        await host.run(script_for(stage), built)
+
+
+def _node_calls(sandbox: SandboxHost, first: str) -> list[Any]:
+    return [c for c in sandbox.commands("node") if c.args[:1] == (first,)]
+
+
+def _helper_calls(sandbox: SandboxHost) -> list[Any]:
+    """``node -e <typeorm-bootstrap.js> -- <module> <export>``."""
+    return [c for c in _node_calls(sandbox, "-e") if c.args[2:] == ("--", "dist/boot/data-source.js", "AppDataSource")]
+
+
+async def test_synchronize_builds_the_data_source_then_makes_the_schema_records_the_migrations_seeds_and_migrates(
+        sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> None:
+    host = _synchronizing(await _host(sandbox, session, tmp_path))
+    await _rebuilt(host, {"apps/api-server/src/data-source.js": DATA_SOURCE,
+                          "apps/api-server/src/make-data-source.js": MAKE_DATA_SOURCE,
+                          "apps/api-server/src/seed.js": SEED}, "A TypeORM-shaped app")
+    action, results = await host.configure(_spec(**SYNCHRONIZE))
+    assert action is BootstrapAction.RUN
+    assert results["bootstrap"] == "synchronize" and results["bootstrapCommit"] == host.commit
+    assert sorted(host.tables()) == ["public.typeorm_migrations", "public.users"]
+    calls = sandbox.commands()
+    build = next(c for c in _node_calls(sandbox, BUILD_COMMAND[1]))
+    helper = _helper_calls(sandbox)[0]
+    seed = next(c for c in _node_calls(sandbox, SEED_COMMAND[1]))
+    migrate = next(c for c in _node_calls(sandbox, "dist/migrate.js"))
+    assert calls.index(build) < calls.index(helper) < calls.index(seed) < calls.index(migrate)  # in this order
+    for call in (build, helper, seed):
+        assert call.user == host.context.app_user
+        assert call.cwd.endswith(f"/releases/{host.commit}/apps/api-server")
+    assert "runMigrations({ transaction: 'all', fake: true })" in helper.args[1]  # the generic helper itself
+    log = sandbox.path(f"{host.context.activation_log_dir}/{host.commit}.log").read_text()
+    assert "typeorm-bootstrap: recorded 2 migration(s) as applied without running them" in log
+    assert "bundled the data source" in log and "seeded with a password" not in log  # the .env has no seed key here
+    assert sandbox.path(host.context.state_dir + "/bootstrap").read_text().startswith("mode=synchronize\n")
+
+    # Never again: the next run neither builds, synchronizes nor seeds; it only migrates.
+    action, again = await host.configure(_spec(**SYNCHRONIZE))
+    assert action is BootstrapAction.NONE and again["bootstrappedAt"] == results["bootstrappedAt"]
+    assert len(_helper_calls(sandbox)) == 1 and len(_node_calls(sandbox, SEED_COMMAND[1])) == 1
+
+
+async def test_a_failing_seed_stalls_naming_its_field_and_the_retry_starts_from_an_empty_database(
+        sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> None:
+    host = _synchronizing(await _host(sandbox, session, tmp_path))
+    await _rebuilt(host, {"apps/api-server/src/data-source.js": DATA_SOURCE,
+                          "apps/api-server/src/make-data-source.js": MAKE_DATA_SOURCE,
+                          "apps/api-server/src/seed.js": FAILING_SEED}, "A seed that fails")
+    with pytest.raises(PermanentError) as caught:
+        await host.configure(_spec(**SYNCHRONIZE))
+    error = caught.value
+    assert error.reason == "DatabaseBootstrapFailed"
+    assert "spec.build.api.seedCommand (node src/seed.js) failed on the empty database" in error.message
+    assert 'QueryFailedError: relation "roles" does not exist' in error.message
+    assert PASSWORD not in error.message
+    assert host.migrations() == 0 and not sandbox.path(host.context.current_link).exists()
+    assert sorted(host.tables()) == ["public.typeorm_migrations", "public.users"]  # what the schema step left
+
+    await _rebuilt(host, {"apps/api-server/src/seed.js": SEED}, "The seed fixed")
+    action, results = await host.configure(_spec(**SYNCHRONIZE))
+    assert action is BootstrapAction.RESET_AND_RUN
+    drops = [c for c in sandbox.commands("psql") if any("DROP DATABASE" in a for a in c.argv)]
+    assert len(drops) == 1 and drops[0].user == "postgres"
+    assert sorted(host.tables()) == ["public.typeorm_migrations", "public.users"]  # made afresh, once
+    assert results["bootstrap"] == "synchronize" and host.migrations() == 1
+
+
+async def test_a_data_source_module_the_release_lacks_stalls_naming_the_field(
+        sandbox: SandboxHost, session: SshSession, tmp_path: Path) -> None:
+    host = _synchronizing(await _host(sandbox, session, tmp_path), api_data_source_build=())
+    with pytest.raises(PermanentError) as caught:
+        await host.configure(_spec(**SYNCHRONIZE))
+    assert caught.value.reason == "DatabaseBootstrapFailed"
+    assert caught.value.message.startswith("spec.build.api.dataSource.module: release")
+    assert "dist/boot/data-source.js" in caught.value.message
+    assert host.tables() == [] and host.migrations() == 0

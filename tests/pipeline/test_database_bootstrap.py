@@ -116,3 +116,46 @@ def test_restore_is_refused_naming_its_field_until_backups_exist() -> None:
     assert caught.value.reason == "BootstrapRestoreUnavailable"
     assert caught.value.field == "spec.database.bootstrap.restore"
     assert "backups issue" in caught.value.message
+
+
+# ---- mode synchronize: the schema from the entities, the migrations recorded, then the seed
+
+SYNCHRONIZE = {"mode": "synchronize"}
+
+
+def test_synchronize_is_a_mode_of_its_own_needing_no_command() -> None:
+    spec = _spec(SYNCHRONIZE)
+    assert spec.bootstrap.mode is BootstrapMode.SYNCHRONIZE
+    assert spec.to_body()["bootstrap"] == {"mode": "synchronize"}
+
+
+def test_an_empty_database_is_synchronized_and_the_plan_carries_no_command() -> None:
+    plan = plan_bootstrap(_spec(SYNCHRONIZE), _facts())
+    assert (plan.action, plan.mode, plan.command) == (BootstrapAction.RUN, BootstrapMode.SYNCHRONIZE, ())
+
+
+@pytest.mark.parametrize("facts", [_facts(tables=1), _facts(migrations="public.typeorm_migrations"),
+                                   _facts(tables=3, started="migrate")])
+def test_a_database_that_is_not_empty_is_never_synchronized(facts: DatabaseFacts) -> None:
+    assert plan_bootstrap(_spec(SYNCHRONIZE), facts).action is BootstrapAction.NONE
+
+
+def test_a_synchronized_database_is_never_bootstrapped_again() -> None:
+    plan = plan_bootstrap(_spec(SYNCHRONIZE), _facts(tables=9, bootstrapped="synchronize 2026-01-01T00:00:00Z abc"))
+    assert plan.action is BootstrapAction.NONE
+
+
+def test_after_a_failed_synchronize_a_local_database_starts_again_from_empty() -> None:
+    plan = plan_bootstrap(_spec(SYNCHRONIZE), _facts(tables=4, started="synchronize"))
+    assert (plan.action, plan.mode) == (BootstrapAction.RESET_AND_RUN, BootstrapMode.SYNCHRONIZE)
+    # the user has since chosen a command: that starts from empty too
+    plan = plan_bootstrap(_spec(COMMAND), _facts(tables=4, started="synchronize"))
+    assert (plan.action, plan.mode) == (BootstrapAction.RESET_AND_RUN, BootstrapMode.COMMAND)
+
+
+def test_after_a_failed_synchronize_an_external_database_is_never_dropped_and_the_data_source_is_named() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        plan_bootstrap(_spec(SYNCHRONIZE, **EXTERNAL), _facts(tables=4, started="synchronize"))
+    assert caught.value.reason == "DatabaseBootstrapFailed"
+    assert caught.value.field == "spec.build.api.dataSource"
+    assert "its owner must empty it" in caught.value.message

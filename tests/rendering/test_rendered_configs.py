@@ -88,6 +88,8 @@ def all_scripts() -> dict[str, str]:
     scripts["apps-with-post-install"] = render_script("apps", with_steps)
     scripts["apps-ledger-everything"] = render_script("apps-ledger", with_steps, ledger=AppsLedger(
         record=("forum-core", "signage"), forget=("lms-core",), steps=(step_marker(STEPS[0]),), command=0))
+    scripts["configure-synchronize"] = render_script("configure", dataclasses.replace(
+        CONTEXT, bootstrap_mode="synchronize", api_seed_command=("node", "dist/seed.js", "--mode=all")))
     return scripts
 
 

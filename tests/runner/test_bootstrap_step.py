@@ -35,11 +35,12 @@ COMMAND = {"mode": "command", "command": ["node", "dist/bootstrap.js"]}
 
 
 async def _configure(facts: dict[str, str], database: dict[str, Any],
-                     secrets: dict[str, dict[str, str]] | None = None) -> tuple[RecordingSession, Any]:
+                     secrets: dict[str, dict[str, str]] | None = None,
+                     **spec: Any) -> tuple[RecordingSession, Any]:
     session = RecordingSession({"release": COMMIT}, facts)
     kube = FakeKube({"ssh-key": {"ssh-privatekey": "not a real key"}, **(secrets or {})})
     driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
-                          spec_body(database=database), STATUS)
+                          spec_body(database=database, **spec), STATUS)
     await driver.run(StageName.CONFIGURE)
     return session, driver
 
@@ -81,3 +82,42 @@ async def test_an_external_database_left_half_bootstrapped_stalls_and_is_never_d
     assert caught.value.reason == "DatabaseBootstrapFailed"
     assert caught.value.field == "spec.database.bootstrap.command"
     assert "its owner must empty it" in caught.value.message
+
+
+async def test_synchronize_renders_the_data_source_and_seed_of_spec_build_api_and_the_generic_helper() -> None:
+    build = {"api": {"dataSource": {"module": "dist/data-source.js", "export": "dataSource", "buildCommand": []},
+                     "seedCommand": ["node", "dist/seed.js", "--all"]}}
+    session, driver = await _configure(EMPTY, {"bootstrap": {"mode": "synchronize"}}, build=build)
+    host = dataclasses.replace(driver.instance.host_context(), bootstrap_mode="synchronize")
+    assert session.scripts == [render_script("configure", host)]
+    script = session.scripts[0]
+    assert "BOOTSTRAP_MODE=synchronize" in script
+    assert "DATA_SOURCE_MODULE=dist/data-source.js\nDATA_SOURCE_EXPORT=dataSource\nDATA_SOURCE_BUILD=()" in script
+    assert "SEED_COMMAND=(node dist/seed.js --all)" in script
+    assert "await dataSource.runMigrations({ transaction: 'all', fake: true });" in script  # the helper
+
+
+async def test_o4os_default_data_source_is_bundled_with_its_own_tsup_at_the_bootstrap() -> None:
+    session, _ = await _configure(EMPTY, {"bootstrap": {"mode": "synchronize"}})
+    script = session.scripts[0]
+    assert "DATA_SOURCE_MODULE=dist/o4o-bootstrap/connection.js\nDATA_SOURCE_EXPORT=AppDataSource" in script
+    assert ("DATA_SOURCE_BUILD=(node_modules/.bin/tsup src/database/connection.ts --out-dir dist/o4o-bootstrap)"
+            in script)
+    assert "SEED_COMMAND=()" in script
+
+
+async def test_the_helper_is_rendered_only_when_the_database_is_synchronized() -> None:
+    session, _ = await _configure(EMPTY, {"bootstrap": COMMAND})
+    assert "O4O_TYPEORM_BOOTSTRAP" not in session.scripts[0]
+    session, _ = await _configure(SETTLED_FACTS, {"bootstrap": {"mode": "synchronize"}})
+    assert "O4O_TYPEORM_BOOTSTRAP" not in session.scripts[0]  # settled: nothing to bootstrap
+
+
+async def test_a_failed_synchronize_on_an_external_database_stalls_naming_the_data_source() -> None:
+    external = {"host": "db.example.net", "port": "5432", "name": "shop", "user": "shop", "password": "pw-0123456789",
+                "sslMode": "require"}
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure({**EMPTY, "tables": "3", "bootstrapStarted": "synchronize"},
+                         {"bootstrap": {"mode": "synchronize"}, "external": {"secretRef": {"name": "shop-db"}}},
+                         {"shop-db": external})
+    assert (caught.value.reason, caught.value.field) == ("DatabaseBootstrapFailed", "spec.build.api.dataSource")

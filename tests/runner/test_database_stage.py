@@ -235,14 +235,16 @@ async def test_the_env_file_has_the_defaults_the_generated_secrets_and_the_users
 
 
 async def test_the_seed_passwords_are_generated_into_the_env_and_redacted() -> None:
-    """O4O's seed migrations fall back to a fixed password without them: every instance gets its own."""
+    """O4O's seed migrations fall back to a fixed password without them, and its API refuses to encrypt (or uses
+    a salt fixed in its source) without ENCRYPTION_KEY: every instance gets its own."""
     kube, session = FakeKube(), RecordingSession({"release": "d" * 40})
     driver = _driver(kube, session)
     await driver.run(StageName.CONFIGURE)
 
     env, generated = _env_file(session), kube.secrets[SECRET]
-    seeds = ("SEED_BOOTSTRAP_PASSWORD", "ADMIN_VAULT_PASSWORD", "SUPER_ADMIN_BOOTSTRAP_PASSWORD")
-    assert len({generated[key] for key in (*seeds, "ADMIN_PASSWORD", "JWT_SECRET")}) == 5
+    seeds = ("SEED_BOOTSTRAP_PASSWORD", "ADMIN_VAULT_PASSWORD", "SUPER_ADMIN_BOOTSTRAP_PASSWORD", "ENCRYPTION_KEY")
+    assert len({generated[key] for key in (*seeds, "ADMIN_PASSWORD", "JWT_SECRET")}) == 6
+    assert len(generated["ENCRYPTION_KEY"].encode()) >= 32  # O4O refuses a key under 32 bytes
     for key in seeds:
         assert env[key] == generated[key] and len(generated[key]) >= 40
         line = driver.instance.log.redactor(f"seed account created with {generated[key]}")

@@ -3,10 +3,11 @@
 Owns: :class:`DatabaseFacts` (what ``database-facts.sh`` reports of the database and of the host's own record,
 parsed from its ``::o4o::result`` lines), the definition of an *empty* database (:attr:`DatabaseFacts.empty`)
 and :func:`plan_bootstrap`, the decision: bootstrap only an empty database, only once, and after a failed
-bootstrap start again from empty (a local database the operator made is dropped and created again; an
-external one is never dropped: its owner must empty it). Purely computational: no I/O. The configure stage's
-script checks emptiness again before it runs a bootstrap command, so a stale decision can never bootstrap a
-database that is not empty.
+bootstrap (a command, or a synchronize from the API's entities) start again from empty (a local database the
+operator made is dropped and created again; an external one is never dropped: its owner must empty it). What a
+synchronize runs (``spec.build.api.dataSource``, ``seedCommand``) reaches the script through the host context.
+Purely computational: no I/O. The configure stage's script checks emptiness again before it runs a bootstrap,
+so a stale decision can never bootstrap a database that is not empty.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.models_database import (
     BOOTSTRAP_COMMAND_FIELD,
     BOOTSTRAP_RESTORE_FIELD,
+    DATA_SOURCE_FIELD,
     BootstrapMode,
     DatabaseSpec,
 )
@@ -27,6 +29,9 @@ EMPTY_DEFINITION = ("no table (ordinary or partitioned, not an extension's own) 
                     "information_schema, pg_toast* and pg_temp*, and no migrations table")
 """What "empty" means, as the README and ``kubectl explain di.spec.database.bootstrap`` say it."""
 FACT_KEYS = ("tables", "migrationsTable", "bootstrapped", "bootstrapStarted")
+LEAVES_TABLES = (BootstrapMode.COMMAND, BootstrapMode.SYNCHRONIZE)
+"""Modes whose unfinished run may leave tables behind, so that the next try starts again from empty (a failed
+first migration run, mode migrate, carries on as every migration run does)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +83,7 @@ class BootstrapPlan:
     action: BootstrapAction
     mode: BootstrapMode | None = None
     command: tuple[str, ...] = ()
+    """With mode command: ``spec.database.bootstrap.command`` (mode synchronize reads ``spec.build.api``)."""
     note: str = ""
     """Why, for the stage's log."""
 
@@ -90,8 +96,12 @@ def _restore_unavailable() -> InvalidSpecError:
                             "command", reason="BootstrapRestoreUnavailable")
 
 
-def _not_emptied(facts: DatabaseFacts, command: tuple[str, ...]) -> InvalidSpecError:
-    return InvalidSpecError(BOOTSTRAP_COMMAND_FIELD, f"an earlier bootstrap ({' '.join(command)}) failed on the "
+def _not_emptied(facts: DatabaseFacts, started: str, spec: DatabaseSpec) -> InvalidSpecError:
+    if started == BootstrapMode.SYNCHRONIZE:
+        field, what = DATA_SOURCE_FIELD, "synchronize"
+    else:
+        field, what = BOOTSTRAP_COMMAND_FIELD, " ".join(spec.bootstrap.command or ()) or started
+    return InvalidSpecError(field, f"an earlier bootstrap ({what}) failed on the "
                             f"external database, which is now {facts.describe()}. The operator never drops an "
                             "external database: its owner must empty it; then a change to the spec or to its Secret "
                             "resumes the instance and the bootstrap starts again",
@@ -109,10 +119,10 @@ def plan_bootstrap(spec: DatabaseSpec, facts: DatabaseFacts) -> BootstrapPlan:
         return BootstrapPlan(BootstrapAction.RUN, BootstrapMode.MIGRATE, note="the first migration run goes on")
     reset = False
     if not facts.empty:
-        if facts.bootstrap_started != BootstrapMode.COMMAND:
+        if facts.bootstrap_started not in LEAVES_TABLES:
             return BootstrapPlan(BootstrapAction.NONE, note=f"the database is {facts.describe()}: not bootstrapped")
         if not spec.local:
-            raise _not_emptied(facts, bootstrap.command or ())
+            raise _not_emptied(facts, facts.bootstrap_started, spec)
         reset = True
     if bootstrap.mode is BootstrapMode.RESTORE:
         raise _restore_unavailable()
@@ -121,6 +131,11 @@ def plan_bootstrap(spec: DatabaseSpec, facts: DatabaseFacts) -> BootstrapPlan:
             return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.MIGRATE,
                                  note="an earlier bootstrap failed: the database starts again from empty")
         return BootstrapPlan(BootstrapAction.RUN, BootstrapMode.MIGRATE, note="the database is empty")
+    if bootstrap.mode is BootstrapMode.SYNCHRONIZE:
+        if reset:
+            return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.SYNCHRONIZE,
+                                 note="an earlier bootstrap failed: the database starts again from empty")
+        return BootstrapPlan(BootstrapAction.RUN, BootstrapMode.SYNCHRONIZE, note="the database is empty")
     command = bootstrap.command or ()
     if reset:
         return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.COMMAND, command,

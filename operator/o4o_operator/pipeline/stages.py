@@ -159,7 +159,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
           600, ("domain", "apiPort", *_REVISION, "build.site.outputDir", "build.api.directory",
                 "build.api.entryPoint", "build.api.migrateCommand", "build.api.uploadsDir", "build.health",
-                "database.bootstrap", "facts.commit", "facts.envVersion", _HOST),
+                "build.api.dataSource", "build.api.seedCommand", "database.bootstrap", "facts.commit",
+                "facts.envVersion", _HOST),
           message="Configured nginx, PM2 and .env; serving release {release}",
           # DATABASE: the bootstrap's facts and its last guard are read as the instance's role.
           script="configure", secrets=(*_SSH, SecretRole.ENV, SecretRole.DATABASE),

@@ -17,6 +17,7 @@ from o4o_operator.models import (
     BODY_FIELD_PATTERN,
     COMMAND_WORD_PATTERN,
     ENV_NAME_PATTERN,
+    EXPORT_NAME_PATTERN,
     HEALTH_VALUE_PATTERN,
     INSTALL_FLAG_PATTERN,
     PACKAGE_NAME_PATTERN,
@@ -37,6 +38,7 @@ _DECLARED_WORD = re.compile(DECLARED_WORD_PATTERN)
 _URL_PATH = re.compile(URL_PATH_PATTERN)
 _BODY_FIELD = re.compile(BODY_FIELD_PATTERN)
 _HEALTH_VALUE = re.compile(HEALTH_VALUE_PATTERN)
+_EXPORT_NAME = re.compile(EXPORT_NAME_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NODE = re.compile(r"^(.*/)?node(js)?$")
 
@@ -90,6 +92,18 @@ class BuildValues(Protocol):
     def api_uploads_dir(self) -> str: ...
 
     @property
+    def api_data_source_module(self) -> str: ...
+
+    @property
+    def api_data_source_export(self) -> str: ...
+
+    @property
+    def api_data_source_build(self) -> tuple[str, ...]: ...
+
+    @property
+    def api_seed_command(self) -> tuple[str, ...]: ...
+
+    @property
     def health_path(self) -> str: ...
 
     @property
@@ -110,7 +124,9 @@ def build_fields(build: BuildSpec) -> dict[str, Any]:
         "api_entry": api.entry_point, "api_migrate_command": api.migrate_command,
         "api_keep_across_bundle": api.keep_across_bundle, "api_uploads_dir": api.uploads_dir,
         "health_path": health.path, "health_body_field": health.body_field, "health_expect": health.expect,
-        "admin_command": api.admin_command,
+        "admin_command": api.admin_command, "api_data_source_module": api.data_source.module,
+        "api_data_source_export": api.data_source.export, "api_data_source_build": api.data_source.build_command,
+        "api_seed_command": api.seed_command,
     }
 
 
@@ -143,6 +159,8 @@ def validate_build(values: BuildValues) -> None:
         ("spec.build.api.bundleScript", values.api_bundle_script, _SCRIPT, True),
         ("spec.build.api.entryPoint", values.api_entry, _RELATIVE, False),
         ("spec.build.api.uploadsDir", values.api_uploads_dir, _RELATIVE, False),
+        ("spec.build.api.dataSource.module", values.api_data_source_module, _RELATIVE, False),
+        ("spec.build.api.dataSource.export", values.api_data_source_export, _EXPORT_NAME, False),
         ("spec.build.health.path", values.health_path, _URL_PATH, False),
         ("spec.build.health.bodyField", values.health_body_field, _BODY_FIELD, True),
         ("spec.build.health.expect", values.health_expect, _HEALTH_VALUE, False),
@@ -153,6 +171,10 @@ def validate_build(values: BuildValues) -> None:
                for i, word in enumerate(values.api_migrate_command)]
     checks += [(f"spec.build.api.adminCommand[{i}]", word, _DECLARED_WORD, False)
                for i, word in enumerate(values.admin_command)]
+    checks += [(f"spec.build.api.dataSource.buildCommand[{i}]", word, _COMMAND_WORD, False)
+               for i, word in enumerate(values.api_data_source_build)]
+    checks += [(f"spec.build.api.seedCommand[{i}]", word, _COMMAND_WORD, False)
+               for i, word in enumerate(values.api_seed_command)]
     checks += [(f"spec.build.api.keepAcrossBundle[{i}]", path, _RELATIVE, False)
                for i, path in enumerate(values.api_keep_across_bundle)]
     checks += [(f"spec.build.site.env.{name}", name, _ENV_NAME, False) for name, _ in values.site_env]

@@ -36,8 +36,11 @@ SEED_KEYS = ("SEED_BOOTSTRAP_PASSWORD", "ADMIN_VAULT_PASSWORD", "SUPER_ADMIN_BOO
 """Passwords O4O's seed migrations read for the accounts they create (``BootstrapCanonicalSeedAccounts``
 falls back to a fixed password without ``SEED_BOOTSTRAP_PASSWORD``): generated, so no installation keeps a
 default password."""
-SECRET_KEYS = ("JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET", *SEED_KEYS)
-"""Generated and put in the ``.env``."""
+APP_KEYS = ("ENCRYPTION_KEY",)
+"""Keys O4O's API reads that must never keep a default: ``ENCRYPTION_KEY`` (at least 32 bytes) encrypts stored
+tokens (without it O4O refuses to, and one of its salts falls back to a value fixed in its source)."""
+SECRET_KEYS = ("JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET", *SEED_KEYS, *APP_KEYS)
+"""Generated (43 characters: 32 random bytes, URL-safe base64) and put in the ``.env``."""
 ADMIN_KEYS = ("ADMIN_EMAIL", "ADMIN_PASSWORD")
 GENERATED_KEYS = (*DATABASE_KEYS, *SECRET_KEYS, *ADMIN_KEYS)
 """Every key of the operator-owned Secret ``<name>-database``."""

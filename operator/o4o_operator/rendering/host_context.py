@@ -30,6 +30,7 @@ import json
 import re
 
 from o4o_operator.errors import InvalidSpecError
+from o4o_operator.models_build import DATA_SOURCE_BUILD_DEFAULT
 from o4o_operator.models_database import COMMAND_WORD_PATTERN
 from o4o_operator.rendering.build_context import build_fields, migrate_script, validate_build
 
@@ -57,7 +58,7 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-BOOTSTRAP_MODES = ("", "migrate", "command")
+BOOTSTRAP_MODES = ("", "migrate", "command", "synchronize")
 _BOOTSTRAP_WORD = re.compile(COMMAND_WORD_PATTERN.removeprefix("^").removesuffix("$"))
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[A-Za-z0-9._~:?#@!$&'()*+,;=%-]$")
@@ -148,10 +149,15 @@ class HostContext:
     """From the API directory: where the API writes uploads; a link to :attr:`uploads_dir` in each release."""
     admin_command: tuple[str, ...] = ADMIN_COMMAND_DEFAULT
     """``spec.build.api.adminCommand``; its credential placeholders are expanded by the apps script."""
+    api_data_source_module: str = "dist/o4o-bootstrap/connection.js"
+    api_data_source_export: str = "AppDataSource"
+    api_data_source_build: tuple[str, ...] = DATA_SOURCE_BUILD_DEFAULT
+    api_seed_command: tuple[str, ...] = ()
+    """``spec.build.api.dataSource`` and ``seedCommand``: what bootstrap mode ``synchronize`` runs."""
     post_install: tuple[PostInstallStep, ...] = ()
     """``spec.postInstall`` (validated by its model)."""
     bootstrap_mode: str = ""
-    """The bootstrap this configure run performs (``migrate`` or ``command``), as
+    """The bootstrap this configure run performs (``migrate``, ``command`` or ``synchronize``), as
     :func:`o4o_operator.pipeline.bootstrap.plan_bootstrap` decided; empty: none."""
     bootstrap_command: tuple[str, ...] = ()
     """``spec.database.bootstrap.command``, with ``bootstrap_mode`` ``command``."""

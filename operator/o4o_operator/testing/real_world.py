@@ -33,7 +33,7 @@ from o4o_operator.testing.acme import AcmeWorld, make_endpoint_certificate
 from o4o_operator.testing.booted_fleet import BootedFleet
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.dns_feed import DnsFeed
-from o4o_operator.testing.fixture_o4o import ADMIN_COMMAND, KNOWN_APP
+from o4o_operator.testing.fixture_o4o import BUILD_API, KNOWN_APP
 from o4o_operator.testing.fixture_repo import O4O
 from o4o_operator.testing.git_server import GitHttpServer, publish_bare
 from o4o_operator.testing.hosts import BootedHost, HostWorld
@@ -47,6 +47,16 @@ LOGIN_USER = "admin"
 ACME_PORT = 14000  # Pebble's usual port; fixed, since the bridge (and so a free port on it) exists only once started
 DEFAULT_DRIFT_SECONDS = 30.0
 
+
+O4O_BUILD_API = {
+    "dataSource": {"buildCommand": ["node_modules/.bin/tsup", "src/database/connection.ts",
+                                    "src/scripts/create-admin-user.ts", "--out-dir", "dist/o4o-bootstrap"]},
+    "adminCommand": ["node", "dist/o4o-bootstrap/create-admin-user.js", "--email=${O4O_ADMIN_EMAIL}",
+                     "--password=${O4O_ADMIN_PASSWORD}"],
+}
+"""``spec.build.api`` for the real O4O (``make dev SOURCE=...``), as the README's manifest: ``tsx`` emits no decorator
+metadata, so upstream's create-admin script is bundled with its own tsup beside the data source (at the bootstrap),
+and run from there."""
 
 class RealWorld(LocalWorld):
     """``with RealWorld() as world:`` then ``world.apply(world.manifest("shop", ns))``; see the module docstring.
@@ -179,8 +189,11 @@ class RealWorld(LocalWorld):
                        "acmeCABundle": self.acme.pebble.ca_bundle.read_text(),
                        "certificateCABundle": self.pebble_root_path.read_text()}
         spec["deletionPolicy"] = "Delete"
-        if self.source is None:  # the fixture creates its admin with its own bundled script
-            spec["build"] = {"api": {"adminCommand": list(ADMIN_COMMAND)}}
+        # A fresh database is born from the entities (neither the fixture's migrations nor O4O's build from empty).
+        spec["database"] = {"bootstrap": {"mode": "synchronize"}}
+        # The fixture: its own data source bundle, seed and bundled admin script. O4O itself: the defaults, but its
+        # create-admin script, which tsx cannot run, bundled with upstream's tsup beside the data source.
+        spec["build"] = {"api": dict(BUILD_API) if self.source is None else dict(O4O_BUILD_API)}
         spec.update(spec_changes)
         return manifest
 

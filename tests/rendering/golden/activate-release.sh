@@ -108,7 +108,7 @@ MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
 UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
 # ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
 # The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
-# BOOTSTRAP_MODE is empty when it does not. Root's records in the state directory make sure that a database
+# BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
 # is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
 # ---- the instance's database, as its own role (O4O_DB_* from the environment) -
 # Each script uses some of these (one declaration, so that one directive covers them all).
@@ -212,29 +212,41 @@ bootstrap_database() {
     [ -s "$BOOTSTRAP_STARTED" ] || bootstrap_mark "$BOOTSTRAP_STARTED" migrate
     return 0
   fi
-  # Never a database that is not empty: checked again just before the command runs.
-  local answer bootstrap="${BOOTSTRAP_COMMAND[*]}" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  # Never a database that is not empty: checked again just before anything runs.
+  local answer
   answer="$(database_tables 2>&1)" ||
     o4o_transient DatabaseUnavailable "Role $DB_USER could not list the tables of $DB_NAME: $answer"
   if [ "$answer" != "0|" ]; then
     o4o_transient DatabaseNotEmpty "The database $DB_NAME is no longer empty ($answer: tables|migrations table); it is not bootstrapped. The next try looks again"
   fi
   [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
-  bootstrap_mark "$BOOTSTRAP_STARTED" command
-  o4o_step "Bootstrapping the empty database $DB_NAME: $bootstrap (output in ${ACTIVATION_LOG#"$R"})"
-  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$bootstrap" >> "$ACTIVATION_LOG"
+  bootstrap_mark "$BOOTSTRAP_STARTED" "$BOOTSTRAP_MODE"
+  if [ "$BOOTSTRAP_MODE" = command ]; then
+    bootstrap_step spec.database.bootstrap.command "${BOOTSTRAP_COMMAND[*]}" "${BOOTSTRAP_COMMAND[@]}"
+  else
+    synchronize_database
+  fi
+  printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  bootstrap_finished "$BOOTSTRAP_MODE"
+  report_bootstrap
+}
+
+# bootstrap_step <field> <what> <command...>: one step of the bootstrap, as the app user in the new release's API
+# directory with the .env loaded; its output goes to the activation log. A failure stalls naming <field>.
+bootstrap_step() {
+  local field="$1" what="$2" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  shift 2
+  o4o_step "Bootstrapping the empty database $DB_NAME: $what (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$what" >> "$ACTIVATION_LOG"
   if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
-      "$BASE_DIR/$TARGET/$API_DIR" "${BOOTSTRAP_COMMAND[@]}" > "$output" 2>&1; then
+      "$BASE_DIR/$TARGET/$API_DIR" "$@" > "$output" 2>&1; then
     cat "$output" >> "$ACTIVATION_LOG"
     rm -f "$output"
-    printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
-    bootstrap_finished command
-    report_bootstrap
     return 0
   fi
   cat "$output" >> "$ACTIVATION_LOG"
   printf '%s bootstrap failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
-  echo "The bootstrap command's last lines:"
+  echo "The bootstrap's last lines:"
   tail -n 15 "$output" | cut -c1-300 | sed 's/^/    /'
   rm -f "$output"
   if [ "$DB_MODE" = local ]; then
@@ -242,7 +254,7 @@ bootstrap_database() {
   else
     next="the operator never drops an external database: its owner must empty it before the next try (a changed spec or Secret)"
   fi
-  o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command ($bootstrap) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+  o4o_permanent DatabaseBootstrapFailed "$field ($what) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
 }
 
 # After the migration: a first migration run on the empty database (mode migrate) was its bootstrap.

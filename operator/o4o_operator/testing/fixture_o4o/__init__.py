@@ -11,10 +11,17 @@ with ``typescript`` 5.4.5 and ``pg`` ^8.16.3 (O4O's own pins) as the only regist
 - ``@o4o/main-site-nextgen`` (``apps/main-site``): ``tsc`` then ``dist/index.html`` with ``$VITE_API_URL`` baked in;
 - ``@o4o/api-server`` (``apps/api-server``): ``build`` (``tsc``, all of ``src`` into ``dist``, migrations included
   in ``dist/database/migrations``), then ``build:api``, which like tsup empties ``dist`` first and emits only the
-  entry points ``dist/main.js``, ``dist/migrate.js`` and ``dist/create-admin.js``; ``create-admin`` takes
-  ``--email=... --password=...``. The API answers as O4O's does where the operator looks (its words when
-  ``JWT_SECRET`` is missing, ``DB_*``, TLS forced under ``NODE_ENV=production``, ``/api/health``'s database
-  status, ``POST /api/v1/auth/login``, ``/api/v1/admin/apps/*`` over ``app_registry``); see the sources' headers.
+  entry points ``dist/main.js``, ``dist/migrate.js``, ``dist/create-admin.js`` and ``dist/seed.js``; like tsup's
+  command line, ``node scripts/bundle.js <entry> --out-dir <dir>`` bundles one more entry (the data source, for
+  a bootstrap); ``create-admin`` takes ``--email=... --password=...``. The API answers as O4O's does where the
+  operator looks (its words when ``JWT_SECRET`` is missing, ``DB_*``, TLS forced under ``NODE_ENV=production``,
+  ``/api/health``'s database status, ``POST /api/v1/auth/login``, ``/api/v1/admin/apps/*`` over
+  ``app_registry``); see the sources' headers.
+- O4O's database shape: the schema's truth is the entities (``src/database/entities.ts``, with O4O's four entity
+  defects), which ``src/database/data-source.ts`` (``AppDataSource``, a stand-in for a TypeORM ``DataSource``)
+  synchronizes; the migrations are changes on top of that schema and fail on an empty database; ``dist/seed.js``
+  adds the home page and an account whose password is ``SEED_BOOTSTRAP_PASSWORD`` (refusing to run without one).
+  So a fresh database needs ``spec.database.bootstrap`` mode ``synchronize`` with :data:`BUILD_API`.
 
 Must not: be imported by shipped code; touch anything outside the directory it is given.
 """
@@ -47,12 +54,29 @@ HEALTH_PATH = "/api/health"
 LOGIN_PATH = "/api/v1/auth/login"
 APPS_PATH = "/api/v1/admin/apps"
 MIGRATED_TABLE = "fixture_pages"
+"""Made from the entities (mode synchronize); the home page in it comes from the seed."""
 MIGRATIONS_TABLE = "typeorm_migrations"
+FIXTURE_MIGRATIONS = ("AddFixturePagesSummary1700000000001", "IndexAppRegistryStatus1700000000002")
+"""The tree's migrations, each a change on top of the entities' schema: on an empty database the first fails
+with :data:`EMPTY_DATABASE_FAILURE`."""
+EMPTY_DATABASE_FAILURE = 'relation "fixture_pages" does not exist'
+ENTITY_TABLES = ("public.users", "public.role_assignments", "public.app_registry", "public.fixture_pages",
+                 "catalog.fixture_notes")
+DATA_SOURCE_DIR = "dist/o4o-bootstrap"
+DATA_SOURCE = {"module": f"{DATA_SOURCE_DIR}/data-source.js", "export": "AppDataSource",
+               "buildCommand": ["node", "scripts/bundle.js", "src/database/data-source.ts", "--out-dir",
+                                DATA_SOURCE_DIR]}
+"""``spec.build.api.dataSource`` for this flavour: its data source bundled as O4O's default bundles O4O's."""
+SEED_COMMAND = ("node", "dist/seed.js")
+SEED_ACCOUNT = "seed-admin@fixture.invalid"
+"""Made by the seed, with ``SEED_BOOTSTRAP_PASSWORD`` as its password."""
 APP_REGISTRY_TABLE = "app_registry"
 ADMIN_ROLE = "platform:super_admin"
 ADMIN_COMMAND = ("node", "dist/create-admin.js", "--email=${O4O_ADMIN_EMAIL}", "--password=${O4O_ADMIN_PASSWORD}")
 """``spec.build.api.adminCommand`` for this flavour: its ``build:api`` bundles ``create-admin`` into ``dist``
 (O4O itself runs ``npx tsx src/scripts/create-admin-user.ts``, the operator's default)."""
+BUILD_API = {"adminCommand": list(ADMIN_COMMAND), "dataSource": DATA_SOURCE, "seedCommand": list(SEED_COMMAND)}
+"""``spec.build.api`` for this flavour (with ``spec.database.bootstrap: {mode: synchronize}``)."""
 KNOWN_APP = "forum-core"
 """In the market, with a manifest: install answers ``{ok: true}`` and the row is ``active``."""
 REFUSED_APP = "signage"

@@ -4,6 +4,7 @@ declare const process: {
   argv: string[];
   exit(code?: number): never;
   uptime(): number;
+  cwd(): string;
   pid: number;
   on(event: string, listener: (...args: any[]) => void): void;
 };
