@@ -137,6 +137,64 @@ class DatabaseBootstrapSpec(_DatabaseModel):
         return self
 
 
+BACKUP_FIELD = "spec.database.backup"
+BACKUP_CREDENTIALS_FIELD = "spec.database.backup.target.s3.credentialsSecretRef"  # noqa: S105 - a field name
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+"""An S3 bucket's name (3 to 63 characters: lower-case letters, digits, dots and hyphens)."""
+PREFIX_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62}){0,7}$"
+"""The target's key prefix: slash-separated segments of lower-case letters, digits, ``.``, ``_`` and ``-``,
+no empty segment, no ``..`` start (a segment starts with a letter or digit)."""
+ENDPOINT_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"
+"""An S3-compatible endpoint: scheme, host and optional port; no path, query, user or password."""
+MAX_AGE_PATTERN = r"^[1-9][0-9]{0,4}[hd]$"
+"""A retention age: hours or days, such as ``36h`` or ``30d``."""
+
+
+class BackupCredentialsSecretRef(_DatabaseModel):
+    """The Secret holding the S3 keys; the operator reads it, the server never sees it (it gets presigned URLs)."""
+
+    name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253)
+    access_key_id_key: str = Field(default="accessKeyId", pattern=SECRET_KEY_PATTERN, max_length=253)
+    secret_access_key_key: str = Field(default="secretAccessKey", pattern=SECRET_KEY_PATTERN, max_length=253)
+
+
+class S3BackupTarget(_DatabaseModel):
+    """Any S3-compatible endpoint (AWS S3, a Lightsail bucket's endpoint, SeaweedFS, ...)."""
+
+    endpoint: str = Field(pattern=ENDPOINT_PATTERN, max_length=253)
+    bucket: str = Field(pattern=BUCKET_PATTERN)
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    prefix: str = Field(default="o4o-backups", pattern=PREFIX_PATTERN, max_length=255)
+    credentials_secret_ref: BackupCredentialsSecretRef
+
+
+class BackupTarget(_DatabaseModel):
+    """Where backups go: exactly one kind. ``s3`` now; a Lightsail bucket the operator makes (``lightsailBucket``)
+    is the next kind and takes its place beside it."""
+
+    s3: S3BackupTarget
+
+
+class BackupRetention(_DatabaseModel):
+    """Which backups are kept after each successful one: the newest ``count``, none older than ``max_age``."""
+
+    count: int = Field(default=7, ge=1, le=1000)
+    max_age: str | None = Field(default=None, pattern=MAX_AGE_PATTERN)
+
+    @property
+    def max_age_seconds(self) -> int | None:
+        if self.max_age is None:
+            return None
+        return int(self.max_age[:-1]) * (3600 if self.max_age.endswith("h") else 86400)
+
+
+class DatabaseBackupSpec(_DatabaseModel):
+    """A ``pg_dump --format=custom`` before every migration run, to ``target``; pruned by ``retention``."""
+
+    target: BackupTarget
+    retention: BackupRetention = Field(default_factory=BackupRetention)
+
+
 class DatabaseSpec(_DatabaseModel):
     """Absent ``external``: PostgreSQL (Debian's package) on the server, installed by the database stage."""
 
@@ -147,7 +205,32 @@ class DatabaseSpec(_DatabaseModel):
     the migrations run: as the superuser on the server's own PostgreSQL, as the instance's role (trusted
     extensions only) on an external one."""
     bootstrap: DatabaseBootstrapSpec = Field(default_factory=DatabaseBootstrapSpec)
+    backup: DatabaseBackupSpec | None = None
+    """Absent: no backups (the migrations run unprotected, as before)."""
 
     @property
     def local(self) -> bool:
         return self.external is None
+
+
+BACKUPS_KEPT_IN_STATUS = 10
+"""``status.database.backups`` holds the newest this many records (the bucket holds what retention keeps)."""
+
+
+class BackupRecord(_DatabaseModel):
+    """One backup, as status and the object's metadata record it. Nothing in it is secret."""
+
+    id: str
+    time: str
+    """When the dump began (UTC, RFC 3339)."""
+    size: int
+    sha256: str
+    postgres_version: str
+    """The server's ``server_version_num`` (such as 150013): a restore compares the major version."""
+    commit: str
+    """The release whose migration run the backup protects (the data is from before that run)."""
+    migration_head: str | None = None
+    """The newest row of the migrations table, when there is one."""
+    key: str
+    reason: str = "migration"
+    """``migration`` (before a migration run) or ``request`` (an on-request backup)."""

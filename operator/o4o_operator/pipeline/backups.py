@@ -1,0 +1,112 @@
+"""Database backups' names, records and retention (``spec.database.backup``): the decisions, no I/O.
+
+Owns: the object layout (every backup of an instance under ``<prefix>/<namespace>/<name>/<uid>/``, one object
+``<id>.dump`` each, ids that sort by time), the backup's record parsed from the configure script's results
+(:func:`record_from_results`), the bounded list ``status.database.backups`` keeps (:func:`with_record`), and
+:func:`backups_to_prune`: which of the objects listed under the instance's own prefix retention deletes.
+Must not: list, read or delete objects (``providers/storage.py`` does, the runner decides when), or name
+anything secret: keys and records hold ids, times, sizes, checksums and versions only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+from collections.abc import Iterable, Mapping
+
+from o4o_operator.errors import TransientError
+from o4o_operator.models_database import BACKUPS_KEPT_IN_STATUS, BackupRecord, BackupRetention
+
+DUMP_SUFFIX = ".dump"
+ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12}$")
+"""``<UTC time>-<commit's first 12 hex digits>``: ids sort by time, and name the release they protect."""
+RESULT_KEYS = ("backupSize", "backupSha256", "backupPostgresVersion")
+"""What the configure script reports of a backup it made (``backupMigrationHead`` too, when there is one)."""
+
+
+def instance_prefix(prefix: str, namespace: str, name: str, uid: str) -> str:
+    """The only place this instance's backups live, and the only place its retention ever deletes from."""
+    if not (namespace and name and uid):
+        raise ValueError("an instance prefix needs the namespace, the name and the uid")
+    return f"{prefix.strip('/')}/{namespace}/{name}/{uid}/"
+
+
+def backup_id(moment: datetime.datetime, commit: str) -> str:
+    """The id of a backup begun at ``moment`` before release ``commit`` migrates."""
+    stamp = moment.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    identifier = f"{stamp}-{commit[:12].lower()}"
+    if not ID_PATTERN.match(identifier):
+        raise ValueError(f"commit {commit!r} does not make a backup id")
+    return identifier
+
+
+def object_key(own_prefix: str, identifier: str) -> str:
+    return f"{own_prefix}{identifier}{DUMP_SUFFIX}"
+
+
+def id_of_key(own_prefix: str, key: str) -> str | None:
+    """The backup id a key names, when it is one of ours: directly under ``own_prefix``, ``<id>.dump``."""
+    if not key.startswith(own_prefix) or not key.endswith(DUMP_SUFFIX):
+        return None
+    identifier = key[len(own_prefix):-len(DUMP_SUFFIX)]
+    return identifier if ID_PATTERN.match(identifier) else None
+
+
+def time_of_id(identifier: str) -> datetime.datetime:
+    return datetime.datetime.strptime(identifier[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    """An object as a listing shows it."""
+
+    key: str
+    size: int
+
+
+def backups_to_prune(objects: Iterable[StoredObject], own_prefix: str, retention: BackupRetention,
+                     now: datetime.datetime) -> list[str]:
+    """The keys retention deletes: beyond the newest ``count``, or older than ``max_age``; the newest backup is
+    always kept. Only this instance's own backups count or go: any other key (another instance's, a file
+    someone put beside them) is neither deleted nor counted."""
+    ours = sorted(((identifier, item.key) for item in objects
+                   if (identifier := id_of_key(own_prefix, item.key)) is not None), reverse=True)
+    max_age = retention.max_age_seconds
+    doomed: list[str] = []
+    for position, (identifier, key) in enumerate(ours):
+        if position == 0:
+            continue
+        too_many = position >= retention.count
+        too_old = max_age is not None and (now - time_of_id(identifier)).total_seconds() > max_age
+        if too_many or too_old:
+            doomed.append(key)
+    return doomed
+
+
+def record_from_results(results: Mapping[str, str], identifier: str, key: str, commit: str) -> BackupRecord:
+    """The record of the backup the configure script reports; a missing or malformed value is transient."""
+    missing = [name for name in RESULT_KEYS if not results.get(name)]
+    size, sha256 = results.get("backupSize", ""), results.get("backupSha256", "")
+    if missing or not size.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise TransientError("BackupFailed", "The configure script reported no complete backup (missing or "
+                             f"malformed: {', '.join(missing) or 'backupSize or backupSha256'})")
+    return BackupRecord(id=identifier, time=time_of_id(identifier).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        size=int(size), sha256=sha256, postgres_version=results["backupPostgresVersion"],
+                        commit=commit, migration_head=results.get("backupMigrationHead") or None, key=key)
+
+
+def with_record(records: Iterable[BackupRecord], record: BackupRecord,
+                limit: int = BACKUPS_KEPT_IN_STATUS) -> tuple[BackupRecord, ...]:
+    """The status list with ``record`` in it (replacing one of the same id), newest first, at most ``limit``."""
+    kept = [existing for existing in records if existing.id != record.id]
+    return tuple(sorted([record, *kept], key=lambda item: item.id, reverse=True)[:limit])
+
+
+def object_metadata(record: BackupRecord) -> dict[str, str]:
+    """The object's user metadata (``x-amz-meta-*``): the record, so that a bucket alone says what it holds."""
+    metadata = {"backup-id": record.id, "time": record.time, "size": str(record.size), "sha256": record.sha256,
+                "postgres-version": record.postgres_version, "commit": record.commit, "reason": record.reason}
+    if record.migration_head:
+        metadata["migration-head"] = record.migration_head
+    return metadata

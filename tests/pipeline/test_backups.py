@@ -1,0 +1,114 @@
+"""Backups' object layout, records and retention: pure decisions (pipeline/backups.py)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from o4o_operator.errors import TransientError
+from o4o_operator.models_database import BackupRetention
+from o4o_operator.pipeline import backups
+from o4o_operator.pipeline.backups import StoredObject
+
+NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
+OWN = backups.instance_prefix("o4o-backups", "shop-ns", "shop", "0b6a-uid")
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _key(hours_ago: float, prefix: str = OWN) -> str:
+    moment = NOW - datetime.timedelta(hours=hours_ago)
+    return backups.object_key(prefix, backups.backup_id(moment, COMMIT))
+
+
+def _objects(*keys: str) -> list[StoredObject]:
+    return [StoredObject(key, 100) for key in keys]
+
+
+def test_layout_is_prefix_namespace_name_uid_then_time_and_commit() -> None:
+    assert OWN == "o4o-backups/shop-ns/shop/0b6a-uid/"
+    identifier = backups.backup_id(NOW, COMMIT)
+    assert identifier == "20261206T120000Z-0123456789ab"
+    key = backups.object_key(OWN, identifier)
+    assert key == "o4o-backups/shop-ns/shop/0b6a-uid/20261206T120000Z-0123456789ab.dump"
+    assert backups.id_of_key(OWN, key) == identifier
+    assert backups.time_of_id(identifier) == NOW
+
+
+@pytest.mark.parametrize("key", [
+    "o4o-backups/shop-ns/shop/other-uid/20261206T120000Z-0123456789ab.dump",  # the same name's earlier instance
+    "o4o-backups/shop-ns/shop/0b6a-uid/nested/20261206T120000Z-0123456789ab.dump",
+    "o4o-backups/shop-ns/shop/0b6a-uid/20261206T120000Z-0123456789ab.dump.json",
+    "o4o-backups/shop-ns/shop/0b6a-uid/notes.dump",
+])
+def test_keys_that_are_not_our_backups_are_not_ours(key: str) -> None:
+    assert backups.id_of_key(OWN, key) is None
+
+
+def test_a_bad_commit_makes_no_id() -> None:
+    with pytest.raises(ValueError, match="backup id"):
+        backups.backup_id(NOW, "../../x")
+
+
+def test_retention_by_count_keeps_the_newest() -> None:
+    keys = [_key(hours) for hours in (1, 2, 3, 4, 5)]
+    doomed = backups.backups_to_prune(_objects(*reversed(keys)), OWN, BackupRetention(count=3), NOW)
+    assert doomed == keys[3:]
+
+
+def test_retention_by_age_and_count_together() -> None:
+    keys = [_key(hours) for hours in (1, 30, 50, 100)]
+    doomed = backups.backups_to_prune(_objects(*keys), OWN, BackupRetention(count=3, max_age="2d"), NOW)
+    assert doomed == [keys[2], keys[3]]  # keys[2]: 50 h > 48 h; keys[3]: the fourth
+
+
+def test_the_newest_backup_is_kept_however_old() -> None:
+    keys = [_key(hours) for hours in (100, 200)]
+    doomed = backups.backups_to_prune(_objects(*keys), OWN, BackupRetention(count=5, max_age="1h"), NOW)
+    assert doomed == [keys[1]]
+
+
+def test_retention_neither_deletes_nor_counts_anything_not_ours() -> None:
+    other = backups.instance_prefix("o4o-backups", "shop-ns", "shop", "older-uid")
+    foreign = [_key(500, other), OWN + "README", OWN + "sub/" + _key(600).rsplit("/", 1)[1]]
+    mine = [_key(1), _key(2)]
+    doomed = backups.backups_to_prune(_objects(*foreign, *mine), OWN, BackupRetention(count=1), NOW)
+    assert doomed == [mine[1]]
+
+
+def test_max_age_in_hours_and_days() -> None:
+    assert BackupRetention(max_age="36h").max_age_seconds == 36 * 3600
+    assert BackupRetention(max_age="30d").max_age_seconds == 30 * 86400
+    assert BackupRetention().max_age_seconds is None
+
+
+RESULTS = {"backupSize": "2048", "backupSha256": "a" * 64, "backupPostgresVersion": "150013",
+           "backupMigrationHead": "1700000000000-AddPages"}
+
+
+def test_record_from_the_scripts_results() -> None:
+    identifier = backups.backup_id(NOW, COMMIT)
+    record = backups.record_from_results(RESULTS, identifier, backups.object_key(OWN, identifier), COMMIT)
+    assert (record.size, record.sha256, record.postgres_version) == (2048, "a" * 64, "150013")
+    assert record.time == "2026-12-06T12:00:00Z" and record.migration_head == "1700000000000-AddPages"
+    metadata = backups.object_metadata(record)
+    assert metadata["sha256"] == "a" * 64 and metadata["commit"] == COMMIT
+
+
+@pytest.mark.parametrize("broken", [{"backupSize": ""}, {"backupSize": "12x"}, {"backupSha256": "abc"},
+                                    {"backupPostgresVersion": ""}])
+def test_an_incomplete_report_is_backup_failed(broken: dict[str, str]) -> None:
+    with pytest.raises(TransientError) as raised:
+        backups.record_from_results({**RESULTS, **broken}, "20261206T120000Z-0123456789ab", "k", COMMIT)
+    assert raised.value.reason == "BackupFailed"
+
+
+def test_status_keeps_the_newest_records_newest_first() -> None:
+    records = ()
+    for hours in range(14, 0, -1):
+        identifier = backups.backup_id(NOW - datetime.timedelta(hours=hours), COMMIT)
+        record = backups.record_from_results(RESULTS, identifier, backups.object_key(OWN, identifier), COMMIT)
+        records = backups.with_record(records, record)
+    assert len(records) == 10
+    assert [record.id for record in records] == sorted((record.id for record in records), reverse=True)
+    assert records[0].id == backups.backup_id(NOW - datetime.timedelta(hours=1), COMMIT)
