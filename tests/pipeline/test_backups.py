@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 
+import pydantic
 import pytest
 
 from o4o_operator.errors import TransientError
+from o4o_operator.models import DeploymentInstanceSpec
 from o4o_operator.models_database import BackupRetention
 from o4o_operator.pipeline import backups
 from o4o_operator.pipeline.backups import StoredObject
+from o4o_operator.runner.worker import _invalid_spec_message
 
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 OWN = backups.instance_prefix("o4o-backups", "shop-ns", "shop", "0b6a-uid")
@@ -112,3 +115,42 @@ def test_status_keeps_the_newest_records_newest_first() -> None:
     assert len(records) == 10
     assert [record.id for record in records] == sorted((record.id for record in records), reverse=True)
     assert records[0].id == backups.backup_id(NOW - datetime.timedelta(hours=1), COMMIT)
+
+
+def _spec_with_backup(**s3: object) -> dict[str, object]:
+    target = {"endpoint": "https://s3.example.com", "bucket": "shop-backups",
+              "credentialsSecretRef": {"name": "shop-s3"}, **s3}
+    return {"domain": "shop.example.com", "provider": {"existing": {"host": "198.51.100.7"}},
+            "ssh": {"privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}},
+            "source": {"repository": "https://example.com/o4o.git"}, "tls": {"email": "ops@example.com"},
+            "database": {"backup": {"target": {"s3": target}, "retention": {"count": 3, "maxAge": "7d"}}}}
+
+
+def test_a_backup_spec_parses_with_its_defaults() -> None:
+    spec = DeploymentInstanceSpec.model_validate(_spec_with_backup())
+    assert spec.database.backup is not None
+    s3 = spec.database.backup.target.s3
+    assert (s3.prefix, s3.region, s3.credentials_secret_ref.access_key_id_key) == (
+        "o4o-backups", "us-east-1", "accessKeyId")
+    assert spec.database.backup.retention.max_age_seconds == 7 * 86400
+    assert DeploymentInstanceSpec.model_validate(_spec_with_backup()).database.backup == spec.database.backup
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("endpoint", "https://user:pw@s3.example.com"), ("endpoint", "https://s3.example.com/bucket"),
+    ("endpoint", "ftp://s3.example.com"), ("bucket", "Shop_Backups"), ("prefix", "../escape"),
+    ("prefix", "a//b"), ("prefix", "/rooted"),
+])
+def test_a_bad_target_names_its_field(field: str, value: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        DeploymentInstanceSpec.model_validate(_spec_with_backup(**{field: value}))
+    message = _invalid_spec_message(caught.value)
+    assert message.startswith(f"spec.database.backup.target.s3.{field}: "), message
+
+
+def test_a_bad_retention_names_its_field() -> None:
+    body = _spec_with_backup()
+    body["database"]["backup"]["retention"] = {"maxAge": "30 days"}  # type: ignore[index]
+    with pytest.raises(pydantic.ValidationError) as caught:
+        DeploymentInstanceSpec.model_validate(body)
+    assert _invalid_spec_message(caught.value).startswith("spec.database.backup.retention.maxAge: ")
