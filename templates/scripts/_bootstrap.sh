@@ -3,6 +3,7 @@
 # BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
 # is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
 {% include "scripts/_database.sh" %}
+{% include "scripts/_backup.sh" %}
 BOOTSTRAP_MODE={{ ctx.bootstrap_mode | shquote }}
 BOOTSTRAP_COMMAND=({% for word in ctx.bootstrap_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
 BOOTSTRAP_RESET={{ ("1" if ctx.bootstrap_reset else "") | shquote }}
@@ -67,6 +68,8 @@ reset_local_database() {
 }
 
 bootstrap_database() {
+  # Every migration run (this bootstrap, or the release's migration right after it) is preceded by a backup.
+  backup_before_migration
   if [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; then
     report_bootstrap
     return 0

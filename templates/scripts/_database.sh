@@ -14,11 +14,15 @@ declare DB_MODE="${O4O_DB_MODE:-local}" DB_HOST="${O4O_DB_HOST:-127.0.0.1}" DB_P
 # role_psql: the instance's own user and role reach its database over TCP with TLS, as the API will, in
 # exactly the sslMode given; verify-ca and verify-full against the CA the operator uploaded for that user alone.
 role_psql() {
+  as_role psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+}
+# as_role <client...>: a libpq client as the instance's user, its password in the environment (never in argv).
+as_role() {
   (
     cd /
     export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
     if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
-    as_app psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+    as_app "$@"
   )
 }
 

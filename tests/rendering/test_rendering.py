@@ -42,6 +42,8 @@ CONTEXT = HostContext(domain="shop.example.com", instance_name="shop", namespace
 
 RENDERINGS: dict[str, Callable[[], str]] = {
     **{f"{name}.sh": functools.partial(render_script, name, CONTEXT) for name in SCRIPT_NAMES},
+    "configure.backup.sh": lambda: render_script(
+        "configure", dataclasses.replace(CONTEXT, backup_id="20261206T120000Z-0123456789ab")),
     "nginx-site.http.conf": lambda: render_nginx_site(CONTEXT, certificate_present=False),
     "nginx-site.https.conf": lambda: render_nginx_site(CONTEXT, certificate_present=True),
     "ecosystem.config.js": lambda: render_ecosystem(CONTEXT),

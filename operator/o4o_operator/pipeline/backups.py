@@ -36,7 +36,7 @@ def backup_id(moment: datetime.datetime, commit: str) -> str:
     """The id of a backup begun at ``moment`` before release ``commit`` migrates."""
     stamp = moment.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     identifier = f"{stamp}-{commit[:12].lower()}"
-    if not ID_PATTERN.match(identifier):
+    if not ID_PATTERN.fullmatch(identifier):
         raise ValueError(f"commit {commit!r} does not make a backup id")
     return identifier
 
@@ -50,7 +50,7 @@ def id_of_key(own_prefix: str, key: str) -> str | None:
     if not key.startswith(own_prefix) or not key.endswith(DUMP_SUFFIX):
         return None
     identifier = key[len(own_prefix):-len(DUMP_SUFFIX)]
-    return identifier if ID_PATTERN.match(identifier) else None
+    return identifier if ID_PATTERN.fullmatch(identifier) else None
 
 
 def time_of_id(identifier: str) -> datetime.datetime:

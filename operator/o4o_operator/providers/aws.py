@@ -150,6 +150,8 @@ def make_boto3_client(service: str, region: str, settings: ClientSettings) -> An
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        # S3-compatible endpoints (a Lightsail bucket, SeaweedFS) are addressed by path; SigV4 for presigned URLs.
+        **({"s3": {"addressing_style": "path"}, "signature_version": "s3v4"} if service == "s3" else {}),
     )
     credentials = settings.credentials
     session = boto3.session.Session(
@@ -207,6 +209,10 @@ class AwsClient:
         self._client_lock = threading.Lock()
         credentials = self._settings.credentials
         self.redact = Redactor(credentials.secret_values() if credentials else ())
+
+    def blocking_client(self) -> Any:
+        """The boto3 client, for what makes no request (presigning): call it off the event loop."""
+        return self._blocking_client()
 
     def _blocking_client(self) -> Any:
         with self._client_lock:

@@ -62,6 +62,7 @@ BOOTSTRAP_MODES = ("", "migrate", "command", "synchronize")
 _BOOTSTRAP_WORD = re.compile(COMMAND_WORD_PATTERN.removeprefix("^").removesuffix("$"))
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[A-Za-z0-9._~:?#@!$&'()*+,;=%-]$")
+_BACKUP_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12}$")
 
 
 def _digest(*values: object) -> str:
@@ -163,6 +164,9 @@ class HostContext:
     """``spec.database.bootstrap.command``, with ``bootstrap_mode`` ``command``."""
     bootstrap_reset: bool = False
     """Drop the instance's own local database and create it again first (an earlier bootstrap failed)."""
+    backup_id: str = ""
+    """The backup this configure run makes before its migration run, if it runs one (``pipeline/backups.py``
+    names it); empty: ``spec.database.backup`` is absent. Its upload URL reaches the script as a secret."""
     letsencrypt_dir: str = "/etc/letsencrypt"
     nginx_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
@@ -224,6 +228,8 @@ class HostContext:
         if self.bootstrap_mode not in BOOTSTRAP_MODES or (self.bootstrap_mode == "command") != bool(
                 self.bootstrap_command) or not all(_BOOTSTRAP_WORD.fullmatch(w) for w in self.bootstrap_command):
             raise _invalid("spec.database.bootstrap.command", "must be words of plain characters, with mode command")
+        if self.backup_id and not _BACKUP_ID.fullmatch(self.backup_id):
+            raise _invalid("backup_id", "must be <UTC time>-<commit>, such as 20261206T120000Z-0123456789ab")
         validate_build(self)
         for app in self.apps:
             if not _DNS_LABEL.fullmatch(app):

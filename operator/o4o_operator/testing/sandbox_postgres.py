@@ -19,6 +19,7 @@ Must not: keep a password (only its hash), start a daemon, or import anything be
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -52,6 +53,9 @@ def installed(names: list[str], update_state: Callable[[Callable[[State], None]]
     return sorted({*names, *extra})
 
 
+LOCAL_VERSION_NUM = "140013"
+"""``SHOW server_version_num`` of the sandbox's cluster 14/main (Debian's 14.13); an external one says 16.4."""
+EXTERNAL_VERSION_NUM = "160004"
 AVAILABLE_EXTENSIONS = frozenset({"uuid-ossp", "pgcrypto", "pg_trgm", "citext", "hstore", "unaccent"})
 """What Debian's postgresql package ships among the extensions an app commonly asks for."""
 
@@ -142,36 +146,64 @@ def _root_certificate_problem(host: str, port: int) -> str | None:
 def psql(args: list[str], as_user: str, update_state: Callable[[Callable[[State], None]], None],
          state: State, stdin_text: Callable[[], str]) -> int:
     options, words = _options(args)
+    problem, external, database = _connection_problem(options, words, as_user, state)
+    if problem:
+        return _fail(problem)
+    return _answer(options, stdin_text, update_state, external=external, database=database)
+
+
+DUMP_MAGIC = b"PGDMP"
+"""What a custom-format archive begins with (``pg_restore`` checks it); the sandbox's holds the tables as JSON."""
+
+
+def pg_dump(args: list[str], as_user: str, state: State, stdout: Any) -> int:
+    """``pg_dump --format=custom`` to stdout, connecting as psql does: an archive of the database's tables."""
+    options, words = _options(args)
+    if not any(arg in ("--format=custom", "-Fc") for arg in args):
+        print("pg_dump: error: the sandbox's pg_dump writes --format=custom only", file=sys.stderr)
+        return 1
+    problem, external, database = _connection_problem(options, words, as_user, state)
+    if problem:
+        print(f"pg_dump: error: {problem}", file=sys.stderr)
+        return 1
+    tables = (state.get("external_tables", {}) if external
+              else state.get("postgres", {}).get(TABLES_KEY, {})).get(database, [])
+    stdout.write(DUMP_MAGIC + json.dumps({"database": database, "tables": sorted(tables)}).encode() + b"\n")
+    stdout.flush()
+    return 0
+
+
+def _connection_problem(options: dict[str, str], words: list[str], as_user: str,
+                        state: State) -> tuple[str | None, bool, str]:
+    """(what libpq would say, or None; whether the database is external; the database's name)."""
     host = options.get("h", "")
     user = options.get("U") or (words[1] if len(words) > 1 else "") or as_user or "root"
     database = options.get("d") or (words[0] if words else "") or user
     port = int(options.get("p") or 5432)
     if host not in LOCAL_HOSTS:  # an external database: reachable, as far as the sandbox knows
-        problem = _root_certificate_problem(host, port)
-        return _fail(problem) if problem else _answer(options, stdin_text, update_state, external=True,
-                                                      database=database)
+        return _root_certificate_problem(host, port), True, database
     pg = state.get("postgres")
     cluster = next((c for c in (pg or {}).get("clusters", []) if c["port"] == port), None)
     if pg is None or cluster is None or not cluster["online"]:
         where = (f'server at "{host}", port {port}' if host
                  else f'server on socket "/var/run/postgresql/.s.PGSQL.{port}"')
-        return _fail(f"connection to {where} failed: No such file or directory\n\tIs the server running locally "
-                     "and accepting connections on that socket?")
+        return (f"connection to {where} failed: No such file or directory\n\tIs the server running locally "
+                "and accepting connections on that socket?"), False, database
     if not host:
         if user != as_user:
-            return _fail(f'connection to server on socket "/var/run/postgresql/.s.PGSQL.{port}" failed: FATAL:  '
-                         f'Peer authentication failed for user "{user}"')
+            return (f'connection to server on socket "/var/run/postgresql/.s.PGSQL.{port}" failed: FATAL:  '
+                    f'Peer authentication failed for user "{user}"'), False, database
     else:
         if pg["ssl"] != "on" and os.environ.get("PGSSLMODE") in ("require", "verify-ca", "verify-full"):
-            return _fail(f'connection to server at "{host}", port {port} failed: server does not support SSL, '
-                         "but SSL was required")
+            return (f'connection to server at "{host}", port {port} failed: server does not support SSL, '
+                    "but SSL was required"), False, database
         stored = pg["roles"].get(user)
         if not stored or stored != _digest(os.environ.get("PGPASSWORD", "")):
-            return _fail(f'connection to server at "{host}", port {port} failed: FATAL:  password authentication '
-                         f'failed for user "{user}"')
+            return (f'connection to server at "{host}", port {port} failed: FATAL:  password authentication '
+                    f'failed for user "{user}"'), False, database
     if database not in pg["databases"]:
-        return _fail(f'FATAL:  database "{database}" does not exist')
-    return _answer(options, stdin_text, update_state, external=False, database=database)
+        return f'FATAL:  database "{database}" does not exist', False, database
+    return None, False, database
 
 
 def _answer(options: dict[str, str], stdin_text: Callable[[], str],
@@ -225,6 +257,11 @@ def _statement(sql: str, update_state: Callable[[Callable[[State], None]], None]
     if re.fullmatch(r"(?i)select 1", compact):
         print(1)
         return 0
+    if re.fullmatch(r"(?i)show server_version_num", compact):
+        print(EXTERNAL_VERSION_NUM if external else LOCAL_VERSION_NUM)
+        return 0
+    if re.fullmatch(r"(?i)select name from [a-z_.]+ order by id desc limit 1", compact):
+        return 0  # the sandbox keeps no migrations' rows: no head
     if external:
         return 0
     if re.fullmatch(r"(?i)show ssl", compact):

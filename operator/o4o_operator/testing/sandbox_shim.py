@@ -275,6 +275,8 @@ HEALTHY_BODY = '{"status":"alive","database":{"status":"healthy"}}\n'
 
 
 def curl(args: list[str]) -> int:
+    if option(args, "-T", "--upload-file") is not None:
+        return passthrough(["curl", *args])  # an upload (a backup to its presigned URL) is real: the S3 server is
     url = next((a for a in reversed(args) if re.match(r"^https?://", a)), "")
     plan = load(PLAN, {"http": []})
     live = state().get("live_release")
@@ -357,6 +359,12 @@ def psql(args: list[str]) -> int:
     return int(sibling("sandbox_postgres").psql(args, AS_USER, update_state, state(), sys.stdin.read))
 
 
+def pg_dump(args: list[str]) -> int:
+    if "postgresql-client" not in packages():
+        return not_installed("pg_dump")
+    return int(sibling("sandbox_postgres").pg_dump(args, AS_USER, state(), sys.stdout.buffer))
+
+
 def toolchain() -> Any:
     """Node.js, npm and pnpm as the sandbox acts them out (``sandbox_toolchain``), bound to this call."""
     return sibling("sandbox_toolchain").Shim(global_prefix=ROOT / "usr/local", shim_dir=SHIM_DIR, state=state,
@@ -374,7 +382,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "id": lambda args: sibling("sandbox_accounts").id_(args, state(), passthrough),
     "chown": lambda args: sibling("sandbox_accounts").chown(args, state(), real),
     "runuser": lambda args: sibling("sandbox_accounts").runuser(args, state(), real, option),
-    "curl": curl, "getent": getent, "certbot": certbot, "psql": psql,
+    "curl": curl, "getent": getent, "certbot": certbot, "psql": psql, "pg_dump": pg_dump,
     "sudo": lambda args: sibling("sandbox_accounts").sudo(args),
     "userdel": lambda args: sibling("sandbox_teardown").userdel(args, state(), update_state),
     "pg_lsclusters": lambda args: sibling("sandbox_postgres").pg_lsclusters(args, state()),

@@ -1,0 +1,595 @@
+#!/usr/bin/env bash
+# Stage "configure": put the nginx site and .env in place, then activate release 0123456789abcdef0123456789abcdef01234567.
+# Rendered by o4o-operator for shop. The caller uploads the nginx sites, the PM2
+# ecosystem and .env first. Safe to re-run: each step checks before it acts.
+set -euo pipefail
+# ---- common prelude, rendered by o4o-operator -------------------------------
+# Paths are logical; "$R" is the root prefix (empty on a real server).
+R="${O4O_ROOT:-}"
+export DEBIAN_FRONTEND=noninteractive
+export GIT_TERMINAL_PROMPT=0
+export COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+umask 022
+
+# Marker protocol: ::o4o::result key=value, ::o4o::permanent|transient reason=X message.
+o4o_step() { printf '==> %s\n' "$*"; }
+o4o_result() { printf '::o4o::result %s=%s\n' "$1" "$2"; }
+o4o_permanent() {
+  local reason="$1"
+  shift
+  printf '::o4o::permanent reason=%s %s\n' "$reason" "$*"
+  exit 65
+}
+o4o_transient() {
+  local reason="$1"
+  shift
+  printf '::o4o::transient reason=%s %s\n' "$reason" "$*"
+  exit 1
+}
+# Replace a symlink atomically: a new link beside it, then rename over it.
+o4o_relink() {
+  ln -sfn "$1" "$2.o4o-tmp"
+  mv -Tf "$2.o4o-tmp" "$2"
+}
+# The instance's own user. Root never writes through a path that user controls (its base directory and
+# everything below): such writes run as that user, so a planted symlink can only reach its own files.
+APP_USER=o4o-team-a-shop-6b3e3555
+as_app() { runuser -u "$APP_USER" -- "$@"; }
+o4o_relink_as_app() {
+  as_app ln -sfn "$1" "$2.o4o-tmp"
+  as_app mv -Tf "$2.o4o-tmp" "$2"
+}
+# ------------------------------------------------------------------------------
+# ---- nginx site selection ----------------------------------------------------
+NGINX_DIR="$R"/etc/nginx
+SITE_HTTP="$R"/etc/nginx/sites-available/o4o-team-a.shop.http.conf
+SITE_HTTPS="$R"/etc/nginx/sites-available/o4o-team-a.shop.https.conf
+SITE_ENABLED="$R"/etc/nginx/sites-enabled/o4o-team-a.shop.conf
+# shellcheck disable=SC2034 # read by configure and issue-cert, not by every script
+CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
+NGINX_APPLIED="$R"/var/lib/o4o/instances/team-a.shop/nginx-applied
+
+# enable_site http|https: point sites-enabled at that variant, test and reload nginx if anything changed.
+enable_site() {
+  local variant="$1" source link applied_now previous changed=0
+  if [ "$variant" = https ]; then source="$SITE_HTTPS"; else source="$SITE_HTTP"; fi
+  [ -f "$source" ] || o4o_transient ConfigMissing "The $variant nginx site has not been uploaded yet"
+  link="../sites-available/$(basename "$source")"
+  install -d -m 0755 "$NGINX_DIR/sites-enabled"
+  previous="$(readlink "$SITE_ENABLED" 2>/dev/null || true)"
+  if [ "$previous" != "$link" ]; then
+    o4o_relink "$link" "$SITE_ENABLED"
+    changed=1
+  fi
+  if [ -e "$NGINX_DIR/sites-enabled/default" ] || [ -L "$NGINX_DIR/sites-enabled/default" ]; then
+    o4o_step "Disabling the default nginx site"
+    rm -f "$NGINX_DIR/sites-enabled/default"
+    changed=1
+  fi
+  applied_now="$variant $(sha256sum < "$source" | cut -d ' ' -f 1)"
+  if [ "$changed" = 0 ] && [ "$(cat "$NGINX_APPLIED" 2>/dev/null || true)" = "$applied_now" ]; then
+    o4o_step "nginx already serves the $variant site"
+  else
+    if ! nginx -t; then
+      # Leave nginx as it was, so that its next reload or reboot still works.
+      if [ -n "$previous" ]; then o4o_relink "$previous" "$SITE_ENABLED"; else rm -f "$SITE_ENABLED"; fi
+      o4o_permanent NginxConfigInvalid "nginx rejected the $variant site; the previous site stays enabled"
+    fi
+    if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
+    printf '%s\n' "$applied_now" > "$NGINX_APPLIED"
+    o4o_step "nginx now serves the $variant site"
+  fi
+  if ! systemctl is-active --quiet nginx; then
+    o4o_step "Starting nginx: it was not running"
+    systemctl start nginx
+  fi
+  o4o_result nginxSite "$variant"
+}
+# ------------------------------------------------------------------------------
+
+ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
+WEBROOT="$R"/var/lib/o4o/acme/team-a.shop
+
+install -d -m 0755 "$WEBROOT/.well-known/acme-challenge"
+# .env is uploaded as (and owned by) the instance user, in that user's directory: only that user touches
+# it here too. Root changing its mode or owner would follow whatever link the user put in its place.
+if [ ! -f "$ENV_FILE" ]; then
+  o4o_step "Creating an empty .env"
+  as_app install -m 0600 /dev/null "$ENV_FILE"
+fi
+as_app chmod 0600 "$ENV_FILE"
+# Uploads outlive releases in the shared directory, which nginx's group may now pass through (never list:
+# mode 0711; the base directory already keeps everyone else out) to serve them at /uploads/.
+as_app chmod 0711 "$R"/srv/o4o/team-a.shop/shared
+as_app install -d -m 0755 "$R"/srv/o4o/team-a.shop/shared/uploads
+
+# HTTP until a certificate exists (the ACME challenge must be reachable first), HTTPS after.
+if [ -s "$CERTIFICATE" ] && [ -f "$SITE_HTTPS" ]; then
+  enable_site https
+else
+  enable_site http
+fi
+
+# ---- release activation: switch, reload, check, roll back --------------------
+COMMIT=0123456789abcdef0123456789abcdef01234567
+BASE_DIR="$R"/srv/o4o/team-a.shop
+RELEASES_DIR="$BASE_DIR/releases"
+CURRENT="$BASE_DIR/current"
+TARGET="releases/$COMMIT"
+ECOSYSTEM="$R"/srv/o4o/team-a.shop/shared/ecosystem.config.js
+PM2_APP=o4o-team-a.shop-api
+HEALTH_ATTEMPTS=10
+HEALTH_INTERVAL=3
+KEEP_RELEASES=5
+# Root writes the activation log and the failure marker, so they live in its own state directory.
+ACTIVATIONS="$R"/var/lib/o4o/instances/team-a.shop/activations
+ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
+FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
+API_DIR=apps/api-server
+MIGRATE_COMMAND=(node dist/migrate.js)
+MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
+UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
+# ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
+# The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
+# BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
+# is bootstrapped once only, and that a bootstrap which began and never finished starts again from empty.
+# ---- the instance's database, as its own role (O4O_DB_* from the environment) -
+# Each script uses some of these (one declaration, so that one directive covers them all).
+# shellcheck disable=SC2034
+declare DB_MODE="${O4O_DB_MODE:-local}" DB_HOST="${O4O_DB_HOST:-127.0.0.1}" DB_PORT="${O4O_DB_PORT:-5432}" \
+  DB_NAME="${O4O_DB_NAME:-}" DB_USER="${O4O_DB_USER:-}" DB_SSLMODE="${O4O_DB_SSLMODE:-require}" \
+  DB_EXTENSIONS="${O4O_DB_EXTENSIONS:-}" DB_SSLROOTCERT="${O4O_DB_SSLROOTCERT:-}" \
+  DB_STATE_DIR="$R"/var/lib/o4o/instances/team-a.shop \
+  DB_RECORD="$R"/var/lib/o4o/instances/team-a.shop/database \
+  BOOTSTRAP_RECORD="$R"/var/lib/o4o/instances/team-a.shop/bootstrap \
+  BOOTSTRAP_STARTED="$R"/var/lib/o4o/instances/team-a.shop/bootstrap.started
+# DB_STATE_DIR holds root's records: what the operator made in PostgreSQL (database), how the database was born
+# (bootstrap) and a bootstrap that began and never finished (bootstrap.started).
+
+# role_psql: the instance's own user and role reach its database over TCP with TLS, as the API will, in
+# exactly the sslMode given; verify-ca and verify-full against the CA the operator uploaded for that user alone.
+role_psql() {
+  as_role psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"
+}
+# as_role <client...>: a libpq client as the instance's user, its password in the environment (never in argv).
+as_role() {
+  (
+    cd /
+    export PGPASSWORD="$O4O_DB_PASSWORD" PGSSLMODE="$DB_SSLMODE" PGCONNECT_TIMEOUT=15
+    if [ -n "$DB_SSLROOTCERT" ]; then export PGSSLROOTCERT="$R$DB_SSLROOTCERT"; fi
+    as_app "$@"
+  )
+}
+
+# database_tables: "<tables>|<migrations table>" of the instance's database, as its role. A table is an
+# ordinary or partitioned one in any schema but pg_catalog, information_schema, pg_toast* and pg_temp*, and
+# not an extension's own (CREATE EXTENSION may make tables); the migrations table is TypeORM's.
+database_tables() {
+  role_psql -tA -F '|' -c "SELECT count(*), coalesce(min(n.nspname || '.' || c.relname) FILTER (WHERE c.relname IN ('migrations', 'typeorm_migrations')), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+}
+
+# bootstrap_record_line: "<mode> <time> <commit>" of the finished bootstrap, empty when there is none.
+bootstrap_record_line() {
+  [ -s "$BOOTSTRAP_RECORD" ] || return 0
+  awk -F= '$1 == "mode" { m = $2 } $1 == "at" { a = $2 } $1 == "commit" { c = $2 } END { print m, a, c }' \
+    "$BOOTSTRAP_RECORD"
+}
+# ------------------------------------------------------------------------------
+# ---- a backup before every migration run (spec.database.backup) -----------
+# pg_dump --format=custom as the instance's own role, its SHA-256, uploaded with curl to the presigned URL the
+# operator made for exactly this object (O4O_BACKUP_PUT_URL: a secret, never in argv or the log). The host never
+# holds the bucket's credentials. A failed dump or upload stops the release (BackupFailed) before anything is
+# migrated or switched: the serving release keeps serving. Root's marker per release makes it once per release.
+BACKUP_ID=20261206T120000Z-0123456789ab
+BACKUP_DIR="$DB_STATE_DIR/backups"
+BACKUP_MARKER="$ACTIVATIONS/$COMMIT.backup"
+
+# backup_report: the marker's record as results (the operator records the backup in status and in the object).
+backup_report() {
+  local key value
+  while IFS='=' read -r key value; do
+    case "$key" in
+      id | size | sha256 | postgresVersion | migrationHead)
+        o4o_result "backup${key^}" "$value"
+        ;;
+    esac
+  done < "$BACKUP_MARKER"
+}
+
+backup_fail() {
+  rm -f -- "$BACKUP_DIR/$BACKUP_ID.dump.partial" "$BACKUP_DIR/$BACKUP_ID.dump"
+  o4o_transient BackupFailed "$1; nothing was migrated or switched (the serving release keeps serving)"
+}
+
+# backup_before_migration: only when this run migrates (a release not yet migrated, or a bootstrap to run).
+backup_before_migration() {
+  [ -n "$BACKUP_ID" ] || return 0
+  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "${MIGRATE_COMMAND[*]}" ] &&
+      { [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; }; then
+    return 0
+  fi
+  if [ -s "$BACKUP_MARKER" ]; then
+    o4o_step "Release $COMMIT's database was backed up already ($(awk -F= '$1 == "id" { print $2 }' "$BACKUP_MARKER"))"
+    backup_report
+    return 0
+  fi
+  [ -n "${O4O_BACKUP_PUT_URL:-}" ] || backup_fail "The operator passed no upload URL (O4O_BACKUP_PUT_URL)"
+  [ -n "${O4O_DB_PASSWORD:-}" ] || backup_fail "The operator passed no database password (O4O_DB_PASSWORD)"
+  install -d -m 0700 "$BACKUP_DIR"
+  local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size
+  o4o_step "Backing up database $DB_NAME before release $COMMIT migrates it (backup $BACKUP_ID)"
+  version="$(role_psql -tA -c 'SHOW server_version_num' 2>&1)" ||
+    backup_fail "Role $DB_USER could not reach $DB_NAME to back it up: $version"
+  tables="$(database_tables 2>/dev/null || true)"
+  if [[ "${tables#*|}" =~ ^[a-z_][a-z0-9_]*\.[a-z_]+$ ]]; then
+    head="$(role_psql -tA -c "SELECT name FROM ${tables#*|} ORDER BY id DESC LIMIT 1" 2>/dev/null || true)"
+  fi
+  # Root opens the file (in its own 0700 directory); the dump runs as the instance's role, password in the env.
+  if ! as_role pg_dump --format=custom --no-owner -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" \
+      > "$dump.partial" 2> "$BACKUP_DIR/pg_dump.err"; then
+    backup_fail "pg_dump of $DB_NAME failed: $(tail -n 3 "$BACKUP_DIR/pg_dump.err" | cut -c1-300 | tr '\n' ' ')"
+  fi
+  mv -f -- "$dump.partial" "$dump"
+  sha256="$(sha256sum "$dump" | cut -d' ' -f1)"
+  size="$(stat -c %s "$dump")"
+  # The URL reaches curl on its stdin, as a config line: not in argv, not in the log.
+  if ! curl -sS --fail --retry 2 --max-time 1800 -T "$dump" -H 'Content-Type: application/octet-stream' \
+      --config - <<< "url = \"$O4O_BACKUP_PUT_URL\"" > "$BACKUP_DIR/curl.out" 2>&1; then
+    backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
+  fi
+  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\n' \
+    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" > "$BACKUP_MARKER.tmp"
+  mv -f -- "$BACKUP_MARKER.tmp" "$BACKUP_MARKER"
+  rm -f -- "$dump" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err"
+  o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version"
+  backup_report
+}
+# ------------------------------------------------------------------------------
+BOOTSTRAP_MODE=''
+BOOTSTRAP_COMMAND=()
+BOOTSTRAP_RESET=''
+
+report_bootstrap() {
+  local line mode at commit
+  line="$(bootstrap_record_line)"
+  [ -n "$line" ] || return 0
+  read -r mode at commit <<< "$line"
+  o4o_result bootstrap "$mode"
+  o4o_result bootstrappedAt "$at"
+  o4o_result bootstrapCommit "$commit"
+}
+
+# bootstrap_mark <file> <mode>: root's record (mode, time, release), written whole or not at all.
+bootstrap_mark() {
+  install -d -m 0700 "$DB_STATE_DIR"
+  printf 'mode=%s\nat=%s\ncommit=%s\n' "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$COMMIT" > "$1.tmp"
+  mv -f "$1.tmp" "$1"
+}
+bootstrap_finished() {
+  bootstrap_mark "$BOOTSTRAP_RECORD" "$1"
+  rm -f "$BOOTSTRAP_STARTED"
+  o4o_step "The database $DB_NAME was bootstrapped ($1) for release $COMMIT"
+}
+
+# After a failed bootstrap: the operator drops only what it made. That is the local database its own record
+# names (written by setup-database.sh), dropped and created again for the instance's role; an external
+# database is never dropped (the operator decided so already; this is the last guard).
+reset_local_database() {
+  local recorded_database recorded_role extension
+  recorded_database="$(awk -F= '$1 == "database" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
+  recorded_role="$(awk -F= '$1 == "role" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
+  if [ "$DB_MODE" != local ] || [ -z "$DB_NAME" ] || [ "$recorded_database" != "$DB_NAME" ] ||
+      [ "$recorded_role" != "$DB_USER" ]; then
+    o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command: an earlier bootstrap failed and database $DB_NAME is not one the operator made on this server, so it is not dropped; its owner must empty it"
+  fi
+  o4o_step "Dropping database $DB_NAME (the operator made it; an earlier bootstrap failed) and creating it again"
+  local -a admin=(runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -tA)
+  (cd / && "${admin[@]}" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
+    -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" \
+    -c "REVOKE CONNECT, TEMPORARY ON DATABASE $DB_NAME FROM PUBLIC" \
+    -c "GRANT CONNECT, TEMPORARY ON DATABASE $DB_NAME TO $DB_USER") >/dev/null ||
+    o4o_transient DatabaseSetupFailed "Could not drop and create again database $DB_NAME"
+  # shellcheck disable=SC2086 # a space-separated list of plain names
+  for extension in ${DB_EXTENSIONS:-}; do
+    (cd / && "${admin[@]}" -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS \"$extension\"") >/dev/null ||
+      o4o_transient DatabaseSetupFailed "Could not create extension $extension in $DB_NAME again"
+  done
+}
+
+bootstrap_database() {
+  # Every migration run (this bootstrap, or the release's migration right after it) is preceded by a backup.
+  backup_before_migration
+  if [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; then
+    report_bootstrap
+    return 0
+  fi
+  [ -n "${O4O_DB_PASSWORD:-}" ] ||
+    o4o_permanent DatabasePasswordMissing "The operator passed no database password (O4O_DB_PASSWORD)"
+  [ -z "$BOOTSTRAP_RESET" ] || reset_local_database
+  if [ "$BOOTSTRAP_MODE" = migrate ]; then
+    # The first migration run on the empty database is its bootstrap, recorded once the migration succeeds.
+    [ -s "$BOOTSTRAP_STARTED" ] || bootstrap_mark "$BOOTSTRAP_STARTED" migrate
+    return 0
+  fi
+  # Never a database that is not empty: checked again just before anything runs.
+  local answer
+  answer="$(database_tables 2>&1)" ||
+    o4o_transient DatabaseUnavailable "Role $DB_USER could not list the tables of $DB_NAME: $answer"
+  if [ "$answer" != "0|" ]; then
+    o4o_transient DatabaseNotEmpty "The database $DB_NAME is no longer empty ($answer: tables|migrations table); it is not bootstrapped. The next try looks again"
+  fi
+  [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
+  bootstrap_mark "$BOOTSTRAP_STARTED" "$BOOTSTRAP_MODE"
+  if [ "$BOOTSTRAP_MODE" = command ]; then
+    bootstrap_step spec.database.bootstrap.command "${BOOTSTRAP_COMMAND[*]}" "${BOOTSTRAP_COMMAND[@]}"
+  else
+    synchronize_database
+  fi
+  printf '%s bootstrap succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  bootstrap_finished "$BOOTSTRAP_MODE"
+  report_bootstrap
+}
+
+# bootstrap_step <field> <what> <command...>: one step of the bootstrap, as the app user in the new release's API
+# directory with the .env loaded; its output goes to the activation log. A failure stalls naming <field>.
+bootstrap_step() {
+  local field="$1" what="$2" output="$ACTIVATIONS/$COMMIT.bootstrap.log" next
+  shift 2
+  o4o_step "Bootstrapping the empty database $DB_NAME: $what (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$what" >> "$ACTIVATION_LOG"
+  if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
+      "$BASE_DIR/$TARGET/$API_DIR" "$@" > "$output" 2>&1; then
+    cat "$output" >> "$ACTIVATION_LOG"
+    rm -f "$output"
+    return 0
+  fi
+  cat "$output" >> "$ACTIVATION_LOG"
+  printf '%s bootstrap failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  echo "The bootstrap's last lines:"
+  tail -n 15 "$output" | cut -c1-300 | sed 's/^/    /'
+  rm -f "$output"
+  if [ "$DB_MODE" = local ]; then
+    next="the next try (a changed command or a new release) drops the database the operator made and starts again from empty"
+  else
+    next="the operator never drops an external database: its owner must empty it before the next try (a changed spec or Secret)"
+  fi
+  o4o_permanent DatabaseBootstrapFailed "$field ($what) failed on the empty database $DB_NAME; $next; nothing was migrated or switched. Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+}
+
+# After the migration: a first migration run on the empty database (mode migrate) was its bootstrap.
+bootstrap_after_migration() {
+  if [ "$BOOTSTRAP_MODE" = migrate ] && [ ! -s "$BOOTSTRAP_RECORD" ] &&
+      [ "$(awk -F= '$1 == "mode" { print $2 }' "$BOOTSTRAP_STARTED" 2>/dev/null || true)" = migrate ]; then
+    bootstrap_finished migrate
+    report_bootstrap
+  fi
+}
+# ------------------------------------------------------------------------------
+RELEASE_UPLOADS=apps/api-server/public/uploads
+# ---- health: does the site answer 200 through nginx, as a visitor arrives? -------
+HEALTH_DOMAIN=shop.example.com
+HEALTH_PATHS=(/ /api/health)
+HEALTH_CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
+HEALTH_CA=""
+if [ -n "$HEALTH_CA" ] && [ ! -s "$HEALTH_CA" ]; then
+  o4o_transient ConfigMissing "The certificate CA bundle (spec.tls.certificateCABundle) has not been uploaded yet"
+fi
+
+# What the API's health path must say beside its 200 (spec.build.health): the dotted field of its JSON body
+# and the value it must hold; an empty field leaves the status code alone to decide.
+HEALTH_API_PATH=/api/health
+HEALTH_BODY_FIELD=database.status
+HEALTH_EXPECT=healthy
+# Reads the body on stdin with this server's own Node.js; prints "<field>=<value>[, expected <value>]".
+HEALTH_BODY_CHECK="$(cat <<'JS'
+const [field, expected] = process.argv.slice(1);
+let text = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => { text += chunk; });
+process.stdin.on('end', () => {
+  let value;
+  try {
+    value = field.split('.').reduce((at, key) => (at !== null && typeof at === 'object' ? at[key] : undefined),
+                                    JSON.parse(text));
+  } catch (error) {
+    console.log(`the body is not JSON, expected ${field}=${expected}`);
+    process.exit(1);
+  }
+  const shown = value === undefined ? '(absent)' : (typeof value === 'string' ? value : JSON.stringify(value));
+  const ok = value === expected;
+  console.log(`${field}=${String(shown).slice(0, 80)}${ok ? '' : `, expected ${expected}`}`);
+  process.exit(ok ? 0 : 1);
+});
+JS
+)"
+
+# health_probe PATH [BODY_FILE] prints "<status> <url>[ (<curl's error>)]", status 000 when nothing answered;
+# with BODY_FILE, the body is kept there.
+# Once the certificate exists: HTTPS to the domain itself (resolved to this server), verified against
+# spec.tls.certificateCABundle when given, else the system roots. Before: HTTP with the Host header.
+# Redirects are not followed: a 301 to HTTPS is not a healthy site.
+health_probe() {
+  local url output code detail
+  local -a how=(--max-time 10 --max-filesize 1048576 --noproxy '*')  # never through the login's proxy
+  if [ -s "$HEALTH_CERTIFICATE" ]; then
+    url="https://$HEALTH_DOMAIN$1"
+    how+=(--resolve "$HEALTH_DOMAIN:443:127.0.0.1")
+    if [ -n "$HEALTH_CA" ]; then how+=(--cacert "$HEALTH_CA"); fi
+  else
+    url="http://127.0.0.1$1"
+    how+=(-H "Host: $HEALTH_DOMAIN")
+  fi
+  output="$(curl -sS -o "${2:-/dev/null}" -w '\n%{http_code}\n' "${how[@]}" "$url" 2>&1 || true)"
+  code="$(printf '%s\n' "$output" | grep -E '^[0-9]{3}$' | tail -n 1 || true)"
+  detail="$(printf '%s\n' "$output" | grep -vE '^([0-9]{3})?$' | head -n 1 || true)"
+  printf '%s %s%s\n' "${code:-000}" "$url" "${detail:+ ($detail)}"
+}
+
+# health_body_check FILE prints what the body's field says; it succeeds when that is HEALTH_EXPECT.
+health_body_check() {
+  node -e "$HEALTH_BODY_CHECK" -- "$HEALTH_BODY_FIELD" "$HEALTH_EXPECT" < "$1" 2>&1 ||
+    return 1
+}
+
+# health_check_once prints one "HTTP <status> <url>[ <field>=<value>...]" line per path; it succeeds when
+# every one is 200 and the API's body says HEALTH_EXPECT.
+health_check_once() {
+  local path line body said status=0
+  body="$(mktemp)"
+  for path in "${HEALTH_PATHS[@]}"; do
+    : > "$body"
+    line="$(health_probe "$path" "$body")"
+    if [ "${line%% *}" != 200 ]; then
+      status=1
+    elif [ "$path" = "$HEALTH_API_PATH" ] && [ -n "$HEALTH_BODY_FIELD" ]; then
+      said="$(health_body_check "$body" | head -n 1)" || status=1
+      [ -n "$said" ] || said="the body could not be read"
+      line="$line $said"
+    fi
+    printf 'HTTP %s\n' "$line"
+  done
+  rm -f "$body"
+  return "$status"
+}
+# ------------------------------------------------------------------------------
+
+reload_app() {
+  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
+  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
+    o4o_step "Starting pm2-$APP_USER: it was not running"
+    systemctl start "pm2-$APP_USER"
+  fi
+  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
+  as_app pm2 save --force >/dev/null
+}
+
+# Every health path, HEALTH_ATTEMPTS times at most, each attempt logged into the release's activation log.
+health_check() {
+  local attempt report stamp line healthy
+  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
+    healthy=1
+    report="$(health_check_once)" || healthy=0
+    stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    while IFS= read -r line; do
+      printf '%s attempt %s/%s: %s\n' "$stamp" "$attempt" "$HEALTH_ATTEMPTS" "$line"
+    done <<< "$report" | tee -a "$ACTIVATION_LOG"
+    if [ "$healthy" = 1 ]; then
+      return 0
+    fi
+    if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then
+      sleep "$HEALTH_INTERVAL"
+    fi
+  done
+  return 1
+}
+
+# Uploads live outside the releases: the place the API writes them to, in the new release, links to the
+# shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
+link_uploads() {
+  local link="$BASE_DIR/$TARGET/$RELEASE_UPLOADS"
+  as_app install -d -m 0755 "$UPLOADS_DIR"
+  if [ "$(as_app readlink "$link" 2>/dev/null || true)" = "$UPLOADS_DIR" ]; then
+    return 0
+  fi
+  if as_app test -d "$link" && ! as_app test -L "$link"; then
+    o4o_step "Moving the uploads release $COMMIT ships in $RELEASE_UPLOADS into the shared directory"
+    as_app cp -a -n "$link/." "$UPLOADS_DIR" || true  # the shared copy wins; the release's are in git
+    as_app rm -rf -- "$link"
+  fi
+  as_app mkdir -p "$(dirname "$link")"
+  o4o_relink_as_app "$UPLOADS_DIR" "$link"
+}
+
+# The migration runs as the instance's user in the new release's API directory, with the instance's .env
+# read by Node's own --env-file parser (as PM2 starts the API: no .env text is ever read by a shell).
+# Its output goes to the activation log only. It runs once per release: root's marker remembers.
+O4O_WITH_ENV="$(cat <<'JS'
+const { spawnSync } = require('child_process');
+const [cwd, command, ...args] = process.argv.slice(1);
+const run = spawnSync(command, args, { cwd, stdio: 'inherit' });
+if (run.error) { console.error(`${command}: ${run.error.message}`); process.exit(127); }
+process.exit(run.status === null ? 128 : run.status);
+JS
+)"
+migrate_release() {
+  local migration="${MIGRATE_COMMAND[*]}"
+  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "$migration" ]; then
+    o4o_step "Release $COMMIT is already migrated ($migration)"
+    return 0
+  fi
+  [ -f "$MIGRATE_ENV_FILE" ] || o4o_transient ConfigMissing "The .env file has not been uploaded yet"
+  o4o_step "Migrating the database for release $COMMIT: $migration (output in ${ACTIVATION_LOG#"$R"})"
+  printf '%s migration: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$migration" >> "$ACTIVATION_LOG"
+  if as_app env NODE_ENV=production node --env-file="$MIGRATE_ENV_FILE" -e "$O4O_WITH_ENV" -- \
+      "$BASE_DIR/$TARGET/$API_DIR" "${MIGRATE_COMMAND[@]}" >> "$ACTIVATION_LOG" 2>&1; then
+    printf '%s\n' "$migration" > "$MIGRATED_MARKER"
+    printf '%s migration succeeded\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+  else
+    printf '%s migration failed\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$ACTIVATION_LOG"
+    # TypeORM's own line naming the migration that failed and why (the newest, as the log keeps every attempt).
+    local failed_migration serving
+    failed_migration="$(grep -o 'Migration "[^"]*" failed, error: .*' "$ACTIVATION_LOG" | tail -n 1 | cut -c1-300 || true)"
+    if [ -n "$previous" ]; then
+      serving="current stays on $previous, which keeps serving"
+    else
+      serving="nothing is served until a release migrates"
+    fi
+    o4o_transient MigrationFailed "The migration of release $COMMIT ($migration) failed${failed_migration:+: $failed_migration}; $serving (schema changes are not rolled back). Its output is on the host in ${ACTIVATION_LOG#"$R"}"
+  fi
+}
+
+prune_releases() {
+  local live count=0 name
+  live="$(readlink "$CURRENT" 2>/dev/null || true)"
+  live="${live#releases/}"
+  while read -r _ name; do
+    count=$((count + 1))
+    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
+      continue
+    fi
+    o4o_step "Pruning release $name"
+    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated"
+  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
+}
+
+for built in .o4o-built-site .o4o-built-api; do
+  [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
+done
+
+install -d -m 0700 "$ACTIVATIONS"
+previous="$(readlink "$CURRENT" 2>/dev/null || true)"
+# Before traffic switches: the uploads link, the database's bootstrap (once), then its migration. A failure leaves current alone.
+link_uploads
+bootstrap_database
+migrate_release
+bootstrap_after_migration
+if [ "$previous" = "$TARGET" ]; then
+  o4o_step "Release $COMMIT is already current"
+else
+  o4o_step "Switching current from ${previous:-nothing} to $TARGET"
+  o4o_relink_as_app "$TARGET" "$CURRENT"
+fi
+reload_app
+
+if health_check; then
+  rm -f "$FAILED_MARKER"
+  o4o_result release "$COMMIT"
+  prune_releases
+else
+  touch "$FAILED_MARKER"
+  as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
+  if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
+    o4o_step "Rolling back to $previous"
+    o4o_relink_as_app "$previous" "$CURRENT"
+    reload_app
+    if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
+    prune_releases
+    o4o_result release "${previous#releases/}"
+    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is on the host in ${ACTIVATION_LOG#"$R"}"
+  fi
+  o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
+fi
+# ------------------------------------------------------------------------------
