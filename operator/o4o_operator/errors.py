@@ -42,7 +42,7 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the host scripts' (templates/scripts, ::o4o::permanent|transient reason=...)
     "AcmeChallengeFailed", "AcmeDnsNotResolving", "AcmeRateLimited", "AcmeRequestFailed", "AcmeServerMismatch",
     "AcmeServerUntrusted",
-    "BuildFailed", "BuildOutputMissing", "ConfigMissing",
+    "BackupFailed", "BuildFailed", "BuildOutputMissing", "ConfigMissing",
     "HealthCheckFailed", "HostTeardownFailed", "LockfileMissing", "MigrationFailed", "NginxConfigInvalid",
     "NodeChecksumMismatch", "NodeDownloadFailed",
     "NodeReleaseNotFound", "NodeTarballInvalid", "ReleaseNotActive", "ReleaseNotBuilt", "RevisionNotFound",

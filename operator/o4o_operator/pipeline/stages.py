@@ -57,6 +57,9 @@ class SecretRole(enum.StrEnum):
     DATABASE = "database"
     """The database's names and password (the operator-owned Secret, or ``spec.database.external``'s), passed
     to the script as ``O4O_DB_*``, never rendered into it."""
+    BACKUP = "backup"
+    """A presigned URL for the one object the stage's backup uploads (``spec.database.backup``), passed to the
+    script as ``O4O_BACKUP_PUT_URL``, never rendered into it; the bucket's credentials stay in the operator."""
     ADMIN = "admin"
     """The operator-owned Secret ``<name>-database``'s ADMIN_EMAIL and ADMIN_PASSWORD, passed to the script
     as ``O4O_ADMIN_EMAIL`` and ``O4O_ADMIN_PASSWORD``, never rendered into it."""
@@ -163,7 +166,7 @@ STAGES: tuple[Stage, ...] = (
                 "facts.envVersion", _HOST),
           message="Configured nginx, PM2 and .env; serving release {release}",
           # DATABASE: the bootstrap's facts and its last guard are read as the instance's role.
-          script="configure", secrets=(*_SSH, SecretRole.ENV, SecretRole.DATABASE),
+          script="configure", secrets=(*_SSH, SecretRole.ENV, SecretRole.DATABASE, SecretRole.BACKUP),
           results=(ResultField("release"), ResultField("bootstrap", "database.bootstrap"),
                    ResultField("bootstrappedAt", "database.bootstrapped_at"),
                    ResultField("bootstrapCommit", "database.bootstrap_commit")),

@@ -26,7 +26,7 @@ from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
 from o4o_operator.pipeline.stages import ApiStep, SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
-from o4o_operator.runner import apps_step
+from o4o_operator.runner import apps_step, backup_step
 from o4o_operator.runner.generated_secret import (
     database_connection,
     database_script_env,
@@ -168,10 +168,14 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
     pre_step = PRE_STEPS.get(stage.name)
     if pre_step is not None:
         host = await pre_step(instance, host)
+    backup_env: dict[str, str] = {}
+    if SecretRole.BACKUP in stage.secrets:  # configure: the backup before its migration run
+        host, backup_env = await backup_step.prepare(instance, host)
     script = render.render_script(stage.script, host)
     session = await instance.session()
     try:
         env, public_env = await _script_env(instance, stage)
+        env.update(backup_env)
         result = await session.run(script, timeout=stage.script_timeout_seconds, log=instance.log,
                                    env=env, public_env=public_env)
         results = dict(result.results)
@@ -186,6 +190,8 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
             raise TransientError(field.missing_reason, f"{stage.script} did not report a {field.key}")
         if value and field.status_field:
             changes[field.status_field] = value
+    if SecretRole.BACKUP in stage.secrets:
+        changes.update(await backup_step.record(instance, host.commit or "", results))
     for status_field, spec_path in stage.records:
         changes[status_field] = _spec_value(instance, spec_path)
     if stage.name is StageName.APPS:  # what the instance reports active after the stage

@@ -1,0 +1,87 @@
+"""The configure stage's backup (``spec.database.backup``): the operator's half, around the host script's.
+
+Owns: before the script, naming the backup (``pipeline/backups.py``) and making the presigned PUT URL for that
+one object, which reaches the script as the secret ``O4O_BACKUP_PUT_URL`` (:func:`prepare`); after it, checking
+the object the host uploaded (it exists, with the size the host reported), writing the record into the object's
+metadata, adding it to ``status.database.backups`` and pruning by retention under this instance's own prefix
+only (:func:`record`). The bucket's credentials come from the target's Secret and stay in the operator.
+Must not: decide what retention deletes (``pipeline/backups.py`` does), log or return a presigned URL, or touch
+an object outside the instance's prefix (``providers/storage.py`` refuses to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from o4o_operator.errors import TransientError
+from o4o_operator.models_database import BACKUP_CREDENTIALS_FIELD, DatabaseBackupSpec
+from o4o_operator.pipeline import backups
+from o4o_operator.providers.aws import CloudCallError, StaticCredentials
+from o4o_operator.providers.storage import ObjectStore, StorageTarget
+from o4o_operator.rendering import HostContext
+from o4o_operator.runner.instance import InstanceContext
+
+PUT_URL_VARIABLE = "O4O_BACKUP_PUT_URL"
+
+
+async def object_store(instance: InstanceContext, spec: DatabaseBackupSpec) -> ObjectStore:
+    """The target's bucket, confined to this instance's own prefix."""
+    s3 = spec.target.s3
+    ref = s3.credentials_secret_ref
+    credentials = StaticCredentials(
+        access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
+        secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key, BACKUP_CREDENTIALS_FIELD))
+    prefix = backups.instance_prefix(s3.prefix, instance.ref.namespace, instance.ref.name, instance.ref.uid)
+    return ObjectStore(StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials), prefix)
+
+
+async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostContext, dict[str, str]]:
+    """The host context naming this run's backup, and the secret environment holding its upload URL."""
+    spec = instance.spec.database.backup
+    if spec is None or not host.commit:
+        return host, {}
+    store = await object_store(instance, spec)
+    identifier = backups.backup_id(instance.runtime.clock(), host.commit)
+    url = await store.presigned_put(backups.object_key(store.prefix, identifier))
+    return dataclasses.replace(host, backup_id=identifier), {PUT_URL_VARIABLE: url}
+
+
+async def record(instance: InstanceContext, commit: str, results: Mapping[str, str]) -> dict[str, Any]:
+    """After a script that reports a backup: check it, record it (object metadata, status), then prune."""
+    spec = instance.spec.database.backup
+    identifier = results.get("backupId", "")
+    if spec is None or not identifier:
+        return {}
+    if not backups.ID_PATTERN.fullmatch(identifier):
+        raise TransientError("BackupFailed", "The configure script reported a malformed backup id")
+    store = await object_store(instance, spec)
+    key = backups.object_key(store.prefix, identifier)
+    entry = backups.record_from_results(results, identifier, key, commit)
+    try:
+        head = await store.head(key)
+        if int(head.get("ContentLength", -1)) != entry.size:
+            raise TransientError("BackupFailed", f"Backup {identifier} holds {head.get('ContentLength')} bytes in "
+                                 f"the bucket, not the {entry.size} the server dumped")
+        await store.set_metadata(key, backups.object_metadata(entry))
+    except CloudCallError as error:
+        raise TransientError("BackupFailed", f"Backup {identifier} could not be checked in the bucket: "
+                             f"{error.code}: {error.message}") from error
+    await prune(instance, store, spec)
+    return {"database.backups": backups.with_record(instance.status.database.backups, entry)}
+
+
+async def prune(instance: InstanceContext, store: ObjectStore, spec: DatabaseBackupSpec) -> list[str]:
+    """Delete what retention no longer keeps under this instance's own prefix; a failure is logged, not fatal
+    (the next backup prunes again)."""
+    try:
+        doomed = backups.backups_to_prune(await store.list(), store.prefix, spec.retention, instance.runtime.clock())
+        for key in doomed:
+            await store.delete(key)
+    except CloudCallError as error:
+        instance.log(f"Backup retention could not prune: {error.code}: {error.message}")
+        return []
+    if doomed:
+        instance.log(f"Backup retention pruned {len(doomed)}: {', '.join(k.rsplit('/', 1)[1] for k in doomed)}")
+    return doomed
