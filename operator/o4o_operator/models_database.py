@@ -138,7 +138,7 @@ class DatabaseBootstrapSpec(_DatabaseModel):
 
 
 BACKUP_FIELD = "spec.database.backup"
-BACKUP_CREDENTIALS_FIELD = "spec.database.backup.target.s3.credentialsSecretRef"  # noqa: S105 - a field name
+BACKUP_CREDENTIALS_FIELD = "spec.database.backup.target.s3.credentialsSecretRef"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 """An S3 bucket's name (3 to 63 characters: lower-case letters, digits, dots and hyphens)."""
 PREFIX_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62}){0,7}$"

@@ -1,0 +1,116 @@
+"""A real S3-compatible server for the test world: SeaweedFS (``weed server -s3``) on free loopback ports.
+
+Owns: starting ``weed`` (master, volume, filer and S3 gateway in one process, data in a work directory) with one
+identity whose access key pair it makes up, waiting until the S3 gateway answers a signed request, making
+buckets, and stopping it. The gateway verifies SigV4, presigned URLs and their expiry included, so what the
+operator hands a host is tested for real.
+Must not: be imported by shipped code, or listen beyond ``listen_host``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3  # type: ignore[import-untyped,unused-ignore]
+import botocore.config  # type: ignore[import-untyped,unused-ignore]
+import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
+
+from o4o_operator.testing.processes import free_port, log_tail, start_process, stop_process
+from o4o_operator.testing.s3bin import BINARY, ensure_weed
+
+READY_TIMEOUT = 60.0
+
+
+class S3ServerError(RuntimeError):
+    """The S3 server did not start (its log's tail is in the message)."""
+
+
+class S3Server:
+    """``with S3Server(workdir) as s3:`` -> ``s3.endpoint``, ``s3.access_key_id``, ``s3.secret_access_key``."""
+
+    def __init__(self, workdir: Path, *, listen_host: str = "127.0.0.1") -> None:
+        self.workdir = workdir
+        self.listen_host = listen_host
+        self.access_key_id = "O4OTEST" + secrets.token_hex(6).upper()
+        self.secret_access_key = secrets.token_urlsafe(24)
+        self.port = 0
+        self.log_path = workdir / "seaweedfs.log"
+        self._process: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.listen_host}:{self.port}"
+
+    def client(self) -> Any:
+        """A boto3 S3 client with the server's own identity (for setting up and inspecting tests)."""
+        config = botocore.config.Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                                        retries={"mode": "standard", "total_max_attempts": 2})
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", config=config,
+                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key)
+
+    def start(self) -> S3Server:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "o4o-test", "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        config.chmod(0o600)
+        ports = {name: free_port(self.listen_host) for name in (
+            "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
+        self.port = ports["s3"]
+        host = self.listen_host
+        self._process = start_process([
+            str(ensure_weed() / BINARY), "server", f"-dir={data}", f"-ip={host}", f"-ip.bind={host}",
+            f"-master.port={ports['master']}", f"-master.port.grpc={ports['master.grpc']}",
+            "-master.volumeSizeLimitMB=64", "-volume.max=16",
+            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume.grpc']}",
+            "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer.grpc']}",
+            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3.grpc']}", f"-s3.config={config}",
+        ], self.log_path)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        """Poll a signed ListBuckets (a readiness probe, not a sleep) until it answers, or the process died."""
+        client = self.client()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise S3ServerError(f"weed exited with {self._process.returncode}:\n{log_tail(self.log_path)}")
+            try:
+                client.list_buckets()
+                return
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                time.sleep(0.1)
+        raise S3ServerError(f"weed's S3 gateway was not ready within {READY_TIMEOUT:.0f}s:\n"
+                            f"{log_tail(self.log_path)}")
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (what a test checks the bucket holds)."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
