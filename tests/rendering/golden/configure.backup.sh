@@ -234,7 +234,7 @@ backup_before_migration() {
   sha256="$(sha256sum "$dump" | cut -d' ' -f1)"
   size="$(stat -c %s "$dump")"
   # The URL reaches curl on its stdin, as a config line: not in argv, not in the log.
-  if ! curl -sS --fail --retry 2 --max-time 1800 -T "$dump" -H 'Content-Type: application/octet-stream' \
+  if ! curl -sS --fail --retry 2 --max-time 1800 --upload-file "$dump" -H 'Content-Type: application/octet-stream' \
       --config - <<< "url = \"$O4O_BACKUP_PUT_URL\"" > "$BACKUP_DIR/curl.out" 2>&1; then
     backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
   fi
