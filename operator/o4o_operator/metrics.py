@@ -2,7 +2,7 @@
 
 Owns: metric names, help texts and label sets. Labels are bounded vocabularies
 (stage names, CamelCase reasons, operation names, outcomes); only the
-certificate expiry gauge is per instance. Must not hold free text or secrets.
+certificate expiry and the backup gauges are per instance. Must not hold free text or secrets.
 """
 
 from __future__ import annotations
@@ -46,4 +46,18 @@ CERTIFICATE_EXPIRY = Gauge(
     "When each instance's TLS certificate expires (Unix time).",
     ["namespace", "name"],
     registry=REGISTRY,
+)
+BACKUP_LAST_SUCCESS = Gauge(
+    "o4o_backup_last_success_timestamp_seconds",
+    "When each instance's newest successful database backup was made (Unix time).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+BACKUP_SIZE = Gauge(
+    "o4o_backup_size_bytes", "The size of each instance's newest database backup.", ["namespace", "name"],
+    registry=REGISTRY,
+)
+BACKUP_DURATION = Gauge(
+    "o4o_backup_duration_seconds", "How long each instance's newest database backup took (dump and upload).",
+    ["namespace", "name"], registry=REGISTRY,
 )

@@ -3,8 +3,9 @@
 Owns: before the script, naming the backup (``pipeline/backups.py``) and making the presigned PUT URL for that
 one object, which reaches the script as the secret ``O4O_BACKUP_PUT_URL`` (:func:`prepare`); after it, checking
 the object the host uploaded (it exists, with the size the host reported), writing the record into the object's
-metadata, adding it to ``status.database.backups`` and pruning by retention under this instance's own prefix
-only (:func:`record`). The bucket's credentials come from the target's Secret and stay in the operator.
+metadata, adding it to ``status.database.backups`` and the backup gauges, and pruning by retention under this
+instance's own prefix only (:func:`record`). The bucket's credentials come from the target's Secret and stay in
+the operator.
 Must not: decide what retention deletes (``pipeline/backups.py`` does), log or return a presigned URL, or touch
 an object outside the instance's prefix (``providers/storage.py`` refuses to).
 """
@@ -15,8 +16,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from o4o_operator import metrics
 from o4o_operator.errors import TransientError
-from o4o_operator.models_database import BACKUP_CREDENTIALS_FIELD, DatabaseBackupSpec
+from o4o_operator.models_database import BACKUP_CREDENTIALS_FIELD, BackupRecord, DatabaseBackupSpec
 from o4o_operator.pipeline import backups
 from o4o_operator.providers.aws import CloudCallError, StaticCredentials
 from o4o_operator.providers.storage import ObjectStore, StorageTarget
@@ -69,7 +71,16 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
         raise TransientError("BackupFailed", f"Backup {identifier} could not be checked in the bucket: "
                              f"{error.code}: {error.message}") from error
     await prune(instance, store, spec)
+    _observe(instance, entry, results.get("backupSeconds", ""))
     return {"database.backups": backups.with_record(instance.status.database.backups, entry)}
+
+
+def _observe(instance: InstanceContext, entry: BackupRecord, seconds: str) -> None:
+    labels = {"namespace": instance.ref.namespace, "name": instance.ref.name}
+    metrics.BACKUP_LAST_SUCCESS.labels(**labels).set(backups.time_of_id(entry.id).timestamp())
+    metrics.BACKUP_SIZE.labels(**labels).set(entry.size)
+    if seconds.isdigit():
+        metrics.BACKUP_DURATION.labels(**labels).set(int(seconds))
 
 
 async def prune(instance: InstanceContext, store: ObjectStore, spec: DatabaseBackupSpec) -> list[str]:

@@ -190,7 +190,7 @@ backup_report() {
   local key value
   while IFS='=' read -r key value; do
     case "$key" in
-      id | size | sha256 | postgresVersion | migrationHead)
+      id | size | sha256 | postgresVersion | migrationHead | seconds)
         o4o_result "backup${key^}" "$value"
         ;;
     esac
@@ -217,7 +217,7 @@ backup_before_migration() {
   [ -n "${O4O_BACKUP_PUT_URL:-}" ] || backup_fail "The operator passed no upload URL (O4O_BACKUP_PUT_URL)"
   [ -n "${O4O_DB_PASSWORD:-}" ] || backup_fail "The operator passed no database password (O4O_DB_PASSWORD)"
   install -d -m 0700 "$BACKUP_DIR"
-  local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size
+  local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size started="$SECONDS"
   o4o_step "Backing up database $DB_NAME before release $COMMIT migrates it (backup $BACKUP_ID)"
   version="$(role_psql -tA -c 'SHOW server_version_num' 2>&1)" ||
     backup_fail "Role $DB_USER could not reach $DB_NAME to back it up: $version"
@@ -238,8 +238,8 @@ backup_before_migration() {
       --config - <<< "url = \"$O4O_BACKUP_PUT_URL\"" > "$BACKUP_DIR/curl.out" 2>&1; then
     backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
   fi
-  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\n' \
-    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" > "$BACKUP_MARKER.tmp"
+  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nseconds=%s\n' \
+    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$((SECONDS - started))" > "$BACKUP_MARKER.tmp"
   mv -f -- "$BACKUP_MARKER.tmp" "$BACKUP_MARKER"
   rm -f -- "$dump" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err"
   o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version"
