@@ -1,13 +1,12 @@
-# ---- a backup before every migration run (spec.database.backup) -----------
+# ---- database backups (spec.database.backup) --------------------------------
 # pg_dump --format=custom as the instance's own role, its SHA-256, uploaded with curl to the presigned URL the
 # operator made for exactly this object (O4O_BACKUP_PUT_URL: a secret, never in argv or the log). The host never
-# holds the bucket's credentials. A failed dump or upload stops the release (BackupFailed) before anything is
-# migrated or switched: the serving release keeps serving. Root's marker per release makes it once per release.
+# holds the bucket's credentials. Before a migration run (_bootstrap.sh) a failure stops the release (BackupFailed)
+# before anything is migrated or switched: the serving release keeps serving. backup.sh takes one on request.
 BACKUP_ID={{ ctx.backup_id | shquote }}
 BACKUP_DIR="$DB_STATE_DIR/backups"
-BACKUP_MARKER="$ACTIVATIONS/$COMMIT.backup"
 
-# backup_report: the marker's record as results (the operator records the backup in status and in the object).
+# backup_report <marker>: its record as results (the operator records the backup in status and in the object).
 backup_report() {
   local key value
   while IFS='=' read -r key value; do
@@ -16,7 +15,7 @@ backup_report() {
         o4o_result "backup${key^}" "$value"
         ;;
     esac
-  done < "$BACKUP_MARKER"
+  done < "$1"
 }
 
 backup_fail() {
@@ -24,23 +23,14 @@ backup_fail() {
   o4o_transient BackupFailed "$1; nothing was migrated or switched (the serving release keeps serving)"
 }
 
-# backup_before_migration: only when this run migrates (a release not yet migrated, or a bootstrap to run).
-backup_before_migration() {
-  [ -n "$BACKUP_ID" ] || return 0
-  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "${MIGRATE_COMMAND[*]}" ] &&
-      { [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; }; then
-    return 0
-  fi
-  if [ -s "$BACKUP_MARKER" ]; then
-    o4o_step "Release $COMMIT's database was backed up already ($(awk -F= '$1 == "id" { print $2 }' "$BACKUP_MARKER"))"
-    backup_report
-    return 0
-  fi
+# backup_take <marker> <why>: dump, checksum and upload backup $BACKUP_ID now; the record goes into <marker>.
+backup_take() {
+  local marker="$1" why="$2"
   [ -n "${O4O_BACKUP_PUT_URL:-}" ] || backup_fail "The operator passed no upload URL (O4O_BACKUP_PUT_URL)"
   [ -n "${O4O_DB_PASSWORD:-}" ] || backup_fail "The operator passed no database password (O4O_DB_PASSWORD)"
   install -d -m 0700 "$BACKUP_DIR"
   local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size started="$SECONDS"
-  o4o_step "Backing up database $DB_NAME before release $COMMIT migrates it (backup $BACKUP_ID)"
+  o4o_step "Backing up database $DB_NAME $why (backup $BACKUP_ID)"
   version="$(role_psql -tA -c 'SHOW server_version_num' 2>&1)" ||
     backup_fail "Role $DB_USER could not reach $DB_NAME to back it up: $version"
   tables="$(database_tables 2>/dev/null || true)"
@@ -61,10 +51,10 @@ backup_before_migration() {
     backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
   fi
   printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nseconds=%s\n' \
-    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$((SECONDS - started))" > "$BACKUP_MARKER.tmp"
-  mv -f -- "$BACKUP_MARKER.tmp" "$BACKUP_MARKER"
+    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$((SECONDS - started))" > "$marker.tmp"
+  mv -f -- "$marker.tmp" "$marker"
   rm -f -- "$dump" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err"
   o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version"
-  backup_report
+  backup_report "$marker"
 }
 # ------------------------------------------------------------------------------

@@ -20,6 +20,23 @@ JS
 )"
 {% endif %}
 
+# backup_before_migration: only when this run migrates (a release not yet migrated, or a bootstrap to run), once
+# per release (root's marker; a retry after a failed migration reports the same backup again).
+backup_before_migration() {
+  local marker="$ACTIVATIONS/$COMMIT.backup"
+  [ -n "$BACKUP_ID" ] || return 0
+  if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "${MIGRATE_COMMAND[*]}" ] &&
+      { [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; }; then
+    return 0
+  fi
+  if [ -s "$marker" ]; then
+    o4o_step "Release $COMMIT's database was backed up already ($(awk -F= '$1 == "id" { print $2 }' "$marker"))"
+    backup_report "$marker"
+    return 0
+  fi
+  backup_take "$marker" "before release $COMMIT migrates it"
+}
+
 report_bootstrap() {
   local line mode at commit
   line="$(bootstrap_record_line)"
