@@ -35,7 +35,7 @@ from o4o_operator.models_build import BuildSpec as BuildSpec
 from o4o_operator.models_build import DataSourceSpec as DataSourceSpec
 from o4o_operator.models_build import HealthSpec as HealthSpec
 from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
-from o4o_operator.models_database import BackupRecord, DatabaseSpec
+from o4o_operator.models_database import BackupRecord, BackupRequestStatus, DatabaseSpec
 from o4o_operator.models_inventory import InventoryItem
 from o4o_operator.spec_install import PostInstallStep, unique_step_names
 
@@ -346,6 +346,7 @@ class DatabaseStatus(_Model):
     bootstrap_commit: str | None = None
     backups: tuple[BackupRecord, ...] = ()
     """The newest backups, newest first (``models_database.BACKUPS_KEPT_IN_STATUS`` at most)."""
+    backup_request: BackupRequestStatus | None = None
 
 
 class DriftFinding(_Model):

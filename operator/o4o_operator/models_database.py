@@ -234,3 +234,14 @@ class BackupRecord(_DatabaseModel):
     key: str
     reason: str = "migration"
     """``migration`` (before a migration run) or ``request`` (an on-request backup)."""
+
+
+class BackupRequestStatus(_DatabaseModel):
+    """The last on-request backup (annotation ``deploy.o4o.io/backup-request``): each id runs once."""
+
+    id: str
+    outcome: str
+    """``Succeeded`` or ``Failed`` (a failed request is not retried: a new id asks again)."""
+    time: str
+    backup_id: str | None = None
+    message: str = ""

@@ -3,7 +3,8 @@
 The operator presigns one PUT per backup with the target's credentials (which stay in the operator); the sandbox
 host dumps as the instance's role and uploads with the real curl. The backup is recorded in status and in the
 object's metadata, retention (count 1) prunes the older one for real, and an upload that fails stops the release
-with BackupFailed while the old release keeps serving, until a retry succeeds.
+with BackupFailed while the old release keeps serving, until a retry succeeds. An annotation asks for one backup
+more, once per request id.
 """
 
 from __future__ import annotations
@@ -100,3 +101,16 @@ def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
     assert newest["commit"] == commit and [r["id"] for r in after["status"]["database"]["backups"]] == [
         newest["id"], record["id"]]
     assert s3.keys(BUCKET) == [newest["key"]]
+
+    # On request (annotation): one backup now, recorded with its request; the same id never runs again.
+    world.control_plane.kubectl("annotate", "di", name, "-n", namespace, "deploy.o4o.io/backup-request=first")
+    requested = wait_for(world, namespace, name, "jsonpath={.status.database.backupRequest.id}=first")
+    request = requested["status"]["database"]["backupRequest"]
+    assert request["outcome"] == "Succeeded", dump(requested["status"])
+    [taken] = [r for r in requested["status"]["database"]["backups"] if r["id"] == request["backupId"]]
+    assert taken["reason"] == "request" and s3.keys(BUCKET) == [taken["key"]]
+    world.control_plane.kubectl("annotate", "di", name, "-n", namespace, "--overwrite",
+                                "deploy.o4o.io/backup-request=first", "example.com/touch=1")
+    wait_for(world, namespace, name, "condition=Ready")
+    assert world.get(name, namespace)["status"]["database"]["backupRequest"] == request
+    assert s3.keys(BUCKET) == [taken["key"]]

@@ -122,3 +122,24 @@ async def test_a_failed_backup_stops_the_release_before_it_migrates(
     assert host.migrations() == migrations  # nothing migrated
     assert sandbox.shim_state().get("live_release") == live  # nothing switched
     assert s3.keys(BUCKET, prefix) == []
+
+
+async def test_an_on_request_backup_uploads_now_and_leaves_nothing_behind(
+        sandbox: SandboxHost, session: SshSession, tmp_path: Path, s3: S3Server) -> None:
+    host = await _host(sandbox, session, tmp_path)
+    await host.configure(_spec())
+    prefix = "o4o-backups/team-a/shop/uid-request/"
+    store = _store(s3, prefix)
+    identifier = "20261206T130000Z-" + host.commit[:12]
+    url = await store.presigned_put(backups.object_key(prefix, identifier))
+    context = dataclasses.replace(host.context.with_commit(host.commit), backup_id=identifier)
+    lines: list[str] = []
+    env, public = host.db_env()
+    await session.run(render_script("backup", context), timeout=120, log=lines.append,
+                      env={**env, "O4O_BACKUP_PUT_URL": url}, public_env=public)
+    results = parse_results(lines)
+    archive = await store.get(backups.object_key(prefix, identifier))
+    assert results["backupId"] == identifier and results["backupSha256"] == hashlib.sha256(archive).hexdigest()
+    assert archive.startswith(b"PGDMP")
+    assert not list(sandbox.path(host.context.state_dir + "/backups").iterdir())
+    assert not any(url.split("?", 1)[1] in line for line in lines)

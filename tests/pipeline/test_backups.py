@@ -154,3 +154,19 @@ def test_a_bad_retention_names_its_field() -> None:
     with pytest.raises(pydantic.ValidationError) as caught:
         DeploymentInstanceSpec.model_validate(body)
     assert _invalid_spec_message(caught.value).startswith("spec.database.backup.retention.maxAge: ")
+
+
+@pytest.mark.parametrize(("configured", "annotation", "handled", "expected"), [
+    (True, "nightly-1", None, "nightly-1"),
+    (True, "nightly-2", "nightly-1", "nightly-2"),
+    (True, "nightly-1", "nightly-1", None),   # each id runs once, whatever its outcome
+    (False, "nightly-1", None, None),         # no spec.database.backup: nothing to take
+    (True, "", None, None),
+    (True, "bad id with spaces", None, None),
+    (True, "-leading-dash", None, None),
+    (True, "x" * 64, None, None),
+])
+def test_a_backup_request_runs_once_per_id(configured: bool, annotation: str, handled: str | None,
+                                           expected: str | None) -> None:
+    annotations = {backups.BACKUP_REQUEST_ANNOTATION: annotation} if annotation else {}
+    assert backups.pending_request(configured, annotations, handled) == expected

@@ -21,6 +21,9 @@ from o4o_operator.models_database import BACKUPS_KEPT_IN_STATUS, BackupRecord, B
 DUMP_SUFFIX = ".dump"
 ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12}$")
 """``<UTC time>-<commit's first 12 hex digits>``: ids sort by time, and name the release they protect."""
+BACKUP_REQUEST_ANNOTATION = "deploy.o4o.io/backup-request"
+"""Its value is a request id: a backup is taken once per id (``status.database.backupRequest`` records it)."""
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 RESULT_KEYS = ("backupSize", "backupSha256", "backupPostgresVersion")
 """What the configure script reports of a backup it made (``backupMigrationHead`` too, when there is one)."""
 
@@ -84,7 +87,17 @@ def backups_to_prune(objects: Iterable[StoredObject], own_prefix: str, retention
     return doomed
 
 
-def record_from_results(results: Mapping[str, str], identifier: str, key: str, commit: str) -> BackupRecord:
+def pending_request(configured: bool, annotations: Mapping[str, str], handled: str | None) -> str | None:
+    """The backup request id to act on now: the annotation's, when backups are configured, the id is well formed
+    and it is not the one already handled (each id runs once, whatever its outcome)."""
+    requested = annotations.get(BACKUP_REQUEST_ANNOTATION, "")
+    if not configured or not REQUEST_ID_PATTERN.fullmatch(requested) or requested == handled:
+        return None
+    return requested
+
+
+def record_from_results(results: Mapping[str, str], identifier: str, key: str, commit: str,
+                        reason: str = "migration") -> BackupRecord:
     """The record of the backup the configure script reports; a missing or malformed value is transient."""
     missing = [name for name in RESULT_KEYS if not results.get(name)]
     size, sha256 = results.get("backupSize", ""), results.get("backupSha256", "")
@@ -93,7 +106,8 @@ def record_from_results(results: Mapping[str, str], identifier: str, key: str, c
                              f"malformed: {', '.join(missing) or 'backupSize or backupSha256'})")
     return BackupRecord(id=identifier, time=time_of_id(identifier).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         size=int(size), sha256=sha256, postgres_version=results["backupPostgresVersion"],
-                        commit=commit, migration_head=results.get("backupMigrationHead") or None, key=key)
+                        commit=commit, migration_head=results.get("backupMigrationHead") or None, key=key,
+                        reason=reason)
 
 
 def with_record(records: Iterable[BackupRecord], record: BackupRecord,

@@ -1,11 +1,11 @@
-"""The configure stage's backup (``spec.database.backup``): the operator's half, around the host script's.
+"""Database backups (``spec.database.backup``): the operator's half, around the host scripts'.
 
 Owns: before the script, naming the backup (``pipeline/backups.py``) and making the presigned PUT URL for that
 one object, which reaches the script as the secret ``O4O_BACKUP_PUT_URL`` (:func:`prepare`); after it, checking
 the object the host uploaded (it exists, with the size the host reported), writing the record into the object's
 metadata, adding it to ``status.database.backups`` and the backup gauges, and pruning by retention under this
-instance's own prefix only (:func:`record`). The bucket's credentials come from the target's Secret and stay in
-the operator.
+instance's own prefix only (:func:`record`); and an on-request backup (:func:`run_requested`). The bucket's
+credentials come from the target's Secret and stay in the operator.
 Must not: decide what retention deletes (``pipeline/backups.py`` does), log or return a presigned URL, or touch
 an object outside the instance's prefix (``providers/storage.py`` refuses to).
 """
@@ -16,13 +16,22 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import asyncssh
+
 from o4o_operator import metrics
-from o4o_operator.errors import TransientError
-from o4o_operator.models_database import BACKUP_CREDENTIALS_FIELD, BackupRecord, DatabaseBackupSpec
+from o4o_operator.errors import StageError, TransientError
+from o4o_operator.models_database import (
+    BACKUP_CREDENTIALS_FIELD,
+    BackupRecord,
+    BackupRequestStatus,
+    DatabaseBackupSpec,
+)
 from o4o_operator.pipeline import backups
+from o4o_operator.pipeline.decisions import format_time
 from o4o_operator.providers.aws import CloudCallError, StaticCredentials
 from o4o_operator.providers.storage import ObjectStore, StorageTarget
-from o4o_operator.rendering import HostContext
+from o4o_operator.rendering import HostContext, render
+from o4o_operator.runner.generated_secret import database_script_env
 from o4o_operator.runner.instance import InstanceContext
 
 PUT_URL_VARIABLE = "O4O_BACKUP_PUT_URL"
@@ -50,7 +59,8 @@ async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostCon
     return dataclasses.replace(host, backup_id=identifier), {PUT_URL_VARIABLE: url}
 
 
-async def record(instance: InstanceContext, commit: str, results: Mapping[str, str]) -> dict[str, Any]:
+async def record(instance: InstanceContext, commit: str, results: Mapping[str, str],
+                 reason: str = "migration") -> dict[str, Any]:
     """After a script that reports a backup: check it, record it (object metadata, status), then prune."""
     spec = instance.spec.database.backup
     identifier = results.get("backupId", "")
@@ -60,7 +70,7 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
         raise TransientError("BackupFailed", "The configure script reported a malformed backup id")
     store = await object_store(instance, spec)
     key = backups.object_key(store.prefix, identifier)
-    entry = backups.record_from_results(results, identifier, key, commit)
+    entry = backups.record_from_results(results, identifier, key, commit, reason)
     try:
         head = await store.head(key)
         if int(head.get("ContentLength", -1)) != entry.size:
@@ -96,3 +106,31 @@ async def prune(instance: InstanceContext, store: ObjectStore, spec: DatabaseBac
     if doomed:
         instance.log(f"Backup retention pruned {len(doomed)}: {', '.join(k.rsplit('/', 1)[1] for k in doomed)}")
     return doomed
+
+
+REQUEST_TIMEOUT_SECONDS = 1800.0
+
+
+async def run_requested(instance: InstanceContext, request_id: str) -> dict[str, Any]:
+    """An on-request backup (annotation ``deploy.o4o.io/backup-request``), once for ``request_id``: the ``backup``
+    host script, then :func:`record`. Its outcome, success or failure, is recorded in ``database.backup_request``
+    (a failure is not retried: a new id asks again)."""
+    now = format_time(instance.runtime.clock())
+    commit = instance.status.source.commit or ""
+    try:
+        host, backup_env = await prepare(instance, instance.host_context())
+        if not host.backup_id:
+            raise TransientError("BackupFailed", "No release is deployed yet, so there is nothing to back up")
+        env, public_env = await database_script_env(instance)
+        session = await instance.session()
+        try:
+            result = await session.run(render.render_script("backup", host), timeout=REQUEST_TIMEOUT_SECONDS,
+                                       log=instance.log, env={**env, **backup_env}, public_env=public_env)
+        except asyncssh.Error as error:
+            raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+        changes = await record(instance, commit, result.results, reason="request")
+    except StageError as error:
+        return {"database.backup_request": BackupRequestStatus(
+            id=request_id, outcome="Failed", time=now, message=f"{error.reason}: {error.message}"[:1024])}
+    return {**changes, "database.backup_request": BackupRequestStatus(
+        id=request_id, outcome="Succeeded", time=now, backup_id=host.backup_id)}

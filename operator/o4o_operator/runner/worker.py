@@ -27,6 +27,7 @@ from o4o_operator.errors import StageError, TransientError
 from o4o_operator.kubeapi import ApiError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, DriftFinding, merge_patch
 from o4o_operator.models_database import INSTANCE_LABEL
+from o4o_operator.pipeline import backups
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
     CheckDrift,
@@ -55,6 +56,7 @@ from o4o_operator.pipeline.transitions import (
     with_verdict,
 )
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner import backup_step
 from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
 from o4o_operator.runner.generated_secret import generated_values
@@ -181,6 +183,8 @@ class InstanceWorker:
                 finally:
                     metrics.PIPELINES_IN_FLIGHT.dec()
             return None
+        if await self._requested_backup(instance, decision):
+            return None
         if isinstance(decision, CheckDrift):
             await self._check_drift(instance, decision, generation, now)
             metrics.RECONCILES.labels(result="success").inc()
@@ -189,6 +193,24 @@ class InstanceWorker:
         if await self.write_status(with_summary(self.status, decision, hashes, generation, now)):
             await self._announce(decision)  # a restart that finds nothing new says nothing new
         return self._wait_seconds(decision, now)
+
+    async def _requested_backup(self, instance: InstanceContext, decision: Decision) -> bool:
+        """Between stages' work (settled, or due a drift check, not stalled): an on-request backup not yet taken."""
+        settled = isinstance(decision, Settle) or (isinstance(decision, CheckDrift) and decision.stall is None)
+        request = backups.pending_request(instance.spec.database.backup is not None,
+                                          instance.body["metadata"].get("annotations") or {},
+                                          self.status.database.backup_request.id
+                                          if self.status.database.backup_request else None)
+        if not settled or request is None:
+            return False
+        changes = await backup_step.run_requested(instance, request)
+        self.status = with_changes(self.status, changes)
+        await self.write_status(self.status)
+        outcome = changes["database.backup_request"]
+        await self._event("BackupTaken" if outcome.outcome == "Succeeded" else "BackupFailed",
+                          f"Backup request {request}: {outcome.backup_id or outcome.message}",
+                          warning=outcome.outcome != "Succeeded")
+        return True
 
     def _wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
         settings = self.runtime.settings
