@@ -97,7 +97,7 @@ def pending_request(configured: bool, annotations: Mapping[str, str], handled: s
 
 
 def record_from_results(results: Mapping[str, str], identifier: str, key: str, commit: str,
-                        reason: str = "migration") -> BackupRecord:
+                        purpose: str = "migration") -> BackupRecord:
     """The record of the backup the configure script reports; a missing or malformed value is transient."""
     missing = [name for name in RESULT_KEYS if not results.get(name)]
     size, sha256 = results.get("backupSize", ""), results.get("backupSha256", "")
@@ -107,7 +107,7 @@ def record_from_results(results: Mapping[str, str], identifier: str, key: str, c
     return BackupRecord(id=identifier, time=time_of_id(identifier).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         size=int(size), sha256=sha256, postgres_version=results["backupPostgresVersion"],
                         commit=commit, migration_head=results.get("backupMigrationHead") or None, key=key,
-                        reason=reason)
+                        reason=purpose)
 
 
 def with_record(records: Iterable[BackupRecord], record: BackupRecord,

@@ -60,7 +60,7 @@ async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostCon
 
 
 async def record(instance: InstanceContext, commit: str, results: Mapping[str, str],
-                 reason: str = "migration") -> dict[str, Any]:
+                 purpose: str = "migration") -> dict[str, Any]:
     """After a script that reports a backup: check it, record it (object metadata, status), then prune."""
     spec = instance.spec.database.backup
     identifier = results.get("backupId", "")
@@ -70,7 +70,7 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
         raise TransientError("BackupFailed", "The configure script reported a malformed backup id")
     store = await object_store(instance, spec)
     key = backups.object_key(store.prefix, identifier)
-    entry = backups.record_from_results(results, identifier, key, commit, reason)
+    entry = backups.record_from_results(results, identifier, key, commit, purpose)
     try:
         head = await store.head(key)
         if int(head.get("ContentLength", -1)) != entry.size:
@@ -128,7 +128,7 @@ async def run_requested(instance: InstanceContext, request_id: str) -> dict[str,
                                        log=instance.log, env={**env, **backup_env}, public_env=public_env)
         except asyncssh.Error as error:
             raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
-        changes = await record(instance, commit, result.results, reason="request")
+        changes = await record(instance, commit, result.results, purpose="request")
     except StageError as error:
         return {"database.backup_request": BackupRequestStatus(
             id=request_id, outcome="Failed", time=now, message=f"{error.reason}: {error.message}"[:1024])}
