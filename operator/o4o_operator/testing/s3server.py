@@ -24,6 +24,8 @@ from o4o_operator.testing.processes import free_port, log_tail, start_process, s
 from o4o_operator.testing.s3bin import BINARY, ensure_weed
 
 READY_TIMEOUT = 60.0
+STOP_GRACE_SECONDS = 2.0
+"""weed lingers about 10 s after SIGTERM; its data is the test's own, so it is killed sooner."""
 
 
 class S3ServerError(RuntimeError):
@@ -106,7 +108,7 @@ class S3Server:
 
     def stop(self) -> None:
         if self._process is not None:
-            stop_process(self._process)
+            stop_process(self._process, grace_seconds=STOP_GRACE_SECONDS)
             self._process = None
 
     def __enter__(self) -> S3Server:
