@@ -159,7 +159,7 @@ class BackupCredentialsSecretRef(_DatabaseModel):
 
 
 class S3BackupTarget(_DatabaseModel):
-    """Any S3-compatible endpoint (AWS S3, a Lightsail bucket's endpoint, SeaweedFS, ...)."""
+    """Any S3-compatible endpoint (AWS S3, a Lightsail bucket's endpoint, MinIO, versitygw, ...)."""
 
     endpoint: str = Field(pattern=ENDPOINT_PATTERN, max_length=253)
     bucket: str = Field(pattern=BUCKET_PATTERN)

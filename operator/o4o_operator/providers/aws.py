@@ -150,7 +150,7 @@ def make_boto3_client(service: str, region: str, settings: ClientSettings) -> An
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        # S3-compatible endpoints (a Lightsail bucket, SeaweedFS) are addressed by path; SigV4 for presigned URLs.
+        # S3-compatible endpoints (a Lightsail bucket, versitygw) are addressed by path; SigV4 for presigned URLs.
         **({"s3": {"addressing_style": "path"}, "signature_version": "s3v4"} if service == "s3" else {}),
     )
     credentials = settings.credentials

@@ -25,9 +25,9 @@ from o4o_operator.testing.hosts import rootfs
 
 
 def _go_binaries() -> str:
-    """kube-apiserver, etcd and kubectl, then Pebble and challtestsrv, then SeaweedFS's weed (the S3 server):
+    """kube-apiserver, etcd and kubectl, then Pebble and challtestsrv, then the Versity S3 Gateway (the S3 server):
     Go builds, one at a time on 2 cores."""
-    return f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}; {s3bin.ensure_weed()}"
+    return f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}; {s3bin.ensure_s3_server()}"
 
 
 def _node_dist() -> str:

@@ -1,15 +1,15 @@
-"""A real S3-compatible server for the test world: SeaweedFS (``weed server -s3``) on free loopback ports.
+"""A real S3-compatible server for the test world: the Versity S3 Gateway (``versitygw posix``) on a free port.
 
-Owns: starting ``weed`` (master, volume, filer and S3 gateway in one process, data in a work directory) with one
-identity whose access key pair it makes up, waiting until the S3 gateway answers a signed request, making
-buckets, and stopping it. The gateway verifies SigV4, presigned URLs and their expiry included, so what the
-operator hands a host is tested for real.
+Owns: starting ``versitygw`` (objects as files in a work directory, metadata in extended attributes) with one
+root identity whose access key pair it makes up (handed over in its environment, never in argv), waiting until
+it answers a signed request, making buckets, and stopping it. The gateway verifies SigV4, presigned URLs and
+their expiry included, so what the operator hands a host is tested for real.
 Must not: be imported by shipped code, or listen beyond ``listen_host``.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -21,11 +21,11 @@ import botocore.config  # type: ignore[import-untyped,unused-ignore]
 import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 
 from o4o_operator.testing.processes import free_port, log_tail, start_process, stop_process
-from o4o_operator.testing.s3bin import BINARY, ensure_weed
+from o4o_operator.testing.s3bin import BINARY, ensure_s3_server
 
 READY_TIMEOUT = 60.0
 STOP_GRACE_SECONDS = 2.0
-"""weed lingers about 10 s after SIGTERM; its data is the test's own, so it is killed sooner."""
+"""The gateway's data is the test's own, so a slow shutdown is cut short."""
 
 
 class S3ServerError(RuntimeError):
@@ -41,7 +41,7 @@ class S3Server:
         self.access_key_id = "O4OTEST" + secrets.token_hex(6).upper()
         self.secret_access_key = secrets.token_urlsafe(24)
         self.port = 0
-        self.log_path = workdir / "seaweedfs.log"
+        self.log_path = workdir / "versitygw.log"
         self._process: Any = None
 
     @property
@@ -58,24 +58,13 @@ class S3Server:
     def start(self) -> S3Server:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "o4o-test", "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
-        config.chmod(0o600)
-        ports = {name: free_port(self.listen_host) for name in (
-            "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
-        self.port = ports["s3"]
-        host = self.listen_host
+        self.port = free_port(self.listen_host)
+        environment = {**os.environ, "ROOT_ACCESS_KEY": self.access_key_id,
+                       "ROOT_SECRET_KEY": self.secret_access_key}
         self._process = start_process([
-            str(ensure_weed() / BINARY), "server", f"-dir={data}", f"-ip={host}", f"-ip.bind={host}",
-            f"-master.port={ports['master']}", f"-master.port.grpc={ports['master.grpc']}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=16",
-            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume.grpc']}",
-            "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer.grpc']}",
-            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3.grpc']}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports otherwise; unused here
-        ], self.log_path)
+            str(ensure_s3_server() / BINARY), "--port", f"{self.listen_host}:{self.port}", "--region", "us-east-1",
+            "--quiet", "posix", str(data),
+        ], self.log_path, env=environment)
         try:
             self._wait_until_ready()
         except BaseException:
@@ -89,13 +78,13 @@ class S3Server:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise S3ServerError(f"weed exited with {self._process.returncode}:\n{log_tail(self.log_path)}")
+                raise S3ServerError(f"versitygw exited with {self._process.returncode}:\n{log_tail(self.log_path)}")
             try:
                 client.list_buckets()
                 return
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
                 time.sleep(0.1)
-        raise S3ServerError(f"weed's S3 gateway was not ready within {READY_TIMEOUT:.0f}s:\n"
+        raise S3ServerError(f"versitygw was not ready within {READY_TIMEOUT:.0f}s:\n"
                             f"{log_tail(self.log_path)}")
 
     def create_bucket(self, name: str) -> None:
