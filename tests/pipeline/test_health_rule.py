@@ -19,6 +19,7 @@ HEALTHY = b'{"status":"alive","database":{"status":"healthy"}}'
     (200, b"<html>down</html>", HealthVerdict(False, "the body is not JSON, expected database.status=healthy")),
     (200, b"", HealthVerdict(False, "the body is not JSON, expected database.status=healthy")),
     (200, b"\xff\xfe{", HealthVerdict(False, "the body is not JSON, expected database.status=healthy")),
+    (200, b'{"database":{"status":1}}', HealthVerdict(False, "database.status=1, expected healthy")),
     (200, b'{"database":{"status":{"ok":true}}}',
      HealthVerdict(False, 'database.status={"ok":true}, expected healthy')),
     (500, HEALTHY, HealthVerdict(False, "")),

@@ -17,7 +17,7 @@ from o4o_operator.providers.instance_api import BODY_LIMIT, HealthAnswer, instan
 HEALTHY = {"status": "alive", "database": {"status": "healthy"}}
 
 
-async def _fetch(server: Server, *, timeout: float = 10) -> HealthAnswer:
+async def _fetch(server: Server, *, timeout: float = 10) -> HealthAnswer:  # noqa: ASYNC109 - per call
     async with instance_api(server.url, timeout=timeout) as api:
         return await api.health("/api/health")
 
