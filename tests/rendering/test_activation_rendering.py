@@ -144,7 +144,8 @@ def test_activation_records_what_to_roll_back_to_before_it_switches_and_checks_n
     body = _body(render_script(name, CONTEXT))
     record = body.index('printf \'%s\\n\' "$previous" > "$PENDING_MARKER"')
     switch = body.index('o4o_relink_as_app "$TARGET" "$CURRENT"')
-    assert record < switch < body.index("\nreload_app\n") < body.index('o4o_result rollbackTo "${rollback_to#releases/}"')
+    reported = body.index('o4o_result rollbackTo "${rollback_to#releases/}"')
+    assert record < switch < body.index("\nreload_app\n") < reported
     assert "health_check" not in body and "RolledBack" not in body
 
 

@@ -37,6 +37,8 @@ SETTLE_TIMEOUT_SECONDS = STAGES_BY_NAME[StageName.CONFIGURE].script_timeout_seco
 UNHEALTHY = "HealthCheckFailed"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 Sleep = Callable[[float], Awaitable[None]]
+pause: Sleep = asyncio.sleep
+"""How :func:`run_health_gate` waits between attempts (tests replace it)."""
 
 
 def health_rule(host: HostContext) -> HealthRule:
@@ -137,4 +139,4 @@ async def gate_release(session: HostSession, host: HostContext, log: LogSink, re
 async def run_health_gate(instance: InstanceContext, host: HostContext,
                           results: Mapping[str, str]) -> dict[str, str]:
     """Configure's API step (a row's ``api_step``): :func:`gate_release` on the instance's session."""
-    return await gate_release(await instance.session(), host, instance.log, results)
+    return await gate_release(await instance.session(), host, instance.log, results, sleep=pause)

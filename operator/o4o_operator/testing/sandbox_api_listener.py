@@ -3,7 +3,8 @@
 Owns: one threaded ``http.server`` per :class:`~o4o_operator.testing.sandbox.SandboxHost`, bound to the
 host's address on a free port (sshd's ``SetEnv O4O_SANDBOX_API`` tells the test-peer connector where), that
 answers the login and apps routes with :func:`o4o_operator.testing.sandbox_apps_api.answer_request` over
-the host's ``$O4O_ROOT/.shim-apps.json``, every other path (the health path) as the curl shim answers it
+the host's ``$O4O_ROOT/.shim-apps.json`` (an unknown ``/api/v1/`` route: 404), a GET of any other path
+(the health path) as the curl shim answers it
 (:func:`planned_answer`: the host's HTTP plan, ``SandboxHost.set_http_response``, else
 :data:`~o4o_operator.testing.sandbox_shim.HEALTHY_BODY`), and the faults tests plan for it
 (:meth:`ApiListener.fail_next`).
@@ -81,7 +82,7 @@ class ApiListener:
                     return
                 if fault is not None:
                     status, body = fault.status, fault.body.encode()
-                elif not sandbox_apps_api.serves(self.path):
+                elif self.command == "GET" and not self.path.startswith("/api/v1/"):
                     status, body = planned_answer(listener.root, self.path)
                 else:
                     with listener._lock:

@@ -36,11 +36,6 @@ REFUSED = {"signage": "No manifest found for app: signage"}
 _ROUTES = re.compile(r"^/api/v1/(auth/login|admin/apps(/(market|install|activate|deactivate|uninstall))?)$")
 
 
-def serves(path: str) -> bool:
-    """Whether ``path`` is one of the login and apps routes this stand-in answers."""
-    return bool(_ROUTES.match(path.split("?", 1)[0]))
-
-
 def _state_path(root: Path | None = None) -> Path:
     return (root or Path(os.environ.get("O4O_ROOT", "/nonexistent-o4o-root"))) / ".shim-apps.json"
 

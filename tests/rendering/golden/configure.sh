@@ -406,7 +406,6 @@ fi
 reload_app
 rollback_to="$(cat "$PENDING_MARKER" 2>/dev/null || true)"
 [ -n "$rollback_to" ] && [ -d "$BASE_DIR/$rollback_to" ] || rollback_to=""
-# The operator checks health now (settle-release.sh then settles, or rolls back).
-o4o_result switched "$COMMIT"
+# The operator checks health now, then settles or rolls back (settle-release.sh).
 o4o_result rollbackTo "${rollback_to#releases/}"
 # ------------------------------------------------------------------------------
