@@ -101,7 +101,7 @@ async def test_o4os_default_data_source_is_bundled_with_its_own_tsup_at_the_boot
     session, _ = await _configure(EMPTY, {"bootstrap": {"mode": "synchronize"}})
     script = session.scripts[0]
     assert "DATA_SOURCE_MODULE=dist/o4o-bootstrap/connection.js\nDATA_SOURCE_EXPORT=AppDataSource" in script
-    assert ("DATA_SOURCE_BUILD=(node_modules/.bin/tsup src/database/connection.ts --out-dir dist/o4o-bootstrap)"
+    assert ("DATA_SOURCE_BUILD=(../../node_modules/.bin/tsup src/database/connection.ts --out-dir dist/o4o-bootstrap)"
             in script)
     assert "SEED_COMMAND=()" in script
 
