@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from o4o_operator.errors import PermanentError
+from o4o_operator.kubeapi_transport import ApiError
 from o4o_operator.runner import fleet_source
 from o4o_operator.runner.fleet import reconcile_fleet, summarize_member
 from o4o_operator.runner.fleet_source import resolve_revision
@@ -163,12 +164,19 @@ def test_the_target_is_resolved_once_and_a_quiet_pass_writes_nothing(repository:
     assert quiet.calls == []
 
 
-def test_a_template_the_instance_models_refuse_stalls_naming_the_fleet_field(repository: tuple[str, str]) -> None:
+def test_a_member_the_instance_schema_refuses_stalls_the_fleet_with_the_apiservers_words(
+        repository: tuple[str, str]) -> None:
     url, _ = repository
-    fleet = _fleet(url)
-    fleet["spec"]["template"]["tls"] = {"email": "not-an-email"}
-    api = FakeApi()
-    _pass(api, fleet, [])
-    assert not api.writes("POST")
+
+    class RefusingApi(FakeApi):
+        async def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+            self.calls.append((method, path, body))
+            if method == "POST":
+                raise ApiError(422, 'DeploymentInstance "m0" is invalid: spec.tls.email: Invalid value')
+            return {}
+
+    api = RefusingApi()
+    _pass(api, _fleet(url), [])
     stalled = next(c for c in api.writes("PATCH")[-1][1]["status"]["conditions"] if c["type"] == "Stalled")
-    assert stalled["reason"] == "TemplateInvalid" and stalled["message"].startswith("spec.template.tls.email")
+    assert stalled["status"] == "True" and stalled["reason"] == "MemberRefused"
+    assert "member m0" in stalled["message"] and "spec.tls.email" in stalled["message"]

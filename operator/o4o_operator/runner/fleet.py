@@ -3,9 +3,9 @@
 Owns: turning the watch cache's member summaries (:func:`summarize_member`, what the Kopf index keeps per
 DeploymentInstance) into the planner's :class:`MemberState`, resolving the template's revision once per
 change (runner/fleet_source.py; the target is kept in status and reused while the template names the same
-repository and revision), checking every member's DeploymentInstance spec before any is made, carrying out
-the plan (create, pin, delete; kubeapi_fleet.py writes only what the fleet owns) and writing the fleet's
-status when it changed. Reads no list from the API. Must not decide the rollout itself.
+repository and revision), carrying out the plan (create, pin, delete; kubeapi_fleet.py writes only what
+the fleet owns) and writing the fleet's status when it changed (a member the DeploymentInstance schema refuses stalls the fleet, ``MemberRefused``,
+with the apiserver's words). Reads no list from the API. Must not decide the rollout itself.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import pydantic
 
 from o4o_operator import kubeapi_fleet
-from o4o_operator.errors import PermanentError, StageError
-from o4o_operator.kubeapi_transport import KubeTransport
-from o4o_operator.models import DeploymentInstanceSpec, SourceSpec, merge_patch
+from o4o_operator.errors import StageError
+from o4o_operator.kubeapi_transport import ApiError, KubeTransport
+from o4o_operator.models import SourceSpec, merge_patch
 from o4o_operator.models_fleet import (
     FLEET_LABEL,
     PROMOTE_ANNOTATION,
@@ -71,27 +71,6 @@ def member_states(summaries: Iterable[Mapping[str, Any]], fleet_uid: str,
     return states
 
 
-def _template_problem(spec: DeploymentFleetSpec) -> PermanentError | None:
-    """The first member whose DeploymentInstance spec the models refuse, naming the fleet's field."""
-    for index, member in enumerate(spec.members):
-        try:
-            DeploymentInstanceSpec.model_validate(member_spec(spec.template, member, "0" * 40))
-        except pydantic.ValidationError as error:
-            message = refusal_message(error)  # spec.<DI field>: ...
-            field = message.split(":", 1)[0].removeprefix("spec.")
-            overridden = {"apps": "apps", "env": "env", "provider.lightsail.bundleId": "bundleId"}
-            where = next((f"spec.members[{index}].overrides.{name}" for prefix, name in overridden.items()
-                          if field.startswith(prefix) and getattr(member.overrides, _snake(name)) is not None),
-                         f"spec.template.{field}")
-            return PermanentError("TemplateInvalid", f"{where} (member {member.name}): "
-                                                     f"{message.split(':', 1)[1].strip()}")
-    return None
-
-
-def _snake(name: str) -> str:
-    return "bundle_id" if name == "bundleId" else name
-
-
 async def _target(spec: DeploymentFleetSpec, old: DeploymentFleetStatus, namespace: str,
                   read_secret: SecretReader) -> FleetTarget:
     source = SourceSpec.model_validate(spec.template.get("source") or {})
@@ -121,9 +100,6 @@ async def reconcile_fleet(api: KubeTransport, read_secret: SecretReader, body: M
                                                             refusal_message(error), now))
         return None
     try:
-        problem = _template_problem(spec)
-        if problem is not None:
-            raise problem
         target = await _target(spec, old, namespace, read_secret)
     except StageError as error:
         await _write(api, namespace, name, written, stalled(old, generation, error.reason, error.message, now))
@@ -138,8 +114,17 @@ async def reconcile_fleet(api: KubeTransport, read_secret: SecretReader, body: M
     for member_name, commit in decision.create:
         member = members[member_name]
         labels = {**member.labels, FLEET_LABEL: name}
-        await kubeapi_fleet.create_member(api, namespace, member_name, labels, owner,
-                                          member_spec(spec.template, member, commit))
+        try:
+            await kubeapi_fleet.create_member(api, namespace, member_name, labels, owner,
+                                              member_spec(spec.template, member, commit))
+        except ApiError as error:
+            if error.status != 422:
+                raise
+            # The DeploymentInstance schema (with its defaults) is the judge of the template: the apiserver
+            # names the member's field, which is the template's unless the member overrides it.
+            message = f"spec.template (member {member_name}, as the DeploymentInstance schema says): {error}"
+            await _write(api, namespace, name, written, stalled(old, generation, "MemberRefused", message, now))
+            return None
     for member_name in decision.pin:
         await kubeapi_fleet.pin_member(api, namespace, member_name, str(by_name[member_name]["resourceVersion"]),
                                        target.commit)
