@@ -4,8 +4,9 @@ Owns: turning the watch cache's member summaries (:func:`summarize_member`, what
 DeploymentInstance) into the planner's :class:`MemberState`, resolving the template's revision once per
 change (runner/fleet_source.py; the target is kept in status and reused while the template names the same
 repository and revision), carrying out the plan (create, pin, delete; kubeapi_fleet.py writes only what
-the fleet owns) and writing the fleet's status when it changed (a member the DeploymentInstance schema refuses stalls the fleet, ``MemberRefused``,
-with the apiserver's words). Reads no list from the API. Must not decide the rollout itself.
+the fleet owns) and writing the fleet's status when it changed. A member the DeploymentInstance schema
+refuses stalls the fleet (``MemberRefused``, in the apiserver's words). Reads no list from the API.
+Must not decide the rollout itself.
 """
 
 from __future__ import annotations
