@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from o4o_operator import metrics
 from o4o_operator.errors import PermanentError
 from o4o_operator.kubeapi_transport import ApiError
 from o4o_operator.runner import fleet_source
@@ -180,3 +181,15 @@ def test_a_member_the_instance_schema_refuses_stalls_the_fleet_with_the_apiserve
     stalled = next(c for c in api.writes("PATCH")[-1][1]["status"]["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "MemberRefused"
     assert "member m0" in stalled["message"] and "spec.tls.email" in stalled["message"]
+
+
+def test_a_pass_sets_the_fleets_gauges(repository: tuple[str, str]) -> None:
+    url, commit = repository
+    failed = _di("m0", revision=commit, ready=False)
+    failed["status"]["conditions"].append({"type": "Stalled", "status": "True", "reason": "BuildFailed"})
+    _pass(FakeApi(), _fleet(url), [failed, _di("m1"), _di("m2")])
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in metrics.REGISTRY.collect() for s in family.samples if s.name.startswith("o4o_fleet")}
+    assert samples[("o4o_fleet_rollout_halted", (("fleet", "shops"), ("namespace", "ns")))] == 1
+    assert samples[("o4o_fleet_members", (("fleet", "shops"), ("namespace", "ns"), ("state", "failed")))] == 1
+    assert samples[("o4o_fleet_members", (("fleet", "shops"), ("namespace", "ns"), ("state", "pending")))] == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import pydantic
 
-from o4o_operator import kubeapi_fleet
+from o4o_operator import kubeapi_fleet, metrics
 from o4o_operator.errors import StageError
 from o4o_operator.kubeapi_transport import ApiError, KubeTransport
 from o4o_operator.models import SourceSpec, merge_patch
@@ -132,6 +132,11 @@ async def reconcile_fleet(api: KubeTransport, read_secret: SecretReader, body: M
     for member_name in decision.delete:
         await kubeapi_fleet.delete_member(api, namespace, member_name, str(by_name[member_name]["uid"]))
     await _write(api, namespace, name, written, decision.status)
+    waves = decision.status.waves
+    halted = decision.status.condition("Stalled")
+    metrics.record_fleet(namespace, name, updated=sum(w.updated for w in waves), failed=sum(w.failed for w in waves),
+                         pending=sum(w.pending for w in waves), total=decision.status.members,
+                         halted=halted is not None and halted.reason == "RolloutHalted" and halted.status == "True")
     return decision.recheck_seconds
 
 
