@@ -21,6 +21,7 @@ from o4o_operator.testing import ControlPlane
 
 REPO = Path(__file__).resolve().parent.parent
 CRD_PATH = REPO / "crds" / "deploymentinstances.deploy.o4o.io.yaml"
+FLEET_CRD_PATH = REPO / "crds" / "deploymentfleets.deploy.o4o.io.yaml"
 _namespace_numbers = itertools.count(1)
 BOOTED_HOSTS_GROUP = "booted-hosts"
 BOOTED_HOST_DIRECTORIES = ("real", "realhosts")
@@ -73,9 +74,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver with the DeploymentInstance CRD installed."""
+    """etcd + kube-apiserver with the DeploymentInstance and DeploymentFleet CRDs installed."""
     with ControlPlane() as plane:
-        plane.install_crds([CRD_PATH])
+        plane.install_crds([CRD_PATH, FLEET_CRD_PATH])
         yield plane
 
 

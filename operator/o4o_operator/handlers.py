@@ -47,6 +47,11 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return _state(memo).runtime()
 
 
+def operator_runtime(memo: kopf.Memo) -> Runtime:
+    """The operator-wide runtime, for the other handler modules (handlers_fleet)."""
+    return _runtime(memo)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER

@@ -63,7 +63,7 @@ def test_rules_pass_promtool_check(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}, sort_keys=False))
     result = promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 @pytest.mark.parametrize("alert", sorted(alerts()))
@@ -84,7 +84,7 @@ def test_every_alert_has_firing_and_quiet_cases() -> None:
 
 def test_alerts_follow_the_conventions() -> None:
     assert set(alerts()) == {"DeploymentInstanceFailed", "DeploymentInstanceStuck", "OperatorDown",
-                             "HighReconcileErrorRate", "CertificateExpiringSoon"}
+                             "HighReconcileErrorRate", "CertificateExpiringSoon", "DeploymentFleetRolloutHalted"}
     for name, rule in alerts().items():
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         assert set(rule["annotations"]) == {"summary", "description", "runbook"}, name
@@ -122,6 +122,7 @@ MUTATIONS = [
     ("CertificateExpiringSoon", "expr", "14 * 86400", "31 * 86400", "window too wide"),
     ("CertificateExpiringSoon", "expr", "(o4o_certificate_expiry_timestamp_seconds > 0)",
      "(o4o_certificate_expiry_timestamp_seconds)", "no certificate yet counts as expired"),
+    ("DeploymentFleetRolloutHalted", "expr", "== 1", ">= 0", "a fleet that is not halted counts"),
     *((alert, "expr", "", "vector(1) > 2", "never fires") for alert in sorted(alerts())),
     *((alert, "for", "", "0s", "fires without waiting") for alert in sorted(alerts())),
 ]
