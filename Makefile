@@ -12,7 +12,7 @@ SOURCE ?=
 DEBIAN_TOOLS := sshd:openssh-server ssh:openssh-client nginx:nginx shellcheck:shellcheck \
 	promtool:prometheus lua5.1:lua5.1 chromium:chromium git:git certbot:certbot dig:bind9-dnsutils \
 	debootstrap:debootstrap systemd-nspawn:systemd-container tinyproxy:tinyproxy ip:iproute2 curl:curl \
-	cc:gcc
+	cc:gcc podman:podman runc:runc
 
 .PHONY: help venv lock lock-check debian-packages testbin lint test screenshot dev bench clean
 

@@ -85,7 +85,7 @@ def _run(options: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from o4o_operator import handlers, kopf_namespaces, metrics
+    from o4o_operator import handlers, handlers_fleet, kopf_namespaces, metrics
 
     kopf_namespaces.install()
     kopf.configure(verbose=options.verbose, quiet=options.quiet)
@@ -99,7 +99,7 @@ def _run(options: argparse.Namespace) -> int:
             namespaces=options.namespace, liveness_endpoint=liveness))
     except KeyboardInterrupt:
         return 130
-    assert handlers  # registered on import
+    assert handlers and handlers_fleet  # registered on import
     return 0
 
 

@@ -58,6 +58,9 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AmbientIdentityNotGranted", "ZoneNotGranted",
     # the database's bootstrap (pipeline/bootstrap.py, templates/scripts/_bootstrap.sh)
     "BootstrapRestoreUnavailable", "DatabaseBootstrapFailed", "DatabaseNotEmpty",
+    # a DeploymentFleet's rollout (pipeline/fleet_rollout.py, pipeline/fleet_waves.py, runner/fleet.py)
+    "DeadlineExceeded", "DuplicateDomain", "MemberNameTaken", "OverlappingSelectors", "RolloutHalted",
+    "WaveMatchesNothing", "TemplateInvalid", "MemberRefused",
 })
 """Every reason the operator and its scripts use; ``tests/runner/test_errors.py`` keeps it complete."""
 

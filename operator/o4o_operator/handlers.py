@@ -11,6 +11,7 @@ state, the runtime and the metrics live in :mod:`o4o_operator.runner.runtime`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from typing import Any
 
@@ -46,6 +47,11 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return _state(memo).runtime()
 
 
+def operator_runtime(memo: kopf.Memo) -> Runtime:
+    """The operator-wide runtime, for the other handler modules (handlers_fleet)."""
+    return _runtime(memo)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
@@ -67,7 +73,12 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 def _credentials(info: kopf.ConnectionInfo) -> Credentials:
     def as_bytes(value: Any) -> bytes | None:
-        return value.encode() if isinstance(value, str) else value
+        """PEM, as the transport loads it: a kubeconfig's ``*-data`` fields are base64 of PEM (Kopf keeps
+        them as found and decodes them itself, only for its own client)."""
+        data = value.encode() if isinstance(value, str) else value
+        if data is None or data.lstrip().startswith(b"-----BEGIN"):
+            return data
+        return base64.b64decode(data, validate=True)
 
     return Credentials(
         server=info.server, ca_path=str(info.ca_path) if info.ca_path else None, ca_data=as_bytes(info.ca_data),

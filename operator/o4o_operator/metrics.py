@@ -2,7 +2,8 @@
 
 Owns: metric names, help texts and label sets. Labels are bounded vocabularies
 (stage names, CamelCase reasons, operation names, outcomes); only the
-certificate expiry and the backup gauges are per instance. Must not hold free text or secrets.
+certificate expiry and the backup gauges are per instance, and the fleet gauges per fleet. Must not hold free
+text or secrets.
 """
 
 from __future__ import annotations
@@ -61,3 +62,22 @@ BACKUP_DURATION = Gauge(
     "o4o_backup_duration_seconds", "How long each instance's newest database backup took (dump and upload).",
     ["namespace", "name"], registry=REGISTRY,
 )
+FLEET_MEMBERS = Gauge(
+    "o4o_fleet_members",
+    "A DeploymentFleet's members on its current target, by state: updated, rolling, failed, pending.",
+    ["namespace", "fleet", "state"],
+    registry=REGISTRY,
+)
+FLEET_HALTED = Gauge(
+    "o4o_fleet_rollout_halted", "1 while a DeploymentFleet's rollout is halted (failureThreshold reached).",
+    ["namespace", "fleet"], registry=REGISTRY,
+)
+
+
+def record_fleet(namespace: str, fleet: str, updated: int, failed: int, pending: int, total: int,
+                 halted: bool) -> None:
+    """Set one fleet's gauges from the status its last pass wrote."""
+    rolling = max(0, total - updated - failed - pending)
+    for state, value in (("updated", updated), ("rolling", rolling), ("failed", failed), ("pending", pending)):
+        FLEET_MEMBERS.labels(namespace=namespace, fleet=fleet, state=state).set(value)
+    FLEET_HALTED.labels(namespace=namespace, fleet=fleet).set(1 if halted else 0)

@@ -46,7 +46,8 @@ HEALTH_VALUE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 """The value a health body's field must hold, such as ``healthy``."""
 EXPORT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 """A JavaScript module's export, such as ``AppDataSource`` (``default`` for the default export)."""
-DATA_SOURCE_BUILD_DEFAULT = ("node_modules/.bin/tsup", "src/database/connection.ts", "--out-dir", "dist/o4o-bootstrap")
+DATA_SOURCE_BUILD_DEFAULT = ("../../node_modules/.bin/tsup", "src/database/connection.ts", "--out-dir",
+                             "dist/o4o-bootstrap")
 """O4O's: its ``build:api`` (tsup) bundles only its entry points, and Node cannot load the ``tsc`` output of its
 entities (workspace packages exported as TypeScript sources), so its data source is bundled with upstream's own
 tsup configuration (externals, decorator metadata) into a directory of its own."""

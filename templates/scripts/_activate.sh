@@ -1,18 +1,6 @@
-# ---- release activation: switch, reload, check, roll back --------------------
-COMMIT={{ ctx.commit | shquote }}
-BASE_DIR="$R"{{ ctx.base_dir | shquote }}
-RELEASES_DIR="$BASE_DIR/releases"
-CURRENT="$BASE_DIR/current"
+# ---- release activation: migrate, switch, reload (the operator then checks health) -------
+{% include "scripts/_release.sh" %}
 TARGET="releases/$COMMIT"
-ECOSYSTEM="$R"{{ ctx.ecosystem_path | shquote }}
-PM2_APP={{ ctx.pm2_app_name | shquote }}
-HEALTH_ATTEMPTS={{ ctx.health_attempts | shquote }}
-HEALTH_INTERVAL={{ ctx.health_interval_seconds | shquote }}
-KEEP_RELEASES={{ ctx.keep_releases | shquote }}
-# Root writes the activation log and the failure marker, so they live in its own state directory.
-ACTIVATIONS="$R"{{ ctx.activation_log_dir | shquote }}
-ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
-FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
 MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
 API_DIR={{ ctx.api_dir | shquote }}
 MIGRATE_COMMAND=({% for word in ctx.api_migrate_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
@@ -20,38 +8,8 @@ MIGRATE_ENV_FILE="$R"{{ ctx.env_path | shquote }}
 UPLOADS_DIR="$R"{{ ctx.uploads_dir | shquote }}
 {% include "scripts/_bootstrap.sh" %}
 RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
-{% include "scripts/_health.sh" %}
 
-reload_app() {
-  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
-  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
-  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
-    o4o_step "Starting pm2-$APP_USER: it was not running"
-    systemctl start "pm2-$APP_USER"
-  fi
-  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
-  as_app pm2 save --force >/dev/null
-}
 
-# Every health path, HEALTH_ATTEMPTS times at most, each attempt logged into the release's activation log.
-health_check() {
-  local attempt report stamp line healthy
-  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
-    healthy=1
-    report="$(health_check_once)" || healthy=0
-    stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    while IFS= read -r line; do
-      printf '%s attempt %s/%s: %s\n' "$stamp" "$attempt" "$HEALTH_ATTEMPTS" "$line"
-    done <<< "$report" | tee -a "$ACTIVATION_LOG"
-    if [ "$healthy" = 1 ]; then
-      return 0
-    fi
-    if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then
-      sleep "$HEALTH_INTERVAL"
-    fi
-  done
-  return 1
-}
 
 # Uploads live outside the releases: the place the API writes them to, in the new release, links to the
 # shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
@@ -108,20 +66,6 @@ migrate_release() {
   fi
 }
 
-prune_releases() {
-  local live count=0 name
-  live="$(readlink "$CURRENT" 2>/dev/null || true)"
-  live="${live#releases/}"
-  while read -r _ name; do
-    count=$((count + 1))
-    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
-      continue
-    fi
-    o4o_step "Pruning release $name"
-    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
-    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated"
-  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
-}
 
 for built in .o4o-built-site .o4o-built-api; do
   [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
@@ -134,30 +78,23 @@ link_uploads
 bootstrap_database
 migrate_release
 bootstrap_after_migration
+# The release to roll back to, should this one fail its health check: the one current leaves (recorded
+# before the switch), or, when current already is this release, what a switch the operator did not see
+# through recorded.
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else
+  if [ -n "$previous" ] && [ -d "$BASE_DIR/$previous" ]; then
+    printf '%s\n' "$previous" > "$PENDING_MARKER"
+  else
+    rm -f "$PENDING_MARKER"
+  fi
   o4o_step "Switching current from ${previous:-nothing} to $TARGET"
   o4o_relink_as_app "$TARGET" "$CURRENT"
 fi
 reload_app
-
-if health_check; then
-  rm -f "$FAILED_MARKER"
-  o4o_result release "$COMMIT"
-  prune_releases
-else
-  touch "$FAILED_MARKER"
-  as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
-  if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
-    o4o_step "Rolling back to $previous"
-    o4o_relink_as_app "$previous" "$CURRENT"
-    reload_app
-    if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
-    prune_releases
-    o4o_result release "${previous#releases/}"
-    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is on the host in ${ACTIVATION_LOG#"$R"}"
-  fi
-  o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
-fi
+rollback_to="$(cat "$PENDING_MARKER" 2>/dev/null || true)"
+[ -n "$rollback_to" ] && [ -d "$BASE_DIR/$rollback_to" ] || rollback_to=""
+# The operator checks health now, then settles or rolls back (settle-release.sh).
+o4o_result rollbackTo "${rollback_to#releases/}"
 # ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Activate release {{ ctx.commit }} of {{ ctx.instance_name }}: switch `current`, reload PM2, check
-# health through nginx, and roll back to the previous release if the check fails.
+# Activate release {{ ctx.commit }} of {{ ctx.instance_name }}: migrate, switch `current` and reload PM2. The
+# operator then checks health (check-health.sh) and settles or rolls back (settle-release.sh).
 # Rendered by o4o-operator. Safe to re-run.
 set -euo pipefail
 {% include "scripts/_common.sh" %}

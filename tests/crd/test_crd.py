@@ -89,7 +89,7 @@ def test_source_and_build_default_to_o4o_and_agree_with_the_models(control_plane
                 "adminCommand": ["npx", "tsx", "src/scripts/create-admin-user.ts", "--email=${O4O_ADMIN_EMAIL}",
                                  "--password=${O4O_ADMIN_PASSWORD}"],
                 "dataSource": {"module": "dist/o4o-bootstrap/connection.js", "export": "AppDataSource",
-                               "buildCommand": ["node_modules/.bin/tsup", "src/database/connection.ts",
+                               "buildCommand": ["../../node_modules/.bin/tsup", "src/database/connection.ts",
                                                 "--out-dir", "dist/o4o-bootstrap"]},
                 "seedCommand": []},
         "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},

@@ -34,6 +34,8 @@ HEALTH = MANIFESTS / "argocd" / "health.lua"
 PATCH = MANIFESTS / "argocd" / "argocd-cm-patch.yaml"
 HARNESS = HERE / "lua" / "harness.lua"
 KEY = "resource.customizations.health.deploy.o4o.io_DeploymentInstance"
+FLEET_KEY = "resource.customizations.health.deploy.o4o.io_DeploymentFleet"
+FLEET_HEALTH = MANIFESTS / "argocd" / "fleet-health.lua"
 T0 = "2025-01-01T00:00:00Z"
 
 
@@ -220,8 +222,9 @@ def test_the_patch_carries_health_lua_verbatim(render: Render) -> None:
     patch = yaml.safe_load(PATCH.read_text())
     assert (patch["kind"], patch["metadata"]["name"], patch["metadata"]["namespace"]) == (
         "ConfigMap", "argocd-cm", "argocd")
-    assert list(patch["data"]) == [KEY]
+    assert sorted(patch["data"]) == [FLEET_KEY, KEY]
     assert patch["data"][KEY] == HEALTH.read_text(), "regenerate: kubectl kustomize manifests/argocd"
+    assert patch["data"][FLEET_KEY] == FLEET_HEALTH.read_text(), "regenerate: kubectl kustomize manifests/argocd"
     (generated,) = render(MANIFESTS / "argocd")
     assert generated == patch
 
@@ -240,4 +243,4 @@ def test_the_patch_merges_into_an_existing_argocd_cm(control_plane: ControlPlane
                           "--patch-file", str(PATCH))
     data = json.loads(control_plane.kubectl("get", "configmap", "argocd-cm", "-n", "argocd",
                                             "-o", "json").stdout)["data"]
-    assert data == {**existing["data"], KEY: HEALTH.read_text()}
+    assert data == {**existing["data"], KEY: HEALTH.read_text(), FLEET_KEY: FLEET_HEALTH.read_text()}

@@ -86,6 +86,7 @@ def test_default_renders_every_part_into_o4o_system(default: list[dict[str, Any]
     assert kinds == {
         ("Namespace", SYSTEM_NAMESPACE),
         ("CustomResourceDefinition", CRD_NAME),
+        ("CustomResourceDefinition", "deploymentfleets.deploy.o4o.io"),
         ("ServiceAccount", "o4o-operator"),
         ("ServiceAccount", "o4o-dashboard"),
         ("ClusterRole", "o4o-operator"),
@@ -337,7 +338,7 @@ def test_default_passes_server_side_dry_run(control_plane: ControlPlane) -> None
     result = control_plane.kubectl("apply", "-k", str(MANIFESTS / "default"), "--dry-run=server",
                                    "--validate=strict")
     applied = result.stdout.splitlines()
-    assert len(applied) == 15, result.stdout
+    assert len(applied) == 16, result.stdout
     assert all("(server dry run)" in line for line in applied)
     assert "PodSecurity" not in result.stderr, result.stderr
 

@@ -63,7 +63,7 @@ def test_rules_pass_promtool_check(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}, sort_keys=False))
     result = promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 @pytest.mark.parametrize("alert", sorted(alerts()))
@@ -84,7 +84,8 @@ def test_every_alert_has_firing_and_quiet_cases() -> None:
 
 def test_alerts_follow_the_conventions() -> None:
     assert set(alerts()) == {"DeploymentInstanceFailed", "DeploymentInstanceStuck", "OperatorDown",
-                             "HighReconcileErrorRate", "CertificateExpiringSoon", "BackupOverdue"}
+                             "HighReconcileErrorRate", "CertificateExpiringSoon", "BackupOverdue",
+                             "DeploymentFleetRolloutHalted"}
     for name, rule in alerts().items():
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         assert set(rule["annotations"]) == {"summary", "description", "runbook"}, name
@@ -125,6 +126,7 @@ MUTATIONS = [
     ("BackupOverdue", "expr", "8 * 86400", "30 * 86400", "window too wide"),
     ("BackupOverdue", "expr", "(o4o_backup_last_success_timestamp_seconds > 0)",
      "(o4o_backup_last_success_timestamp_seconds)", "no backup yet counts as overdue"),
+    ("DeploymentFleetRolloutHalted", "expr", "== 1", ">= 0", "a fleet that is not halted counts"),
     *((alert, "expr", "", "vector(1) > 2", "never fires") for alert in sorted(alerts())),
     *((alert, "for", "", "0s", "fires without waiting") for alert in sorted(alerts())),
 ]

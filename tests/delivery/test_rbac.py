@@ -29,6 +29,7 @@ from o4o_operator.testing import ControlPlane
 SYSTEM_NAMESPACE = "o4o-system"
 TENANT = "o4o-delivery-tenant"  # stands for any namespace holding DeploymentInstances
 DI = "deploymentinstances.deploy.o4o.io"
+FLEET = "deploymentfleets.deploy.o4o.io"
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,13 @@ OPERATOR_TABLE = [
     Ask("list", "customresourcedefinitions.apiextensions.k8s.io", True, None),
     Ask("watch", "customresourcedefinitions.apiextensions.k8s.io", True, None),
     # application
+    Ask("list", FLEET, True, None),
+    Ask("watch", FLEET, True, None),
+    Ask("patch", FLEET, True),
+    Ask("patch", FLEET, True, subresource="status"),
     Ask("create", "events", True),
+    Ask("create", DI, True),  # a fleet's members, owned by the fleet
+    Ask("delete", DI, True),  # a member removed from its fleet
     Ask("get", "secrets", True),
     Ask("patch", "secrets", True),  # its own finalizer on held Secrets, keys of its own <name>-database
     Ask("create", "secrets", True),  # its own <name>-database (runner/generated_secret.py)
@@ -153,9 +160,10 @@ OPERATOR_TABLE = [
     Ask("get", "configmaps", False),
     Ask("list", "configmaps", False),
     Ask("patch", "events", False),
-    Ask("create", DI, False),
-    Ask("delete", DI, False),
     Ask("update", DI, False),
+    Ask("create", FLEET, False),
+    Ask("delete", FLEET, False),
+    Ask("update", FLEET, False),
     Ask("delete", "namespaces", False, None),
     Ask("create", "namespaces", False, None),
     Ask("create", "deployments.apps", False),

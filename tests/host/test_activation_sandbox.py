@@ -1,6 +1,8 @@
-"""Activation on a SandboxHost: the migration before the switch, the health body, uploads outside releases.
+"""Activation on a SandboxHost: the migration before the switch, the health gate, uploads outside releases.
 
-The rendered scripts run over real SSH against the O4O-shaped fixture. The migration is the release's own
+The rendered scripts run over real SSH against the O4O-shaped fixture; configure's health gate runs as the
+operator runs it (runner/health_gate.py: the body through an SSH tunnel to the sandbox's API listener, the
+status codes through the curl shim's nginx). The migration is the release's own
 ``dist/migrate.js`` run by real Node.js (through the sandbox's node shim), so what it records, its working
 directory, its environment and what ``current`` was while it ran, is what the script really gave it.
 """
@@ -18,6 +20,7 @@ from o4o_operator.markers import parse_results
 from o4o_operator.pipeline.stages import StageName, script_for
 from o4o_operator.providers.ssh import SshSession
 from o4o_operator.rendering import HostContext, render_ecosystem, render_env, render_nginx_site, render_script
+from o4o_operator.runner.health_gate import check_health, gate_release
 from o4o_operator.testing import SandboxHost, commit_files, make_fixture_repo
 from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
 
@@ -54,6 +57,11 @@ class Host:
         return parse_results(lines)
 
     async def deploy(self, commit: str) -> dict[str, str]:
+        await self.deploy_files(commit)
+        return await self.activate(self.context.with_commit(commit))
+
+    async def deploy_files(self, commit: str) -> None:
+        """Source, builds and the files configure expects to find uploaded."""
         assert (await self.run(StageName.SOURCE))["commit"] == commit
         context = self.context.with_commit(commit)
         await self.run(StageName.BUILD_SITE, context)
@@ -65,7 +73,16 @@ class Host:
         for https in (False, True):
             await self.session.upload(context.nginx_site_path(https), render_nginx_site(context, https).encode(),
                                       mode=0o644)
-        return await self.run(StageName.CONFIGURE, context)
+
+    async def activate(self, context: HostContext) -> dict[str, str]:
+        """The configure stage as the operator runs it: the script (which switches), then the health gate."""
+        results = await self.run(StageName.CONFIGURE, context)
+        return {**results, **await gate_release(self.session, context, lambda line: None, results)}
+
+    async def check(self, context: HostContext | None = None) -> dict[str, str]:
+        """The drift check's health check."""
+        await check_health(self.session, context or self.context, lambda line: None)
+        return {"health": "ok"}
 
     def current(self) -> str:
         return self.sandbox.path(self.context.current_link).readlink().as_posix()
@@ -176,16 +193,44 @@ async def test_an_unhealthy_body_rolls_back_and_the_drift_check_reports_it(host:
     assert "database.status=not_initialized, expected healthy" in host.activation_log(second)
     assert "database.status=healthy" in host.activation_log(second)  # the old release, after the rollback
 
-    assert await host.run("check-health") == {"health": "ok"}
+    assert await host.check() == {"health": "ok"}
     host.sandbox.set_http_response(200, '{"database":{"status":"unhealthy"}}', url_contains="/api/health")
     with pytest.raises(TransientError) as drift:
-        await host.run("check-health")
+        await host.check()
     assert drift.value.reason == "HealthCheckFailed"
     # With no body field, the status code alone decides.
-    assert await host.run("check-health", dataclasses.replace(host.context, health_body_field="")) == {
-        "health": "ok"}
+    assert await host.check(dataclasses.replace(host.context, health_body_field="")) == {"health": "ok"}
     host.sandbox.set_http_response(200, HEALTHY_BODY, url_contains="/api/health")
-    assert await host.run("check-health") == {"health": "ok"}
+    assert await host.check() == {"health": "ok"}
+
+
+async def test_an_activation_cut_between_switch_and_settle_rolls_back_on_the_next_pass(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    second = commit_files(host.repo, {"VERSION": "2\n"}, "Second")
+    host.sandbox.set_http_response(200, NOT_INITIALIZED, url_contains="/api/health", live_release=second)
+    context = host.context.with_commit(second)
+    await host.deploy_files(second)
+    await host.run(StageName.CONFIGURE, context)  # switched; the operator died before its health gate
+    assert host.current() == f"releases/{second}"
+    with pytest.raises(PermanentError) as caught:
+        await host.activate(context)  # the next pass: current already is the new release
+    assert caught.value.reason == "RolledBack"
+    assert f"rolled back to {host.first_commit} (healthy)" in caught.value.message
+    assert host.current() == f"releases/{host.first_commit}"
+    assert not host.sandbox.path(host.context.activation_log_dir + f"/{second}.previous").exists()
+
+
+async def test_the_health_body_comes_through_the_tunnel_and_nginx_is_probed_on_the_host(host: Host) -> None:
+    await host.deploy(host.first_commit)
+    host.sandbox.api.fail_next("/api/health", status=200, body='{"database":{"status":"migrating"}}')
+    with pytest.raises(TransientError) as caught:
+        await host.check()
+    assert caught.value.reason == "HealthCheckFailed"
+    assert "HTTP 200 http://127.0.0.1/api/health database.status=migrating, expected healthy" in caught.value.message
+    host.sandbox.api.fail_next("/api/health", close=True, times=2)  # aiohttp retries a dropped GET once
+    with pytest.raises(TransientError) as unanswered:
+        await host.check()
+    assert "(the API at 127.0.0.1:3001/api/health did not answer:" in unanswered.value.message
 
 
 async def test_uploads_survive_a_release_switch_and_a_rollback(host: Host) -> None:

@@ -20,6 +20,7 @@ from o4o_operator.rendering import (
     render_nginx_site,
     render_script,
 )
+from o4o_operator.runner.health_gate import gate_release
 from o4o_operator.testing import SandboxHost, commit_files, make_fixture_repo
 from o4o_operator.testing.fixture_repo import tag_commit
 from o4o_operator.testing.pki import make_pki
@@ -47,9 +48,13 @@ class Host:
             lines.append(line)
             self.log.append(line)
 
-        script = render_script(script_for(stage) if isinstance(stage, StageName) else stage, context or self.context)
+        context = context or self.context
+        script = render_script(script_for(stage) if isinstance(stage, StageName) else stage, context)
         await self.session.run(script, timeout=120, log=sink, env={"O4O_GIT_TOKEN": TOKEN_CANARY})
-        return parse_results(lines)
+        results = parse_results(lines)
+        if stage is StageName.CONFIGURE:  # then its row's API step, as the runner runs it: the health gate
+            results.update(await gate_release(self.session, context, sink, results))
+        return results
 
     async def upload_configuration(self, context: HostContext) -> None:
         await self.session.upload(context.env_path, render_env({"DATABASE_PASSWORD": ENV_CANARY}).encode(),
@@ -165,7 +170,7 @@ async def test_a_changed_repository_is_cloned_afresh_and_the_old_ones_refs_do_no
 
 async def test_first_deploy_builds_activates_and_passes_its_health_check(host: Host) -> None:
     results = await host.deploy(host.first_commit)
-    assert results == {"nginxSite": "http", "release": host.first_commit}
+    assert results == {"nginxSite": "http", "rollbackTo": "", "release": host.first_commit}
     release = host.sandbox.path(host.context.release_dir(host.first_commit))
     assert (release / "apps/main-site/dist/index.html").exists()
     assert (release / "apps/api-server/dist/main.js").exists()

@@ -166,3 +166,21 @@ async def test_a_client_key_given_as_data_leaves_no_file_behind(
     finally:
         await kube.close()
     assert os.listdir(tmp_path) == []
+
+
+async def test_a_kubeconfig_with_its_files_inlined_logs_in(
+        control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most kubeconfigs (kind, EKS, GKE, a copied admin.conf) inline the CA, certificate and key as base64 in
+    ``*-data`` fields. Kopf's login keeps them as found; the operator's own client must decode them."""
+    import kopf
+
+    from o4o_operator import handlers
+
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.write_inlined_kubeconfig(tmp_path / "kubeconfig")))
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert info is not None and info.ca_path is None and info.ca_data is not None
+    kube = KubeApi(handlers._credentials(info))
+    try:
+        assert await kube.get_instance("default", "absent") is None  # TLS verified, authenticated
+    finally:
+        await kube.close()

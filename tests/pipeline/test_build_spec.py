@@ -42,7 +42,7 @@ def test_a_spec_that_says_nothing_deploys_o4o_from_its_public_repository() -> No
                 "adminCommand": ["npx", "tsx", "src/scripts/create-admin-user.ts", "--email=${O4O_ADMIN_EMAIL}",
                                  "--password=${O4O_ADMIN_PASSWORD}"],
                 "dataSource": {"module": "dist/o4o-bootstrap/connection.js", "export": "AppDataSource",
-                               "buildCommand": ["node_modules/.bin/tsup", "src/database/connection.ts",
+                               "buildCommand": ["../../node_modules/.bin/tsup", "src/database/connection.ts",
                                                 "--out-dir", "dist/o4o-bootstrap"]},
                 "seedCommand": []},
         "health": {"path": "/api/health", "bodyField": "database.status", "expect": "healthy"},

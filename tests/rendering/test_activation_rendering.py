@@ -1,15 +1,13 @@
 """Activation as rendered: migrations before the switch, the health body, uploads outside the releases.
 
-The rendered scripts are read, not run (the sandbox tests in tests/host run them); only the health body's
-reader, a few lines of JavaScript, runs here, under the machine's own node.
+The rendered scripts are read, not run (the sandbox tests in tests/host run them). The health body is the
+operator's to judge (tests/pipeline/test_health_rule.py): no host script reads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
-import subprocess
 
 import pytest
 
@@ -64,7 +62,8 @@ def test_the_migration_runs_as_the_app_user_in_the_new_release_with_nodes_env_fi
 
 def test_a_migrated_release_is_skipped_by_its_markers_content() -> None:
     script = render_script("configure", CONTEXT)
-    function = script[script.index("migrate_release() {"):script.index("prune_releases() {")]
+    start = script.index("migrate_release() {")
+    function = script[start:script.index("\n}\n", start)]
     skip = function.index('if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "$migration" ]; then')
     run = function.index("as_app env NODE_ENV=production node")
     mark = function.index('printf \'%s\\n\' "$migration" > "$MIGRATED_MARKER"')
@@ -115,18 +114,49 @@ def test_without_a_bundle_step_nothing_is_kept_but_the_migrate_script_is_still_c
 
 # ---- health -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["check-health", *ACTIVATING])
-def test_the_health_body_is_read_for_the_api_path(name: str) -> None:
+HEALTH_SCRIPTS = ("check-health", "settle-release", *ACTIVATING)
+
+
+@pytest.mark.parametrize("name", HEALTH_SCRIPTS)
+def test_no_host_script_reads_the_health_body(name: str) -> None:
+    """The body is fetched and judged by the operator (pipeline/health.py); the host probes status codes."""
     script = render_script(name, CONTEXT)
-    for line in ("HEALTH_API_PATH=/api/health", "HEALTH_BODY_FIELD=database.status", "HEALTH_EXPECT=healthy"):
-        assert f"\n{line}\n" in script
-    assert 'node -e "$HEALTH_BODY_CHECK" -- "$HEALTH_BODY_FIELD" "$HEALTH_EXPECT" < "$1"' in script
+    for reading in ("HEALTH_BODY_CHECK", "JSON.parse", "HEALTH_EXPECT", "health_body_check"):
+        assert reading not in script
+    # Only a backup's upload (_backup.sh) may curl from a script that migrates; nothing else there does.
+    curls = [line for line in script.splitlines() if re.search(r"\bcurl -", line) and "--upload-file" not in line]
+    assert any("curl -sS -o /dev/null" in line for line in curls) if name == "check-health" else not curls
+
+
+def test_check_health_takes_the_operators_verdict_on_the_body() -> None:
+    script = render_script("check-health", CONTEXT)
+    assert '\nHEALTH_BODY_OK="${O4O_HEALTH_BODY_OK:-0}"\n' in script  # unjudged is unhealthy
+    assert "\nHEALTH_API_PATH=/api/health\n" in script
+    assert '[ "$HEALTH_BODY_OK" = 1 ] || status=1' in script
 
 
 def test_an_empty_body_field_leaves_the_status_code_alone() -> None:
     script = render_script("check-health", dataclasses.replace(CONTEXT, health_body_field=""))
-    assert "\nHEALTH_BODY_FIELD=''\n" in script
-    assert '[ -n "$HEALTH_BODY_FIELD" ]' in script
+    assert "\nHEALTH_BODY_OK=1\n" in script
+    assert "${O4O_HEALTH_BODY_OK" not in script
+
+
+@pytest.mark.parametrize("name", ACTIVATING)
+def test_activation_records_what_to_roll_back_to_before_it_switches_and_checks_no_health(name: str) -> None:
+    body = _body(render_script(name, CONTEXT))
+    record = body.index('printf \'%s\\n\' "$previous" > "$PENDING_MARKER"')
+    switch = body.index('o4o_relink_as_app "$TARGET" "$CURRENT"')
+    reported = body.index('o4o_result rollbackTo "${rollback_to#releases/}"')
+    assert record < switch < body.index("\nreload_app\n") < reported
+    assert "health_check" not in body and "RolledBack" not in body
+
+
+def test_settling_keeps_rolls_back_or_finishes_a_rollback_and_forgets_the_record() -> None:
+    script = render_script("settle-release", CONTEXT)
+    assert '\nPENDING_MARKER="$ACTIVATIONS/$COMMIT.previous"\n' in script
+    for mode in ("healthy)", "failed)", "rolled-back)"):
+        assert f"\n  {mode}\n" in script
+    assert 'o4o_relink_as_app "$rollback_to" "$CURRENT"' in script
 
 
 def test_spec_build_health_reaches_the_context() -> None:
@@ -136,7 +166,7 @@ def test_spec_build_health_reaches_the_context() -> None:
     assert (context.health_path, context.health_body_field, context.health_expect) == ("/healthz", "db.state", "up")
     assert (context.api_uploads_dir, context.api_keep_across_bundle) == ("var/uploads", ())
     script = render_script("check-health", context)
-    assert "\nHEALTH_PATHS=(/ /healthz)\n" in script and "\nHEALTH_EXPECT=up\n" in script
+    assert "\nHEALTH_PATHS=(/ /healthz)\n" in script and "\nHEALTH_API_PATH=/healthz\n" in script
 
 
 def test_the_models_defaults_are_o4os() -> None:
@@ -146,35 +176,6 @@ def test_the_models_defaults_are_o4os() -> None:
     assert body["api"]["uploadsDir"] == "public/uploads"
     context = dataclasses.replace(CONTEXT, **build_fields(BuildSpec()))
     assert context == CONTEXT
-
-
-NODE = shutil.which("node")
-
-
-def _health_reader() -> str:
-    script = render_script("check-health", CONTEXT)
-    start = script.index("HEALTH_BODY_CHECK=\"$(cat <<'JS'\n") + len("HEALTH_BODY_CHECK=\"$(cat <<'JS'\n")
-    return script[start:script.index("\nJS\n", start)]
-
-
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
-@pytest.mark.parametrize(("body", "healthy", "said"), [
-    ('{"status":"alive","database":{"status":"healthy"}}', True, "database.status=healthy"),
-    ('{"status":"alive","database":{"status":"not_initialized","error":"GRACEFUL_STARTUP"}}', False,
-     "database.status=not_initialized, expected healthy"),
-    ('{"status":"alive","database":{"status":"unhealthy"}}', False, "database.status=unhealthy, expected healthy"),
-    ('{"status":"alive"}', False, "database.status=(absent), expected healthy"),
-    ('{"database":"healthy"}', False, "database.status=(absent), expected healthy"),
-    ('{"database":{"status":1}}', False, "database.status=1, expected healthy"),
-    ("ok\n", False, "the body is not JSON, expected database.status=healthy"),
-    ("", False, "the body is not JSON, expected database.status=healthy"),
-])
-def test_the_health_reader_says_what_the_field_was(body: str, healthy: bool, said: str) -> None:
-    assert NODE is not None
-    done = subprocess.run([NODE, "-e", _health_reader(), "--", "database.status", "healthy"], input=body,
-                          capture_output=True, text=True, timeout=30, check=False)
-    assert (done.returncode == 0) == healthy, done
-    assert done.stdout.strip() == said
 
 
 # ---- uploads ------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import datetime
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
+from aiohttp import web
+
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.kubeapi import OwnedKind, SecretData
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
@@ -24,6 +26,25 @@ from o4o_operator.runner.settings import OperatorSettings
 from o4o_operator.testing.stage_driver import StageDriver
 
 FINGERPRINT = "SHA256:" + "A" * 43
+HEALTHY_BODY = b'{"status":"alive","database":{"status":"healthy"}}'
+
+
+@contextlib.asynccontextmanager
+async def healthy_api() -> AsyncIterator[str]:
+    """A real local HTTP server answering every request 200 with O4O's healthy health body."""
+    async def healthy(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=HEALTHY_BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", healthy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def static_resolver(answers: Mapping[str, Collection[str]]) -> Resolver:
@@ -76,10 +97,14 @@ class RecordingSession:
 
     @contextlib.asynccontextmanager
     async def tunnel(self, port: int) -> AsyncIterator[str]:
-        """To :attr:`api_url` (a test's local HTTP server), recording the port asked for."""
-        assert self.api_url is not None, "this test gives the session no instance API"
+        """To :attr:`api_url` (a test's local HTTP server), recording the port asked for; without one, to a
+        local server that answers O4O's healthy health body to every request (the health gate's default)."""
         self.tunnels.append(port)
-        yield self.api_url
+        if self.api_url is not None:
+            yield self.api_url
+            return
+        async with healthy_api() as url:
+            yield url
 
     async def upload(self, path: str, content: bytes, *, mode: int, owner: str | None = None) -> None:
         self.uploads.append(path)
@@ -194,12 +219,13 @@ def make_context(runtime: Runtime, spec: Mapping[str, Any], status: DeploymentIn
 
 
 def echo_api_steps(monkeypatch: Any) -> None:
-    """The apps row's API step reports what the script reported (tests/runner/test_apps_step.py runs the real
-    one against an HTTP server), for tests about mapping results into status, message and inventory."""
+    """The API steps report what the script reported (tests/runner/test_apps_step.py and test_health_gate.py
+    run the real ones against an HTTP server), for tests about mapping results into status, message and
+    inventory."""
     from o4o_operator.pipeline.stages import ApiStep
     from o4o_operator.runner import host_stages
 
     async def echo(instance: Any, host: Any, results: Mapping[str, str]) -> Mapping[str, str]:
         return dict(results)
 
-    monkeypatch.setattr(host_stages, "API_STEPS", {ApiStep.APPS: echo})
+    monkeypatch.setattr(host_stages, "API_STEPS", dict.fromkeys(ApiStep, echo))

@@ -56,11 +56,11 @@ def admin_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def api_step_echoes_the_script(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The apps row's API step (tests/runner/test_apps_step.py runs the real one against an HTTP server) here
-    reports what the script reported, so these rows are about mapping results into status and message."""
+    """The API steps (tests/runner/test_apps_step.py and test_health_gate.py run the real ones) here
+    report what the script reported, so these rows are about mapping results into status and message."""
     async def echo(instance: Any, host: Any, results: Mapping[str, str]) -> Mapping[str, str]:
         return dict(results)
-    monkeypatch.setattr(host_stages, "API_STEPS", {ApiStep.APPS: echo})
+    monkeypatch.setattr(host_stages, "API_STEPS", dict.fromkeys(ApiStep, echo))
 
 
 DB_ENV = {"O4O_DB_PASSWORD": "n0t-rendered-Db-Passw0rd"}

@@ -44,6 +44,9 @@ class ApiStep(enum.StrEnum):
     APPS = "apps"
     """Log in as the operator's admin; install, activate, deactivate and uninstall apps; run post-install
     steps (their commands through the ``apps-ledger`` host script, which records each change)."""
+    HEALTH_GATE = "health-gate"
+    """After the switch: check health (the body through the API, the status codes through nginx) up to
+    ``health_attempts`` times, then keep the release or roll back (``settle-release``)."""
 
 
 class SecretRole(enum.StrEnum):
@@ -170,7 +173,7 @@ STAGES: tuple[Stage, ...] = (
           results=(ResultField("release"), ResultField("bootstrap", "database.bootstrap"),
                    ResultField("bootstrappedAt", "database.bootstrapped_at"),
                    ResultField("bootstrapCommit", "database.bootstrap_commit")),
-          drift=DriftCheck.HTTP_HEALTH),
+          drift=DriftCheck.HTTP_HEALTH, api_step=ApiStep.HEALTH_GATE),
     Stage(StageName.TLS, "CertificateReady", Phase.CONFIGURING, "Obtain the TLS certificate",
           # All of spec.tls: a new server re-runs the stage, whose script then issues afresh instead of reusing.
           900, ("domain", "tls", *_REVISION, _HOST),

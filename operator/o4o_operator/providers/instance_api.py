@@ -1,4 +1,5 @@
-"""The instance's own HTTP API (O4O's admin login and ``/api/v1/admin/apps``), spoken from the operator.
+"""The instance's own HTTP API (O4O's admin login, ``/api/v1/admin/apps`` and its health path), spoken from
+the operator.
 
 Owns: the HTTP client on a local address that an SSH tunnel forwards to the API's port on the server
 (:meth:`o4o_operator.providers.ssh_session.SshSession.tunnel`), the shapes O4O answers in (the login's
@@ -25,6 +26,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
+
+from o4o_operator.pipeline.health import field_at
 
 LOGIN_PATH = "/api/v1/auth/login"
 APPS_PATH = "/api/v1/admin/apps"
@@ -103,6 +106,22 @@ class Answer:
 
 
 @dataclasses.dataclass(frozen=True)
+class HealthAnswer:
+    """What the API's health path answered: its status (None when nothing answered) and body (at most
+    :data:`BODY_LIMIT` bytes), or, unanswered, what happened instead (``words``). Judged by
+    :func:`o4o_operator.pipeline.health.judge_health`."""
+
+    status: int | None
+    body: bytes = b""
+    words: str = ""
+
+    @property
+    def status_text(self) -> str:
+        """As curl's ``%{http_code}`` says it: ``000`` when nothing answered."""
+        return "000" if self.status is None else str(self.status)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Raw:
     status: int
     text: str
@@ -115,14 +134,17 @@ def _json(text: str) -> Any:
         return None
 
 
-def field_at(document: Any, dotted: str) -> tuple[bool, Any]:
-    """``(found, value)`` of a dotted field (``database.status``) of a parsed JSON document."""
-    node = document
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The body up to :data:`BODY_LIMIT` bytes (one ``read(n)`` returns only what has arrived so far)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < BODY_LIMIT:
+        chunk = await response.content.read(BODY_LIMIT - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _message_of(text: str) -> str:
@@ -185,7 +207,7 @@ class InstanceApi:
         try:
             async with self._http.request(method, self._base_url + path, data=data, headers=headers,
                                           allow_redirects=False, timeout=self._timeout) as response:
-                raw = await response.content.read(BODY_LIMIT)
+                raw = await _read_bounded(response)
                 return _Raw(response.status, raw.decode("utf-8", "replace"))
         except TimeoutError:
             raise InstanceApiError(ApiFailure.UNAVAILABLE, call, None,
@@ -248,6 +270,18 @@ class InstanceApi:
         """``POST /api/v1/admin/apps/<action>`` with ``{"appId": ...}``; anything but 2xx raises."""
         path = f"{APPS_PATH}/{action.value}"
         self._checked(f"POST {path}", await self._call("POST", path, {"appId": app_id}))
+
+    async def health(self, path: str) -> HealthAnswer:
+        """``GET path`` unauthenticated (the API's health path): whatever it answers, never a redirect
+        followed; an unanswered call (refused, reset, timed out) is an answer with no status."""
+        try:
+            async with self._http.get(self._base_url + path, headers={"Accept": "application/json"},
+                                      allow_redirects=False, timeout=self._timeout) as response:
+                return HealthAnswer(response.status, await _read_bounded(response))
+        except TimeoutError:
+            return HealthAnswer(None, words=f"no answer within {self._timeout_seconds:g} seconds")
+        except aiohttp.ClientError as error:
+            return HealthAnswer(None, words=self._scrubbed(f"{type(error).__name__}: {error}"))
 
     async def request(self, method: str, path: str, body: Any | None = None) -> Answer:
         """A free request as the admin: whatever status it answers (only an unanswered call raises)."""

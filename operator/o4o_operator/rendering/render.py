@@ -24,14 +24,15 @@ from o4o_operator.rendering.host_context import HostContext
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
 SCRIPT_NAMES = ("setup-runtime", "setup-database", "database-facts", "fetch-source", "build-site", "build-api",
-                "configure", "issue-cert", "apps", "apps-ledger", "activate-release", "check-health",
-                "teardown-host", "backup")
+                "configure", "issue-cert", "apps", "apps-ledger", "activate-release", "settle-release",
+                "check-health", "teardown-host", "backup")
 """The host scripts in ``templates/scripts/`` (the stage table names which stage runs which; ``configure``
-ends by activating the release and runs after ``database-facts``, whose report decides the database's bootstrap;
-the apps stage records what it did through the instance's API with ``apps-ledger``;
+ends by switching to the release, whose health the operator then checks with ``check-health`` before
+``settle-release`` keeps it or rolls back; it runs after ``database-facts``, whose report decides the
+database's bootstrap; the apps stage records what it did through the instance's API with ``apps-ledger``;
 the drift check runs ``check-health``, deleting an instance on an existing host runs ``teardown-host``, and an
 on-request backup runs ``backup``)."""
-_NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release"})
+_NEEDS_COMMIT = frozenset({"build-site", "build-api", "configure", "activate-release", "settle-release"})
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def templates_dir() -> Path:

@@ -4,7 +4,8 @@ Owns: checking that the server exists and runs, that the site answers exactly
 200 for ``/`` and the API health path through nginx (over SSH, against
 localhost: HTTP with the Host header before the certificate exists, HTTPS to
 the domain verified against ``spec.tls.certificateCABundle`` after; see
-``templates/scripts/_health.sh``), and how long the certificate has left: the
+``templates/scripts/_health.sh``) and that the API's health body, fetched through
+a tunnel, says healthy (``runner/health_gate.py``), and how long the certificate has left: the
 checks each stage's row names (``Stage.drift``), of the stages the decision
 names (every one when settled; those before the stalled stage when stalled).
 It returns what it found lost (:class:`Finding`); the worker turns those stages
@@ -23,7 +24,7 @@ from o4o_operator.errors import StageError
 from o4o_operator.pipeline.decisions import parse_time
 from o4o_operator.pipeline.stages import STAGES, DriftCheck, Stage
 from o4o_operator.providers.ownership import is_ours
-from o4o_operator.rendering import render
+from o4o_operator.runner.health_gate import check_health
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.inventory import server_identity
 
@@ -46,10 +47,8 @@ async def _server_problem(instance: InstanceContext, _now: datetime.datetime) ->
 
 
 async def _health_problem(instance: InstanceContext, _now: datetime.datetime) -> str | None:
-    host = instance.host_context()
-    session = await instance.session()
     try:
-        await session.run(render.render_script("check-health", host), timeout=60, log=instance.log)
+        await check_health(await instance.session(), instance.host_context(), instance.log)
     except StageError as error:
         return f"health check failed: {error.message}"
     return None

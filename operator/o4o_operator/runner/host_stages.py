@@ -7,7 +7,8 @@ values into status changes, and format its message), and the pre-steps of the
 stages that need one (source pins the recorded commit, database uploads an external database's CA,
 configure asks the host about the database (``database-facts``) to decide its bootstrap, then uploads its
 files and that CA, tls its CA bundles), the step a row names to run after its script through the
-instance's own API (:data:`API_STEPS`; the apps stage's is ``runner/apps_step.py``), and the apps message
+instance's own API (:data:`API_STEPS`; the apps stage's is ``runner/apps_step.py``, configure's health gate
+``runner/health_gate.py``), and the apps message
 and record (what the instance reports). Must not decide whether a stage should run, and must not write
 status: it yields an :class:`Outcome`.
 """
@@ -26,7 +27,7 @@ from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
 from o4o_operator.pipeline.stages import ApiStep, SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
-from o4o_operator.runner import apps_step, backup_step
+from o4o_operator.runner import apps_step, backup_step, health_gate
 from o4o_operator.runner.generated_secret import (
     database_connection,
     database_script_env,
@@ -40,7 +41,8 @@ PreStep = Callable[[InstanceContext, HostContext], Awaitable[HostContext]]
 """Runs before the script (uploads, checks) and returns the host context the script is rendered with."""
 ApiStepAction = Callable[[InstanceContext, HostContext, Mapping[str, str]], Awaitable[Mapping[str, str]]]
 """Runs after the script, through the instance's API, given the script's results; returns more results."""
-API_STEPS: Mapping[ApiStep, ApiStepAction] = {ApiStep.APPS: apps_step.run_apps_api}
+API_STEPS: Mapping[ApiStep, ApiStepAction] = {ApiStep.APPS: apps_step.run_apps_api,
+                                              ApiStep.HEALTH_GATE: health_gate.run_health_gate}
 
 
 async def _pinned_source(instance: InstanceContext, host: HostContext) -> HostContext:

@@ -13,6 +13,7 @@ processes or directories behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -155,6 +156,19 @@ class ControlPlane:
         self.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
         self.kubeconfig.chmod(0o600)
 
+    def write_inlined_kubeconfig(self, path: Path, *, mode: int = 0o600) -> Path:
+        """The admin kubeconfig with the CA, certificate and key inlined as base64 ``*-data`` fields, as most
+        kubeconfigs carry them (kind's, EKS's, a copied admin.conf): one file, no paths into ``workdir``."""
+        assert self.pki is not None
+        config = json.loads(self.kubeconfig.read_text())
+        config["clusters"][0]["cluster"] = {"server": self.server,
+                                             "certificate-authority-data": _base64(self.pki.ca_cert)}
+        config["users"][0]["user"] = {"client-certificate-data": _base64(self.pki.admin_cert),
+                                      "client-key-data": _base64(self.pki.admin_key)}
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(mode)
+        return path
+
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the CA and presenting the admin certificate."""
         assert self.pki is not None
@@ -269,3 +283,7 @@ class ControlPlane:
     def environ(self) -> dict[str, str]:
         """Environment for child processes that should talk to this control plane."""
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def _base64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()

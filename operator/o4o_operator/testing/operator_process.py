@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -27,12 +27,16 @@ READY_TIMEOUT_SECONDS = 60.0
 
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path, *, env: Mapping[str, str] | None = None,
-                 namespaces: tuple[str, ...] = (), extra_args: tuple[str, ...] = ()) -> None:
+                 namespaces: tuple[str, ...] = (), extra_args: tuple[str, ...] = (),
+                 launcher: Callable[[Mapping[str, str]], list[str]] | None = None) -> None:
+        """``launcher``: given the environment the operator gets, the command that starts the test CLI (its
+        arguments follow); by default this Python (``tests/delivery/test_image.py`` runs it in the image)."""
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self._env = dict(env or {})
         self._namespaces = namespaces
         self._extra_args = extra_args
+        self._launcher = launcher
         self.process: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
         self.metrics_port = 0
@@ -48,10 +52,13 @@ class OperatorProcess:
     def start(self) -> None:
         self.liveness_port, self.metrics_port = free_port(), free_port()
         scope = [arg for ns in self._namespaces for arg in ("--namespace", ns)] or ["--all-namespaces"]
-        args = [sys.executable, "-m", "o4o_operator.testing.operator_main", "run", *scope,
+        own_env = {"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self._env}
+        command = self._launcher(own_env) if self._launcher is not None \
+            else [sys.executable, "-m", "o4o_operator.testing.operator_main"]
+        args = [*command, "run", *scope,
                 "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
                 "--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1", *self._extra_args]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self._env}
+        env = {**os.environ, **own_env}
         self.process = start_process(args, self.log_path, env=env)
         self._wait_live()
 

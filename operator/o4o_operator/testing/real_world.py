@@ -49,14 +49,17 @@ DEFAULT_DRIFT_SECONDS = 30.0
 
 
 O4O_BUILD_API = {
-    "dataSource": {"buildCommand": ["node_modules/.bin/tsup", "src/database/connection.ts",
-                                    "src/scripts/create-admin-user.ts", "--out-dir", "dist/o4o-bootstrap"]},
-    "adminCommand": ["node", "dist/o4o-bootstrap/create-admin-user.js", "--email=${O4O_ADMIN_EMAIL}",
+    "dataSource": {"buildCommand": ["../../node_modules/.bin/tsup", "src/database/connection.ts",
+                                    "src/scripts/create-admin-user.ts", "--out-dir", "dist/o4o-bootstrap"],
+                   "module": "dist/o4o-bootstrap/database/connection.js"},
+    "adminCommand": ["node", "dist/o4o-bootstrap/scripts/create-admin-user.js", "--email=${O4O_ADMIN_EMAIL}",
                      "--password=${O4O_ADMIN_PASSWORD}"],
 }
 """``spec.build.api`` for the real O4O (``make dev SOURCE=...``), as the README's manifest: ``tsx`` emits no decorator
 metadata, so upstream's create-admin script is bundled with its own tsup beside the data source (at the bootstrap),
-and run from there."""
+and run from there. O4O's ``.npmrc`` says ``node-linker=hoisted``: tsup is in the workspace root's
+``node_modules/.bin``, not the API directory's; and tsup keeps the two entries' common base, so the bundles land in
+``database/`` and ``scripts/`` under the out dir."""
 
 class RealWorld(LocalWorld):
     """``with RealWorld() as world:`` then ``world.apply(world.manifest("shop", ns))``; see the module docstring.

@@ -2,8 +2,12 @@
 
 Owns: one threaded ``http.server`` per :class:`~o4o_operator.testing.sandbox.SandboxHost`, bound to the
 host's address on a free port (sshd's ``SetEnv O4O_SANDBOX_API`` tells the test-peer connector where), that
-answers every request with :func:`o4o_operator.testing.sandbox_apps_api.answer_request` over the host's
-``$O4O_ROOT/.shim-apps.json``, and the faults tests plan for it (:meth:`ApiListener.fail_next`).
+answers the login and apps routes with :func:`o4o_operator.testing.sandbox_apps_api.answer_request` over
+the host's ``$O4O_ROOT/.shim-apps.json`` (an unknown ``/api/v1/`` route: 404), a GET of any other path
+(the health path) as the curl shim answers it
+(:func:`planned_answer`: the host's HTTP plan, ``SandboxHost.set_http_response``, else
+:data:`~o4o_operator.testing.sandbox_shim.HEALTHY_BODY`), and the faults tests plan for it
+(:meth:`ApiListener.fail_next`).
 On a real server the API listens on 127.0.0.1:<spec.apiPort>; sandbox hosts share one machine, so each
 serves all its instances on one port of its own.
 
@@ -13,6 +17,7 @@ Must not: follow or issue redirects, or touch anything outside the sandbox root.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import http.server
 import json
 import threading
@@ -20,6 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from o4o_operator.testing import sandbox_apps_api
+from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
+
+
+def planned_answer(root: Path, path: str) -> tuple[int, bytes]:
+    """What the curl shim would answer for ``http://127.0.0.1<path>`` on this host: the newest matching rule
+    of its HTTP plan (for the release PM2 runs, when the rule names one), else O4O's healthy body."""
+    url = f"http://127.0.0.1{path}"
+    with (root / ".shim-lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        plan_path, state_path = root / ".shim-plan.json", root / ".shim-state.json"
+        plan = json.loads(plan_path.read_text()) if plan_path.exists() else {}
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    live = state.get("live_release")
+    for rule in reversed(plan.get("http", [])):
+        if rule["url_contains"] in url and rule.get("live_release") in (None, live):
+            return int(rule["status"]), str(rule["body"]).encode()
+    return 200, HEALTHY_BODY.encode()
 
 
 @dataclasses.dataclass
@@ -60,6 +82,8 @@ class ApiListener:
                     return
                 if fault is not None:
                     status, body = fault.status, fault.body.encode()
+                elif self.command == "GET" and not self.path.startswith("/api/v1/"):
+                    status, body = planned_answer(listener.root, self.path)
                 else:
                     with listener._lock:
                         status, body = sandbox_apps_api.answer_request(

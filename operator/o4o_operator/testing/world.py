@@ -32,6 +32,7 @@ from o4o_operator.testing.sandbox import SandboxHost
 ZONE = "example.com"
 REGION = "us-east-1"
 CRD = Path(__file__).resolve().parents[3] / "crds" / "deploymentinstances.deploy.o4o.io.yaml"
+FLEET_CRD = CRD.with_name("deploymentfleets.deploy.o4o.io.yaml")
 
 
 class SandboxFleet:
@@ -127,7 +128,7 @@ class LocalWorld:
     def start(self, *, with_operator: bool = True) -> None:
         if self._own_plane:
             self.control_plane.start()
-            self.control_plane.install_crds([CRD])
+            self.control_plane.install_crds([CRD, FLEET_CRD])
         self.lightsail.start()
         self.lightsail.add_domain(ZONE)
         if with_operator:

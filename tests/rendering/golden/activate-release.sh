@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Activate release 0123456789abcdef0123456789abcdef01234567 of shop: switch `current`, reload PM2, check
-# health through nginx, and roll back to the previous release if the check fails.
+# Activate release 0123456789abcdef0123456789abcdef01234567 of shop: migrate, switch `current` and reload PM2. The
+# operator then checks health (check-health.sh) and settles or rolls back (settle-release.sh).
 # Rendered by o4o-operator. Safe to re-run.
 set -euo pipefail
 # ---- common prelude, rendered by o4o-operator -------------------------------
@@ -86,21 +86,49 @@ enable_site() {
   o4o_result nginxSite "$variant"
 }
 # ------------------------------------------------------------------------------
-# ---- release activation: switch, reload, check, roll back --------------------
+# ---- release activation: migrate, switch, reload (the operator then checks health) -------
+# ---- a release's activation state: where it lives, how PM2 reloads it, what is pruned --------
 COMMIT=0123456789abcdef0123456789abcdef01234567
 BASE_DIR="$R"/srv/o4o/team-a.shop
 RELEASES_DIR="$BASE_DIR/releases"
 CURRENT="$BASE_DIR/current"
-TARGET="releases/$COMMIT"
 ECOSYSTEM="$R"/srv/o4o/team-a.shop/shared/ecosystem.config.js
-PM2_APP=o4o-team-a.shop-api
-HEALTH_ATTEMPTS=10
-HEALTH_INTERVAL=3
 KEEP_RELEASES=5
-# Root writes the activation log and the failure marker, so they live in its own state directory.
+# Root writes the activation log and the markers (<commit>.failed, .migrated, .previous), so they live in its own state directory.
 ACTIVATIONS="$R"/var/lib/o4o/instances/team-a.shop/activations
 ACTIVATION_LOG="$ACTIVATIONS/$COMMIT.log"
-FAILED_MARKER="$ACTIVATIONS/$COMMIT.failed"
+# Written before current switches to this release, removed once it is settled (healthy, or rolled back):
+# the release to roll back to, so an activation the operator did not see through resumes correctly.
+PENDING_MARKER="$ACTIVATIONS/$COMMIT.previous"
+
+reload_app() {
+  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
+  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
+  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
+    o4o_step "Starting pm2-$APP_USER: it was not running"
+    systemctl start "pm2-$APP_USER"
+  fi
+  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
+  as_app pm2 save --force >/dev/null
+}
+
+prune_releases() {
+  local live count=0 name
+  live="$(readlink "$CURRENT" 2>/dev/null || true)"
+  live="${live#releases/}"
+  while read -r _ name; do
+    count=$((count + 1))
+    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
+      continue
+    fi
+    o4o_step "Pruning release $name"
+    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
+    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated" \
+      "$ACTIVATIONS/$name.previous"
+  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
+}
+# ------------------------------------------------------------------------------
+TARGET="releases/$COMMIT"
 MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
 API_DIR=apps/api-server
 MIGRATE_COMMAND=(node dist/migrate.js)
@@ -350,123 +378,8 @@ bootstrap_after_migration() {
 }
 # ------------------------------------------------------------------------------
 RELEASE_UPLOADS=apps/api-server/public/uploads
-# ---- health: does the site answer 200 through nginx, as a visitor arrives? -------
-HEALTH_DOMAIN=shop.example.com
-HEALTH_PATHS=(/ /api/health)
-HEALTH_CERTIFICATE="$R"/etc/letsencrypt/live/shop.example.com/fullchain.pem
-HEALTH_CA=""
-if [ -n "$HEALTH_CA" ] && [ ! -s "$HEALTH_CA" ]; then
-  o4o_transient ConfigMissing "The certificate CA bundle (spec.tls.certificateCABundle) has not been uploaded yet"
-fi
 
-# What the API's health path must say beside its 200 (spec.build.health): the dotted field of its JSON body
-# and the value it must hold; an empty field leaves the status code alone to decide.
-HEALTH_API_PATH=/api/health
-HEALTH_BODY_FIELD=database.status
-HEALTH_EXPECT=healthy
-# Reads the body on stdin with this server's own Node.js; prints "<field>=<value>[, expected <value>]".
-HEALTH_BODY_CHECK="$(cat <<'JS'
-const [field, expected] = process.argv.slice(1);
-let text = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => { text += chunk; });
-process.stdin.on('end', () => {
-  let value;
-  try {
-    value = field.split('.').reduce((at, key) => (at !== null && typeof at === 'object' ? at[key] : undefined),
-                                    JSON.parse(text));
-  } catch (error) {
-    console.log(`the body is not JSON, expected ${field}=${expected}`);
-    process.exit(1);
-  }
-  const shown = value === undefined ? '(absent)' : (typeof value === 'string' ? value : JSON.stringify(value));
-  const ok = value === expected;
-  console.log(`${field}=${String(shown).slice(0, 80)}${ok ? '' : `, expected ${expected}`}`);
-  process.exit(ok ? 0 : 1);
-});
-JS
-)"
 
-# health_probe PATH [BODY_FILE] prints "<status> <url>[ (<curl's error>)]", status 000 when nothing answered;
-# with BODY_FILE, the body is kept there.
-# Once the certificate exists: HTTPS to the domain itself (resolved to this server), verified against
-# spec.tls.certificateCABundle when given, else the system roots. Before: HTTP with the Host header.
-# Redirects are not followed: a 301 to HTTPS is not a healthy site.
-health_probe() {
-  local url output code detail
-  local -a how=(--max-time 10 --max-filesize 1048576 --noproxy '*')  # never through the login's proxy
-  if [ -s "$HEALTH_CERTIFICATE" ]; then
-    url="https://$HEALTH_DOMAIN$1"
-    how+=(--resolve "$HEALTH_DOMAIN:443:127.0.0.1")
-    if [ -n "$HEALTH_CA" ]; then how+=(--cacert "$HEALTH_CA"); fi
-  else
-    url="http://127.0.0.1$1"
-    how+=(-H "Host: $HEALTH_DOMAIN")
-  fi
-  output="$(curl -sS -o "${2:-/dev/null}" -w '\n%{http_code}\n' "${how[@]}" "$url" 2>&1 || true)"
-  code="$(printf '%s\n' "$output" | grep -E '^[0-9]{3}$' | tail -n 1 || true)"
-  detail="$(printf '%s\n' "$output" | grep -vE '^([0-9]{3})?$' | head -n 1 || true)"
-  printf '%s %s%s\n' "${code:-000}" "$url" "${detail:+ ($detail)}"
-}
-
-# health_body_check FILE prints what the body's field says; it succeeds when that is HEALTH_EXPECT.
-health_body_check() {
-  node -e "$HEALTH_BODY_CHECK" -- "$HEALTH_BODY_FIELD" "$HEALTH_EXPECT" < "$1" 2>&1 ||
-    return 1
-}
-
-# health_check_once prints one "HTTP <status> <url>[ <field>=<value>...]" line per path; it succeeds when
-# every one is 200 and the API's body says HEALTH_EXPECT.
-health_check_once() {
-  local path line body said status=0
-  body="$(mktemp)"
-  for path in "${HEALTH_PATHS[@]}"; do
-    : > "$body"
-    line="$(health_probe "$path" "$body")"
-    if [ "${line%% *}" != 200 ]; then
-      status=1
-    elif [ "$path" = "$HEALTH_API_PATH" ] && [ -n "$HEALTH_BODY_FIELD" ]; then
-      said="$(health_body_check "$body" | head -n 1)" || status=1
-      [ -n "$said" ] || said="the body could not be read"
-      line="$line $said"
-    fi
-    printf 'HTTP %s\n' "$line"
-  done
-  rm -f "$body"
-  return "$status"
-}
-# ------------------------------------------------------------------------------
-
-reload_app() {
-  [ -f "$ECOSYSTEM" ] || o4o_transient ConfigMissing "The PM2 ecosystem file has not been uploaded yet"
-  # The app user's PM2 daemon belongs under its systemd unit, never to this SSH session.
-  if ! systemctl is-active --quiet "pm2-$APP_USER"; then
-    o4o_step "Starting pm2-$APP_USER: it was not running"
-    systemctl start "pm2-$APP_USER"
-  fi
-  as_app pm2 startOrReload "$ECOSYSTEM" --update-env
-  as_app pm2 save --force >/dev/null
-}
-
-# Every health path, HEALTH_ATTEMPTS times at most, each attempt logged into the release's activation log.
-health_check() {
-  local attempt report stamp line healthy
-  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
-    healthy=1
-    report="$(health_check_once)" || healthy=0
-    stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    while IFS= read -r line; do
-      printf '%s attempt %s/%s: %s\n' "$stamp" "$attempt" "$HEALTH_ATTEMPTS" "$line"
-    done <<< "$report" | tee -a "$ACTIVATION_LOG"
-    if [ "$healthy" = 1 ]; then
-      return 0
-    fi
-    if [ "$attempt" -lt "$HEALTH_ATTEMPTS" ]; then
-      sleep "$HEALTH_INTERVAL"
-    fi
-  done
-  return 1
-}
 
 # Uploads live outside the releases: the place the API writes them to, in the new release, links to the
 # shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
@@ -523,20 +436,6 @@ migrate_release() {
   fi
 }
 
-prune_releases() {
-  local live count=0 name
-  live="$(readlink "$CURRENT" 2>/dev/null || true)"
-  live="${live#releases/}"
-  while read -r _ name; do
-    count=$((count + 1))
-    if [ "$count" -le "$KEEP_RELEASES" ] || [ "$name" = "$live" ]; then
-      continue
-    fi
-    o4o_step "Pruning release $name"
-    as_app rm -rf -- "${RELEASES_DIR:?}/$name"
-    rm -f -- "$ACTIVATIONS/$name.log" "$ACTIVATIONS/$name.failed" "$ACTIVATIONS/$name.migrated"
-  done < <(find "$RELEASES_DIR" -mindepth 1 -maxdepth 1 -type d ! -name '*.staging' -printf '%T@ %f\n' | sort -rn)
-}
 
 for built in .o4o-built-site .o4o-built-api; do
   [ -f "$BASE_DIR/$TARGET/$built" ] || o4o_transient ReleaseNotBuilt "Release $COMMIT is not fully built yet"
@@ -549,30 +448,23 @@ link_uploads
 bootstrap_database
 migrate_release
 bootstrap_after_migration
+# The release to roll back to, should this one fail its health check: the one current leaves (recorded
+# before the switch), or, when current already is this release, what a switch the operator did not see
+# through recorded.
 if [ "$previous" = "$TARGET" ]; then
   o4o_step "Release $COMMIT is already current"
 else
+  if [ -n "$previous" ] && [ -d "$BASE_DIR/$previous" ]; then
+    printf '%s\n' "$previous" > "$PENDING_MARKER"
+  else
+    rm -f "$PENDING_MARKER"
+  fi
   o4o_step "Switching current from ${previous:-nothing} to $TARGET"
   o4o_relink_as_app "$TARGET" "$CURRENT"
 fi
 reload_app
-
-if health_check; then
-  rm -f "$FAILED_MARKER"
-  o4o_result release "$COMMIT"
-  prune_releases
-else
-  touch "$FAILED_MARKER"
-  as_app pm2 logs "$PM2_APP" --lines 50 --nostream >> "$ACTIVATION_LOG" 2>&1 || true
-  if [ -n "$previous" ] && [ "$previous" != "$TARGET" ] && [ -d "$BASE_DIR/$previous" ]; then
-    o4o_step "Rolling back to $previous"
-    o4o_relink_as_app "$previous" "$CURRENT"
-    reload_app
-    if health_check; then outcome="healthy"; else outcome="also unhealthy"; fi
-    prune_releases
-    o4o_result release "${previous#releases/}"
-    o4o_permanent RolledBack "Release $COMMIT failed its health check; rolled back to ${previous#releases/} ($outcome). Its log is on the host in ${ACTIVATION_LOG#"$R"}"
-  fi
-  o4o_transient HealthCheckFailed "Release $COMMIT failed its health check and there is no earlier release to roll back to"
-fi
+rollback_to="$(cat "$PENDING_MARKER" 2>/dev/null || true)"
+[ -n "$rollback_to" ] && [ -d "$BASE_DIR/$rollback_to" ] || rollback_to=""
+# The operator checks health now, then settles or rolls back (settle-release.sh).
+o4o_result rollbackTo "${rollback_to#releases/}"
 # ------------------------------------------------------------------------------
