@@ -1,9 +1,10 @@
 """The in-memory cache every page is served from, and its change feed.
 
-Owns: the DeploymentInstances (trimmed bodies plus their precomputed rows),
-the Events about them, whether the data is stale (and since when), a revision
+Owns: the DeploymentInstances and DeploymentFleets (trimmed bodies plus their
+precomputed rows), the Events about instances, whether the data is stale (and since when), a revision
 number bumped on every change, and the subscriptions the live stream reads.
-The reflectors fill it through :class:`InstanceStore` and :class:`EventStore`.
+The reflectors fill it through :class:`InstanceStore`, :class:`FleetStore`
+and :class:`EventStore`.
 
 Must not: do I/O or call the API (pages read it without any API call), keep
 fields the dashboard never shows (managedFields, annotations), or hold more
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from o4o_dashboard import bodies
 from o4o_dashboard.detail import EventView, event_view
+from o4o_dashboard.fleets import FleetRow, fleet_row
 from o4o_dashboard.metrics import DashboardMetrics
 from o4o_dashboard.views import InstanceRow, instance_row, is_paused
 from o4o_operator.models import PAUSED_ANNOTATION
@@ -28,7 +30,7 @@ from o4o_operator.models import PAUSED_ANNOTATION
 Key = tuple[str, str]
 EVENTS_PER_INSTANCE = 20
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp",
-                 "resourceVersion", "labels")
+                 "resourceVersion", "labels", "ownerReferences")
 
 
 def utc_now() -> datetime.datetime:
@@ -42,8 +44,15 @@ class CachedInstance:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CachedFleet:
+    body: Mapping[str, Any]
+    row: FleetRow
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Change:
-    """What changed: ``kind`` is ``instance``, ``events`` or ``status``; ``key`` is ``namespace/name``."""
+    """What changed: ``kind`` is ``instance``, ``fleet``, ``events`` or ``status``; ``key`` is
+    ``namespace/name``."""
 
     kind: str
     key: str
@@ -51,7 +60,8 @@ class Change:
 
 
 def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a DeploymentInstance the dashboard shows (drops managedFields and annotations)."""
+    """The parts of a DeploymentInstance or DeploymentFleet the dashboard shows (drops managedFields and
+    annotations)."""
     metadata = bodies.mapping(body, "metadata")
     kept: dict[str, Any] = {name: metadata[name] for name in KEPT_METADATA if name in metadata}
     if is_paused(body):  # the paused annotation is the one annotation that matters; keep its effect
@@ -107,6 +117,7 @@ class InstanceCache:
         self._events: dict[Key, dict[str, EventView]] = {}
         self._event_owner: dict[str, Key] = {}
         self._rows: list[InstanceRow] | None = None
+        self._fleets: dict[Key, CachedFleet] = {}
         self._stale_sources: dict[str, datetime.datetime] = {}
         self._subscriptions: set[Subscription] = set()
         self._changed = asyncio.Event()
@@ -115,6 +126,7 @@ class InstanceCache:
         """Differs per process, so a page can tell a restarted dashboard (whose revisions start over)."""
         self.instance_store = InstanceStore(self)
         self.event_store = EventStore(self)
+        self.fleet_store = FleetStore(self)
 
     # ---- reading (what pages use) ------------------------------------------------
 
@@ -125,6 +137,13 @@ class InstanceCache:
 
     def get(self, namespace: str, name: str) -> CachedInstance | None:
         return self._instances.get((namespace, name))
+
+    def fleet_rows(self) -> list[FleetRow]:
+        """Every fleet, by namespace and name."""
+        return [self._fleets[key].row for key in sorted(self._fleets)]
+
+    def get_fleet(self, namespace: str, name: str) -> CachedFleet | None:
+        return self._fleets.get((namespace, name))
 
     def events_for(self, namespace: str, name: str) -> list[EventView]:
         return list(self._events.get((namespace, name), {}).values())
@@ -221,6 +240,31 @@ class InstanceCache:
         if changed:
             self._publish("instance", _key_text(key))
 
+    def replace_fleets(self, items: list[Mapping[str, Any]]) -> None:
+        fresh = {bodies.object_key(item): item for item in items}
+        for key in [key for key in self._fleets if key not in fresh]:
+            self._fleets.pop(key)
+            self._publish("fleet", _key_text(key))
+        for key, item in fresh.items():
+            if self._put_fleet(key, item):
+                self._publish("fleet", _key_text(key))
+
+    def apply_fleet(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        key = bodies.object_key(obj)
+        changed = self._fleets.pop(key, None) is not None if event_type == "DELETED" else self._put_fleet(key, obj)
+        if changed:
+            self._publish("fleet", _key_text(key))
+
+    def _put_fleet(self, key: Key, body: Mapping[str, Any]) -> bool:
+        if not all(key):
+            return False
+        slim = trimmed(body)
+        previous = self._fleets.get(key)
+        if previous is not None and previous.body == slim:
+            return False
+        self._fleets[key] = CachedFleet(body=slim, row=fleet_row(slim))
+        return True
+
     def replace_events(self, items: list[Mapping[str, Any]]) -> None:
         touched = set(self._events)
         self._events.clear()
@@ -306,3 +350,16 @@ class EventStore:
 
     def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
         self.cache.apply_event(event_type, obj)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetStore:
+    """The DeploymentFleet side of the cache, as a reflector sees it."""
+
+    cache: InstanceCache
+
+    def replace(self, items: list[Mapping[str, Any]]) -> None:
+        self.cache.replace_fleets(items)
+
+    def apply(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        self.cache.apply_fleet(event_type, obj)

@@ -4,7 +4,9 @@ Owns: the first list, watching from the last resourceVersion seen (bookmarks
 advance it), listing again after 410 Gone, reconnecting with capped
 exponential backoff and jitter, telling the cache when the API server is
 (un)reachable so pages can say the data is stale, the restart and relist
-metrics, and :meth:`Reflector.restart_watch` (used to force a resume from a
+metrics, treating a resource the server does not serve (yet) as empty
+when it is optional (a cluster with the DeploymentInstance CRD but not the
+DeploymentFleet one is not "unreachable"), and :meth:`Reflector.restart_watch` (used to force a resume from a
 chosen resourceVersion, e.g. one too old, to exercise the 410 path).
 
 Must not: serve pages, or reach the API other than through :class:`KubeApi`.
@@ -24,6 +26,7 @@ from o4o_dashboard.cache import WatchStore
 from o4o_dashboard.kubeapi import ApiError, ApiUnreachable, KubeApi, ResourceExpired
 from o4o_dashboard.metrics import DashboardMetrics
 from o4o_operator.models import GROUP, KIND, PLURAL, VERSION
+from o4o_operator.models_fleet import FLEET_PLURAL
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +45,13 @@ class Backoff:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Resource:
-    """What to list and watch: a name for metrics and logs, the collection path, and query parameters."""
+    """What to list and watch: a name for metrics and logs, the collection path, and query parameters.
+    An ``optional`` resource that the server answers 404 for counts as empty, and is listed again later."""
 
     name: str
     path: str
     params: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    optional: bool = False
 
 
 def instances_resource(namespace: str | None) -> Resource:
@@ -54,9 +59,18 @@ def instances_resource(namespace: str | None) -> Resource:
     return Resource(PLURAL, f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}")
 
 
+def fleets_resource(namespace: str | None) -> Resource:
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return Resource(FLEET_PLURAL, f"/apis/{GROUP}/{VERSION}{scope}/{FLEET_PLURAL}", optional=True)
+
+
 def events_resource(namespace: str | None) -> Resource:
     scope = f"/namespaces/{namespace}" if namespace else ""
     return Resource("events", f"/api/v1{scope}/events", {"fieldSelector": f"involvedObject.kind={KIND}"})
+
+
+class _NotServed(Exception):
+    """An optional resource the API server does not serve (its CRD is not installed)."""
 
 
 class Reachability(Protocol):
@@ -88,6 +102,8 @@ class Reflector:
         self.relists = 0
         self.watches_opened = 0
         self.synced = asyncio.Event()
+        self.not_served = False
+        """An optional resource the API server answered 404 for at the last list."""
 
     @property
     def name(self) -> str:
@@ -130,7 +146,15 @@ class Reflector:
                 self._made_progress()
                 if failures:
                     await self._pause(self._backoff.delay(failures - 1))
+            except _NotServed:
+                if not self.not_served:
+                    logger.info("The API server does not serve %s; showing none and listing again every %.0fs",
+                                self.name, self._backoff.maximum)
+                self.not_served = True
+                await self._pause(self._backoff.maximum)
             except (ApiUnreachable, ApiError) as error:
+                if isinstance(error, ApiError) and error.status == 404 and self._resource.optional:
+                    self.resource_version = ""  # removed while watched: list again (and see it is gone)
                 self._reachability.mark_unreachable(self.name)
                 self._count_restart("error")
                 delay = self._backoff.delay(failures)
@@ -159,8 +183,18 @@ class Reflector:
         return True
 
     async def _relist(self) -> None:
-        items, resource_version = await self._api.list(self._resource.path, self._resource.params)
+        try:
+            items, resource_version = await self._api.list(self._resource.path, self._resource.params)
+        except ApiError as error:
+            if error.status != 404 or not self._resource.optional:
+                raise
+            self._store.replace([])
+            self._reachability.mark_reachable(self.name)
+            self.synced.set()
+            self._made_progress()
+            raise _NotServed from None
         self._store.replace(items)
+        self.not_served = False
         self.resource_version = resource_version
         self.relists += 1
         if self._metrics is not None:

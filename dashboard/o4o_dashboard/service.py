@@ -1,7 +1,7 @@
 """The running dashboard: API client, cache, reflectors and web server, wired together.
 
 Owns: the lifecycle of one dashboard (start the reflectors for
-DeploymentInstances and their Events, serve the web app on host:port, stop
+DeploymentInstances, their Events and DeploymentFleets, serve the web app on host:port, stop
 everything in order), and what it watches (one namespace or all). The CLI
 and the tests both run it through :class:`Dashboard`.
 
@@ -22,7 +22,7 @@ from o4o_dashboard.cache import InstanceCache
 from o4o_dashboard.credentials import ApiCredentials
 from o4o_dashboard.kubeapi import KubeApi
 from o4o_dashboard.metrics import DashboardMetrics
-from o4o_dashboard.reflector import Backoff, Reflector, events_resource, instances_resource
+from o4o_dashboard.reflector import Backoff, Reflector, events_resource, fleets_resource, instances_resource
 from o4o_dashboard.security import is_loopback
 from o4o_dashboard.web import create_app
 
@@ -56,6 +56,8 @@ class Dashboard:
                                    self.cache, self.metrics, backoff=config.backoff)
         self.events = Reflector(self.api, events_resource(config.namespace), self.cache.event_store,
                                 self.cache, self.metrics, backoff=config.backoff)
+        self.fleets = Reflector(self.api, fleets_resource(config.namespace), self.cache.fleet_store,
+                                self.cache, self.metrics, backoff=config.backoff)
         self.app = create_app(self.cache, self.metrics, token=config.token, scope_label=config.scope_label,
                               loopback_only=config.token is None and is_loopback(config.host),
                               ready=self.instances.synced.is_set)
@@ -83,7 +85,7 @@ class Dashboard:
 
     async def start(self) -> None:
         """Start watching and serving. Pages are served at once, empty until the first list."""
-        for reflector in (self.instances, self.events):
+        for reflector in (self.instances, self.events, self.fleets):
             self._tasks.append(asyncio.create_task(reflector.run(), name=f"reflector-{reflector.name}"))
         try:
             await self._runner.setup()
@@ -96,9 +98,10 @@ class Dashboard:
             self.port = int(addresses[0][1])
 
     async def wait_synced(self) -> None:
-        """Return once both DeploymentInstances and Events have been listed."""
+        """Return once DeploymentInstances, Events and DeploymentFleets have been listed."""
         await self.instances.synced.wait()
         await self.events.synced.wait()
+        await self.fleets.synced.wait()
 
     async def stop(self) -> None:
         await self._runner.cleanup()

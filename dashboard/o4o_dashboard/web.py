@@ -1,9 +1,10 @@
 """The aiohttp application: routes, page and JSON handlers, templates, static files.
 
-Owns: the URL space (``/``, ``/instances/{namespace}/{name}``, ``/fragments/...``
-for live refreshes, ``/api/instances[...]``, ``/events``, ``/healthz``,
-``/readyz``, ``/metrics``, ``/static/...``), the Jinja2 environment (autoescape
-always on), and the page-view metrics.
+Owns: the URL space (``/``, ``/instances/{namespace}/{name}``, ``/fleets``,
+``/fleets/{namespace}/{name}``, ``/fragments/...`` for live refreshes,
+``/api/instances[...]``, ``/events``, ``/healthz``, ``/readyz``, ``/metrics``,
+``/static/...``), the Jinja2 environment (autoescape always on), and the
+page-view metrics.
 
 Must not: call the Kubernetes API (every response is built from the cache),
 mark any user-controlled string safe, or accept a method other than GET/HEAD.
@@ -16,7 +17,7 @@ import datetime
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiohttp.typedefs import Middleware
 from o4o_dashboard import live, security
 from o4o_dashboard.cache import InstanceCache, utc_now
 from o4o_dashboard.detail import instance_detail
+from o4o_dashboard.fleets import fleet_detail
 from o4o_dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from o4o_dashboard.metrics import DashboardMetrics
 from o4o_dashboard.views import (
@@ -126,7 +128,8 @@ def _detail_or_404(site: Site, request: web.Request, template: str, page: str,
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     cached = site.cache.get(namespace, name)
     if cached is None:
-        return _render(site, missing_template, "not_found", {"namespace": namespace, "name": name}, 404)
+        return _render(site, missing_template, "not_found", {"namespace": namespace, "name": name,
+                                                             "kind": "DeploymentInstance", "back": "/"}, 404)
     now = site.clock()
     detail = instance_detail(cached.body, site.cache.events_for(namespace, name), now)
     return _render(site, template, page, {"detail": detail, "now": now})
@@ -138,6 +141,39 @@ async def detail_page(request: web.Request) -> web.Response:
 
 async def detail_fragment(request: web.Request) -> web.Response:
     return _detail_or_404(_site(request), request, "_detail.html", "detail_fragment", "_not_found.html")
+
+
+async def fleets_page(request: web.Request) -> web.Response:
+    site = _site(request)
+    return _render(site, "fleets.html", "fleets", {"fleets": site.cache.fleet_rows()})
+
+
+async def fleets_fragment(request: web.Request) -> web.Response:
+    site = _site(request)
+    return _render(site, "_fleets.html", "fleets_fragment", {"fleets": site.cache.fleet_rows()})
+
+
+def _fleet_or_404(site: Site, request: web.Request, template: str, page: str,
+                  missing_template: str) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    cached = site.cache.get_fleet(namespace, name)
+    if cached is None:
+        return _render(site, missing_template, "not_found", {"namespace": namespace, "name": name,
+                                                             "kind": "DeploymentFleet", "back": "/fleets"}, 404)
+
+    def member(member_name: str) -> Mapping[str, Any] | None:
+        found = site.cache.get(namespace, member_name)
+        return found.body if found is not None else None
+
+    return _render(site, template, page, {"detail": fleet_detail(cached.body, member)})
+
+
+async def fleet_page(request: web.Request) -> web.Response:
+    return _fleet_or_404(_site(request), request, "fleet.html", "fleet", "not_found.html")
+
+
+async def fleet_fragment(request: web.Request) -> web.Response:
+    return _fleet_or_404(_site(request), request, "_fleet.html", "fleet_fragment", "_not_found.html")
 
 
 def _json(site: Site, page: str, document: dict[str, Any], status: int = 200) -> web.Response:
@@ -221,6 +257,10 @@ def create_app(cache: InstanceCache, metrics_registry: DashboardMetrics, *, toke
     router.add_get("/instances/{namespace}/{name}", detail_page)
     router.add_get("/fragments/instances", list_fragment)
     router.add_get("/fragments/instances/{namespace}/{name}", detail_fragment)
+    router.add_get("/fleets", fleets_page)
+    router.add_get("/fleets/{namespace}/{name}", fleet_page)
+    router.add_get("/fragments/fleets", fleets_fragment)
+    router.add_get("/fragments/fleets/{namespace}/{name}", fleet_fragment)
     router.add_get("/api/instances", api_list)
     router.add_get("/api/instances/{namespace}/{name}", api_detail)
     router.add_get("/events", live.event_stream_handler(cache, metrics_registry))

@@ -23,6 +23,7 @@ from dashboard_cluster import (
     running_dashboard,
     until,
 )
+from dashboard_fleet_samples import FLEET, fleet_manifest, fleet_spec
 from dashboard_proxy import TcpProxy
 from dashboard_samples import spec, status_failed, status_ready
 
@@ -85,7 +86,8 @@ async def test_a_page_view_makes_no_api_call(dashboard: Dashboard, namespace: st
     calls_before = dashboard.api_calls
     paths = ["/", "/?phase=Ready", "/?sort=ip&dir=desc", f"/instances/{namespace}/failed",
              "/fragments/instances", f"/fragments/instances/{namespace}/ready", "/api/instances",
-             f"/api/instances/{namespace}/building", "/metrics", "/healthz", "/static/dashboard.js"]
+             f"/api/instances/{namespace}/building", "/metrics", "/healthz", "/static/dashboard.js", "/fleets",
+             "/fragments/fleets"]
     for _ in range(5):
         for path in paths:
             await fetch(http, dashboard, path)
@@ -182,7 +184,8 @@ async def test_serves_stale_data_while_the_api_server_is_away(
 
 async def test_least_privilege_service_account(control_plane: ControlPlane, namespace: str, tmp_path: Path,
                                                http: aiohttp.ClientSession) -> None:
-    """The shipped read-only role is enough: list and watch DeploymentInstances and Events, nothing else."""
+    """The shipped read-only role is enough: list and watch DeploymentInstances, Events and DeploymentFleets,
+    nothing else."""
     await run(control_plane.kubectl, "apply", "-f", str(REPO / "manifests/rbac/dashboard_role.yaml"))
     await run(control_plane.kubectl, "create", "rolebinding", "dashboard", "-n", namespace,
               "--clusterrole=o4o-dashboard-viewer", f"--serviceaccount={namespace}:dashboard")
@@ -190,11 +193,19 @@ async def test_least_privilege_service_account(control_plane: ControlPlane, name
     kubeconfig = control_plane.kubeconfig_for_token(token, tmp_path / "kubeconfig")
     await run(create_states, control_plane, namespace, ("ready",))
     await run(post_event, control_plane, namespace, "ready", "Deployed", "all stages succeeded")
+    await run(control_plane.kubectl, "apply", "-f", "-", input=fleet_manifest(namespace, fleet_spec()))
     async with running_dashboard(from_kubeconfig(kubeconfig), control_plane, namespace) as dashboard:
         await until(dashboard.cache, lambda c: phases(c) == {"ready": "Ready"}
-                    and bool(c.events_for(namespace, "ready")))
+                    and bool(c.events_for(namespace, "ready")) and len(c.fleet_rows()) == 1)
         assert not dashboard.cache.stale
         assert "all stages succeeded" in await fetch(http, dashboard, f"/instances/{namespace}/ready")
+        assert f'href="/fleets/{namespace}/{FLEET}"' in await fetch(http, dashboard, "/fleets")
+    account = f"--as=system:serviceaccount:{namespace}:dashboard"
+    for verb, resource, allowed in [("watch", "deploymentfleets", "yes"), ("patch", "deploymentfleets", "no"),
+                                    ("update", "deploymentfleets/status", "no"), ("get", "secrets", "no")]:
+        answer = await run(control_plane.kubectl, "auth", "can-i", verb, resource, "-n", namespace, account,
+                           check=False)
+        assert answer.stdout.strip() == allowed, (verb, resource)
 
 
 async def test_the_command_serves_and_stops_on_sigterm(control_plane: ControlPlane, namespace: str,

@@ -13,13 +13,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from dashboard_fleet_samples import fleet_body, fleet_spec
 from dashboard_samples import body, spec, status_ready
 
 from o4o_dashboard.cache import InstanceCache
 from o4o_dashboard.credentials import ApiCredentials
 from o4o_dashboard.kubeapi import KubeApi, watch_lines
 from o4o_dashboard.metrics import DashboardMetrics
-from o4o_dashboard.reflector import Backoff, Reflector, instances_resource
+from o4o_dashboard.reflector import Backoff, Reflector, fleets_resource, instances_resource
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 PATH = "/apis/deploy.o4o.io/v1alpha1/namespaces/shop/deploymentinstances"
@@ -175,6 +176,49 @@ async def test_an_unreachable_server_marks_the_cache_stale() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         await client.close()
+
+
+async def test_fleets_not_served_yet_are_none_not_stale() -> None:
+    """A cluster without the DeploymentFleet CRD: no fleets, no stale banner, and they appear once served."""
+    served, release = asyncio.Event(), asyncio.Event()
+    requests: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        requests.append(request.query.get("watch", "list"))
+        if not served.is_set():
+            return web.json_response({"kind": "Status", "code": 404, "message": "not found"}, status=404)
+        if request.query.get("watch") == "true":
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await release.wait()
+            return response
+        return web.json_response({"items": [fleet_body("shop", fleet_spec(), None)],
+                                  "metadata": {"resourceVersion": "5"}})
+
+    app = web.Application()
+    app.router.add_get("/apis/deploy.o4o.io/v1alpha1/namespaces/shop/deploymentfleets", handle)
+    server = TestServer(app)
+    await server.start_server()
+    cache = InstanceCache()
+    client = KubeApi(ApiCredentials(server=str(server.make_url("")).rstrip("/"), ssl_context=None, tokens=None))
+    reflector = Reflector(client, fleets_resource("shop"), cache.fleet_store, cache, backoff=FAST)
+    task = asyncio.create_task(reflector.run())
+    try:
+        await asyncio.wait_for(reflector.wait_until(lambda r: r.synced.is_set() and requests.count("list") >= 2),
+                               10)
+        assert reflector.not_served and not cache.stale and cache.fleet_rows() == []
+        assert "true" not in requests  # nothing to watch
+        served.set()
+        await asyncio.wait_for(cache.wait_until(lambda c: len(c.fleet_rows()) == 1), 10)
+        await settle(reflector, watches_opened=1)
+        assert not reflector.not_served and not cache.stale
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        await client.close()
+        await server.close()
 
 
 def feed(chunks: list[bytes]) -> aiohttp.StreamReader:

@@ -41,10 +41,19 @@
     if (!region) {
       return false;
     }
-    if (region.getAttribute("data-live") === "list") {
+    var live = region.getAttribute("data-live");
+    if (live === "list") {
       return change.kind === "instance";
     }
-    return change.key === region.getAttribute("data-key");
+    if (live === "fleets") {
+      return change.kind === "fleet";
+    }
+    if (live === "fleet") {
+      // The fleet itself, or any instance of its namespace (its members live there).
+      return (change.kind === "fleet" && change.key === region.getAttribute("data-key")) ||
+        (change.kind === "instance" && change.key.indexOf(region.getAttribute("data-namespace") + "/") === 0);
+    }
+    return change.kind !== "fleet" && change.key === region.getAttribute("data-key");
   }
 
   function swapIn(html) {

@@ -30,7 +30,7 @@ from o4o_operator.pipeline.stages import STAGE_COUNT
 from o4o_operator.testing.controlplane import ControlPlane
 from o4o_operator.testing.fixture_o4o import KNOWN_APP
 from o4o_operator.testing.processes import free_port, start_process, stop_process
-from o4o_operator.testing.world import CRD, LocalWorld
+from o4o_operator.testing.world import CRD, FLEET_CRD, LocalWorld
 
 REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "o4o-dev"
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     kubeconfig = REPO / ".kubeconfig"
     print("Starting the local control plane (etcd + kube-apiserver)...", flush=True)
     with ControlPlane(kubeconfig_path=kubeconfig) as plane:
-        plane.install_crds([CRD])
+        plane.install_crds([CRD, FLEET_CRD])
         what = "sandbox hosts" if args.hosts == "sandbox" else "booted Debian hosts, Pebble, DNS, mirrors"
         print(f"Starting the local Lightsail endpoint, {what} and the operator...", flush=True)
         with _make_world(plane, args.hosts, args.source, dev_dir) as world:
