@@ -2,8 +2,9 @@
 
 Owns: the instance's status (it alone holds it, applies the changes stages hand
 back and writes it), the one call to :func:`o4o_operator.pipeline.decisions.decide`,
-the loop that runs a stage's steps (two status writes per stage, start and end,
-plus a checkpoint a stage asks for; log lines ride along), applying what drift
+the loop that runs a stage's steps (one status write per stage: its end, which also
+starts the next one (see :mod:`~o4o_operator.runner.handoff`), plus a checkpoint a
+stage asks for; log lines ride along), applying what drift
 checks found, posting Events, keeping the log ConfigMap (never one of that name
 it did not make), and sleeping until woken by a change, a retry time or the next
 check. Must not make decisions of its own, and must not import Kopf: stop and
@@ -60,6 +61,7 @@ from o4o_operator.runner import backup_step
 from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
 from o4o_operator.runner.generated_secret import generated_values
+from o4o_operator.runner.handoff import Handoff
 from o4o_operator.runner.host_stages import run_host_stage
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
@@ -101,6 +103,7 @@ class InstanceWorker:
         """The operator-owned Secret is ours (read or made in this process): the inventory lists it Present."""
         self._log_saved = False
         """The log ConfigMap was made or written: the inventory lists it Present."""
+        self.handoff = Handoff(runtime.pipelines)
 
     # ---- writing -------------------------------------------------------------
 
@@ -150,16 +153,19 @@ class InstanceWorker:
     # ---- the loop --------------------------------------------------------------
 
     async def run(self, stopped: Callable[[], bool], wakeup: asyncio.Event) -> None:
-        while not stopped():
-            wakeup.clear()
-            body = self._body()
-            if body["metadata"].get("deletionTimestamp"):
-                return
-            delay = await self.step(body)
-            if delay is None or stopped():
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
+        try:
+            while not stopped():
+                wakeup.clear()
+                body = self._body()
+                if body["metadata"].get("deletionTimestamp"):
+                    return
+                delay = await self.step(body)
+                if delay is None or stopped():
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
+        finally:
+            self.handoff.release()
 
     async def step(self, body: Mapping[str, Any]) -> float | None:
         """One decision and its action. Returns how long to wait, or None to go on at once."""
@@ -168,21 +174,24 @@ class InstanceWorker:
         try:
             spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {})
         except pydantic.ValidationError as error:
+            self._take_announced(None)
             summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
             await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
         instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log)
         async for checkpoint in keep_teardown_secrets(instance):
             await self._apply(checkpoint)
-        decision, hashes, facts = await self._decide(instance, self.status, now)
+        decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)
+        started = self._take_announced(decision)
         if isinstance(decision, RunStage):
-            async with self.runtime.pipelines:
-                metrics.PIPELINES_IN_FLIGHT.inc()
-                try:
-                    await self._run_stage(instance, decision, hashes, generation, facts.secrets_version)
-                finally:
-                    metrics.PIPELINES_IN_FLIGHT.dec()
+            await self.handoff.hold()
+            try:
+                await self._run_stage(instance, decision, hashes, generation, facts.secrets_version, started)
+            finally:
+                if not self.handoff.pending:  # the next stage was not announced: another instance may go
+                    self.handoff.release()
             return None
+        self.handoff.release()
         if await self._requested_backup(instance, decision):
             return None
         if isinstance(decision, CheckDrift):
@@ -253,9 +262,19 @@ class InstanceWorker:
         decision = decide(instance.spec, spec_body, status, facts, annotations, now, interval)
         return decision, current_inputs(spec_body, facts), facts
 
+    def _take_announced(self, decision: Decision | None) -> bool:
+        """Whether ``decision`` runs the stage the last write announced as started. If the write announced
+        another stage (or none is to run now), the status goes on without that announcement."""
+        announced = self.handoff.pending
+        unstarted = self.handoff.take(decision)
+        if unstarted is not None:
+            self.status = unstarted.model_copy(update={"log_tail": self.status.log_tail})
+        return announced and unstarted is None
+
     async def _apply(self, step: StageStep) -> None:
         """Take a step's status changes; a checkpoint is written at once (pending log lines ride along)."""
         self.status = with_changes(self.status, step.changes)
+        self.handoff.follow(step.changes)
         if isinstance(step, Checkpoint):
             await self.write_status(self.status)
 
@@ -282,13 +301,13 @@ class InstanceWorker:
         await self.write_status(with_summary(status, following, hashes, generation, now))
 
     async def _run_stage(self, instance: InstanceContext, decision: RunStage, hashes: Mapping[str, str],
-                         generation: int, secrets_version: str | None) -> None:
+                         generation: int, secrets_version: str | None, announced: bool) -> None:
+        """Run one stage. Its start is written unless the previous stage's last write ``announced`` it."""
         stage = decision.stage
-        now = self.runtime.clock()
         self.log.stage = stage.name.value
-        started = self._with_made(instance, with_stage_started(
-            self.status, stage, decision.inputs_hash, generation, now, secrets_version=secrets_version), stage)
-        await self.write_status(with_summary(started, decision, hashes, generation, now))
+        if not announced:
+            await self.write_status(self._started(instance, self.status, decision, hashes, generation,
+                                                  secrets_version))
         await self._event("StageStarted", f"Started {stage.title.lower()}")
         clock = time.monotonic()
         try:
@@ -306,6 +325,15 @@ class InstanceWorker:
                                stage, succeeded=True)
         await self._finish(instance, done, generation)
         await self._event("StageSucceeded", message)
+
+    def _started(self, instance: InstanceContext, status: DeploymentInstanceStatus, decision: RunStage,
+                 hashes: Mapping[str, str], generation: int, secrets_version: str | None) -> DeploymentInstanceStatus:
+        """``status`` with ``decision``'s stage running (what it makes listed as intents), summarised."""
+        now = self.runtime.clock()
+        started = self._with_made(instance, with_stage_started(
+            status, decision.stage, decision.inputs_hash, generation, now, secrets_version=secrets_version),
+            decision.stage)
+        return with_summary(started, decision, hashes, generation, now)
 
     def _with_made(self, instance: InstanceContext, status: DeploymentInstanceStatus, stage: Stage, *,
                    succeeded: bool = False) -> DeploymentInstanceStatus:
@@ -361,10 +389,17 @@ class InstanceWorker:
         await self._event("StageFailed", f"{stage.title}: {error.reason}: {error.message}", warning=True)
 
     async def _finish(self, instance: InstanceContext, status: DeploymentInstanceStatus, generation: int) -> None:
-        """The stage's second (last) status write, with the next decision already summarised."""
+        """The stage's last status write, with the next decision already summarised; when that decision runs a
+        stage, the same write starts it (announced: the next pass runs it without writing its start again,
+        and takes the announcement back if it decides otherwise)."""
         now = self.runtime.clock()
-        following, hashes, _ = await self._decide(instance, status, now)
-        await self.write_status(with_summary(status, following, hashes, generation, now))
+        following, hashes, facts = await self._decide(instance, status, now)
+        status = with_log_lines(status, self.log.take_pending())
+        finished = with_summary(status, following, hashes, generation, now)
+        if isinstance(following, RunStage):
+            self.handoff.announce(following, finished)
+            finished = self._started(instance, status, following, hashes, generation, facts.secrets_version)
+        await self.write_status(finished)
         await self.save_log()
 
 
