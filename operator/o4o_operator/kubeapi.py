@@ -297,6 +297,22 @@ class KubeApi(KubeTransport):
                 return True
         raise TransientError(_CONTENDED[kind], f"{kind} {name!r} kept changing while it was released")
 
+    async def read_owned_configmap(self, namespace: str, name: str, owner_uid: str) -> dict[str, str] | None:
+        """The data of ConfigMap ``name`` if this operator made it for ``owner_uid`` (the same test as
+        :func:`_ownership_tests`, by a GET: no write); None when it is gone or not ours."""
+        try:
+            current = await self.request("GET", api_path("/api/v1", "namespaces", namespace, "configmaps", name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        meta = current.get("metadata") or {}
+        references = meta.get("ownerReferences") or []
+        if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != FIELD_MANAGER or not references \
+                or references[0].get("uid") != owner_uid:
+            return None
+        return {str(key): str(value) for key, value in (current.get("data") or {}).items()}
+
     async def adopt_released(self, kind: OwnedKind, namespace: str, name: str, owner: Mapping[str, Any],
                              labels: Mapping[str, str]) -> dict[str, Any] | None:
         """Adopt a Secret or ConfigMap the operator made and released (or lost its controller), for ``owner``.

@@ -72,8 +72,12 @@ async def test_log_configmap_is_created_then_updated_and_owned(
     assert stored["data"]["log"] == "first\nsecond\n"
     assert stored["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]  # type: ignore[index]
     assert stored["metadata"]["labels"] == {"a": "b", "app.kubernetes.io/managed-by": "o4o-operator"}
-    assert await kube.delete_configmap(namespace, "api-log", owner["metadata"]["uid"])  # type: ignore[index]
+    uid = owner["metadata"]["uid"]  # type: ignore[index]
+    assert await kube.read_owned_configmap(namespace, "api-log", uid) == {"log": "first\nsecond\n"}
+    assert await kube.read_owned_configmap(namespace, "api-log", "0e5b0c1e-0000-4000-8000-000000000000") is None
+    assert await kube.delete_configmap(namespace, "api-log", uid)
     assert control_plane.kubectl("get", "cm", "api-log", "-n", namespace, check=False).returncode != 0
+    assert await kube.read_owned_configmap(namespace, "api-log", uid) is None
 
 
 def _configmap(plane: ControlPlane, namespace: str, name: str, metadata: dict[str, object]) -> dict[str, object]:
@@ -95,6 +99,7 @@ async def test_a_log_configmap_the_operator_did_not_make_is_never_overwritten_no
     owner = _create(control_plane, namespace)
     before = _configmap(control_plane, namespace, "api-log", metadata)
     assert await kube.apply_configmap(namespace, "api-log", {"log": "ours"}, owner, {}) is False
+    assert await kube.read_owned_configmap(namespace, "api-log", owner["metadata"]["uid"]) is None  # type: ignore[index]
     assert await kube.delete_configmap(namespace, "api-log", owner["metadata"]["uid"]) is False  # type: ignore[index]
     after = json.loads(control_plane.kubectl("get", "cm", "api-log", "-n", namespace, "-o", "json").stdout)
     assert after == before

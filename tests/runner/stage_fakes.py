@@ -181,6 +181,9 @@ class FakeKube:
     async def apply_configmap(self, *args: Any, **kwargs: Any) -> None:
         return None
 
+    async def read_owned_configmap(self, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+        return None
+
 
 def spec_body(**changes: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {

@@ -75,3 +75,55 @@ async def test_the_slot_is_held_between_announced_stages_and_given_back_when_non
             break
     await worker.step(body)  # settled: nothing to run
     assert not slots.locked() and not worker.handoff.holding
+
+
+class _SavedLogKube(ConfigMapKube):
+    """Holds the log ConfigMap the worker saves, as the apiserver would."""
+
+    def __init__(self, saved: str = "") -> None:
+        super().__init__()
+        self.saved = saved
+
+    async def apply_configmap(self, namespace: str, name: str, data: Any, *args: Any, **kwargs: Any) -> bool:
+        self.saved = data["log"]
+        return True
+
+    async def read_owned_configmap(self, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+        return {"log": self.saved} if self.saved else None
+
+
+async def test_an_idle_worker_keeps_only_the_written_status_text_and_no_copy_of_its_saved_log() -> None:
+    kube = _SavedLogKube()
+    runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
+                           resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
+    body = instance_body(spec_body())
+    worker = InstanceWorker(runtime, lambda: body)
+    await worker.step(body)
+    written = worker.status.to_body()
+    saved = kube.saved
+    assert saved and worker.log.full_text == saved
+
+    worker.idle()
+    assert worker._status is None and worker.log.full_text == ""
+    assert worker.status.to_body() == written  # read back from the written text, exactly
+
+    await worker.step(body)  # the next stage's save reads the saved log back first: nothing is lost
+    assert kube.saved.startswith(saved) and len(kube.saved) > len(saved)
+
+
+async def test_a_worker_on_an_instance_with_a_status_keeps_the_log_saved_before_it_started() -> None:
+    """After an operator restart, the first save must not replace the ConfigMap's log with the new lines only."""
+    kube = _SavedLogKube("09:00:00 [provision] from before the restart\n")
+    runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
+                           resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
+    body = instance_body(spec_body())
+    first = InstanceWorker(runtime, lambda: body)
+    await first.step(body)  # provision, then a status exists
+    first.handoff.release()  # the first worker is gone (its run() gives its slot back)
+    body["status"] = first.status.to_body()
+    kube.saved = "09:00:00 [provision] from before the restart\n"
+
+    restarted = InstanceWorker(runtime, lambda: body)
+    await restarted.step(body)
+    assert kube.saved.startswith("09:00:00 [provision] from before the restart\n")
+    assert kube.saved.count("\n") > 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -27,7 +28,6 @@ from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
 from o4o_operator.kubeapi import ApiError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, DriftFinding, merge_patch
-from o4o_operator.models_database import INSTANCE_LABEL
 from o4o_operator.pipeline import backups
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
@@ -65,8 +65,8 @@ from o4o_operator.runner.handoff import Handoff
 from o4o_operator.runner.host_stages import run_host_stage
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.log import InstanceLog
+from o4o_operator.runner.log_configmap import LogKeeping, save_log
 from o4o_operator.runner.made_items import (
-    log_configmap_name,
     made_by,
     with_confirmed,
     with_intents,
@@ -83,6 +83,10 @@ _RESULTS: dict[type, str] = {Stall: "stalled", Pause: "paused", WaitForRetry: "r
 """``o4o_reconcile_total{result}`` for passes that run no stage; a stage counts success or error."""
 
 
+def _canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
 def _invalid_spec_message(error: pydantic.ValidationError) -> str:
     first = error.errors()[0]
     field = "spec." + ".".join(str(part) for part in first["loc"])
@@ -93,17 +97,40 @@ class InstanceWorker:
     def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
         self.runtime = runtime
         self._body = body
-        self.status = status_from_body(body().get("status"))
-        # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing.
-        self._written: dict[str, Any] | None = self.status.to_body() if body().get("status") else None
-        self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes)
+        self._status: DeploymentInstanceStatus | None = status_from_body(body().get("status"))
+        # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing:
+        # kept as canonical JSON text (a third of the memory of its dicts; 1000 idle instances hold one each).
+        self._written: str | None = _canonical(self.status.to_body()) if body().get("status") else None
+        # An instance with a status may have a log in its ConfigMap from before this process: read back first.
+        self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes,
+                               earlier_known=not body().get("status"))
         self._last_events: set[str] = set()
-        self._foreign_log_reported = False
+        self._log_keeping = LogKeeping()
         self._secret_made = False
         """The operator-owned Secret is ours (read or made in this process): the inventory lists it Present."""
         self._log_saved = False
         """The log ConfigMap was made or written: the inventory lists it Present."""
         self.handoff = Handoff(runtime.pipelines)
+
+    @property
+    def status(self) -> DeploymentInstanceStatus:
+        """The status this worker holds: the one it last wrote, unless it has changes not yet written."""
+        if self._status is None:
+            assert self._written is not None, "only a written status is ever dropped"
+            self._status = status_from_body(json.loads(self._written))
+        return self._status
+
+    @status.setter
+    def status(self, status: DeploymentInstanceStatus) -> None:
+        self._status = status
+
+    def idle(self) -> None:
+        """Going to wait: keep only the written status's text when that is all the worker holds, and drop the
+        full log once it is saved (both are read back on the next pass that needs them)."""
+        if self._status is not None and self._written is not None \
+                and _canonical(self._status.to_body()) == self._written:
+            self._status = None
+        self.log.forget_saved()
 
     # ---- writing -------------------------------------------------------------
 
@@ -115,40 +142,22 @@ class InstanceWorker:
         status = with_log_lines(status, self.log.take_pending())
         self.status = status
         body = status.to_body()
-        if body == self._written:
+        text = _canonical(body)
+        if text == self._written:
             return False
         meta = self._body()["metadata"]
-        await self.runtime.kube.patch_status(meta["namespace"], meta["name"], merge_patch(self._written, body))
-        self._written = body
+        before = json.loads(self._written) if self._written is not None else None
+        await self.runtime.kube.patch_status(meta["namespace"], meta["name"], merge_patch(before, body))
+        self._written = text
         return True
 
     async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
         await self.runtime.kube.post_event(self._body(), reason, self.log.redactor(message), warning=warning)
 
     async def save_log(self) -> None:
-        """Write the full log to the ConfigMap ``<name>-log``: ours, or one retained from an earlier instance of
-        this name (adopted, its lines kept before ours); one of that name the operator did not make is left
-        alone (said once)."""
-        body = self._body()
-        meta = body["metadata"]
-        name, labels = log_configmap_name(meta["name"]), {INSTANCE_LABEL: meta["name"]}
-        kube = self.runtime.kube
-        with contextlib.suppress(Exception):  # the status tail still holds the latest lines
-            if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
-                self._log_saved = True
-                return
-            earlier = await kube.adopt_released("configmaps", meta["namespace"], name, body, labels)
-            if earlier is not None:
-                self.log.keep_earlier(str(earlier.get("log", "")))
-                if await kube.apply_configmap(meta["namespace"], name, {"log": self.log.full_text}, body, labels):
-                    self._log_saved = True
-                    return
-            if not self._foreign_log_reported:  # left alone: it is someone else's; say so once
-                self._foreign_log_reported = True
-                logger.warning("Left ConfigMap %s/%s alone: it exists and the operator did not make it for %s; "
-                               "the log stays in status.logTail only", meta["namespace"], name, meta["name"])
-                await self._event("LogConfigMapNotOwned", f"ConfigMap {name} exists and is not the operator's: "
-                                  "it was left alone, and the log is kept in status.logTail only", warning=True)
+        """Write the full log to the ConfigMap ``<name>-log`` (see :func:`~.log_configmap.save_log`)."""
+        self._log_saved = await save_log(self.runtime.kube, self._body(), self.log, self._log_keeping) \
+            or self._log_saved
 
     # ---- the loop --------------------------------------------------------------
 
@@ -162,6 +171,7 @@ class InstanceWorker:
                 delay = await self.step(body)
                 if delay is None or stopped():
                     continue
+                self.idle()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
         finally:
