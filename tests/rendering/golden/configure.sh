@@ -541,6 +541,7 @@ clone_database() {
   restore_download spec.database.bootstrap.restore
   restore_archive spec.database.bootstrap.restore "nothing was migrated or switched, and the next try starts again from empty"
   printf '%s\n' "$RESTORE_SOURCE" > "$CLONE_SOURCE_RECORD"
+  o4o_result bootstrapSource "$RESTORE_SOURCE"
   printf '%s bootstrap: restored %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RESTORE_SOURCE" >> "$ACTIVATION_LOG"
 }
 # ------------------------------------------------------------------------------
