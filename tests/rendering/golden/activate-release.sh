@@ -449,7 +449,7 @@ restore_archive() {
   grep -v -E '^[0-9]+; [0-9]+ [0-9]+ (EXTENSION|COMMENT - EXTENSION) ' "$list.all" > "$list" || true
   o4o_step "Restoring $RESTORE_SOURCE into $DB_NAME as role $DB_USER"
   if ! pg_restore --no-owner --no-privileges --use-list="$list" --file=- "$dump" 2> "$RESTORE_DIR/pg_restore.err" |
-      role_psql --single-transaction > /dev/null 2>> "$RESTORE_DIR/pg_restore.err"; then
+      role_psql --single-transaction -f - > /dev/null 2>> "$RESTORE_DIR/pg_restore.err"; then
     restore_archive_failed "$field" "the restore failed" "$after"
   fi
   rm -f -- "$dump" "$list" "$list.all" "$RESTORE_DIR/pg_restore.err"
