@@ -57,7 +57,10 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # the operator's own identity (pipeline/ambient_grants.py)
     "AmbientIdentityNotGranted", "ZoneNotGranted",
     # the database's bootstrap (pipeline/bootstrap.py, templates/scripts/_bootstrap.sh)
-    "BootstrapRestoreUnavailable", "DatabaseBootstrapFailed", "DatabaseNotEmpty",
+    "DatabaseBootstrapFailed", "DatabaseNotEmpty",
+    # restores and clones (pipeline/restore.py, runner/restore_step.py, templates/scripts/_restore.sh)
+    "BackupChecksumMismatch", "BackupNotFound", "CloneNotGranted", "CloneSourceNotFound", "PostgresVersionMismatch",
+    "RestoreFailed", "RestoreUnavailable",
     # a DeploymentFleet's rollout (pipeline/fleet_rollout.py, pipeline/fleet_waves.py, runner/fleet.py)
     "DeadlineExceeded", "DuplicateDomain", "MemberNameTaken", "OverlappingSelectors", "RolloutHalted",
     "WaveMatchesNothing", "TemplateInvalid", "MemberRefused",

@@ -113,11 +113,72 @@ class BootstrapMode(enum.StrEnum):
     (``runMigrations({fake: true})``), then ``spec.build.api.seedCommand``; later releases migrate as usual, so
     only migrations newer than that baseline run. For apps whose migrations change a schema they never create."""
     RESTORE = "restore"
-    """From a backup: accepted by the schema, refused (``BootstrapRestoreUnavailable``) until backups exist."""
+    """A clone: ``restore`` (another instance's backup, or a template dump) is restored into the empty database
+    with ``pg_restore``, then the migrations run as every release's do (only those newer than the dump's)."""
+
+
+BACKUP_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12}$"
+"""A backup's id, as ``pipeline/backups.ID_PATTERN`` makes them (a test keeps the two equal)."""
+LATEST_BACKUP = "latest"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+TEMPLATE_KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62}){0,7}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""A template dump's object key: a folder of the target's prefix rules, then a plain file name."""
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+RESTORE_FIELD = "spec.database.restore"
+RESTORE_BACKUP_FIELD = "spec.database.restore.backup"
+CLONE_INSTANCE_FIELD = "spec.database.bootstrap.restore.instance"
+CLONE_BACKUP_FIELD = "spec.database.bootstrap.restore.backup"
+CLONE_TEMPLATE_FIELD = "spec.database.bootstrap.restore.template"
+
+
+class CloneSourceInstance(_DatabaseModel):
+    """The instance whose backup a clone starts from; its namespace defaults to the clone's own. Another
+    namespace must grant it (annotation ``deploy.o4o.io/clone-namespaces`` on the source instance)."""
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63)
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=63)
+
+
+class TemplateDump(_DatabaseModel):
+    """A ``pg_dump --format=custom`` archive at ``key`` in the clone's own backup target's bucket (read with the
+    clone's own target credentials, which must be allowed to read it)."""
+
+    key: str = Field(pattern=TEMPLATE_KEY_PATTERN, max_length=1024)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    """Checked before the restore; absent: the object's own ``sha256`` metadata, if it has one."""
 
 
 class DatabaseRestoreSpec(_DatabaseModel):
-    """Reserved for the backups issue: where a restore would come from. No fields yet."""
+    """Where a clone (bootstrap mode ``restore``) starts from: exactly one of ``instance`` (with ``backup``: an id
+    of its backups, or ``latest``) and ``template``."""
+
+    instance: CloneSourceInstance | None = None
+    backup: str = Field(default=LATEST_BACKUP, pattern=r"^(latest|[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7,12})$")
+    template: TemplateDump | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatabaseRestoreSpec:
+        if (self.instance is None) == (self.template is None):
+            raise ValueError("restore needs exactly one of instance and template")
+        return self
+
+
+class DatabaseInPlaceRestoreSpec(_DatabaseModel):
+    """``spec.database.restore``: restore this instance's own backup ``backup`` in place, once per id."""
+
+    backup: str = Field(pattern=BACKUP_ID_PATTERN)
+
+
+class RestoreStatus(_DatabaseModel):
+    """The last in-place restore (``spec.database.restore``): each backup id is restored once."""
+
+    backup: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    outcome: str = "Succeeded"
+    """``Succeeded``: restored, migrated, and the health gate passed (a failure stalls the configure stage)."""
+    pre_restore_backup: str | None = None
+    """The backup taken just before the restore (what the database held then)."""
 
 
 class DatabaseBootstrapSpec(_DatabaseModel):
@@ -134,6 +195,8 @@ class DatabaseBootstrapSpec(_DatabaseModel):
     def _command_with_its_mode(self) -> DatabaseBootstrapSpec:
         if self.mode is BootstrapMode.COMMAND and not self.command:
             raise ValueError("mode command needs command (one word per item)")
+        if self.mode is BootstrapMode.RESTORE and self.restore is None:
+            raise ValueError("mode restore needs restore (an instance's backup or a template dump)")
         return self
 
 
@@ -207,6 +270,8 @@ class DatabaseSpec(_DatabaseModel):
     bootstrap: DatabaseBootstrapSpec = Field(default_factory=DatabaseBootstrapSpec)
     backup: DatabaseBackupSpec | None = None
     """Absent: no backups (the migrations run unprotected, as before)."""
+    restore: DatabaseInPlaceRestoreSpec | None = None
+    """Restore one of this instance's backups in place, once per id (``status.database.restore`` records it)."""
 
     @property
     def local(self) -> bool:

@@ -7,6 +7,7 @@ MIGRATE_COMMAND=({% for word in ctx.api_migrate_command %}{{ " " if not loop.fir
 MIGRATE_ENV_FILE="$R"{{ ctx.env_path | shquote }}
 UPLOADS_DIR="$R"{{ ctx.uploads_dir | shquote }}
 {% include "scripts/_bootstrap.sh" %}
+{% include "scripts/_restore.sh" %}
 RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
 
 
@@ -73,8 +74,10 @@ done
 
 install -d -m 0700 "$ACTIVATIONS"
 previous="$(readlink "$CURRENT" 2>/dev/null || true)"
-# Before traffic switches: the uploads link, the database's bootstrap (once), then its migration. A failure leaves current alone.
+# Before traffic switches: the uploads link, an in-place restore (once per backup id), the database's bootstrap
+# (once), then its migration. A failure leaves current alone.
 link_uploads
+restore_database
 bootstrap_database
 migrate_release
 bootstrap_after_migration

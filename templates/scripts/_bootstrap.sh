@@ -25,6 +25,8 @@ JS
 backup_before_migration() {
   local marker="$ACTIVATIONS/$COMMIT.backup"
   [ -n "$BACKUP_ID" ] || return 0
+  # Just restored (_restore.sh): the database holds exactly the backup restored, which is its backup.
+  [ -z "$RESTORED_NOW" ] || return 0
   if [ "$(cat "$MIGRATED_MARKER" 2>/dev/null || true)" = "${MIGRATE_COMMAND[*]}" ] &&
       { [ -z "$BOOTSTRAP_MODE" ] || [ -s "$BOOTSTRAP_RECORD" ]; }; then
     return 0
@@ -59,18 +61,20 @@ bootstrap_finished() {
   o4o_step "The database $DB_NAME was bootstrapped ($1) for release $COMMIT"
 }
 
-# After a failed bootstrap: the operator drops only what it made. That is the local database its own record
-# names (written by setup-database.sh), dropped and created again for the instance's role; an external
-# database is never dropped (the operator decided so already; this is the last guard).
+# After a failed bootstrap, and before an in-place restore (_restore.sh): the operator drops only what it made.
+# That is the local database its own record names (written by setup-database.sh), dropped and created again for
+# the instance's role; an external database is never dropped (the operator decided so already; this is the last
+# guard). reset_local_database [<reason> <field> <why>]: the defaults are the bootstrap's.
 reset_local_database() {
-  local recorded_database recorded_role extension
+  local reason="${1:-DatabaseBootstrapFailed}" field="${2:-spec.database.bootstrap.command}"
+  local why="${3:-an earlier bootstrap failed}" recorded_database recorded_role extension
   recorded_database="$(awk -F= '$1 == "database" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
   recorded_role="$(awk -F= '$1 == "role" { print $2 }' "$DB_RECORD" 2>/dev/null || true)"
   if [ "$DB_MODE" != local ] || [ -z "$DB_NAME" ] || [ "$recorded_database" != "$DB_NAME" ] ||
       [ "$recorded_role" != "$DB_USER" ]; then
-    o4o_permanent DatabaseBootstrapFailed "spec.database.bootstrap.command: an earlier bootstrap failed and database $DB_NAME is not one the operator made on this server, so it is not dropped; its owner must empty it"
+    o4o_permanent "$reason" "$field: $why, and database $DB_NAME is not one the operator made on this server, so it is not dropped; its owner must empty it"
   fi
-  o4o_step "Dropping database $DB_NAME (the operator made it; an earlier bootstrap failed) and creating it again"
+  o4o_step "Dropping database $DB_NAME (the operator made it; $why) and creating it again"
   local -a admin=(runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -tA)
   (cd / && "${admin[@]}" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
     -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" \
@@ -110,6 +114,8 @@ bootstrap_database() {
   bootstrap_mark "$BOOTSTRAP_STARTED" "$BOOTSTRAP_MODE"
   if [ "$BOOTSTRAP_MODE" = command ]; then
     bootstrap_step spec.database.bootstrap.command "${BOOTSTRAP_COMMAND[*]}" "${BOOTSTRAP_COMMAND[@]}"
+  elif [ "$BOOTSTRAP_MODE" = restore ]; then
+    clone_database
   else
     synchronize_database
   fi

@@ -337,7 +337,8 @@ def test_printer_columns(control_plane: ControlPlane, namespace: str) -> None:
 
 
 @pytest.mark.parametrize("bootstrap", [{"mode": "command", "command": ["node", "dist/bootstrap.js"]},
-                                       {"mode": "restore", "restore": {}}, {}], ids=["command", "restore", "default"])
+                                       {"mode": "restore", "restore": {"instance": {"name": "shop"}}}, {}],
+                         ids=["command", "restore", "default"])
 def test_database_bootstrap_is_accepted_and_agrees_with_the_models(control_plane: ControlPlane, namespace: str,
                                                                    bootstrap: dict[str, Any]) -> None:
     body = _with("database", {"bootstrap": bootstrap})

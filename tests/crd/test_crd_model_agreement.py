@@ -83,7 +83,9 @@ LIGHTSAIL = {
     "dns": {"provider": "route53", "zone": "example.com", "hostedZoneId": "Z0123456789", "ttl": 300},
     "database": {"external": {"secretRef": {"name": "shop-db"}, "caSecretRef": {"name": "shop-db-ca", "key": "ca.crt"}},
                  "extensions": ["uuid-ossp"],
-                 "bootstrap": {"mode": "command", "command": ["node", "dist/bootstrap.js"]},
+                 "bootstrap": {"mode": "command", "command": ["node", "dist/bootstrap.js"],
+                               "restore": {"template": {"key": "templates/base.dump", "sha256": "a" * 64}}},
+                 "restore": {"backup": "20261205T120000Z-0123456789ab"},
                  "backup": {"target": {"s3": {"endpoint": "https://s3.example.com:9000", "bucket": "shop-backups",
                                               "region": "ap-northeast-2", "prefix": "o4o/backups",
                                               "credentialsSecretRef": {"name": "shop-s3", "accessKeyIdKey": "id",
@@ -99,6 +101,8 @@ EXISTING = {**copy.deepcopy(LIGHTSAIL), "provider": {"existing": {"host": "shop-
             "ssh": {"user": "deploy", "privateKeySecretRef": {"name": "shop-ssh", "key": "id"},
                     "trustOnFirstUse": True},
             "dns": {"provider": "lightsail", "zone": "example.com"}}
+EXISTING["database"]["bootstrap"] = {"mode": "restore", "restore": {"instance": {"name": "shop", "namespace": "team-a"},
+                                                                    "backup": "20261205T120000Z-0123456789ab"}}
 BASES = {"lightsail": LIGHTSAIL, "existing": EXISTING}
 
 FREE_JSON = {"spec.postInstall.request.body"}

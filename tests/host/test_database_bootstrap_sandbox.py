@@ -96,10 +96,10 @@ class Host:
 
 
 async def _host(sandbox: SandboxHost, session: SshSession, tmp_path: Path, *, external: bool = False,
-                bootstrap: str = BOOTSTRAP) -> Host:
-    repo, _ = make_fixture_repo(tmp_path / "platform")
+                bootstrap: str = BOOTSTRAP, name: str = "shop") -> Host:
+    repo, _ = make_fixture_repo(tmp_path / f"platform-{name}")
     commit = commit_files(repo, {"apps/api-server/src/bootstrap.js": bootstrap}, "A bootstrap")
-    context = HostContext(domain="shop.example.com", instance_name="shop", repository=str(repo), revision="main",
+    context = HostContext(domain=f"{name}.example.com", instance_name=name, repository=str(repo), revision="main",
                           tls_email="ops@example.com", health_attempts=2, health_interval_seconds=0)
     host = Host(sandbox, session, repo, commit, context, external)
     for stage in (StageName.RUNTIME, StageName.DATABASE, StageName.SOURCE):

@@ -27,9 +27,12 @@ def test_command_mode_needs_its_command_and_plain_words() -> None:
     assert spec.bootstrap.command == ("node", "dist/boot.js")
 
 
-def test_restore_is_accepted_by_the_model() -> None:
-    spec = DatabaseSpec.model_validate({"bootstrap": {"mode": "restore", "restore": {}}})
-    assert spec.bootstrap.mode is BootstrapMode.RESTORE
+def test_restore_needs_its_source_in_the_model() -> None:
+    spec = DatabaseSpec.model_validate({"bootstrap": {"mode": "restore", "restore": {"instance": {"name": "shop"}}}})
+    assert spec.bootstrap.mode is BootstrapMode.RESTORE and spec.bootstrap.restore is not None
+    assert spec.bootstrap.restore.backup == "latest"
+    with pytest.raises(pydantic.ValidationError, match="mode restore needs restore"):
+        DatabaseSpec.model_validate({"bootstrap": {"mode": "restore"}})
 
 
 def test_the_command_word_rule_is_the_builds() -> None:
@@ -44,6 +47,7 @@ def _facts(tables: int = 0, migrations: str = "", bootstrapped: str = "", starte
                                        "bootstrapped": bootstrapped, "bootstrapStarted": started})
 
 
+CLONE = {"mode": "restore", "restore": {"instance": {"name": "shop"}, "backup": "latest"}}
 COMMAND = {"mode": "command", "command": ["node", "dist/bootstrap.js"]}
 EXTERNAL = {"external": {"secretRef": {"name": "shop-db"}}}
 
@@ -85,7 +89,7 @@ def test_the_default_records_the_first_migration_run_as_the_bootstrap() -> None:
 @pytest.mark.parametrize("facts", [_facts(tables=1), _facts(migrations="public.migrations"),
                                    _facts(tables=1, started="migrate")])
 def test_a_database_that_is_not_empty_is_never_bootstrapped(facts: DatabaseFacts) -> None:
-    for spec in (_spec(COMMAND), _spec(COMMAND, **EXTERNAL), _spec({"mode": "restore"})):
+    for spec in (_spec(COMMAND), _spec(COMMAND, **EXTERNAL), _spec(CLONE)):
         assert plan_bootstrap(spec, facts).action is BootstrapAction.NONE
 
 
@@ -110,12 +114,14 @@ def test_after_a_failed_command_an_external_database_is_never_dropped() -> None:
     assert plan_bootstrap(_spec(COMMAND, **EXTERNAL), _facts(started="command")).action is BootstrapAction.RUN
 
 
-def test_restore_is_refused_naming_its_field_until_backups_exist() -> None:
-    with pytest.raises(InvalidSpecError) as caught:
-        plan_bootstrap(_spec({"mode": "restore", "restore": {}}), _facts())
-    assert caught.value.reason == "BootstrapRestoreUnavailable"
+def test_a_clone_is_planned_on_an_empty_database_and_starts_again_from_empty_after_a_failure() -> None:
+    plan = plan_bootstrap(_spec(CLONE), _facts())
+    assert (plan.action, plan.mode) == (BootstrapAction.RUN, BootstrapMode.RESTORE)
+    plan = plan_bootstrap(_spec(CLONE), _facts(tables=4, started="restore"))
+    assert (plan.action, plan.mode) == (BootstrapAction.RESET_AND_RUN, BootstrapMode.RESTORE)
+    with pytest.raises(InvalidSpecError) as caught:  # an external database is never dropped
+        plan_bootstrap(_spec(CLONE, **EXTERNAL), _facts(tables=4, started="restore"))
     assert caught.value.field == "spec.database.bootstrap.restore"
-    assert "backups issue" in caught.value.message
 
 
 # ---- mode synchronize: the schema from the entities, the migrations recorded, then the seed

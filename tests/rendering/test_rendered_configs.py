@@ -90,7 +90,16 @@ def all_scripts() -> dict[str, str]:
         record=("forum-core", "signage"), forget=("lms-core",), steps=(step_marker(STEPS[0]),), command=0))
     scripts["configure-synchronize"] = render_script("configure", dataclasses.replace(
         CONTEXT, bootstrap_mode="synchronize", api_seed_command=("node", "dist/seed.js", "--mode=all")))
+    scripts["configure-restore"] = render_script("configure", dataclasses.replace(CONTEXT, **RESTORE_IN_PLACE))
+    scripts["configure-clone"] = render_script("configure", dataclasses.replace(CONTEXT, **CLONE))
     return scripts
+
+
+RESTORE_IN_PLACE = {"backup_id": "20261206T120000Z-0123456789ab", "restore_kind": "in-place",
+                    "restore_id": "20261205T120000Z-0123456789ab", "restore_sha256": "a" * 64,
+                    "restore_source": "team-a/shop backup 20261205T120000Z-0123456789ab"}
+CLONE = {"bootstrap_mode": "restore", "restore_kind": "clone", "restore_id": "template", "restore_sha256": "b" * 64,
+         "restore_source": "template templates/base.dump"}
 
 
 @pytest.mark.parametrize(("name", "script"), sorted(all_scripts().items()))

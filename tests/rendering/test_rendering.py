@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 import pytest
+from test_rendered_configs import CLONE, RESTORE_IN_PLACE
 
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.markers import last_failure, parse_results
@@ -44,6 +45,8 @@ RENDERINGS: dict[str, Callable[[], str]] = {
     **{f"{name}.sh": functools.partial(render_script, name, CONTEXT) for name in SCRIPT_NAMES},
     "configure.backup.sh": lambda: render_script(
         "configure", dataclasses.replace(CONTEXT, backup_id="20261206T120000Z-0123456789ab")),
+    "configure.restore.sh": lambda: render_script("configure", dataclasses.replace(CONTEXT, **RESTORE_IN_PLACE)),
+    "configure.clone.sh": lambda: render_script("configure", dataclasses.replace(CONTEXT, **CLONE)),
     "nginx-site.http.conf": lambda: render_nginx_site(CONTEXT, certificate_present=False),
     "nginx-site.https.conf": lambda: render_nginx_site(CONTEXT, certificate_present=True),
     "ecosystem.config.js": lambda: render_ecosystem(CONTEXT),

@@ -133,6 +133,11 @@ class FakeKube:
         self.owners: dict[str, str] = {}
         """Secret name -> the uid of the instance the operator made it for."""
         self.versions: dict[str, int] = {}
+        self.instances: dict[tuple[str, str], dict[str, Any]] = {}
+        """(namespace, name) -> a DeploymentInstance's body, as a clone's source is read."""
+
+    async def get_instance(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.instances.get((namespace, name))
 
     async def read_secret(self, namespace: str, name: str, field: str) -> SecretData:
         if name not in self.secrets:

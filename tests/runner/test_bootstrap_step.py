@@ -1,6 +1,6 @@
 """The configure stage's bootstrap pre-step: it asks the host (database-facts, as the database's role), decides with
-``plan_bootstrap`` and renders configure with that decision; restore and an external database it may not empty
-stall naming the field, before anything runs."""
+``plan_bootstrap`` and renders configure with that decision; a clone without its source and an external database it
+may not empty stall naming the field, before anything runs."""
 
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ async def test_a_failed_command_drops_the_local_database_first() -> None:
     assert "BOOTSTRAP_RESET=1" in session.scripts[0]
 
 
-async def test_restore_stalls_naming_its_field_before_configure_runs() -> None:
+async def test_a_clone_of_an_instance_that_does_not_exist_stalls_naming_its_field_before_configure_runs() -> None:
     with pytest.raises(errors.InvalidSpecError) as caught:
-        await _configure(EMPTY, {"bootstrap": {"mode": "restore", "restore": {}}})
-    assert caught.value.reason == "BootstrapRestoreUnavailable"
-    assert caught.value.field == "spec.database.bootstrap.restore"
+        await _configure(EMPTY, {"bootstrap": {"mode": "restore", "restore": {"instance": {"name": "gone"}}}})
+    assert caught.value.reason == "CloneSourceNotFound"
+    assert caught.value.field == "spec.database.bootstrap.restore.instance"
 
 
 async def test_an_external_database_left_half_bootstrapped_stalls_and_is_never_dropped() -> None:

@@ -4,7 +4,8 @@ Owns: :class:`DatabaseFacts` (what ``database-facts.sh`` reports of the database
 parsed from its ``::o4o::result`` lines), the definition of an *empty* database (:attr:`DatabaseFacts.empty`)
 and :func:`plan_bootstrap`, the decision: bootstrap only an empty database, only once, and after a failed
 bootstrap (a command, or a synchronize from the API's entities) start again from empty (a local database the
-operator made is dropped and created again; an external one is never dropped: its owner must empty it). What a
+operator made is dropped and created again; an external one is never dropped: its owner must empty it). Mode
+``restore`` (a clone) is planned here like the others; where its dump comes from is ``pipeline/restore.py``'s. What a
 synchronize runs (``spec.build.api.dataSource``, ``seedCommand``) reaches the script through the host context.
 Purely computational: no I/O. The configure stage's script checks emptiness again before it runs a bootstrap,
 so a stale decision can never bootstrap a database that is not empty.
@@ -29,7 +30,7 @@ EMPTY_DEFINITION = ("no table (ordinary or partitioned, not an extension's own) 
                     "information_schema, pg_toast* and pg_temp*, and no migrations table")
 """What "empty" means, as the README and ``kubectl explain di.spec.database.bootstrap`` say it."""
 FACT_KEYS = ("tables", "migrationsTable", "bootstrapped", "bootstrapStarted")
-LEAVES_TABLES = (BootstrapMode.COMMAND, BootstrapMode.SYNCHRONIZE)
+LEAVES_TABLES = (BootstrapMode.COMMAND, BootstrapMode.SYNCHRONIZE, BootstrapMode.RESTORE)
 """Modes whose unfinished run may leave tables behind, so that the next try starts again from empty (a failed
 first migration run, mode migrate, carries on as every migration run does)."""
 
@@ -46,6 +47,8 @@ class DatabaseFacts:
     """The host's record of a finished bootstrap (``<mode> <time> <commit>``), empty when none."""
     bootstrap_started: str
     """The mode of a bootstrap that began and never finished (it failed, or the host went away), else empty."""
+    postgres_version: str = ""
+    """The server's ``server_version_num`` (empty when the script did not say): a restore's dump must match."""
 
     @property
     def empty(self) -> bool:
@@ -59,7 +62,8 @@ class DatabaseFacts:
         if missing or not tables.isdigit():
             raise TransientError("DatabaseUnavailable", "The database's facts could not be read (missing: "
                                  f"{', '.join(missing) or 'a table count'}); nothing was bootstrapped")
-        return cls(int(tables), results["migrationsTable"], results["bootstrapped"], results["bootstrapStarted"])
+        return cls(int(tables), results["migrationsTable"], results["bootstrapped"], results["bootstrapStarted"],
+                   results.get("postgresVersion", ""))
 
     def describe(self) -> str:
         if self.empty:
@@ -88,17 +92,11 @@ class BootstrapPlan:
     """Why, for the stage's log."""
 
 
-def _restore_unavailable() -> InvalidSpecError:
-    # The place for restore: once backups exist (the backups issue), a RESTORE plan goes here, fetching the
-    # backup named by spec.database.bootstrap.restore into the empty database instead of running a command.
-    return InvalidSpecError(BOOTSTRAP_RESTORE_FIELD, "restoring a backup into an empty database is not "
-                            "available yet: backups and restore come with the backups issue. Use mode migrate or "
-                            "command", reason="BootstrapRestoreUnavailable")
-
-
 def _not_emptied(facts: DatabaseFacts, started: str, spec: DatabaseSpec) -> InvalidSpecError:
     if started == BootstrapMode.SYNCHRONIZE:
         field, what = DATA_SOURCE_FIELD, "synchronize"
+    elif started == BootstrapMode.RESTORE:
+        field, what = BOOTSTRAP_RESTORE_FIELD, "a restore"
     else:
         field, what = BOOTSTRAP_COMMAND_FIELD, " ".join(spec.bootstrap.command or ()) or started
     return InvalidSpecError(field, f"an earlier bootstrap ({what}) failed on the "
@@ -124,18 +122,16 @@ def plan_bootstrap(spec: DatabaseSpec, facts: DatabaseFacts) -> BootstrapPlan:
         if not spec.local:
             raise _not_emptied(facts, facts.bootstrap_started, spec)
         reset = True
-    if bootstrap.mode is BootstrapMode.RESTORE:
-        raise _restore_unavailable()
     if bootstrap.mode is BootstrapMode.MIGRATE:
         if reset:  # a failed command's leftovers; the user has since chosen the migrations alone
             return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.MIGRATE,
                                  note="an earlier bootstrap failed: the database starts again from empty")
         return BootstrapPlan(BootstrapAction.RUN, BootstrapMode.MIGRATE, note="the database is empty")
-    if bootstrap.mode is BootstrapMode.SYNCHRONIZE:
+    if bootstrap.mode in (BootstrapMode.SYNCHRONIZE, BootstrapMode.RESTORE):
         if reset:
-            return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.SYNCHRONIZE,
+            return BootstrapPlan(BootstrapAction.RESET_AND_RUN, bootstrap.mode,
                                  note="an earlier bootstrap failed: the database starts again from empty")
-        return BootstrapPlan(BootstrapAction.RUN, BootstrapMode.SYNCHRONIZE, note="the database is empty")
+        return BootstrapPlan(BootstrapAction.RUN, bootstrap.mode, note="the database is empty")
     command = bootstrap.command or ()
     if reset:
         return BootstrapPlan(BootstrapAction.RESET_AND_RUN, BootstrapMode.COMMAND, command,

@@ -62,7 +62,9 @@ class SecretRole(enum.StrEnum):
     to the script as ``O4O_DB_*``, never rendered into it."""
     BACKUP = "backup"
     """A presigned URL for the one object the stage's backup uploads (``spec.database.backup``), passed to the
-    script as ``O4O_BACKUP_PUT_URL``, never rendered into it; the bucket's credentials stay in the operator."""
+    script as ``O4O_BACKUP_PUT_URL``, and one for the dump a restore or a clone reads (``spec.database.restore``,
+    bootstrap mode ``restore``) as ``O4O_RESTORE_GET_URL``; never rendered into it; the buckets' credentials stay
+    in the operator."""
     ADMIN = "admin"
     """The operator-owned Secret ``<name>-database``'s ADMIN_EMAIL and ADMIN_PASSWORD, passed to the script
     as ``O4O_ADMIN_EMAIL`` and ``O4O_ADMIN_PASSWORD``, never rendered into it."""
@@ -165,14 +167,16 @@ STAGES: tuple[Stage, ...] = (
     Stage(StageName.CONFIGURE, "Configured", Phase.CONFIGURING, "Configure nginx, PM2 and .env",
           600, ("domain", "apiPort", *_REVISION, "build.site.outputDir", "build.api.directory",
                 "build.api.entryPoint", "build.api.migrateCommand", "build.api.uploadsDir", "build.health",
-                "build.api.dataSource", "build.api.seedCommand", "database.bootstrap", "facts.commit",
+                "build.api.dataSource", "build.api.seedCommand", "database.bootstrap", "database.restore",
+                "facts.commit",
                 "facts.envVersion", _HOST),
           message="Configured nginx, PM2 and .env; serving release {release}",
           # DATABASE: the bootstrap's facts and its last guard are read as the instance's role.
           script="configure", secrets=(*_SSH, SecretRole.ENV, SecretRole.DATABASE, SecretRole.BACKUP),
           results=(ResultField("release"), ResultField("bootstrap", "database.bootstrap"),
                    ResultField("bootstrappedAt", "database.bootstrapped_at"),
-                   ResultField("bootstrapCommit", "database.bootstrap_commit")),
+                   ResultField("bootstrapCommit", "database.bootstrap_commit"),
+                   ResultField("bootstrapSource", "database.bootstrap_source")),
           drift=DriftCheck.HTTP_HEALTH, api_step=ApiStep.HEALTH_GATE),
     Stage(StageName.TLS, "CertificateReady", Phase.CONFIGURING, "Obtain the TLS certificate",
           # All of spec.tls: a new server re-runs the stage, whose script then issues afresh instead of reusing.

@@ -58,7 +58,9 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _COMMIT = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-BOOTSTRAP_MODES = ("", "migrate", "command", "synchronize")
+BOOTSTRAP_MODES = ("", "migrate", "command", "synchronize", "restore")
+RESTORE_KINDS = ("", "in-place", "clone")
+_RESTORE_SOURCE = re.compile(r"^[A-Za-z0-9 ._/:-]{1,300}$")
 _BOOTSTRAP_WORD = re.compile(COMMAND_WORD_PATTERN.removeprefix("^").removesuffix("$"))
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+[A-Za-z0-9._~:?#@!$&'()*+,;=%-]$")
@@ -167,6 +169,19 @@ class HostContext:
     backup_id: str = ""
     """The backup this configure run makes before its migration run, if it runs one (``pipeline/backups.py``
     names it); empty: ``spec.database.backup`` is absent. Its upload URL reaches the script as a secret."""
+    restore_kind: str = ""
+    """``in-place`` (``spec.database.restore``, drop and create the local database again first) or ``clone``
+    (bootstrap mode ``restore`` into the empty database); empty: nothing is restored. ``pipeline/restore.py``
+    decides; the dump's download URL reaches the script as a secret."""
+    restore_id: str = ""
+    """The backup restored (an id; a template dump without one: ``template``)."""
+    restore_sha256: str = ""
+    """The dump's SHA-256 from its record: checked before anything is dropped or restored."""
+    postgres_version: str = ""
+    """The server's ``server_version_num``, as ``database-facts`` reported before configure: what a restore's dump
+    is checked against (``pipeline/restore.py``). Rendered nowhere."""
+    restore_source: str = ""
+    """What is restored, for the log and the host's record: ``<namespace>/<name> backup <id>`` or ``template <key>``."""
     letsencrypt_dir: str = "/etc/letsencrypt"
     nginx_dir: str = "/etc/nginx"
     nginx_log_dir: str = "/var/log/nginx"
@@ -230,6 +245,11 @@ class HostContext:
             raise _invalid("spec.database.bootstrap.command", "must be words of plain characters, with mode command")
         if self.backup_id and not _BACKUP_ID.fullmatch(self.backup_id):
             raise _invalid("backup_id", "must be <UTC time>-<commit>, such as 20261206T120000Z-0123456789ab")
+        if self.restore_kind not in RESTORE_KINDS or bool(self.restore_kind) != bool(self.restore_id) or (
+                self.restore_kind and not (re.fullmatch(r"[0-9a-f]{64}", self.restore_sha256)
+                                           and (_BACKUP_ID.fullmatch(self.restore_id) or self.restore_id == "template")
+                                           and _RESTORE_SOURCE.fullmatch(self.restore_source))):
+            raise _invalid("spec.database.restore", "needs a backup id, its SHA-256 and a plain source description")
         validate_build(self)
         for app in self.apps:
             if not _DNS_LABEL.fullmatch(app):

@@ -27,7 +27,7 @@ from o4o_operator.errors import TransientError
 from o4o_operator.pipeline.bootstrap import BootstrapAction, DatabaseFacts, plan_bootstrap
 from o4o_operator.pipeline.stages import ApiStep, SecretRole, Stage, StageName
 from o4o_operator.rendering import HostContext, env_values, render
-from o4o_operator.runner import apps_step, backup_step, health_gate
+from o4o_operator.runner import apps_step, backup_step, health_gate, restore_step
 from o4o_operator.runner.generated_secret import (
     database_connection,
     database_script_env,
@@ -97,6 +97,7 @@ async def _planned_bootstrap(instance: InstanceContext, host: HostContext) -> Ho
     facts = DatabaseFacts.from_results(result.results)
     plan = plan_bootstrap(instance.spec.database, facts)
     instance.log(f"Database bootstrap ({instance.spec.database.bootstrap.mode.value}): {plan.note}")
+    host = dataclasses.replace(host, postgres_version=facts.postgres_version)
     if plan.action is BootstrapAction.NONE or plan.mode is None:
         return host
     return dataclasses.replace(host, bootstrap_mode=plan.mode.value, bootstrap_command=plan.command,
@@ -171,8 +172,10 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
     if pre_step is not None:
         host = await pre_step(instance, host)
     backup_env: dict[str, str] = {}
-    if SecretRole.BACKUP in stage.secrets:  # configure: the backup before its migration run
+    if SecretRole.BACKUP in stage.secrets:  # configure: the backup before its migration run, and a restore
         host, backup_env = await backup_step.prepare(instance, host)
+        host, restore_env = await restore_step.prepare(instance, host)
+        backup_env.update(restore_env)
     script = render.render_script(stage.script, host)
     session = await instance.session()
     try:
@@ -194,6 +197,7 @@ async def run_host_stage(stage: Stage, instance: InstanceContext) -> AsyncGenera
             changes[field.status_field] = value
     if SecretRole.BACKUP in stage.secrets:
         changes.update(await backup_step.record(instance, host.commit or "", results))
+        changes.update(restore_step.record(instance, results))
     for status_field, spec_path in stage.records:
         changes[status_field] = _spec_value(instance, spec_path)
     if stage.name is StageName.APPS:  # what the instance reports active after the stage

@@ -349,6 +349,17 @@ class SandboxHost:
         self._update_plan(lambda plan: plan["http"].append({
             "url_contains": url_contains, "status": status, "body": body, "live_release": live_release}))
 
+    def edit_tables(self, database: str, *, create: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
+        """What ``psql -c 'CREATE TABLE ...'`` or ``'DROP TABLE ...'`` by hand does to the PostgreSQL shim's local
+        ``database`` (tables as ``schema.name``)."""
+        state_path = self.root / ".shim-state.json"
+        with (self.root / ".shim-lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = json.loads(state_path.read_text())
+            tables = state["postgres"].setdefault("tables", {}).setdefault(database, [])
+            tables[:] = [t for t in tables if t not in drop] + [t for t in create if t not in tables]
+            state_path.write_text(json.dumps(state, indent=1, sort_keys=True))
+
     def _update_plan(self, change: Any) -> None:
         plan_path = self.root / ".shim-plan.json"
         with (self.root / ".shim-lock").open("a") as lock:

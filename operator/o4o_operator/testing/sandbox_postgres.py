@@ -4,8 +4,8 @@ Owns: a small model of one Debian PostgreSQL host in the shim state (``state["po
 ``ssl``, roles with a SHA-256 of their password, databases and their owners), made when ``apt-get install
 postgresql`` runs (Debian creates and starts cluster ``14/main`` on port 5432 and the ``postgres`` user),
 and the answers of ``psql`` to the statements ``setup-database.sh``, ``database-facts.sh``, the bootstrap and
-``teardown-host.sh`` send (tables are names per database: ``CREATE TABLE`` adds one, ``DROP DATABASE`` drops
-them): peer
+``teardown-host.sh`` send (tables are names per database: ``CREATE TABLE`` adds one, ``DROP TABLE`` drops one,
+``DROP DATABASE`` drops them all): peer
 authentication for the ``postgres`` user without ``-h``, password authentication over TCP against the stored
 hash. A host other than the local one stands for an external database and answers ``SELECT 1``; as libpq,
 ``PGSSLMODE`` verify-ca and verify-full need a root certificate (``PGSSLROOTCERT``, else
@@ -220,7 +220,7 @@ def _answer(options: dict[str, str], stdin_text: Callable[[], str],
     return 0
 
 
-_TABLE_SQL = re.compile(r"(?i)^\s*(select count\(\*\).*from pg_class|create table )")
+_TABLE_SQL = re.compile(r"(?i)^\s*(select count\(\*\).*from pg_class|create table |drop table )")
 TABLES_KEY = "tables"
 """``state["postgres"]["tables"]``: per local database, its tables as ``schema.name``; for an external database
 (which the sandbox only pretends to reach) ``state["external_tables"]`` holds the same."""
@@ -242,6 +242,15 @@ def _table_statement(sql: str, update_state: Callable[[Callable[[State], None]],
         name = (match.group(1) or "public.") + match.group(2)
         update_state(lambda s: tables_of(s).setdefault(database, []).append(name)
                      if name not in tables_of(s).get(database, []) else None)
+        return 0
+    if match := re.fullmatch(r"(?i)drop table (if exists )?([a-z_][a-z0-9_]*\.)?([a-z_][a-z0-9_]*)", compact):
+        name = (match.group(2) or "public.") + match.group(3)
+        present: list[str] = []
+        update_state(lambda s: present.extend(tables_of(s).get(database, [])))
+        if name not in present and not match.group(1):
+            print(f'ERROR:  table "{match.group(3)}" does not exist', file=sys.stderr)
+            return 1
+        update_state(lambda s: tables_of(s).get(database, []).remove(name) if name in present else None)
         return 0
     tables: list[str] = []
     update_state(lambda s: tables.extend(tables_of(s).get(database, [])))

@@ -255,6 +255,9 @@ def pm2(args: list[str]) -> int:
 
         update_state(started)
         print(f"[PM2] Applying action {verb} on app")
+    elif verb == "stop" and len(args) > 1:
+        update_state(lambda s: s.__setitem__("live_release", None))
+        print("[PM2] Applying action stopProcessId on app")
     elif verb == "startup":
         user = option(args, "-u") or "root"
         unit = ROOT / f"etc/systemd/system/pm2-{user}.service"
@@ -275,8 +278,10 @@ HEALTHY_BODY = '{"status":"alive","database":{"status":"healthy"}}\n'
 
 
 def curl(args: list[str]) -> int:
-    if option(args, "-T", "--upload-file") is not None:
-        return passthrough(["curl", *args])  # an upload (a backup to its presigned URL) is real: the S3 server is
+    if option(args, "-T", "--upload-file") is not None or option(args, "-K", "--config") == "-":
+        # An upload (a backup to its presigned URL) or a download whose URL is on stdin (a restore's dump from its
+        # presigned URL) is real: the S3 server is.
+        return passthrough(["curl", *args])
     url = next((a for a in reversed(args) if re.match(r"^https?://", a)), "")
     plan = load(PLAN, {"http": []})
     live = state().get("live_release")
@@ -365,6 +370,12 @@ def pg_dump(args: list[str]) -> int:
     return int(sibling("sandbox_postgres").pg_dump(args, AS_USER, state(), sys.stdout.buffer))
 
 
+def pg_restore(args: list[str]) -> int:
+    if "postgresql-client" not in packages():
+        return not_installed("pg_restore")
+    return int(sibling("sandbox_pg_restore").pg_restore(args, sys.stdin.buffer, sys.stdout))
+
+
 def toolchain() -> Any:
     """Node.js, npm and pnpm as the sandbox acts them out (``sandbox_toolchain``), bound to this call."""
     return sibling("sandbox_toolchain").Shim(global_prefix=ROOT / "usr/local", shim_dir=SHIM_DIR, state=state,
@@ -383,6 +394,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "chown": lambda args: sibling("sandbox_accounts").chown(args, state(), real),
     "runuser": lambda args: sibling("sandbox_accounts").runuser(args, state(), real, option),
     "curl": curl, "getent": getent, "certbot": certbot, "psql": psql, "pg_dump": pg_dump,
+    "pg_restore": pg_restore,
     "sudo": lambda args: sibling("sandbox_accounts").sudo(args),
     "userdel": lambda args: sibling("sandbox_teardown").userdel(args, state(), update_state),
     "pg_lsclusters": lambda args: sibling("sandbox_postgres").pg_lsclusters(args, state()),
@@ -407,6 +419,7 @@ def main(argv: list[str]) -> int:
 def preload() -> None:
     """Import everything any command needs (the fork server does, once, so that its children need not)."""
     for name in ("sandbox_accounts", "sandbox_apps_api", "sandbox_node_mirror", "sandbox_postgres",
+                 "sandbox_pg_restore",
                  "sandbox_teardown", "sandbox_toolchain"):
         sibling(name)
     import shutil

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Before configure for team-a.shop: what the operator needs to decide whether the database is bootstrapped
 # (pipeline/bootstrap.py). It reports, and changes nothing: the number of tables in the application's
-# schemas, the migrations table if there is one, and root's records of a finished or a begun bootstrap.
+# schemas, the migrations table if there is one, root's records of a finished or a begun bootstrap, and the
+# server's server_version_num (a restore's dump must be of the same major version).
 # Rendered by o4o-operator. The password arrives in the environment (O4O_DB_PASSWORD), never in this script.
 set -euo pipefail
 # ---- common prelude, rendered by o4o-operator -------------------------------
@@ -95,3 +96,4 @@ o4o_result bootstrapped "$(bootstrap_record_line)"
 started=""
 [ ! -s "$BOOTSTRAP_STARTED" ] || started="$(awk -F= '$1 == "mode" { print $2 }' "$BOOTSTRAP_STARTED")"
 o4o_result bootstrapStarted "$started"
+o4o_result postgresVersion "$(role_psql -tA -c 'SHOW server_version_num' 2>/dev/null || true)"

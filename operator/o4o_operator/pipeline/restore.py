@@ -1,0 +1,127 @@
+"""Restores and clones of a database from a backup (``spec.database.restore``, bootstrap mode ``restore``).
+
+Owns: whether an in-place restore is due (:func:`pending_restore`: once per backup id, whatever re-applies the
+manifest), which backup an id or ``latest`` names (:func:`find_backup`, from the records in status or the record
+an object's metadata holds: :func:`record_from_metadata`), whether a namespace may clone another's instance (the
+grant: :data:`CLONE_GRANT_ANNOTATION` on the source, :func:`clone_granted`), whether a dump's PostgreSQL major
+version matches the server's (:func:`check_version`), and the status a finished restore records
+(:func:`restore_from_results`). The refusals are :class:`InvalidSpecError`\\ s naming the field to change.
+Purely computational: no I/O (``runner/restore_step.py`` reads the source instance and the bucket).
+Must not: name anything secret. Records hold ids, keys, times, checksums and versions only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.models_database import (
+    BACKUP_ID_PATTERN,
+    LATEST_BACKUP,
+    RESTORE_FIELD,
+    BackupRecord,
+    DatabaseSpec,
+    RestoreStatus,
+)
+
+CLONE_GRANT_ANNOTATION = "deploy.o4o.io/clone-namespaces"
+"""On a source instance: the namespaces (comma-separated, or ``*`` for any) whose instances may clone it. The
+source's own namespace never needs it. Granting is the source owner's act, as a ReferenceGrant is in Gateway API."""
+RESULT_KEYS = ("restoredBackup", "restoreStartedAt", "restoreFinishedAt")
+"""What the configure script reports of the in-place restore the host has recorded (``restorePreBackup`` too)."""
+_VERSION_NUM = re.compile(r"^[0-9]{5,6}$")
+
+
+def pending_restore(spec: DatabaseSpec, done: RestoreStatus | None) -> str | None:
+    """The backup id to restore in place now: ``spec.database.restore.backup`` unless status records it done.
+    Re-applying the same manifest therefore restores nothing; a new id restores once more."""
+    wanted = spec.restore
+    if wanted is None or (done is not None and done.backup == wanted.backup):
+        return None
+    return wanted.backup
+
+
+def refuse_unrestorable(spec: DatabaseSpec) -> None:
+    """An in-place restore needs the instance's backup target (where its backups are) and a local database (the
+    operator drops and creates again only a database it made; an external one is never dropped)."""
+    if spec.backup is None:
+        raise InvalidSpecError(RESTORE_FIELD, "an in-place restore reads this instance's backups from "
+                               "spec.database.backup.target, which is not set", reason="RestoreUnavailable")
+    if not spec.local:
+        raise InvalidSpecError(RESTORE_FIELD, "an in-place restore drops and creates again the database the "
+                               "operator made on the server; an external database (spec.database.external) is "
+                               "never dropped, so restore it with its owner's tools", reason="RestoreUnavailable")
+
+
+def find_backup(records: Iterable[BackupRecord], wanted: str) -> BackupRecord | None:
+    """The record of backup ``wanted`` (an id, or ``latest``: the newest) among ``records``."""
+    ordered = sorted(records, key=lambda record: record.id, reverse=True)
+    if wanted == LATEST_BACKUP:
+        return ordered[0] if ordered else None
+    return next((record for record in ordered if record.id == wanted), None)
+
+
+def unknown_backup(field: str, wanted: str, where: str) -> InvalidSpecError:
+    return InvalidSpecError(field, f"no backup {wanted} of {where} was found (neither in its "
+                            "status.database.backups nor as an object under its prefix)", reason="BackupNotFound")
+
+
+def record_from_metadata(key: str, metadata: Mapping[str, str], size: int,
+                         sha256: str | None = None) -> BackupRecord:
+    """A record from an object's user metadata (the backup step writes it; a template dump may carry some of it).
+    ``sha256`` given (a template's spec) wins over the metadata's."""
+    identifier = metadata.get("backup-id", "")
+    return BackupRecord(id=identifier if re.fullmatch(BACKUP_ID_PATTERN, identifier) else "",
+                        time=metadata.get("time", ""), size=size,
+                        sha256=sha256 or metadata.get("sha256", ""),
+                        postgres_version=metadata.get("postgres-version", ""), commit=metadata.get("commit", ""),
+                        migration_head=metadata.get("migration-head") or None, key=key,
+                        reason=metadata.get("reason", "template"))
+
+
+def clone_granted(clone_namespace: str, source_namespace: str, source_annotations: Mapping[str, str]) -> bool:
+    """Whether an instance in ``clone_namespace`` may clone the source: the same namespace, or one the source's
+    :data:`CLONE_GRANT_ANNOTATION` lists (``*``: any)."""
+    if clone_namespace == source_namespace:
+        return True
+    granted = {part.strip() for part in source_annotations.get(CLONE_GRANT_ANNOTATION, "").split(",")}
+    return clone_namespace in granted or "*" in granted
+
+
+def major_version(version_num: str) -> str:
+    """``server_version_num`` to its major version: 140013 -> 14, 90624 -> 9.6."""
+    if not _VERSION_NUM.fullmatch(version_num):
+        raise ValueError(f"{version_num!r} is not a server_version_num")
+    number = int(version_num)
+    if number >= 100000:
+        return str(number // 10000)
+    return f"{number // 10000}.{number // 100 % 100}"
+
+
+def check_version(field: str, record: BackupRecord, server_version: str) -> None:
+    """A dump restores into the same PostgreSQL major version only (``pg_restore`` may refuse a newer archive,
+    and an older server lacks what a newer one dumped): a mismatch stalls naming both. A dump that does not say
+    its version (a template without metadata) is not checked; a server that did not say is transient."""
+    if not record.postgres_version:
+        return
+    if not _VERSION_NUM.fullmatch(server_version):
+        raise TransientError("DatabaseUnavailable", "The server's PostgreSQL version could not be read "
+                             f"({server_version!r}); nothing was restored")
+    dumped, serving = major_version(record.postgres_version), major_version(server_version)
+    if dumped != serving:
+        name = record.id or record.key
+        raise InvalidSpecError(field, f"backup {name} was dumped by PostgreSQL {dumped} "
+                               f"(server_version_num {record.postgres_version}) and this server runs PostgreSQL "
+                               f"{serving} ({server_version}): restore a backup of the same major version",
+                               reason="PostgresVersionMismatch")
+
+
+def restore_from_results(results: Mapping[str, str], wanted: str) -> RestoreStatus | None:
+    """The in-place restore the host records (reported by every configure run), when it is ``wanted``'s."""
+    if results.get("restoredBackup") != wanted:
+        return None
+    return RestoreStatus(backup=wanted, started_at=results.get("restoreStartedAt") or None,
+                         finished_at=results.get("restoreFinishedAt") or None, outcome="Succeeded",
+                         pre_restore_backup=results.get("restorePreBackup") or None)
+

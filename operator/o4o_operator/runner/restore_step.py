@@ -1,0 +1,172 @@
+"""Restores and clones (``spec.database.restore``, bootstrap mode ``restore``): the operator's half.
+
+Owns: before configure's script, finding the dump a restore reads (this instance's own backup, another
+instance's, or a template dump in the instance's own target), asking ``pipeline/restore.py`` whether it may
+(the grant, the PostgreSQL major version) and making the presigned GET URL for exactly that object, which reaches
+the script as the secret ``O4O_RESTORE_GET_URL`` (:func:`prepare`); after it, the restore's record in
+``status.database.restore`` (:func:`record`). A source instance's bucket credentials are read from its Secret in
+its own namespace, redacted like every Secret, and never leave the operator.
+Must not: decide (``pipeline/restore.py`` does), log or return a presigned URL, or touch an object outside the
+prefix of the instance whose backup it reads (``providers/storage.py`` refuses to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from typing import Any
+
+from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.models_database import (
+    BACKUP_CREDENTIALS_FIELD,
+    BOOTSTRAP_RESTORE_FIELD,
+    CLONE_INSTANCE_FIELD,
+    CLONE_TEMPLATE_FIELD,
+    LATEST_BACKUP,
+    RESTORE_BACKUP_FIELD,
+    BackupRecord,
+    DatabaseBackupSpec,
+    DatabaseRestoreSpec,
+)
+from o4o_operator.pipeline import backups, restore
+from o4o_operator.pipeline.transitions import status_from_body
+from o4o_operator.providers.aws import CloudCallError, StaticCredentials
+from o4o_operator.providers.storage import ObjectStore, StorageTarget
+from o4o_operator.rendering import HostContext
+from o4o_operator.runner import backup_step
+from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.runner.secret_cache import SecretCache
+
+GET_URL_VARIABLE = "O4O_RESTORE_GET_URL"
+
+
+async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostContext, dict[str, str]]:
+    """The host context naming what configure restores (if anything), and the secret holding its download URL."""
+    if host.bootstrap_mode == "restore":
+        source = instance.spec.database.bootstrap.restore
+        assert source is not None, "the model requires restore with mode restore"
+        record, store, where = await _clone_source(instance, source)
+        kind, field = "clone", BOOTSTRAP_RESTORE_FIELD
+    else:
+        wanted = restore.pending_restore(instance.spec.database, instance.status.database.restore)
+        if wanted is None:
+            return host, {}
+        restore.refuse_unrestorable(instance.spec.database)
+        assert instance.spec.database.backup is not None
+        store = await backup_step.object_store(instance, instance.spec.database.backup)
+        where = f"{instance.ref.namespace}/{instance.ref.name}"
+        own = await _backup_record(store, instance.status.database.backups, wanted)
+        if own is None:
+            raise restore.unknown_backup(RESTORE_BACKUP_FIELD, wanted, f"instance {where}")
+        record = own
+        kind, field = "in-place", RESTORE_BACKUP_FIELD
+    restore.check_version(field, record, host.postgres_version)
+    try:
+        url = await store.presigned_get(record.key)
+    except CloudCallError as error:
+        raise TransientError("RestoreFailed", f"No download URL could be made: {error.code}: {error.message}") \
+            from error
+    described = f"{where} backup {record.id}" if record.id else f"template {record.key}"
+    instance.log(f"Restoring {described} ({kind}; {record.size} bytes, PostgreSQL {record.postgres_version or '?'})")
+    return dataclasses.replace(host, restore_kind=kind, restore_id=record.id or "template",
+                               restore_sha256=record.sha256, restore_source=described), {GET_URL_VARIABLE: url}
+
+
+def record(instance: InstanceContext, results: dict[str, str]) -> dict[str, Any]:
+    """``status.database.restore`` once the host reports the wanted backup restored (configure then passed its
+    health gate: this is only recorded with the stage's success)."""
+    wanted = instance.spec.database.restore
+    if wanted is None:
+        return {}
+    done = restore.restore_from_results(results, wanted.backup)
+    return {} if done is None else {"database.restore": done}
+
+
+async def _backup_record(store: ObjectStore, records: tuple[BackupRecord, ...], wanted: str) -> BackupRecord | None:
+    """From the records in status, else the object's own metadata (an older backup retention still keeps)."""
+    found = restore.find_backup(records, wanted)
+    if found is not None:
+        return found
+    try:
+        if wanted == LATEST_BACKUP:
+            ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
+            if not ids:
+                return None
+            wanted = max(ids)
+        key = backups.object_key(store.prefix, wanted)
+        head = await store.head(key)
+    except CloudCallError as error:
+        if error.http_status == 404 or error.code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise TransientError("RestoreFailed", f"The backup could not be looked up: {error.code}: {error.message}") \
+            from error
+    found = restore.record_from_metadata(key, head.get("Metadata") or {}, int(head.get("ContentLength", 0)))
+    return found if found.id == wanted and found.sha256 else None
+
+
+async def _clone_source(instance: InstanceContext,
+                        source: DatabaseRestoreSpec) -> tuple[BackupRecord, ObjectStore, str]:
+    if source.template is not None:
+        return await _template(instance, source)
+    assert source.instance is not None
+    namespace = source.instance.namespace or instance.ref.namespace
+    where = f"{namespace}/{source.instance.name}"
+    body = await instance.runtime.kube.get_instance(namespace, source.instance.name)
+    if body is None:
+        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {where} does not exist", reason="CloneSourceNotFound")
+    if not restore.clone_granted(instance.ref.namespace, namespace, body["metadata"].get("annotations") or {}):
+        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {where} does not let namespace "
+                               f"{instance.ref.namespace} clone it: its owner grants that with the annotation "
+                               f"{restore.CLONE_GRANT_ANNOTATION}={instance.ref.namespace}", reason="CloneNotGranted")
+    spec = DeploymentInstanceSpec.model_validate(body.get("spec") or {}).database.backup
+    if spec is None:
+        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {where} has no spec.database.backup, so it has no "
+                               "backups to clone", reason="BackupNotFound")
+    store = await _source_store(instance, namespace, source.instance.name, body["metadata"]["uid"], spec)
+    found = await _backup_record(store, status_from_body(body.get("status")).database.backups, source.backup)
+    if found is None:
+        raise restore.unknown_backup("spec.database.bootstrap.restore.backup", source.backup, f"instance {where}")
+    return found, store, where
+
+
+async def _source_store(instance: InstanceContext, namespace: str, name: str, uid: str,
+                        spec: DatabaseBackupSpec) -> ObjectStore:
+    """The source instance's target, confined to the source's own prefix; its credentials from its own namespace."""
+    s3 = spec.target.s3
+    ref = s3.credentials_secret_ref
+    secrets = SecretCache(instance.runtime, namespace, instance.log.redactor)
+    field = f"{BACKUP_CREDENTIALS_FIELD} of {namespace}/{name}"
+    credentials = StaticCredentials(access_key_id=await secrets.value(ref.name, ref.access_key_id_key, field),
+                                    secret_access_key=await secrets.value(ref.name, ref.secret_access_key_key, field))
+    prefix = backups.instance_prefix(s3.prefix, namespace, name, uid)
+    return ObjectStore(StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials), prefix)
+
+
+async def _template(instance: InstanceContext, source: DatabaseRestoreSpec) -> tuple[BackupRecord, ObjectStore, str]:
+    template = source.template
+    assert template is not None
+    target = instance.spec.database.backup
+    if target is None:
+        raise InvalidSpecError(CLONE_TEMPLATE_FIELD, "a template dump is read from this instance's "
+                               "spec.database.backup.target, which is not set", reason="RestoreUnavailable")
+    s3, ref = target.target.s3, target.target.s3.credentials_secret_ref
+    credentials = StaticCredentials(
+        access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
+        secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key, BACKUP_CREDENTIALS_FIELD))
+    store = ObjectStore(StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials),
+                        posixpath.dirname(template.key) + "/")
+    try:
+        head = await store.head(template.key)
+    except CloudCallError as error:
+        if error.http_status == 404 or error.code in ("404", "NoSuchKey", "NotFound"):
+            raise InvalidSpecError(CLONE_TEMPLATE_FIELD + ".key", f"no object {template.key} in bucket "
+                                   f"{s3.bucket}", reason="BackupNotFound") from error
+        raise TransientError("RestoreFailed", f"The template could not be looked up: {error.code}: "
+                             f"{error.message}") from error
+    found = restore.record_from_metadata(template.key, head.get("Metadata") or {}, int(head.get("ContentLength", 0)),
+                                         template.sha256)
+    if not found.sha256:
+        raise InvalidSpecError(CLONE_TEMPLATE_FIELD + ".sha256", f"object {template.key} has no sha256 metadata: "
+                               "give the dump's SHA-256 here, so that it is checked before it is restored")
+    return found.model_copy(update={"id": ""}), store, f"bucket {s3.bucket}"
