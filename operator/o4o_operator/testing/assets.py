@@ -20,13 +20,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from o4o_operator.testing import mirrors, pebblebin, shim_fork, testbin
+from o4o_operator.testing import fluxcelbin, mirrors, pebblebin, shim_fork, testbin
 from o4o_operator.testing.hosts import rootfs
 
 
 def _go_binaries() -> str:
-    """kube-apiserver, etcd and kubectl, then Pebble and challtestsrv: Go builds, one at a time on 2 cores."""
-    return f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}"
+    """kube-apiserver, etcd and kubectl, Pebble and challtestsrv, then flux-cel: Go builds, one at a time on 2 cores."""
+    return f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}; {fluxcelbin.ensure_flux_cel()}"
 
 
 def _node_dist() -> str:
