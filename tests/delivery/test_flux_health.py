@@ -176,3 +176,8 @@ def test_the_build_is_pinned() -> None:
     assert "-mod=readonly" in fluxcelbin.BUILD_ENV["GOFLAGS"].split()
     assert fluxcelbin.BUILD_ENV["GOTOOLCHAIN"] == "local"
     assert "toolchain" not in (source / "go.mod").read_text()
+
+
+def test_the_readmes_point_to_the_expressions() -> None:
+    for readme in (REPO / "README.md", MANIFESTS / "README.md"):
+        assert "flux/flux-kustomization.yaml" in readme.read_text(), readme
