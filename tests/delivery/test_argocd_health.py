@@ -170,18 +170,22 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
+def operators_own_instance(verdict: Verdict) -> dict[str, Any]:
+    """An instance whose status o4o_operator.pipeline.conditions itself built for ``verdict``."""
+    reason = "Paused" if verdict is Verdict.PAUSED else "Because"  # decisions.py's reason for a pause
+    summary = Summary(verdict, reason, f"The operator says {verdict.value}")
+    return instance(DeploymentInstanceStatus(
+        phase=derive_phase(summary, (), frozenset()), observed_generation=2, stage_progress="0/10",
+        conditions=build_conditions((), (), frozenset(), summary, generation=2, now=T0)))
+
+
 @pytest.mark.parametrize(("verdict", "health"), [
     (Verdict.SETTLED, "Healthy"), (Verdict.WORKING, "Progressing"), (Verdict.STALLED, "Degraded"),
     (Verdict.PAUSED, "Suspended"), (Verdict.DELETING, "Progressing"),
 ])
 def test_health_of_the_operators_own_conditions(verdict: Verdict, health: str, tmp_path: Path) -> None:
     """Status built by o4o_operator.pipeline.conditions itself, for each verdict it can reach."""
-    reason = "Paused" if verdict is Verdict.PAUSED else "Because"  # decisions.py's reason for a pause
-    summary = Summary(verdict, reason, f"The operator says {verdict.value}")
-    status = DeploymentInstanceStatus(
-        phase=derive_phase(summary, (), frozenset()), observed_generation=2, stage_progress="0/10",
-        conditions=build_conditions((), (), frozenset(), summary, generation=2, now=T0))
-    assert run_health(instance(status), tmp_path)[0] == health
+    assert run_health(operators_own_instance(verdict), tmp_path)[0] == health
 
 
 @pytest.mark.parametrize(("obj", "status", "message"), [case[1:] for case in CASES],

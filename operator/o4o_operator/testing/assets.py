@@ -20,14 +20,15 @@ import sys
 import time
 from collections.abc import Callable
 
-from o4o_operator.testing import mirrors, pebblebin, s3bin, shim_fork, testbin
+from o4o_operator.testing import fluxcelbin, mirrors, pebblebin, s3bin, shim_fork, testbin
 from o4o_operator.testing.hosts import rootfs
 
 
 def _go_binaries() -> str:
-    """kube-apiserver, etcd and kubectl, then Pebble and challtestsrv, then the Versity S3 Gateway (the S3 server):
-    Go builds, one at a time on 2 cores."""
-    return f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}; {s3bin.ensure_s3_server()}"
+    """kube-apiserver, etcd and kubectl, Pebble and challtestsrv, the Versity S3 Gateway (the S3 server), then
+    flux-cel: Go builds, one at a time on 2 cores."""
+    return (f"{testbin.ensure_testbin()}; {pebblebin.ensure_pebble()}; {s3bin.ensure_s3_server()}; "
+            f"{fluxcelbin.ensure_flux_cel()}")
 
 
 def _node_dist() -> str:
