@@ -8,6 +8,8 @@ period and deadline). Must not decide anything (:mod:`o4o_operator.pipeline.elec
 
 from __future__ import annotations
 
+import dataclasses
+
 from o4o_operator.kubeapi_transport import ApiError, KubeTransport, api_path
 from o4o_operator.pipeline.election import LeaseRecord
 
@@ -36,10 +38,12 @@ class LeaseApi:
         return LeaseRecord.from_body(body)
 
     async def create(self, record: LeaseRecord) -> LeaseRecord | None:
-        """Create the Lease as ``record``; None when one was made meanwhile (409)."""
+        """Create the Lease as ``record`` (any resourceVersion dropped: the apiserver refuses one on a create);
+        None when one was made meanwhile (409)."""
         try:
             body = await self.transport.request("POST", api_path(_PREFIX, "namespaces", self.namespace, "leases"),
-                                                body=record.to_body(self.namespace, self.name), retry_on=_NO_RETRY)
+                                                body=dataclasses.replace(record, resource_version=None).to_body(
+                                                    self.namespace, self.name), retry_on=_NO_RETRY)
         except ApiError as error:
             if error.status == 409:
                 return None
