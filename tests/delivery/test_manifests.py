@@ -96,6 +96,9 @@ def test_default_renders_every_part_into_o4o_system(default: list[dict[str, Any]
         ("ClusterRole", "deploymentinstance-viewer-role"),
         ("ClusterRoleBinding", "o4o-operator"),
         ("ClusterRoleBinding", "o4o-dashboard-viewer"),
+        ("Role", "o4o-operator-leader-election"),
+        ("RoleBinding", "o4o-operator-leader-election"),
+        ("PodDisruptionBudget", "o4o-operator"),
         ("Deployment", "o4o-operator"),
         ("Deployment", "o4o-dashboard"),
         ("Service", "o4o-operator-metrics"),
@@ -146,10 +149,12 @@ def assert_hardened(deployment: dict[str, Any]) -> None:
 
 def test_operator_deployment(default: list[dict[str, Any]]) -> None:
     deployment = find(default, "Deployment", "o4o-operator")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert_hardened(deployment)
     spec = container(deployment)
+    assert_elects_a_leader(deployment, default)
     options = operator_cli.build_parser().parse_args(spec["args"])  # the real CLI accepts them
     assert options.command == "run"
     assert options.all_namespaces
@@ -160,6 +165,32 @@ def test_operator_deployment(default: list[dict[str, Any]]) -> None:
     assert options.metrics_port == port_number(spec, "metrics") == 9090
     pod = deployment["spec"]["template"]["spec"]
     find(default, "ServiceAccount", pod["serviceAccountName"])
+
+
+def assert_elects_a_leader(deployment: dict[str, Any], default: list[dict[str, Any]]) -> None:
+    """Leader election on, the pod's name and namespace from the downward API, replicas spread over nodes, one
+    kept through a drain, and the Lease's RBAC: its namespace only, nothing but get/create/update."""
+    env = {item["name"]: item for item in container(deployment)["env"]}
+    assert env["O4O_LEADER_ELECTION"]["value"] == "true"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    preferred = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [(term["podAffinityTerm"]["topologyKey"], term["podAffinityTerm"]["labelSelector"]["matchLabels"])
+            for term in preferred] == [("kubernetes.io/hostname", labels)]
+    budget = find(default, "PodDisruptionBudget", "o4o-operator")
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
+    role = find(default, "Role", "o4o-operator-leader-election")
+    assert role["metadata"]["namespace"] == SYSTEM_NAMESPACE
+    granted = {(verb, tuple(rule.get("resourceNames", ()))) for rule in role["rules"] for verb in rule["verbs"]
+               if rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"]}
+    assert granted == {("create", ()), ("get", ("o4o-operator",)), ("update", ("o4o-operator",))}
+    assert len(role["rules"]) == 2
+    binding = find(default, "RoleBinding", "o4o-operator-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": deployment["spec"]["template"]["spec"][
+        "serviceAccountName"], "namespace": SYSTEM_NAMESPACE}]
 
 
 def test_dashboard_deployment(default: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -338,7 +369,7 @@ def test_default_passes_server_side_dry_run(control_plane: ControlPlane) -> None
     result = control_plane.kubectl("apply", "-k", str(MANIFESTS / "default"), "--dry-run=server",
                                    "--validate=strict")
     applied = result.stdout.splitlines()
-    assert len(applied) == 16, result.stdout
+    assert len(applied) == 19, result.stdout
     assert all("(server dry run)" in line for line in applied)
     assert "PodSecurity" not in result.stderr, result.stderr
 
