@@ -95,3 +95,28 @@ async def test_a_failing_script_under_the_current_epoch_is_an_ordinary_failure(
         await (await open_session(connector, sandbox)).run("exit 75", timeout=30, log=lambda _line: None)
     assert caught.value.reason == "CommandFailed"  # exit 75 without the fence's marker is the script's own
     assert term.deposed is None
+
+
+async def test_a_newer_epoch_stops_the_scripts_an_older_one_still_runs_there(
+        sandbox: SandboxHost, connectors: dict[int, tuple[SshConnector, Term]]) -> None:
+    """A deposed leader's script started before the takeover (its leader frozen or killed) does not run on."""
+    older, _older_term = connectors[3]
+    newer, _newer_term = connectors[4]
+    old_lines: list[str] = []
+    long_running = asyncio.create_task((await open_session(older, sandbox)).run(
+        'touch "$O4O_ROOT/old-started"; sleep 60; touch "$O4O_ROOT/old-finished"', timeout=120,
+        log=old_lines.append))
+    async with asyncio.timeout(30):
+        while not sandbox.path("/old-started").exists():
+            await asyncio.sleep(0.05)  # polling the host's file system for the script's first step
+    new_lines: list[str] = []
+    await (await open_session(newer, sandbox)).run('touch "$O4O_ROOT/new-ran"', timeout=30, log=new_lines.append)
+    with pytest.raises(StageError):
+        async with asyncio.timeout(10):  # stopped by the fence, not by its own end a minute later
+            await long_running
+    assert sandbox.path("/new-ran").exists() and not sandbox.path("/old-finished").exists()
+    assert any(line.startswith("Stopping process group ") and line.endswith("still running for epoch 3")
+               for line in new_lines), new_lines
+    assert "for epoch 4" in sandbox.path("/var/lib/o4o/fence-refused").read_text()
+    assert not list(sandbox.path("/var/lib/o4o/fence-running").glob("*")) or all(
+        entry.read_text().startswith("4 ") for entry in sandbox.path("/var/lib/o4o/fence-running").iterdir())
