@@ -154,7 +154,6 @@ def test_operator_deployment(default: list[dict[str, Any]]) -> None:
                                               "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert_hardened(deployment)
     spec = container(deployment)
-    assert_elects_a_leader(deployment, default)
     options = operator_cli.build_parser().parse_args(spec["args"])  # the real CLI accepts them
     assert options.command == "run"
     assert options.all_namespaces
@@ -165,32 +164,6 @@ def test_operator_deployment(default: list[dict[str, Any]]) -> None:
     assert options.metrics_port == port_number(spec, "metrics") == 9090
     pod = deployment["spec"]["template"]["spec"]
     find(default, "ServiceAccount", pod["serviceAccountName"])
-
-
-def assert_elects_a_leader(deployment: dict[str, Any], default: list[dict[str, Any]]) -> None:
-    """Leader election on, the pod's name and namespace from the downward API, replicas spread over nodes, one
-    kept through a drain, and the Lease's RBAC: its namespace only, nothing but get/create/update."""
-    env = {item["name"]: item for item in container(deployment)["env"]}
-    assert env["O4O_LEADER_ELECTION"]["value"] == "true"
-    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    labels = deployment["spec"]["selector"]["matchLabels"]
-    preferred = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
-        "preferredDuringSchedulingIgnoredDuringExecution"]
-    assert [(term["podAffinityTerm"]["topologyKey"], term["podAffinityTerm"]["labelSelector"]["matchLabels"])
-            for term in preferred] == [("kubernetes.io/hostname", labels)]
-    budget = find(default, "PodDisruptionBudget", "o4o-operator")
-    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
-    role = find(default, "Role", "o4o-operator-leader-election")
-    assert role["metadata"]["namespace"] == SYSTEM_NAMESPACE
-    granted = {(verb, tuple(rule.get("resourceNames", ()))) for rule in role["rules"] for verb in rule["verbs"]
-               if rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"]}
-    assert granted == {("create", ()), ("get", ("o4o-operator",)), ("update", ("o4o-operator",))}
-    assert len(role["rules"]) == 2
-    binding = find(default, "RoleBinding", "o4o-operator-leader-election")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": deployment["spec"]["template"]["spec"][
-        "serviceAccountName"], "namespace": SYSTEM_NAMESPACE}]
 
 
 def test_dashboard_deployment(default: list[dict[str, Any]], tmp_path: Path) -> None:

@@ -107,8 +107,10 @@ async def test_a_newer_epoch_stops_the_scripts_an_older_one_still_runs_there(
         'touch "$O4O_ROOT/old-started"; sleep 60; touch "$O4O_ROOT/old-finished"', timeout=120,
         log=old_lines.append))
     async with asyncio.timeout(30):
-        while not sandbox.path("/old-started").exists():
-            await asyncio.sleep(0.05)  # polling the host's file system for the script's first step
+        while True:  # polling the host's file system for the script's first step
+            if sandbox.path("/old-started").exists():
+                break
+            await asyncio.sleep(0.05)
     new_lines: list[str] = []
     await (await open_session(newer, sandbox)).run('touch "$O4O_ROOT/new-ran"', timeout=30, log=new_lines.append)
     with pytest.raises(StageError):

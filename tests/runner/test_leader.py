@@ -31,9 +31,11 @@ class MemoryLease(LeaseApi):
         self.version = 0
         self.down = False
         self.conflicts = 0
+        self.stored = asyncio.Event()
 
     def _store(self, record: LeaseRecord) -> LeaseRecord:
         self.version += 1
+        self.stored.set()
         self.record = dataclasses.replace(record, resource_version=str(self.version))
         return self.record
 
@@ -56,10 +58,12 @@ class MemoryLease(LeaseApi):
         return self._store(record)
 
 
-async def until(condition: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+async def stored_version(lease: MemoryLease, version: int) -> None:
+    """Wait until the Lease was written up to ``version`` (at most 5 s)."""
+    async with asyncio.timeout(5):
+        while lease.version < version:
+            lease.stored.clear()
+            await lease.stored.wait()
 
 
 async def test_the_first_elector_creates_the_lease_and_the_second_waits() -> None:
@@ -87,7 +91,7 @@ async def test_a_renewing_leader_keeps_its_lease_and_its_epoch() -> None:
     holding = asyncio.create_task(elector.hold(term))
     standby = LeaderElector(lease, "b", TIMINGS)
     renewals = lease.version
-    await until(lambda: lease.version >= renewals + 8)  # well past a lease duration of renewals
+    await stored_version(lease, renewals + 8)  # well past a lease duration of renewals
     assert await standby.try_acquire() is None
     assert term.deposed is None and lease.record is not None and lease.record.transitions == 0
     holding.cancel()
@@ -149,8 +153,9 @@ async def test_a_deposition_by_the_host_fence_stops_everything_at_once() -> None
             bystander_cancelled.set()
 
     async def work(term: Term) -> None:
-        asyncio.create_task(bystander())
+        running = asyncio.create_task(bystander())
         await asyncio.sleep(0)
+        assert not running.done()
         term.depose("the server refused epoch 0: it has seen epoch 3 (a newer leader)")
         await asyncio.Event().wait()
 
