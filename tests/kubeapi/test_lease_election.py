@@ -50,10 +50,14 @@ async def test_one_elector_acquires_the_other_waits_and_takes_over_within_a_leas
     assert (spec["holderIdentity"], spec["leaseDurationSeconds"], spec["leaseTransitions"]) == ("replica-a", 1, 0)
     holding = asyncio.create_task(a.hold(term_a))
     standing_by = asyncio.create_task(b.acquire())
-    renewals = int(_lease(control_plane, namespace)["metadata"]["resourceVersion"])  # type: ignore[index]
-    while int(_lease(control_plane, namespace)["metadata"]["resourceVersion"]) < renewals + 15:  # type: ignore[index]
-        assert not standing_by.done(), "the standby took a Lease that was being renewed"
-        await asyncio.sleep(0.05)  # polling the apiserver for renewals
+    seen: set[str | None] = set()
+    async with asyncio.timeout(10):
+        while len(seen) < 8:  # renewals, each a new resourceVersion: well past a lease duration of them
+            assert not standing_by.done(), "the standby took a Lease that was being renewed"
+            current = await b.api.read()  # never block the loop (kubectl would): the electors share it
+            assert current is not None and current.holder == "replica-a"
+            seen.add(current.resource_version)
+            await asyncio.sleep(0.05)  # polling the apiserver for renewals
     holding.cancel()  # a stops renewing (as if it froze)
     loop = asyncio.get_running_loop()
     stopped = loop.time()
