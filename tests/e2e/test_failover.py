@@ -172,3 +172,42 @@ def test_a_leader_frozen_past_its_lease_does_nothing_more_when_it_wakes(
     assert wait_for(world, namespace, "frozen", "condition=Ready")["status"]["phase"] == "Ready"
     for line in fence_file(host, "fence-refused").splitlines():  # if a's command reached the host, it was refused
         assert "refused epoch 0: epoch 1 is recorded" in line or "of epoch 0 for epoch 1" in line, line
+
+
+def test_a_rolling_restart_of_both_replicas_during_twenty_pipelines(
+        world: LocalWorld, namespace: str, replicas: Replicas) -> None:
+    """As the Deployment's RollingUpdate does it (maxSurge 1, maxUnavailable 0): a new replica starts, then an
+    old one is stopped (SIGTERM: it releases the Lease), twice, while twenty instances are on their way."""
+    replicas.start("a")
+    replicas.wait_for_holder("a", timeout=30)
+    replicas.start("b")
+    world.create_secrets(namespace)
+    names = [f"roll-{index}" for index in range(20)]
+    for name in names:
+        world.apply(world.manifest(name, namespace))
+    deadline = time.monotonic() + 120
+    while len([s for s in world.lightsail.servers() if namespace in s.name]) < 5:
+        assert time.monotonic() < deadline, "the pipelines never got going"
+        time.sleep(0.5)  # polling the local cloud, bounded by the deadline
+    handovers = []
+    for old, new in (("a", "c"), ("b", "d")):
+        replicas.start(new)
+        leader = replicas.lease_spec().get("holderIdentity")
+        stopped = time.monotonic()
+        replicas.processes[old].stop()
+        if leader == old:
+            while replicas.lease_spec().get("holderIdentity") in (old, ""):
+                assert time.monotonic() - stopped < 60, replicas.lease_spec()
+                time.sleep(0.2)  # polling the Lease, bounded
+            handovers.append(time.monotonic() - stopped)
+    objects = [wait_for(world, namespace, name, "condition=Ready", timeout=900) for name in names]
+    for obj in objects:
+        servers = [s for s in world.lightsail.resources_for_uid(obj["metadata"]["uid"]) if s.startswith("Instance/")]
+        assert len(servers) == 1, (obj["metadata"]["name"], servers)
+    world.control_plane.kubectl("delete", "di", "--all", "-n", namespace, "--wait=false")
+    result = world.control_plane.kubectl("wait", "--for=delete", "di", "--all", "-n", namespace, "--timeout=600s",
+                                         check=False, timeout=660)
+    left = world.control_plane.kubectl("get", "di", "-n", namespace, "-o", "name").stdout.split()
+    assert left == [], f"stuck finalizers: {left}\n{result.stderr}"
+    assert [s.name for s in world.lightsail.servers() if namespace in s.name] == []
+    assert len(handovers) >= 1 and all(seconds < LEASE_SECONDS + 20 for seconds in handovers), handovers
