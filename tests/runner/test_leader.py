@@ -185,3 +185,25 @@ def test_identity_and_namespace_come_from_the_downward_api(tmp_path: object) -> 
     assert leader.lease_namespace("", {}, account) is None
     account.write_text("from-the-token\n")
     assert leader.lease_namespace("", {}, account) == "from-the-token"
+
+
+@pytest.mark.parametrize(("environment", "complaint"), [
+    ({}, "leader election needs the Lease's namespace: set O4O_LEASE_NAMESPACE"),
+    ({"O4O_LEASE_NAMESPACE": "o4o-system", "O4O_RENEW_DEADLINE_SECONDS": "20"},
+     "the lease duration must be longer than the renew deadline (O4O_LEASE_DURATION_SECONDS"),
+])
+def test_the_cli_refuses_an_election_it_cannot_hold(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    environment: dict[str, str], complaint: str) -> None:
+    from o4o_operator import cli
+
+    for name in ("POD_NAMESPACE", "O4O_LEASE_NAMESPACE", "O4O_LEADER_ELECTION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if leader.SERVICE_ACCOUNT_NAMESPACE.exists():
+        pytest.skip("runs in a pod: the service account names the namespace")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--all-namespaces"])
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
