@@ -29,7 +29,7 @@ BOOTED_HOST_DIRECTORIES = ("real", "realhosts")
 LONG_FIRST = ("reliability/test_crashes.py", "reliability/test_faults.py", "reliability/test_bad_input.py",
               "reliability/test_deletion.py", "e2e/test_inventory.py", "reliability/test_secrets.py",
               "e2e/test_tenancy.py", "fixture/test_o4o_fixture_build.py", "e2e/test_lifecycle.py",
-              "delivery/test_image.py")
+              "delivery/test_image.py", "e2e/test_failover.py")
 
 
 def load_group(relative: str) -> str:

@@ -1,8 +1,11 @@
 """The ``o4o-operator`` command: ``run`` wraps ``kopf run`` with our handlers.
 
 Owns: argument parsing (clear errors on bad flags), logging setup, the metrics
-endpoint, and starting Kopf with a liveness endpoint and the chosen namespaces.
-Must not hold any reconciliation logic.
+endpoint, and starting Kopf with a liveness endpoint and the chosen namespaces: at once with leader election
+off (``O4O_LEADER_ELECTION=false``), else only while this replica holds the Lease
+(:func:`o4o_operator.runner.leader.run_while_leading`; the liveness endpoint is then our own, so a standby
+answers too). A replica that lost the Lease exits at once with status 75 (Kubernetes starts it again, as a
+standby). Must not hold any reconciliation logic.
 """
 
 from __future__ import annotations
@@ -10,8 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from o4o_operator.runner.settings import OperatorSettings
 
 from o4o_operator import __version__
 
@@ -56,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"run: --liveness must be an http:// URL or 'none', got {options.liveness!r}")
         try:
             from o4o_operator.runner.settings import OperatorSettings
-            OperatorSettings.from_environment()
+            settings = OperatorSettings.from_environment()
         except ValueError as error:
             parser.error(f"run: {error}")
-        return _run(options)
+        problem = _election_problem(settings)
+        if problem:
+            parser.error(f"run: {problem}")
+        return _run(options, settings)
     return 2  # pragma: no cover - argparse requires a command
 
 
@@ -78,7 +90,25 @@ def _quiet_chatty_loggers(verbose: bool) -> None:
     logging.getLogger("kopf.objects").addFilter(_DropWakeups())
 
 
-def _run(options: argparse.Namespace) -> int:
+def _election_problem(settings: OperatorSettings) -> str | None:
+    if not settings.leader_election:
+        return None
+    from o4o_operator.runner import leader
+    if leader.lease_namespace(settings.lease_namespace, os.environ) is None:
+        return ("leader election needs the Lease's namespace: set O4O_LEASE_NAMESPACE (or POD_NAMESPACE), "
+                "or O4O_LEADER_ELECTION=false for a single replica")
+    problem = _timings(settings).problem()
+    return None if problem is None else (f"{problem} (O4O_LEASE_DURATION_SECONDS, O4O_RENEW_DEADLINE_SECONDS, "
+                                         "O4O_RETRY_PERIOD_SECONDS)")
+
+
+def _timings(settings: OperatorSettings) -> Any:
+    from o4o_operator.pipeline.election import ElectionTimings
+    return ElectionTimings(settings.lease_duration_seconds, settings.renew_deadline_seconds,
+                           settings.retry_period_seconds)
+
+
+def _run(options: argparse.Namespace, settings: OperatorSettings) -> int:
     # Kopf imports the kubernetes client whenever it is installed, only to offer a login fallback we
     # replace with our own; that import is most of an idle operator's memory (see bench P4). Block it.
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
@@ -93,14 +123,75 @@ def _run(options: argparse.Namespace) -> int:
     if options.metrics_port:
         start_http_server(options.metrics_port, addr=options.metrics_address, registry=metrics.REGISTRY)
     liveness = None if options.liveness == "none" else options.liveness
+    assert handlers and handlers_fleet  # registered on import
+    if not settings.leader_election:
+        try:
+            asyncio.run(kopf.operator(
+                registry=kopf.get_default_registry(), standalone=True, clusterwide=options.all_namespaces,
+                namespaces=options.namespace, liveness_endpoint=liveness))
+        except KeyboardInterrupt:
+            return 130
+        return 0
     try:
-        asyncio.run(kopf.operator(
-            registry=kopf.get_default_registry(), standalone=True, clusterwide=options.all_namespaces,
-            namespaces=options.namespace, liveness_endpoint=liveness))
+        status = asyncio.run(_lead(options, settings, liveness))
     except KeyboardInterrupt:
         return 130
-    assert handlers and handlers_fleet  # registered on import
-    return 0
+    from o4o_operator.runner.leader import LOST_EXIT_STATUS
+    if status == LOST_EXIT_STATUS:  # no waiting for cloud calls still in their threads: they are idempotent
+        logging.shutdown()
+        os._exit(status)
+    return status
+
+
+async def _lead(options: argparse.Namespace, settings: OperatorSettings, liveness: str | None) -> int:
+    """Serve liveness, wait for the Lease, run Kopf while it is held (its term in the memo's ``shared``)."""
+    import kopf
+
+    from o4o_operator import handlers
+    from o4o_operator.kubeapi_lease import LeaseApi
+    from o4o_operator.kubeapi_transport import KubeTransport
+    from o4o_operator.runner import leader
+
+    kopf_settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=kopf_settings) or \
+        kopf.login_with_kubeconfig(settings=kopf_settings)
+    if info is None:
+        raise SystemExit("o4o-operator: no cluster credentials (neither a service account nor a kubeconfig)")
+    namespace = leader.lease_namespace(settings.lease_namespace, os.environ)
+    assert namespace is not None  # checked in main()
+    transport = KubeTransport(handlers.credentials_from(info), attempts=1)
+    elector = leader.LeaderElector(LeaseApi(transport, namespace, settings.lease_name),
+                                   leader.default_identity(os.environ), _timings(settings))
+    probe = await _serve_liveness(liveness) if liveness else None
+
+    async def operate(term: Any) -> None:
+        await kopf.operator(
+            registry=kopf.get_default_registry(), standalone=True, clusterwide=options.all_namespaces,
+            namespaces=options.namespace, memo=kopf.Memo(shared={"term": term}))
+
+    status = await leader.run_while_leading(elector, operate)
+    if status == 0:
+        await transport.close()
+        if probe is not None:
+            await probe.cleanup()
+    return status
+
+
+async def _serve_liveness(url: str) -> Any:
+    """``url`` answering 200 for as long as the event loop runs, leader or standby (as Kopf's own would)."""
+    from aiohttp import web
+
+    parsed = urllib.parse.urlsplit(url)
+
+    async def alive(_request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get(parsed.path or "/", alive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, parsed.hostname, parsed.port or 80).start()
+    return runner
 
 
 if __name__ == "__main__":

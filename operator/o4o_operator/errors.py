@@ -33,6 +33,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "ServerNotRunning", "SshAuthenticationFailed", "StageTimedOut", "StaticIpInUse", "StaticIpNotVisible",
     "TagLimitExceeded", "BundleTooSmall", "UnknownApp", "UnknownAvailabilityZone", "UnknownBlueprint", "UnknownBundle",
     "UnknownRegion", "UploadFailed", UNRECOGNISED_REASON,
+    # the leader's fence on a host (templates/scripts/_fence.sh)
+    "FenceBusy",
     # ownership (providers/ownership.py): what another tenant or a person owns
     "AdoptionMismatch", "DomainOwnedElsewhere", "KeyPairMismatch", "KeyPairNotFound", "KeyPairNotVisible",
     "KeyPairOwnedElsewhere", "ServerOwnedElsewhere",

@@ -34,11 +34,13 @@ environment variable. Only :mod:`o4o_operator.testing.operator_main` sets it, be
 
 def _state(memo: kopf.Memo) -> OperatorState:
     """The operator-wide state. It lives in the ``shared`` dict of the operator's memo, which every
-    object's memo (a shallow copy) shares: one runtime, credentials and phase tally for all instances."""
+    object's memo (a shallow copy) shares: one runtime, credentials and phase tally for all instances
+    (and the leader's term, which the CLI puts there when leader election is on)."""
     shared: dict[str, Any] = memo.setdefault("shared", {})
     state: OperatorState | None = shared.get("state")
     if state is None:
-        state = OperatorState(OperatorSettings.from_environment(), honour_sandbox_root=HONOUR_SANDBOX_ROOT)
+        state = OperatorState(OperatorSettings.from_environment(), honour_sandbox_root=HONOUR_SANDBOX_ROOT,
+                              term=shared.get("term"))
         shared["state"] = state
     return state
 
@@ -67,11 +69,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
     if info is not None:
-        _state(memo).credentials = _credentials(info)
+        _state(memo).credentials = credentials_from(info)
     return info
 
 
-def _credentials(info: kopf.ConnectionInfo) -> Credentials:
+def credentials_from(info: kopf.ConnectionInfo) -> Credentials:
     def as_bytes(value: Any) -> bytes | None:
         """PEM, as the transport loads it: a kubeconfig's ``*-data`` fields are base64 of PEM (Kopf keeps
         them as found and decodes them itself, only for its own client)."""

@@ -4,7 +4,8 @@ Owns: :class:`Credentials` (what Kopf's login found), the TLS context made from 
 as data is on disk only while it is loaded), URL paths built
 from names that cannot step out of their segment (:func:`api_path`), and :class:`KubeTransport`, the
 aiohttp session and :meth:`KubeTransport.request` (retried on conflicts, throttling and server errors,
-counting writes). Must not know any resource: :mod:`o4o_operator.kubeapi` builds on it.
+counting writes, each write first past the write guard: a deposed leader writes nothing).
+Must not know any resource: :mod:`o4o_operator.kubeapi` builds on it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import ssl
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -86,9 +87,12 @@ def _load_client_pair(context: ssl.SSLContext, certificate: bytes, private_key: 
 
 
 class KubeTransport:
-    def __init__(self, credentials: Credentials, *, attempts: int = 6) -> None:
+    def __init__(self, credentials: Credentials, *, attempts: int = 6,
+                 write_guard: Callable[[str], None] | None = None) -> None:
+        """``write_guard(what)``: called before every write, raises to refuse it (a deposed leader's term)."""
         self._credentials = credentials
         self._attempts = attempts
+        self._write_guard = write_guard
         self._session: aiohttp.ClientSession | None = None
         self.writes = 0
 
@@ -110,6 +114,8 @@ class KubeTransport:
         """One API call, retried on conflicts, throttling and server errors (``retry_on``) with the same body."""
         data = json.dumps(body) if body is not None else None
         for attempt in range(1, self._attempts + 1):
+            if method != "GET" and self._write_guard is not None:
+                self._write_guard(f"{method} {path}")  # before every attempt: a retry may come after the term
             client = await self._client()
             try:
                 async with client.request(method, path, data=data, params=params,

@@ -96,6 +96,9 @@ def test_default_renders_every_part_into_o4o_system(default: list[dict[str, Any]
         ("ClusterRole", "deploymentinstance-viewer-role"),
         ("ClusterRoleBinding", "o4o-operator"),
         ("ClusterRoleBinding", "o4o-dashboard-viewer"),
+        ("Role", "o4o-operator-leader-election"),
+        ("RoleBinding", "o4o-operator-leader-election"),
+        ("PodDisruptionBudget", "o4o-operator"),
         ("Deployment", "o4o-operator"),
         ("Deployment", "o4o-dashboard"),
         ("Service", "o4o-operator-metrics"),
@@ -146,8 +149,9 @@ def assert_hardened(deployment: dict[str, Any]) -> None:
 
 def test_operator_deployment(default: list[dict[str, Any]]) -> None:
     deployment = find(default, "Deployment", "o4o-operator")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert_hardened(deployment)
     spec = container(deployment)
     options = operator_cli.build_parser().parse_args(spec["args"])  # the real CLI accepts them
@@ -338,7 +342,7 @@ def test_default_passes_server_side_dry_run(control_plane: ControlPlane) -> None
     result = control_plane.kubectl("apply", "-k", str(MANIFESTS / "default"), "--dry-run=server",
                                    "--validate=strict")
     applied = result.stdout.splitlines()
-    assert len(applied) == 16, result.stdout
+    assert len(applied) == 19, result.stdout
     assert all("(server dry run)" in line for line in applied)
     assert "PodSecurity" not in result.stderr, result.stderr
 

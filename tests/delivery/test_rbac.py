@@ -178,6 +178,24 @@ OPERATOR_TABLE = [
 ]
 
 
+LEASE = "leases.coordination.k8s.io"
+OPERATOR_TABLE += [
+    # leader election (framework): the one Lease in its own namespace
+    Ask("create", LEASE, True, SYSTEM_NAMESPACE),
+    Ask("get", f"{LEASE}/o4o-operator", True, SYSTEM_NAMESPACE),
+    Ask("update", f"{LEASE}/o4o-operator", True, SYSTEM_NAMESPACE),
+    Ask("get", f"{LEASE}/someone-elses", False, SYSTEM_NAMESPACE),
+    Ask("update", f"{LEASE}/someone-elses", False, SYSTEM_NAMESPACE),
+    Ask("patch", f"{LEASE}/o4o-operator", False, SYSTEM_NAMESPACE),
+    Ask("delete", f"{LEASE}/o4o-operator", False, SYSTEM_NAMESPACE),
+    Ask("list", LEASE, False, SYSTEM_NAMESPACE),
+    Ask("watch", LEASE, False, SYSTEM_NAMESPACE),
+    Ask("create", LEASE, False),
+    Ask("get", f"{LEASE}/o4o-operator", False),
+    Ask("update", f"{LEASE}/o4o-operator", False, "kube-system"),
+]
+
+
 @pytest.mark.parametrize("ask", OPERATOR_TABLE, ids=str)
 def test_operator_permissions(operator: Account, ask: Ask) -> None:
     assert operator.can(ask) is ask.allowed
@@ -282,3 +300,30 @@ def test_user_roles(control_plane: ControlPlane, rbac_applied: None, namespace: 
         assert user.can(placed) is ask.allowed, placed
     elsewhere = Ask("get", DI, False, TENANT)
     assert user.can(elsewhere) is False, "a RoleBinding grants nothing outside its namespace"
+
+
+async def test_operator_holds_its_lease_with_its_own_token(control_plane: ControlPlane, operator: Account) -> None:
+    """The elector's own requests (get, create, update behind the resourceVersion) pass as the operator."""
+    from o4o_operator.kubeapi_lease import LeaseApi
+    from o4o_operator.kubeapi_transport import Credentials, KubeTransport
+    from o4o_operator.pipeline.election import ElectionTimings
+    from o4o_operator.runner.leader import LeaderElector
+
+    assert control_plane.pki is not None
+    transport = KubeTransport(Credentials(server=control_plane.server, ca_path=str(control_plane.pki.ca_cert),
+                                          token=operator.token), attempts=1)
+    try:
+        elector = LeaderElector(LeaseApi(transport, SYSTEM_NAMESPACE, "o4o-operator"), "rbac-test", ElectionTimings())
+        term = await elector.try_acquire()
+        assert term is not None
+        api = LeaseApi(transport, SYSTEM_NAMESPACE, "o4o-operator")
+        created = await api.read()
+        await elector.renew(term)  # an update: a refusal would only be logged, so look at the Lease
+        renewed = await api.read()
+        assert created is not None and renewed is not None and term.deposed is None
+        assert renewed.resource_version != created.resource_version and renewed.holder == "rbac-test"
+        await elector.release(term)
+        released = await api.read()
+        assert released is not None and released.holder == ""
+    finally:
+        await transport.close()

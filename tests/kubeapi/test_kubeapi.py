@@ -184,7 +184,7 @@ async def test_a_kubeconfig_with_its_files_inlined_logs_in(
     monkeypatch.setenv("KUBECONFIG", str(control_plane.write_inlined_kubeconfig(tmp_path / "kubeconfig")))
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
     assert info is not None and info.ca_path is None and info.ca_data is not None
-    kube = KubeApi(handlers._credentials(info))
+    kube = KubeApi(handlers.credentials_from(info))
     try:
         assert await kube.get_instance("default", "absent") is None  # TLS verified, authenticated
     finally:

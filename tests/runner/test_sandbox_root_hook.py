@@ -18,7 +18,7 @@ from o4o_operator.runner.settings import OperatorSettings
 def fresh_runtime() -> kopf.Memo:
     """A fresh operator memo, as after startup and login: the runtime is built from it on first use."""
     memo = kopf.Memo(shared={})
-    handlers._state(memo).credentials = handlers._credentials(kopf.ConnectionInfo(server="https://127.0.0.1:9"))
+    handlers._state(memo).credentials = handlers.credentials_from(kopf.ConnectionInfo(server="https://127.0.0.1:9"))
     return memo
 
 

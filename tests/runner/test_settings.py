@@ -18,6 +18,8 @@ def _example(default: object) -> tuple[str, object]:
         return "http://127.0.0.1:9", "http://127.0.0.1:9"
     if isinstance(default, AmbientGrants):
         return "team-a=a-corp.com", AmbientGrants.parse("team-a=a-corp.com")
+    if isinstance(default, bool):
+        return ("false", False) if default else ("true", True)
     if isinstance(default, int):
         return str(default + 7), default + 7
     assert isinstance(default, float)
@@ -66,3 +68,14 @@ def test_nothing_is_granted_the_operators_own_identity_by_default_and_a_bad_gran
     assert settings.ambient_grants.zones_for("team-b") == {"b.example"}
     with pytest.raises(ValueError, match="O4O_AMBIENT_GRANTS: 'team-a' is not NAMESPACE=ZONE"):
         OperatorSettings.from_environment({"O4O_AMBIENT_GRANTS": "team-a"})
+
+
+def test_leader_election_is_on_with_client_go_timings_and_a_bad_switch_names_its_variable() -> None:
+    settings = OperatorSettings()
+    assert settings.leader_election is True
+    assert (settings.lease_duration_seconds, settings.renew_deadline_seconds, settings.retry_period_seconds) == \
+        (15.0, 10.0, 2.0)
+    for raw, expected in (("false", False), ("0", False), ("off", False), ("TRUE", True), ("yes", True)):
+        assert OperatorSettings.from_environment({"O4O_LEADER_ELECTION": raw}).leader_election is expected
+    with pytest.raises(ValueError, match="O4O_LEADER_ELECTION must be true or false"):
+        OperatorSettings.from_environment({"O4O_LEADER_ELECTION": "maybe"})

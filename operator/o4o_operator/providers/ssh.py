@@ -32,7 +32,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator.errors import PermanentError, StageError, TransientError
-from o4o_operator.providers.ssh_session import Connection, Key, SshSession
+from o4o_operator.providers.ssh_session import Connection, HostFence, Key, SshSession
 
 __all__ = ["SshConnector", "SshSession", "client_public_key", "load_client_key", "normalise_fingerprint"]
 
@@ -103,11 +103,14 @@ class SshConnector:
 
     def __init__(self, *, max_sessions: int = 8, keepalive_interval: float = 15.0,
                  attempt_timeout: float = 20.0, max_backoff: float = 10.0,
-                 use_sudo: bool | None = None, honour_sandbox_root: bool = False) -> None:
+                 use_sudo: bool | None = None, honour_sandbox_root: bool = False,
+                 fence: HostFence | None = None) -> None:
         """``use_sudo`` None means: through ``sudo -n`` unless the login user is root.
 
         ``honour_sandbox_root``: prefix paths with the host's ``O4O_ROOT``. For test peers only.
+        ``fence``: the leader's term and host fence every session runs its scripts behind (election on).
         """
+        self._fence = fence
         self._connections: dict[Key, Connection] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._sessions = asyncio.Semaphore(max_sessions)
@@ -138,7 +141,7 @@ class SshConnector:
                 self._connections[key] = connection
             elif expected and connection.fingerprint not in expected:  # never skip the pin, even on reuse
                 raise _mismatch(host, port, expected, connection.fingerprint)
-        return SshSession(connection, self._sessions, self.forget)
+        return SshSession(connection, self._sessions, self.forget, self._fence)
 
     def forget(self, connection: Connection) -> None:
         """Drop a connection from the cache (it dropped, or it is being replaced) and close it."""

@@ -7,6 +7,10 @@ Transient/PermanentError, atomic uploads (written by their owner through
 prefix, and ``sudo`` for a login user other than root. :mod:`o4o_operator.providers.ssh`
 opens and caches the connections.
 
+With a :class:`HostFence` (leader election on), every script runs behind the host fence under the term's epoch,
+and nothing is run, uploaded or tunnelled once the term is over (:class:`o4o_operator.fencing.Deposed`); a script
+the host refused for an older epoch deposes the term (the operator stops; the instance is not stalled).
+
 Must not: put a secret on a remote command line (scripts and ``env`` travel
 on stdin), log or raise a secret value (output is redacted with the ``env``
 values before it reaches the sink), or decide what to run: callers bring
@@ -31,6 +35,7 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import PermanentError, StageError, TransientError
+from o4o_operator.fencing import FENCED_EXIT_STATUS, Deposed, Term, refusal_reason
 from o4o_operator.markers import parse_failure, parse_results
 from o4o_operator.providers.protocols import CommandResult, LogSink
 from o4o_operator.redaction import Redactor
@@ -46,6 +51,14 @@ _REMOTE_GRACE_SECONDS = 30
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Key = tuple[str, int, str, str, tuple[str, ...]]
 """A cached connection's identity: (host, port, user, client key fingerprint, pinned host key fingerprints)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFence:
+    """The leader's term, and the fence script (``templates/scripts/_fence.sh``) run before every script."""
+
+    term: Term
+    script: str
 
 
 @dataclasses.dataclass
@@ -78,8 +91,12 @@ class _RunState:
     process_group: int | None = None
     failure_line: str | None = None
     results: dict[str, str] = dataclasses.field(default_factory=dict)
+    fenced: str | None = None
+    """The host fence's refusal, as a sentence."""
 
     def on_line(self, line: str) -> None:
+        if self.fenced is None:
+            self.fenced = refusal_reason(line)
         if line.startswith(_PID_MARKER) and self.process_group is None:
             with contextlib.suppress(ValueError):
                 group = int(line[len(_PID_MARKER):])
@@ -109,8 +126,9 @@ def _command_line(timeout: float, elevate: bool, honours_root: bool = False) -> 
     return f"exec {runner}" if honours_root else f"exec {root} {runner}"
 
 
-def _wrap(script: str, env: Mapping[str, str]) -> str:
-    """The stdin for ``bash -s``: report the process group, detach stdin, export env, run the script.
+def _wrap(script: str, env: Mapping[str, str], fence: HostFence | None = None) -> str:
+    """The stdin for ``bash -s``: report the process group, detach stdin, export env, pass the fence (with
+    ``fence``: ``O4O_EPOCH`` exported, its script run first), run the script.
 
     The braces make bash read the whole script before running any of it, so no
     command in it can swallow the rest of the script from stdin.
@@ -120,6 +138,8 @@ def _wrap(script: str, env: Mapping[str, str]) -> str:
         if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid environment variable name")
         lines.append(f"export {name}={shlex.quote(value)}")
+    if fence is not None:
+        lines += [f"export O4O_EPOCH={fence.term.epoch:d}", fence.script.rstrip("\n")]
     return "\n".join([*lines, script.rstrip("\n"), "}", ""])
 
 
@@ -160,10 +180,16 @@ class SshSession:
     """One logical session on a shared, cached connection (``close`` leaves the connection open)."""
 
     def __init__(self, connection: Connection, sessions: asyncio.Semaphore,
-                 forget: Callable[[Connection], None]) -> None:
+                 forget: Callable[[Connection], None], fence: HostFence | None = None) -> None:
         self._connection = connection
         self._sessions = sessions
         self._forget = forget
+        self._fence = fence
+
+    def _check_term(self, what: str) -> None:
+        """Refuse (:class:`Deposed`) once this replica's term is over: nothing more reaches the host."""
+        if self._fence is not None:
+            self._fence.term.check(what)
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -187,8 +213,9 @@ class SshSession:
         to ``log`` with ``env``'s values redacted."""
         env = dict(env or {})
         state = _RunState(Redactor(env.values()), log)
-        stdin = _wrap(script, {**(public_env or {}), **env})
+        stdin = _wrap(script, {**(public_env or {}), **env}, self._fence)
         async with self._sessions:
+            self._check_term("run a host script")
             try:
                 process = await self._connection.conn.create_process(
                     _command_line(timeout, self._connection.elevate, self._connection.honours_root),
@@ -218,6 +245,10 @@ class SshSession:
         if (process.exit_status is None and process.exit_signal is None) or not self._connection.alive():
             metrics.SSH_COMMANDS.labels(outcome="disconnected").inc()
             raise self._lost(ConnectionError("no exit status"))
+        if state.fenced is not None and process.exit_status == FENCED_EXIT_STATUS and self._fence is not None:
+            metrics.SSH_COMMANDS.labels(outcome="fenced").inc()
+            self._fence.term.depose(state.fenced)
+            raise Deposed(f"Stopped: {state.fenced}")
         if process.exit_status == 0:
             metrics.SSH_COMMANDS.labels(outcome="success").inc()
             return CommandResult(0, tuple(state.tail), state.results)
@@ -233,6 +264,7 @@ class SshSession:
         if self._connection.api_stand_in:
             host, _, stand_in = self._connection.api_stand_in.rpartition(":")
             target = int(stand_in)
+        self._check_term("open a tunnel to the instance's API")
         try:
             listener = await self._connection.conn.forward_local_port("127.0.0.1", 0, host, target)
         except (asyncssh.Error, OSError) as exc:
@@ -266,6 +298,7 @@ class SshSession:
         """Write atomically with ``mode``; with ``owner``, the owner writes it (see :func:`owner_upload_command`)."""
         target = self._remote_path(path)
         async with self._sessions:
+            self._check_term(f"write {path} on the host")
             try:
                 if owner is not None:
                     await self._upload_as_owner(target, content, mode, owner)

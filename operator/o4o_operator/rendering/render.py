@@ -18,8 +18,9 @@ from pathlib import Path
 import jinja2
 
 from o4o_operator.errors import InvalidSpecError
+from o4o_operator.fencing import FENCED_EXIT_STATUS
 from o4o_operator.rendering.apps_script import AppsLedger, apps_variables, ledger_variables
-from o4o_operator.rendering.host_context import HostContext
+from o4o_operator.rendering.host_context import STATE_ROOT, HostContext
 
 TEMPLATES_ENV_VAR = "O4O_TEMPLATES"
 
@@ -84,6 +85,12 @@ def render_script(name: str, context: HostContext, *, ledger: AppsLedger | None 
     if name == "apps-ledger":
         variables.update(ledger_variables(context, ledger or AppsLedger()))
     return environment().get_template(f"scripts/{name}.sh").render(variables)
+
+
+def render_fence() -> str:
+    """The host fence (``scripts/_fence.sh``) that runs before every host script, under ``$O4O_EPOCH``."""
+    return environment().get_template("scripts/_fence.sh").render(state_root=STATE_ROOT,
+                                                                   fenced_exit_status=FENCED_EXIT_STATUS)
 
 
 def render_nginx_site(context: HostContext, certificate_present: bool) -> str:

@@ -19,6 +19,7 @@ import datetime
 from collections.abc import Callable
 
 from o4o_operator import metrics
+from o4o_operator.fencing import Term
 from o4o_operator.kubeapi import Credentials, KubeApi
 from o4o_operator.models import DnsProviderKind, Phase
 from o4o_operator.providers import aws
@@ -27,6 +28,8 @@ from o4o_operator.providers.dns import LightsailDns, NoDns, Resolver, Route53Dns
 from o4o_operator.providers.lightsail import LightsailCloud
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostConnector, NameCheck
 from o4o_operator.providers.ssh import SshConnector
+from o4o_operator.providers.ssh_session import HostFence
+from o4o_operator.rendering import render
 from o4o_operator.runner.settings import OperatorSettings
 
 CloudFactory = Callable[[str, ClientSettings, float], CloudProvider]
@@ -82,12 +85,17 @@ class Runtime:
         return self.dns_factory(kind, settings)
 
 
-def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool) -> Runtime:
+def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool,
+                  term: Term | None = None) -> Runtime:
+    """With ``term`` (leader election on), every Kubernetes write and every host command is refused once the
+    term is over, and every host script runs behind the host fence under the term's epoch."""
     # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
     aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, settings.max_pipelines))
-    return Runtime(settings=settings, kube=KubeApi(credentials),
+    guard = None if term is None else term.check
+    fence = None if term is None else HostFence(term, render.render_fence())
+    return Runtime(settings=settings, kube=KubeApi(credentials, write_guard=guard),
                    connector=SshConnector(max_sessions=settings.max_ssh_sessions,
-                                          honour_sandbox_root=honour_sandbox_root),
+                                          honour_sandbox_root=honour_sandbox_root, fence=fence),
                    pipelines=asyncio.Semaphore(settings.max_pipelines))
 
 
@@ -97,6 +105,8 @@ class OperatorState:
 
     settings: OperatorSettings
     honour_sandbox_root: bool = False
+    term: Term | None = None
+    """The leader's term when leader election is on (see :mod:`o4o_operator.runner.leader`)."""
     credentials: Credentials | None = None
     _runtime: Runtime | None = None
     _phases: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -108,7 +118,7 @@ class OperatorState:
             if self.credentials is None:
                 raise RuntimeError("No cluster credentials yet: the runtime is built after login")
             self._runtime = build_runtime(self.settings, self.credentials,
-                                          honour_sandbox_root=self.honour_sandbox_root)
+                                          honour_sandbox_root=self.honour_sandbox_root, term=self.term)
         return self._runtime
 
     def saw_phase(self, uid: str, phase: str | None) -> None:

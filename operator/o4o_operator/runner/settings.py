@@ -33,6 +33,18 @@ class OperatorSettings:
     ambient_grants: AmbientGrants = dataclasses.field(default_factory=AmbientGrants)
     """``O4O_AMBIENT_GRANTS``: the namespaces that may use the operator's own cloud identity, and the DNS zones
     each may write with it (see :mod:`o4o_operator.pipeline.ambient_grants`); none by default."""
+    leader_election: bool = True
+    """``O4O_LEADER_ELECTION``: run the operator only while holding the Lease (active/standby replicas, and
+    the host fence's epoch). ``false`` for exactly one replica (``make dev`` and the test worlds)."""
+    lease_name: str = "o4o-operator"
+    lease_namespace: str = ""
+    """Empty: ``POD_NAMESPACE`` (the downward API), else the pod's service account's namespace."""
+    lease_duration_seconds: float = 15.0
+    """How long a standby waits, after it last saw the Lease renewed, before it takes over (client-go's 15 s)."""
+    renew_deadline_seconds: float = 10.0
+    """How long the leader keeps acting without a successful renewal; then it stops all work (client-go's 10 s)."""
+    retry_period_seconds: float = 2.0
+    """Between tries to acquire or renew the Lease (client-go's 2 s)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_mirror", self.node_mirror.rstrip("/"))
@@ -61,6 +73,12 @@ def _parse(name: str, raw: str, default: object) -> object:
     """A variable's value in the type of its field's default (a number must be positive)."""
     if default is None or isinstance(default, str):
         return raw
+    if isinstance(default, bool):
+        if raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
     if isinstance(default, AmbientGrants):
         return AmbientGrants.parse(raw, name)
     try:

@@ -52,7 +52,9 @@ class OperatorProcess:
     def start(self) -> None:
         self.liveness_port, self.metrics_port = free_port(), free_port()
         scope = [arg for ns in self._namespaces for arg in ("--namespace", ns)] or ["--all-namespaces"]
-        own_env = {"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self._env}
+        # One replica by default (no Lease to wait for after a restart); the failover tests turn election on.
+        own_env = {"KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", "O4O_LEADER_ELECTION": "false",
+                   **self._env}
         command = self._launcher(own_env) if self._launcher is not None \
             else [sys.executable, "-m", "o4o_operator.testing.operator_main"]
         args = [*command, "run", *scope,

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -342,6 +343,16 @@ class SandboxHost:
         self._update_plan(lambda plan: plan["failures"].append({
             "command": command, "exit_code": exit_code, "stderr": stderr, "stdout": stdout,
             "times": times, "args_contain": args_contain}))
+
+    def hold_command(self, command: str, *, args_contain: str = "", times: int = 1) -> Path:
+        """Make the next ``times`` calls of a shimmed command wait (logged first) until the returned gate file
+        exists, then run as usual: a stage held mid-way, for tests that kill or freeze the operator there."""
+        if command not in SHIMMED:
+            raise ValueError(f"{command} is not shimmed; shimmed commands are {', '.join(SHIMMED)}")
+        gate = self.root / f".hold-{command}-{uuid.uuid4().hex[:8]}"
+        self._update_plan(lambda plan: plan.setdefault("holds", []).append({
+            "command": command, "times": times, "args_contain": args_contain, "gate": str(gate)}))
+        return gate
 
     def set_http_response(self, status: int, body: str = "", *, url_contains: str = "",
                           live_release: str | None = None) -> None:

@@ -77,9 +77,9 @@ def configure() -> None:
 
 configure()
 LOGGED_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                      "NO_PROXY", "PGSSLMODE", "PGSSLROOTCERT", "O4O_SHIM_PACKAGE")
+                      "NO_PROXY", "PGSSLMODE", "PGSSLROOTCERT", "O4O_SHIM_PACKAGE", "O4O_EPOCH")
 """The environment variables each call records beside its argv (none of them secret; ``O4O_SHIM_PACKAGE`` is
-the npm package whose executable ran the call, e.g. which pnpm)."""
+the npm package whose executable ran the call, e.g. which pnpm; ``O4O_EPOCH`` the leader's term it ran under)."""
 
 
 class locked:
@@ -123,7 +123,7 @@ def record_and_plan(argv: list[str]) -> dict[str, Any] | None:
             log.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "user": AS_USER, "env": env}) + "\n")
         plan = load(PLAN, {"failures": [], "http": []})
         joined = " ".join(argv[1:])
-        for failure in plan["failures"]:
+        for failure in [*plan["failures"], *plan.get("holds", [])]:
             if failure["command"] == argv[0] and failure["times"] != 0 and failure["args_contain"] in joined:
                 failure["times"] -= 1
                 save(PLAN, plan)
@@ -409,6 +409,11 @@ def main(argv: list[str]) -> int:
     if LATENCY_SECONDS > 0:
         time.sleep(LATENCY_SECONDS)  # the latency a benchmark asked for, as on a slow remote host
     planned = record_and_plan(argv)
+    if planned is not None and "gate" in planned:  # a held call: wait (bounded) for the test's gate, then run
+        deadline = time.monotonic() + 600
+        while not Path(planned["gate"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        planned = None
     if planned is not None:
         sys.stdout.write(planned["stdout"])
         sys.stderr.write(planned["stderr"])

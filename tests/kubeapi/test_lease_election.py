@@ -1,0 +1,108 @@
+"""Leader election and the write guard against the real kube-apiserver: a coordination.k8s.io/v1 Lease."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from o4o_operator.fencing import Deposed
+from o4o_operator.kubeapi import Credentials, KubeApi
+from o4o_operator.kubeapi_lease import LeaseApi
+from o4o_operator.kubeapi_transport import KubeTransport
+from o4o_operator.pipeline.election import ElectionTimings, renewed
+from o4o_operator.runner.leader import LeaderElector
+from o4o_operator.testing import ControlPlane
+
+TIMINGS = ElectionTimings(lease_duration=1.0, renew_deadline=0.6, retry_period=0.1)
+"""A Lease holds whole seconds: one second is the shortest lease."""
+
+
+def _credentials(plane: ControlPlane) -> Credentials:
+    assert plane.pki is not None
+    return Credentials(server=plane.server, ca_path=str(plane.pki.ca_cert),
+                       certificate_path=str(plane.pki.admin_cert), private_key_path=str(plane.pki.admin_key))
+
+
+@pytest.fixture
+async def transports(control_plane: ControlPlane) -> AsyncIterator[tuple[KubeTransport, KubeTransport]]:
+    first, second = (KubeTransport(_credentials(control_plane), attempts=1) for _ in range(2))
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+def _lease(plane: ControlPlane, namespace: str) -> dict[str, object]:
+    return json.loads(plane.kubectl("get", "lease", "o4o-operator", "-n", namespace, "-o", "json").stdout)  # type: ignore[no-any-return]
+
+
+async def test_one_elector_acquires_the_other_waits_and_takes_over_within_a_lease_once_renewals_stop(
+        control_plane: ControlPlane, namespace: str, transports: tuple[KubeTransport, KubeTransport]) -> None:
+    a = LeaderElector(LeaseApi(transports[0], namespace, "o4o-operator"), "replica-a", TIMINGS)
+    b = LeaderElector(LeaseApi(transports[1], namespace, "o4o-operator"), "replica-b", TIMINGS)
+    term_a = await a.acquire()
+    assert term_a.epoch == 0
+    spec = _lease(control_plane, namespace)["spec"]
+    assert isinstance(spec, dict)
+    assert (spec["holderIdentity"], spec["leaseDurationSeconds"], spec["leaseTransitions"]) == ("replica-a", 1, 0)
+    holding = asyncio.create_task(a.hold(term_a))
+    standing_by = asyncio.create_task(b.acquire())
+    seen: set[str | None] = set()
+    async with asyncio.timeout(10):
+        while len(seen) < 8:  # renewals, each a new resourceVersion: well past a lease duration of them
+            assert not standing_by.done(), "the standby took a Lease that was being renewed"
+            current = await b.api.read()  # never block the loop (kubectl would): the electors share it
+            assert current is not None and current.holder == "replica-a"
+            seen.add(current.resource_version)
+            await asyncio.sleep(0.05)  # polling the apiserver for renewals
+    holding.cancel()  # a stops renewing (as if it froze)
+    loop = asyncio.get_running_loop()
+    stopped = loop.time()
+    term_b = await asyncio.wait_for(standing_by, timeout=5)
+    assert loop.time() - stopped < TIMINGS.lease_duration + 3 * TIMINGS.retry_period + 0.5
+    assert term_b.epoch == 1
+    assert _lease(control_plane, namespace)["spec"]["holderIdentity"] == "replica-b"  # type: ignore[index]
+    await a.renew(term_a)  # the old leader's next renewal conflicts and finds b: deposed at once
+    assert term_a.deposed == "the Lease is held by replica-b (epoch 1)"
+
+
+async def test_a_replace_behind_a_stale_resource_version_is_a_conflict_and_the_elector_reads_again(
+        control_plane: ControlPlane, namespace: str, transports: tuple[KubeTransport, KubeTransport]) -> None:
+    api = LeaseApi(transports[0], namespace, "o4o-operator")
+    elector = LeaderElector(api, "replica-a", TIMINGS)
+    term = await elector.acquire()
+    stale = await api.read()
+    assert stale is not None
+    control_plane.kubectl("label", "lease", "o4o-operator", "-n", namespace, "touched=yes")
+    assert await api.replace(renewed(stale, datetime.datetime.now(datetime.UTC))) is None
+    await elector.renew(term)  # its own record is stale too: conflict, read again, renew
+    assert term.deposed is None
+    assert _lease(control_plane, namespace)["metadata"]["resourceVersion"] != stale.resource_version  # type: ignore[index]
+    assert await api.create(stale) is None  # a second create finds the Lease: no error, no overwrite
+
+
+async def test_a_deposed_leader_writes_no_status(control_plane: ControlPlane, namespace: str,
+                                                 transports: tuple[KubeTransport, KubeTransport]) -> None:
+    term = await LeaderElector(LeaseApi(transports[0], namespace, "o4o-operator"), "replica-a", TIMINGS).acquire()
+    kube = KubeApi(_credentials(control_plane), write_guard=term.check)
+    control_plane.kubectl("create", "configmap", "witness", "-n", namespace)
+    try:
+        await kube.post_event({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "witness", "namespace": namespace, "uid": "u"}},
+                              "Leading", "written while leading")
+        assert kube.writes == 1
+        term.depose("the Lease is held by replica-b (epoch 1)")
+        with pytest.raises(Deposed, match=r"Refused to (POST|PATCH) .*no longer leads"):
+            await kube.patch_status(namespace, "witness", {"phase": "Ready"})
+        with pytest.raises(Deposed):
+            await kube.post_event({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "witness", "namespace": namespace, "uid": "u"}},
+                                  "Deposed", "never written")
+        assert kube.writes == 1
+        events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+        assert [event["reason"] for event in events["items"]] == ["Leading"]
+    finally:
+        await kube.close()
