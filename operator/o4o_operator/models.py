@@ -35,7 +35,7 @@ from o4o_operator.models_build import BuildSpec as BuildSpec
 from o4o_operator.models_build import DataSourceSpec as DataSourceSpec
 from o4o_operator.models_build import HealthSpec as HealthSpec
 from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
-from o4o_operator.models_database import BackupRecord, BackupRequestStatus, DatabaseSpec
+from o4o_operator.models_database import BackupRecord, BackupRequestStatus, DatabaseSpec, ScheduledBackupStatus
 from o4o_operator.models_inventory import InventoryItem
 from o4o_operator.spec_install import PostInstallStep, unique_step_names
 
@@ -347,6 +347,10 @@ class DatabaseStatus(_Model):
     backups: tuple[BackupRecord, ...] = ()
     """The newest backups, newest first (``models_database.BACKUPS_KEPT_IN_STATUS`` at most)."""
     backup_request: BackupRequestStatus | None = None
+    backup_schedule: str | None = None
+    """The schedule ``next_scheduled_backup`` was computed from (a changed schedule recomputes it)."""
+    next_scheduled_backup: str | None = None
+    last_scheduled_backup: ScheduledBackupStatus | None = None
 
 
 class DriftFinding(_Model):

@@ -88,7 +88,7 @@ LIGHTSAIL = {
                                               "region": "ap-northeast-2", "prefix": "o4o/backups",
                                               "credentialsSecretRef": {"name": "shop-s3", "accessKeyIdKey": "id",
                                                                        "secretAccessKeyKey": "secret"}}},
-                            "retention": {"count": 7, "maxAge": "30d"}}},
+                            "retention": {"count": 7, "maxAge": "30d"}, "schedule": "30 3 * * 1-5"}},
     "env": [{"name": "shop-env"}],
     "postInstall": [{"name": "seed", "command": ["node", "seed.js", "--admin=${O4O_ADMIN_EMAIL}"]},
                     {"name": "title", "request": {"method": "PUT", "path": "/api/v1/admin/settings?x=1",
@@ -99,6 +99,8 @@ EXISTING = {**copy.deepcopy(LIGHTSAIL), "provider": {"existing": {"host": "shop-
             "ssh": {"user": "deploy", "privateKeySecretRef": {"name": "shop-ssh", "key": "id"},
                     "trustOnFirstUse": True},
             "dns": {"provider": "lightsail", "zone": "example.com"}}
+EXISTING["database"]["backup"] = {"target": {"lightsailBucket": {"name": "shop-backups", "region": "ap-northeast-2",
+                                                                 "prefix": "o4o/backups"}}, "schedule": "@daily"}
 BASES = {"lightsail": LIGHTSAIL, "existing": EXISTING}
 
 FREE_JSON = {"spec.postInstall.request.body"}
