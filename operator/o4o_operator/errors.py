@@ -58,6 +58,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     "AmbientIdentityNotGranted", "ZoneNotGranted",
     # the database's bootstrap (pipeline/bootstrap.py, templates/scripts/_bootstrap.sh)
     "BootstrapRestoreUnavailable", "DatabaseBootstrapFailed", "DatabaseNotEmpty",
+    # a Lightsail bucket as the backup target (runner/backup_bucket.py)
+    "BucketNotOurs", "BucketUnreachable",
     # a DeploymentFleet's rollout (pipeline/fleet_rollout.py, pipeline/fleet_waves.py, runner/fleet.py)
     "DeadlineExceeded", "DuplicateDomain", "MemberNameTaken", "OverlappingSelectors", "RolloutHalted",
     "WaveMatchesNothing", "TemplateInvalid", "MemberRefused",

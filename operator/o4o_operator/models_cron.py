@@ -3,8 +3,9 @@
 Owns: :func:`parse` (text to :class:`CronSchedule`, or ``ValueError`` saying what is wrong) and
 :meth:`CronSchedule.next_after` (the first minute strictly after a moment that the schedule matches). Times are
 UTC. The syntax is Vixie cron's: ``minute hour day-of-month month day-of-week``, each ``*``, a number, a range
-``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of those; month and weekday names (``jan``, ``mon``, in lower case);
-weekday 0 and 7 are Sunday; when both day fields are restricted, a day matching either runs (as cron does).
+``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of those; month and weekday names in lower case (``jan``,
+``mon``); weekday 0 and 7 are Sunday; when both day fields are restricted, a day matching either runs (as cron
+does).
 Purely computational: no I/O, no clock (the caller passes the moment), and it imports nothing of the operator.
 """
 

@@ -82,13 +82,17 @@ class Runtime:
         return self.dns_factory(kind, settings)
 
 
-def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool) -> Runtime:
+def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool,
+                  clock: Callable[[], datetime.datetime] | None = None) -> Runtime:
     # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
     aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, settings.max_pipelines))
-    return Runtime(settings=settings, kube=KubeApi(credentials),
-                   connector=SshConnector(max_sessions=settings.max_ssh_sessions,
-                                          honour_sandbox_root=honour_sandbox_root),
-                   pipelines=asyncio.Semaphore(settings.max_pipelines))
+    runtime = Runtime(settings=settings, kube=KubeApi(credentials),
+                      connector=SshConnector(max_sessions=settings.max_ssh_sessions,
+                                             honour_sandbox_root=honour_sandbox_root),
+                      pipelines=asyncio.Semaphore(settings.max_pipelines))
+    if clock is not None:
+        runtime.clock = clock
+    return runtime
 
 
 @dataclasses.dataclass
@@ -97,6 +101,8 @@ class OperatorState:
 
     settings: OperatorSettings
     honour_sandbox_root: bool = False
+    clock: Callable[[], datetime.datetime] | None = None
+    """A test world's clock (``o4o_operator.testing.operator_main`` only); None: the real one."""
     credentials: Credentials | None = None
     _runtime: Runtime | None = None
     _phases: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -108,7 +114,7 @@ class OperatorState:
             if self.credentials is None:
                 raise RuntimeError("No cluster credentials yet: the runtime is built after login")
             self._runtime = build_runtime(self.settings, self.credentials,
-                                          honour_sandbox_root=self.honour_sandbox_root)
+                                          honour_sandbox_root=self.honour_sandbox_root, clock=self.clock)
         return self._runtime
 
     def saw_phase(self, uid: str, phase: str | None) -> None:

@@ -38,7 +38,7 @@ class S3Server:
     def __init__(self, workdir: Path, *, listen_host: str = "127.0.0.1") -> None:
         self.workdir = workdir
         self.listen_host = listen_host
-        self.access_key_id = "O4OTEST" + secrets.token_hex(6).upper()
+        self.access_key_id = "O4OTEST" + secrets.token_hex(7).upper()[:13]  # 20 characters, as AWS's (and Lightsail's)
         self.secret_access_key = secrets.token_urlsafe(24)
         self.port = 0
         self.log_path = workdir / "versitygw.log"
