@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.models_inventory import ItemKind, ItemState
 from o4o_operator.runner.worker import _invalid_spec_message
 from o4o_operator.testing import ControlPlane
 
@@ -432,3 +433,11 @@ def _api_field(leaf: str) -> str:
     for part in leaf.split("."):
         named += f"[{part}]" if part.isdigit() else (f".{part}" if named else part)
     return named
+
+
+def test_the_crd_admits_every_inventory_kind_and_state_the_models_have() -> None:
+    """A kind the CRD's enum lacks makes every status write of an instance holding one fail (HTTP 422)."""
+    kind, state = _schema_node("status.inventory.kind"), _schema_node("status.inventory.state")
+    assert kind is not None and state is not None
+    assert set(kind["enum"]) == {item.value for item in ItemKind}
+    assert set(state["enum"]) == {item.value for item in ItemState}
