@@ -117,3 +117,21 @@ def test_a_changed_schedule_recomputes_the_next_window() -> None:
     now = at("2026-12-06 10:00")
     plan = backup_schedule.plan("0 12 * * *", "0 3 * * *", "2026-12-07T03:00:00Z", None, now)
     assert plan == backup_schedule.SchedulePlan(next_at=at("2026-12-06 12:00"), due=False)
+
+
+def test_the_readme_manifests_of_backups_are_valid_database_specs() -> None:
+    import pathlib
+    import re
+
+    import yaml
+
+    from o4o_operator.models_database import DatabaseSpec
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(  database:\n    backup:\n.*?)```", readme,
+                                                             re.DOTALL)]
+    assert len(blocks) == 2
+    specs = [DatabaseSpec.model_validate(block["database"]) for block in blocks]
+    scheduled = specs[1].backup
+    assert scheduled is not None and scheduled.schedule == "30 3 * * *"
+    assert scheduled.target.lightsail_bucket is not None and scheduled.target.s3 is None
