@@ -78,6 +78,32 @@ def test_a_bucket_is_made_in_the_s3_server_and_its_access_key_writes_there(local
     assert _code(caught) == "NotFoundException"
 
 
+def test_a_buckets_key_reaches_that_bucket_only_and_dies_with_the_bucket(local: LocalLightsail,
+                                                                          s3: S3Server) -> None:
+    lightsail = _lightsail(local)
+    urls = {name: lightsail.create_bucket(bucketName=name, bundleId="small_1_0")["bucket"]["url"]
+            for name in ("tenant-a", "tenant-b")}
+    key_a = lightsail.create_bucket_access_key(bucketName="tenant-a")["accessKey"]
+    key_b = lightsail.create_bucket_access_key(bucketName="tenant-b")["accessKey"]
+    assert key_a["accessKeyId"] != key_b["accessKeyId"]
+    as_a = _s3_with(s3_endpoint(urls["tenant-a"], "tenant-a"), key_a)
+    as_b = _s3_with(s3_endpoint(urls["tenant-b"], "tenant-b"), key_b)
+    as_b.put_object(Bucket="tenant-b", Key="b.dump", Body=b"theirs")
+    as_a.put_object(Bucket="tenant-a", Key="a.dump", Body=b"ours")
+    for call in (lambda: as_a.get_object(Bucket="tenant-b", Key="b.dump"),
+                 lambda: as_a.put_object(Bucket="tenant-b", Key="b.dump", Body=b"overwritten"),
+                 lambda: as_a.list_objects_v2(Bucket="tenant-b")):
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            call()
+        assert _code(caught) == "AccessDenied"
+    assert s3.client().get_object(Bucket="tenant-b", Key="b.dump")["Body"].read() == b"theirs"
+    lightsail.delete_bucket_access_key(bucketName="tenant-a", accessKeyId=key_a["accessKeyId"])
+    with pytest.raises(botocore.exceptions.ClientError):
+        as_a.get_object(Bucket="tenant-a", Key="a.dump")
+    for name in urls:
+        lightsail.delete_bucket(bucketName=name, forceDelete=True)
+
+
 def test_names_are_unique_and_a_bucket_has_at_most_two_keys(local: LocalLightsail) -> None:
     lightsail = _lightsail(local)
     lightsail.create_bucket(bucketName="twice", bundleId="small_1_0")

@@ -4,10 +4,10 @@ Owns: what those operations do to the state (a bucket's record with its tags and
 bucket as Lightsail allows, the secret access key shown only in CreateBucketAccessKey's answer, ``forceDelete``
 needed for a bucket that still holds access keys or objects), and handing the bucket itself to a
 :class:`BucketBackend` (:class:`MemoryBuckets` unless told otherwise): in the test world, the real S3 server
-(:class:`S3ServerBuckets`), so the objects a backup writes are really held there. The gateway runs with one
-identity, so every access key it hands out *is* that identity (the same id and secret for every bucket): a test
-world cannot show that one bucket's key cannot reach another bucket (AWS's keys are per bucket); the operator's
-code does not rely on either.
+(:class:`S3ServerBuckets`), so the objects a backup writes are really held there, and each access key is a
+gateway user of role ``user`` that owns its bucket: it reaches that bucket and no other, as a Lightsail bucket's
+key does. (The gateway has one owner per bucket, so a bucket's second key takes it over from the first; the
+operator uses one key per bucket.)
 :class:`BucketOperations` is a mixin of ``LightsailState``, which holds the lock and calls these ``op_`` methods.
 
 Must not: do I/O but through the backend, sleep, know HTTP, take the lock (``handle`` holds it), or be used apart
@@ -43,8 +43,10 @@ class BucketBackend(Protocol):
 
     def has_objects(self, name: str) -> bool: ...
 
-    def access_key(self) -> tuple[str, str]:
-        """An (access key id, secret access key) pair the backend accepts."""
+    def access_key(self, name: str) -> tuple[str, str]:
+        """A new (access key id, secret access key) pair that reaches bucket ``name``."""
+
+    def delete_access_key(self, name: str, access_key_id: str) -> None: ...
 
 
 class MemoryBuckets:
@@ -62,12 +64,16 @@ class MemoryBuckets:
     def has_objects(self, name: str) -> bool:
         return False
 
-    def access_key(self) -> tuple[str, str]:
+    def access_key(self, name: str) -> tuple[str, str]:
         return "AKIA" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+
+    def delete_access_key(self, name: str, access_key_id: str) -> None:
+        pass
 
 
 class S3ServerBuckets:
-    """Buckets in the test world's S3 server (``testing/s3server.py``), with its own identity as every key."""
+    """Buckets in the test world's S3 server (``testing/s3server.py``); each access key is a gateway user that owns
+    the bucket (the gateway has one owner per bucket: a bucket's second key takes it over from the first)."""
 
     def __init__(self, server: Any) -> None:
         self._server = server
@@ -87,8 +93,11 @@ class S3ServerBuckets:
     def has_objects(self, name: str) -> bool:
         return bool(self._server.keys(name))
 
-    def access_key(self) -> tuple[str, str]:
-        return self._server.access_key_id, self._server.secret_access_key
+    def access_key(self, name: str) -> tuple[str, str]:
+        return self._server.bucket_user(name)  # type: ignore[no-any-return]
+
+    def delete_access_key(self, name: str, access_key_id: str) -> None:
+        self._server.delete_user(access_key_id)
 
 
 @dataclasses.dataclass
@@ -151,6 +160,8 @@ class BucketOperations:
         busy = record.keys or self.bucket_backend.has_objects(record.name)
         if busy and not p.get("forceDelete"):
             raise invalid("The bucket has access keys or objects; delete them first, or use forceDelete.")
+        for key in record.keys:
+            self.bucket_backend.delete_access_key(record.name, key["accessKeyId"])
         self.bucket_backend.delete_bucket(record.name)
         del self._buckets[(region, record.name)]
         return {"operations": [self._operation(region, "all", record.name, "Bucket", "DeleteBucket")]}
@@ -159,7 +170,7 @@ class BucketOperations:
         record = self._bucket(region, p["bucketName"])
         if len(record.keys) >= MAX_ACCESS_KEYS:
             raise invalid(f"A bucket can have at most {MAX_ACCESS_KEYS} access keys.")
-        key_id, secret = self.bucket_backend.access_key()
+        key_id, secret = self.bucket_backend.access_key(record.name)
         key = {"accessKeyId": key_id, "status": "Active", "createdAt": now()}
         record.keys.append(key)
         return {"accessKey": {**key, "secretAccessKey": secret},
@@ -173,5 +184,6 @@ class BucketOperations:
         kept = [key for key in record.keys if key["accessKeyId"] != p["accessKeyId"]]
         if len(kept) == len(record.keys):
             raise not_found("AccessKey", "of bucket " + record.name)
+        self.bucket_backend.delete_access_key(record.name, p["accessKeyId"])
         record.keys = kept
         return {"operations": [self._operation(region, "all", record.name, "Bucket", "DeleteBucketAccessKey")]}
