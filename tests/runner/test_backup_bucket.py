@@ -59,10 +59,15 @@ class FakeBuckets:
     async def delete_access_key(self, name: str, access_key_id: str) -> None:
         self.keys[name].remove(access_key_id)
 
+    deleted: list[str] = []
+
+    async def delete(self, name: str) -> None:
+        self.deleted.append(name)
+
 
 @pytest.fixture(autouse=True)
 def buckets(monkeypatch: pytest.MonkeyPatch) -> type[FakeBuckets]:
-    FakeBuckets.buckets, FakeBuckets.keys, FakeBuckets.made = {}, {}, 0
+    FakeBuckets.buckets, FakeBuckets.keys, FakeBuckets.made, FakeBuckets.deleted = {}, {}, 0, []
     monkeypatch.setattr(backup_bucket, "LightsailBuckets", FakeBuckets)
     return FakeBuckets
 
@@ -116,3 +121,45 @@ async def test_someone_elses_bucket_or_secret_is_refused_naming_what_to_change(b
     with pytest.raises(InvalidSpecError) as caught:
         await _target(_instance(kube))
     assert caught.value.reason == "SecretNameTaken" and kube.secrets["shop-backup-bucket"] == {"note": "mine"}
+
+
+def _body_with_bucket(policy: str) -> dict[str, Any]:
+    from stage_fakes import instance_body
+
+    from o4o_operator.models_inventory import CloudAccess, InventoryItem
+
+    item = InventoryItem(kind=ItemKind.BUCKET, name="shop-backups", state=ItemState.PRESENT,
+                         access=CloudAccess(region="eu-west-2"), value="https://shop-backups.s3.eu-west-2.x/")
+    body = instance_body({**SPEC, "deletionPolicy": policy},
+                         DeploymentInstanceStatus(inventory=(item,)).to_body())
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return body
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Retain"])
+async def test_teardown_deletes_the_bucket_and_its_secret_unless_retained(buckets: type[FakeBuckets],
+                                                                          policy: str) -> None:
+    from o4o_operator.runner.teardown import teardown
+
+    deleted = buckets.deleted
+    buckets.buckets["shop-backups"] = BucketFacts("shop-backups", "https://x/", {"o4o.io/uid": "uid-1"})
+    kube = FakeKube({"ssh-key": {"ssh-privatekey": "k"}, "shop-backup-bucket": {"secretAccessKey": SECRET}})
+    kube.owners["shop-backup-bucket"] = "uid-1"
+    runtime = make_runtime(kube, RecordingConnector(RecordingSession({})), static_resolver({}))
+    message = await teardown(runtime, _body_with_bucket(policy))
+    if policy == "Delete":
+        assert deleted == ["shop-backups"] and "bucket shop-backups" in message
+        assert "shop-backup-bucket" not in kube.secrets
+    else:
+        assert deleted == [] and kube.secrets["shop-backup-bucket"] == {"secretAccessKey": SECRET}
+        assert "shop-backup-bucket" not in kube.owners  # released: no garbage collector takes it
+
+
+async def test_teardown_leaves_a_bucket_that_is_no_longer_ours(buckets: type[FakeBuckets]) -> None:
+    from o4o_operator.runner.teardown import teardown
+
+    deleted = buckets.deleted
+    buckets.buckets["shop-backups"] = BucketFacts("shop-backups", "https://x/", {"o4o.io/uid": "someone-else"})
+    runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), static_resolver({}))
+    message = await teardown(runtime, _body_with_bucket("Delete"))
+    assert deleted == [] and "nothing of bucket shop-backups, which is not ours" in message
