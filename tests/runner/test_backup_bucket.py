@@ -5,6 +5,7 @@ Lightsail API (local, on botocore's model) is tests/providers/test_lightsail_buc
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from stage_fakes import (
 from o4o_operator.errors import InvalidSpecError
 from o4o_operator.models import DeploymentInstanceStatus
 from o4o_operator.models_inventory import ItemKind, ItemState
+from o4o_operator.pipeline.ambient_grants import AmbientGrants
 from o4o_operator.providers.aws import StaticCredentials
 from o4o_operator.providers.lightsail_buckets import BucketFacts
 from o4o_operator.runner import backup_bucket
@@ -72,8 +74,11 @@ def buckets(monkeypatch: pytest.MonkeyPatch) -> type[FakeBuckets]:
     return FakeBuckets
 
 
-def _instance(kube: FakeKube) -> InstanceContext:
+def _instance(kube: FakeKube, *, granted: bool = True) -> InstanceContext:
     runtime = make_runtime(kube, RecordingConnector(RecordingSession({})), static_resolver({}))
+    if granted:  # the namespace may use the operator's own identity (an existing host has no credentials)
+        runtime.settings = dataclasses.replace(runtime.settings, ambient_grants=AmbientGrants.parse(
+            "team=example.com", "O4O_AMBIENT_GRANTS"))
     return make_context(runtime, SPEC, DeploymentInstanceStatus()).instance
 
 
@@ -163,3 +168,14 @@ async def test_teardown_leaves_a_bucket_that_is_no_longer_ours(buckets: type[Fak
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), static_resolver({}))
     message = await teardown(runtime, _body_with_bucket("Delete"))
     assert deleted == [] and "nothing of bucket shop-backups, which is not ours" in message
+
+
+async def test_the_operators_own_identity_makes_no_bucket_for_a_namespace_not_granted_it(
+        buckets: type[FakeBuckets]) -> None:
+    """An existing host has no Lightsail credentials of its own: the bucket would be made with the operator's
+    identity, which ``O4O_AMBIENT_GRANTS`` (none by default) must allow first."""
+    instance = _instance(FakeKube(), granted=False)
+    with pytest.raises(InvalidSpecError) as caught:
+        await _target(instance)
+    assert caught.value.reason == "AmbientIdentityNotGranted" and buckets.buckets == {}
+    assert caught.value.message.startswith("spec.database.backup.target.lightsailBucket:")

@@ -1,13 +1,14 @@
 """A Lightsail bucket the operator makes for an instance's backups (``spec.database.backup.target.lightsailBucket``).
 
-Owns: making sure the bucket exists and is this instance's (``GetBuckets`` first; ``CreateBucket`` with the
-ownership tags; a bucket of that name without our uid tag stalls naming the field), recording it in
-``status.inventory`` (kind ``Bucket``, with the region and credentials Secret *name* to reach it again), keeping
-the bucket's access key in the operator-owned Secret ``<name>-backup-bucket`` (the secret access key is returned
-once, by ``CreateBucketAccessKey``: it goes from that answer into the Secret and the S3 client, nowhere else; keys
-the Secret does not hold are lost and deleted before a new one is made, as a bucket has at most two), and the
-:class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown, deleting the
-recorded buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
+Owns: making sure the bucket exists and is this instance's (with the instance's Lightsail credentials, or the
+operator's own identity only where ``O4O_AMBIENT_GRANTS`` grants the namespace; ``GetBuckets`` first;
+``CreateBucket`` with the ownership tags; a bucket of that name without our uid tag stalls naming the field),
+recording it in ``status.inventory`` (kind ``Bucket``, with the region and credentials Secret *name* to reach it
+again), keeping the bucket's access key in the operator-owned Secret ``<name>-backup-bucket`` (the secret access
+key is returned once, by ``CreateBucketAccessKey``: it goes from that answer into the Secret and the S3 client,
+nowhere else; keys the Secret does not hold are lost and deleted before a new one is made, as a bucket has at
+most two), and the :class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown,
+deleting the recorded buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
 Must not: log, return in a message or put in status any part of the secret access key, or touch a bucket that
 is not tagged with this instance's uid.
 """
@@ -20,6 +21,7 @@ from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.models_database import LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
 from o4o_operator.models_inventory import Inventory, ItemKind, items_of, without_item
 from o4o_operator.pipeline import backup_buckets
+from o4o_operator.pipeline.ambient_grants import provider_refusal
 from o4o_operator.providers.aws import StaticCredentials
 from o4o_operator.providers.lightsail_buckets import BucketFacts, LightsailBuckets
 from o4o_operator.providers.ownership import is_ours, ownership_tags
@@ -37,6 +39,12 @@ def target_bucket_name(instance: InstanceContext, target: LightsailBucketTarget)
 async def storage_target(instance: InstanceContext, target: LightsailBucketTarget) -> StorageTarget:
     """The bucket (made if missing, recorded in the inventory) and its access key, ready for the S3 client."""
     name = target_bucket_name(instance, target)
+    lightsail = instance.spec.provider.lightsail
+    refusal = provider_refusal(instance.runtime.settings.ambient_grants, instance.ref.namespace,
+                               has_credentials=lightsail is not None and lightsail.credentials_secret_ref is not None)
+    if refusal is not None:  # the operator's own identity would make the bucket: only where it is granted
+        raise InvalidSpecError(LIGHTSAIL_BUCKET_FIELD, f"no Lightsail credentials to make the bucket with: "
+                               f"{refusal.message}", reason=refusal.reason)
     buckets = LightsailBuckets(target.region, await instance.client_settings())
     found = await buckets.find(name)
     if found is None:
