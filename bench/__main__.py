@@ -18,10 +18,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import p1_concurrency, p2_api_writes, p3_fanout, p4_idle, p5_dashboard
+from bench import b1_backups, p1_concurrency, p2_api_writes, p3_fanout, p4_idle, p5_dashboard
 from bench.common import say
 
 ALL = ("P1", "P2", "P3", "P4", "P5")
+OPTIONAL = ("B1",)
+"""Run only when asked (``--only B1``): backup figures for the note, no targets."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="P4: lines of logTail in each instance's status")
     p4.add_argument("--requests", type=int, default=p5_dashboard.Options.requests, help="P5: requests per page")
     p4.add_argument("--direct", action="store_true", help="P5: feed the dashboard's cache without the apiserver")
+    b1 = parser.add_argument_group("B1: backup time and size in the sandbox world (only with --only B1)")
+    b1.add_argument("--backup-requests", type=int, default=b1_backups.Options.requests,
+                    help="on-request backups timed one after the other")
     return parser
 
 
@@ -69,6 +74,7 @@ def runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]]
         "P3": lambda: p3_fanout.main(p3_fanout.Options(hosts=args.hosts, forks=args.forks)),
         "P4": lambda: p4_idle.main(p4_idle.Options(instances=args.instances, idle_seconds=args.idle_seconds,
                                                    log_lines=args.log_lines)),
+        "B1": lambda: b1_backups.main(b1_backups.Options(requests=args.backup_requests)),
         "P5": lambda: p5_dashboard.main(p5_dashboard.Options(instances=args.instances, requests=args.requests,
                                                              direct=args.direct)),
     }
@@ -88,6 +94,8 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
                     f"{r['hosts']} hosts)  target {r['target']}: {r['verdict']}",
     "P4": lambda r: f"RSS {r['rss_mb']} MB, CPU {r['cpu_percent_of_one_core']}% ({r['instances']} instances, "
                     f"{r['idle']['seconds']}s idle)  target {r['target']}: {_verdict(r['verdict'])}",
+    "B1": lambda r: (f"request backup median {r['request_seconds']['median']}s (min {r['request_seconds']['min']}s, "
+                     f"max {r['request_seconds']['max']}s), {r['first_backup_bytes']} bytes"),
     "P5": lambda r: r.get("skipped") or (
         f"p95 {r['list_page_p95_ms']} ms, {r['api_calls_per_page_view']} API calls/view  target {r['target']}: "
         f"{_verdict(r['verdict'])}"),
@@ -97,9 +105,10 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(ALL))
+    unknown = sorted(set(chosen) - set(ALL) - set(OPTIONAL))
     if unknown:
-        build_parser().error(f"--only: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        build_parser().error(f"--only: unknown benchmark(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(ALL + OPTIONAL)}")
     table = runners(args)
     summaries: dict[str, str] = {}
     failed = []

@@ -1,8 +1,9 @@
-"""View models for one instance: spec summary, conditions, stage timeline, log, events.
+"""View models for one instance: spec summary, conditions, stage timeline, log, events, backups.
 
 Owns: turning a DeploymentInstance body (plus the Events about it) into an
 :class:`InstanceDetail`, and an Event body into an :class:`EventView`. The
-spec summary is an allow-list of known fields: Secrets appear only as
+spec summary is an allow-list of known fields (the backups panel is
+:mod:`o4o_dashboard.backups`'s): Secrets appear only as
 references (name and key), never as values. Purely computational: no I/O, no
 clock (callers pass ``now``).
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from o4o_dashboard import bodies
+from o4o_dashboard.backups import BackupsView, backups_view
 from o4o_dashboard.views import InstanceRow, format_duration, instance_row, iso
 from o4o_operator.models import StageState
 from o4o_operator.pipeline.stages import STAGES
@@ -85,6 +87,7 @@ class InstanceDetail:
     stages: tuple[StageView, ...]
     log_tail: tuple[str, ...]
     events: tuple[EventView, ...]
+    backups: BackupsView = dataclasses.field(default_factory=lambda: backups_view({}))
 
     def to_json(self, now: datetime.datetime) -> dict[str, Any]:
         return {
@@ -110,6 +113,7 @@ class InstanceDetail:
                  "lastSeen": iso(e.last_seen), "source": e.source}
                 for e in self.events
             ],
+            "backups": self.backups.to_json(),
         }
 
 
@@ -268,4 +272,5 @@ def instance_detail(body: Mapping[str, Any], events: Iterable[EventView],
         stages=stage_views(status, now),
         log_tail=tuple(bodies.strings(status, "logTail")),
         events=recent_events(events, row.uid),
+        backups=backups_view(status),
     )

@@ -63,6 +63,8 @@ KNOWN_REASONS: frozenset[str] = frozenset({
     # restores and clones (pipeline/restore.py, runner/restore_step.py, templates/scripts/_restore.sh)
     "BackupChecksumMismatch", "BackupNotFound", "CloneNotGranted", "CloneSourceNotFound", "PostgresVersionMismatch",
     "RestoreFailed", "RestoreUnavailable",
+    # a Lightsail bucket as the backup target (runner/backup_bucket.py)
+    "BucketNotOurs", "BucketUnreachable",
     # a DeploymentFleet's rollout (pipeline/fleet_rollout.py, pipeline/fleet_waves.py, runner/fleet.py)
     "DeadlineExceeded", "DuplicateDomain", "MemberNameTaken", "OverlappingSelectors", "RolloutHalted",
     "WaveMatchesNothing", "TemplateInvalid", "MemberRefused",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -30,6 +32,9 @@ logger = logging.getLogger("o4o_operator")
 HONOUR_SANDBOX_ROOT = False
 """Let sandbox hosts' ``O4O_ROOT`` prefix every path: a test hook, deliberately no setting and no
 environment variable. Only :mod:`o4o_operator.testing.operator_main` sets it, before the operator starts."""
+TEST_CLOCK: Callable[[], datetime.datetime] | None = None
+"""The runtime's clock in a test world (so that a test can move time past a backup schedule's window); set only
+by :mod:`o4o_operator.testing.operator_main`, like ``HONOUR_SANDBOX_ROOT``. None: the real clock."""
 
 
 def _state(memo: kopf.Memo) -> OperatorState:
@@ -40,7 +45,7 @@ def _state(memo: kopf.Memo) -> OperatorState:
     state: OperatorState | None = shared.get("state")
     if state is None:
         state = OperatorState(OperatorSettings.from_environment(), honour_sandbox_root=HONOUR_SANDBOX_ROOT,
-                              term=shared.get("term"))
+                              term=shared.get("term"), clock=TEST_CLOCK)
         shared["state"] = state
     return state
 

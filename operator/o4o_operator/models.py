@@ -35,7 +35,13 @@ from o4o_operator.models_build import BuildSpec as BuildSpec
 from o4o_operator.models_build import DataSourceSpec as DataSourceSpec
 from o4o_operator.models_build import HealthSpec as HealthSpec
 from o4o_operator.models_build import SiteBuildSpec as SiteBuildSpec
-from o4o_operator.models_database import BackupRecord, BackupRequestStatus, DatabaseSpec, RestoreStatus
+from o4o_operator.models_database import (
+    BackupRecord,
+    BackupRequestStatus,
+    DatabaseSpec,
+    RestoreStatus,
+    ScheduledBackupStatus,
+)
 from o4o_operator.models_inventory import InventoryItem
 from o4o_operator.spec_install import PostInstallStep, unique_step_names
 
@@ -350,6 +356,10 @@ class DatabaseStatus(_Model):
     restore: RestoreStatus | None = None
     bootstrap_source: str | None = None
     """A clone's source (bootstrap mode restore): ``<namespace>/<name> backup <id>`` or ``template <key>``."""
+    backup_schedule: str | None = None
+    """The schedule ``next_scheduled_backup`` was computed from (a changed schedule recomputes it)."""
+    next_scheduled_backup: str | None = None
+    last_scheduled_backup: ScheduledBackupStatus | None = None
 
 
 class DriftFinding(_Model):

@@ -4,7 +4,8 @@ Owns: the pydantic model of ``spec.database`` (mirroring the CRD) and the names 
 database's Secret must hold. By default the database is PostgreSQL on the instance's own server, one role
 and one database per instance; ``external.secretRef`` names a Secret describing another one instead, and
 ``external.caSecretRef`` (or a ``ca.crt`` key beside the connection's) the CA its ``sslMode`` verifies against.
-Purely computational: no I/O, and it imports nothing of the operator (``models`` builds on it).
+Purely computational: no I/O, and it imports nothing of the operator but the cron syntax (``models_cron``);
+``models`` builds on it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from o4o_operator import models_cron
 
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # noqa: S105 - a pattern
 """The same DNS-1123 subdomain as ``models.SECRET_NAME_PATTERN`` (a test keeps the two equal)."""
@@ -201,6 +204,7 @@ class DatabaseBootstrapSpec(_DatabaseModel):
 
 
 BACKUP_FIELD = "spec.database.backup"
+BACKUP_SCHEDULE_FIELD = "spec.database.backup.schedule"
 BACKUP_CREDENTIALS_FIELD = "spec.database.backup.target.s3.credentialsSecretRef"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 """An S3 bucket's name (3 to 63 characters: lower-case letters, digits, dots and hyphens)."""
@@ -231,11 +235,35 @@ class S3BackupTarget(_DatabaseModel):
     credentials_secret_ref: BackupCredentialsSecretRef
 
 
-class BackupTarget(_DatabaseModel):
-    """Where backups go: exactly one kind. ``s3`` now; a Lightsail bucket the operator makes (``lightsailBucket``)
-    is the next kind and takes its place beside it."""
+LIGHTSAIL_BUCKET_FIELD = "spec.database.backup.target.lightsailBucket"
+LIGHTSAIL_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9-]{1,52}[a-z0-9]$"
+"""A Lightsail bucket's name: 3 to 54 lower-case letters, digits and hyphens (Lightsail's own rule)."""
 
-    s3: S3BackupTarget
+
+class LightsailBucketTarget(_DatabaseModel):
+    """A Lightsail bucket the operator makes (tagged as the instance's), with an access key of its own kept in the
+    operator-owned Secret ``<metadata.name>-backup-bucket``; deleted on teardown unless deletionPolicy Retain.
+    The Lightsail calls use the instance's cloud credentials (``spec.provider.lightsail.credentialsSecretRef``,
+    else the operator's own identity where ``O4O_AMBIENT_GRANTS`` allows it)."""
+
+    name: str | None = Field(default=None, pattern=LIGHTSAIL_BUCKET_PATTERN)
+    """Absent: ``o4o-<namespace>-<name>`` shortened, with a hash of the instance's uid (unique per instance)."""
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    prefix: str = Field(default="o4o-backups", pattern=PREFIX_PATTERN, max_length=255)
+
+
+class BackupTarget(_DatabaseModel):
+    """Where backups go: exactly one kind, ``s3`` (any S3-compatible endpoint and a credentials Secret) or
+    ``lightsailBucket`` (a bucket the operator makes)."""
+
+    s3: S3BackupTarget | None = None
+    lightsail_bucket: LightsailBucketTarget | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BackupTarget:
+        if (self.s3 is None) == (self.lightsail_bucket is None):
+            raise ValueError("give exactly one of s3 and lightsailBucket")
+        return self
 
 
 class BackupRetention(_DatabaseModel):
@@ -256,6 +284,16 @@ class DatabaseBackupSpec(_DatabaseModel):
 
     target: BackupTarget
     retention: BackupRetention = Field(default_factory=BackupRetention)
+    schedule: str | None = Field(default=None, pattern=models_cron.PATTERN, max_length=128)
+    """A backup more on a cron schedule (five fields or a macro such as ``@daily``, UTC), while the instance is
+    settled; a window missed while the operator was down is caught up once."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            models_cron.parse(value)  # ValueError: pydantic names the field
+        return value
 
 
 class DatabaseSpec(_DatabaseModel):
@@ -298,7 +336,7 @@ class BackupRecord(_DatabaseModel):
     """The newest row of the migrations table, when there is one."""
     key: str
     reason: str = "migration"
-    """``migration`` (before a migration run) or ``request`` (an on-request backup)."""
+    """``migration`` (before a migration run), ``request`` (an on-request backup) or ``schedule``."""
 
 
 class BackupRequestStatus(_DatabaseModel):
@@ -308,5 +346,16 @@ class BackupRequestStatus(_DatabaseModel):
     outcome: str
     """``Succeeded`` or ``Failed`` (a failed request is not retried: a new id asks again)."""
     time: str
+    backup_id: str | None = None
+    message: str = ""
+
+
+class ScheduledBackupStatus(_DatabaseModel):
+    """The last scheduled backup (``spec.database.backup.schedule``): when it ran and how it went. A failed one is
+    not retried before the next window (the ``BackupOverdue`` alert watches the gap)."""
+
+    time: str
+    outcome: str
+    """``Succeeded`` or ``Failed``."""
     backup_id: str | None = None
     message: str = ""

@@ -5,9 +5,10 @@ with what is needed to reach it again: region, DNS provider and zone, and the *n
 Secret, never a value; the local database and its role, by name; the operator-owned Secret and the log
 ConfigMap; and on an existing host the host itself, with how to reach it again (:class:`HostAccess`: port,
 SSH user, pinned host keys, the *name and key* of the SSH private key Secret), the instance's user, its
-directories and its certificate), the two states an item passes through (``Pending``: the intent, written before the
-call that makes it; ``Present``: made, and confirmed), and the pure functions that change an inventory
-(``with_item``, ``without_item``) or read it (``items_of``, ``find_item``).
+directories and its certificate; a Lightsail bucket made for backups), the two states an item passes
+through (``Pending``: the intent, written before the call that makes it; ``Present``: made, and confirmed),
+and the pure functions that change an inventory (``with_item``, ``without_item``) or read it (``items_of``,
+``find_item``).
 
 Teardown reads only the inventory, never the spec, so an instance whose spec no longer parses, or whose DNS
 moved, still has everything it made removed. Purely computational: no I/O, no Kopf, no clients.
@@ -40,6 +41,9 @@ class ItemKind(enum.StrEnum):
     HOST_DIRECTORY = "HostDirectory"
     CERTIFICATE = "Certificate"
     """On an existing host: the certificate certbot keeps for the domain (its name)."""
+    BUCKET = "Bucket"
+    """A Lightsail bucket made for backups (``spec.database.backup.target.lightsailBucket``), with its objects and
+    access keys; ``value`` is its URL."""
 
 
 class ItemState(enum.StrEnum):

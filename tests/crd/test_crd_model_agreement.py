@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from o4o_operator.models import DeploymentInstanceSpec
+from o4o_operator.models_inventory import ItemKind, ItemState
 from o4o_operator.runner.worker import _invalid_spec_message
 from o4o_operator.testing import ControlPlane
 
@@ -90,7 +91,7 @@ LIGHTSAIL = {
                                               "region": "ap-northeast-2", "prefix": "o4o/backups",
                                               "credentialsSecretRef": {"name": "shop-s3", "accessKeyIdKey": "id",
                                                                        "secretAccessKeyKey": "secret"}}},
-                            "retention": {"count": 7, "maxAge": "30d"}}},
+                            "retention": {"count": 7, "maxAge": "30d"}, "schedule": "30 3 * * 1-5"}},
     "env": [{"name": "shop-env"}],
     "postInstall": [{"name": "seed", "command": ["node", "seed.js", "--admin=${O4O_ADMIN_EMAIL}"]},
                     {"name": "title", "request": {"method": "PUT", "path": "/api/v1/admin/settings?x=1",
@@ -103,6 +104,8 @@ EXISTING = {**copy.deepcopy(LIGHTSAIL), "provider": {"existing": {"host": "shop-
             "dns": {"provider": "lightsail", "zone": "example.com"}}
 EXISTING["database"]["bootstrap"] = {"mode": "restore", "restore": {"instance": {"name": "shop", "namespace": "team-a"},
                                                                     "backup": "20261205T120000Z-0123456789ab"}}
+EXISTING["database"]["backup"] = {"target": {"lightsailBucket": {"name": "shop-backups", "region": "ap-northeast-2",
+                                                                 "prefix": "o4o/backups"}}, "schedule": "@daily"}
 BASES = {"lightsail": LIGHTSAIL, "existing": EXISTING}
 
 FREE_JSON = {"spec.postInstall.request.body"}
@@ -434,3 +437,11 @@ def _api_field(leaf: str) -> str:
     for part in leaf.split("."):
         named += f"[{part}]" if part.isdigit() else (f".{part}" if named else part)
     return named
+
+
+def test_the_crd_admits_every_inventory_kind_and_state_the_models_have() -> None:
+    """A kind the CRD's enum lacks makes every status write of an instance holding one fail (HTTP 422)."""
+    kind, state = _schema_node("status.inventory.kind"), _schema_node("status.inventory.state")
+    assert kind is not None and state is not None
+    assert set(kind["enum"]) == {item.value for item in ItemKind}
+    assert set(state["enum"]) == {item.value for item in ItemState}

@@ -107,6 +107,12 @@ def exercise_every_operation(local: LocalLightsail) -> None:
     dns.get_domains()
     dns.delete_domain_entry(domainName="example.org", domainEntry={**entry, "id": created_entry["id"]})
     dns.delete_domain(domainName="example.org")
+    regional.create_bucket(bucketName="backups-1", bundleId="small_1_0", tags=[{"key": "o4o.io/uid", "value": "u"}])
+    regional.get_buckets(bucketName="backups-1")
+    regional.create_bucket_access_key(bucketName="backups-1")
+    [key] = regional.get_bucket_access_keys(bucketName="backups-1")["accessKeys"]
+    regional.delete_bucket_access_key(bucketName="backups-1", accessKeyId=key["accessKeyId"])
+    regional.delete_bucket(bucketName="backups-1")
     regional.delete_instance(instanceName="web-1")
     regional.delete_key_pair(keyPairName="key-1")
 
@@ -149,7 +155,8 @@ def test_model_patterns_are_enforced_like_the_service_does(local_lightsail: Loca
 @pytest.mark.parametrize(("operation", "body", "code"), [
     ("GetInstance", b"{not json", "SerializationException"),
     ("DescribeEverything", b"{}", "UnknownOperationException"),
-    ("CreateBucket", b'{"bucketName": "my-bucket", "bundleId": "small_1_0"}', "UnknownOperationException"),
+    ("CreateDisk", b'{"diskName": "d-1", "availabilityZone": "eu-west-2a", "sizeInGb": 8}',
+     "UnknownOperationException"),
 ])
 def test_unparseable_or_unknown_requests_are_refused(
         local_lightsail: LocalLightsail, operation: str, body: bytes, code: str) -> None:

@@ -4,7 +4,8 @@ Owns: before the script, naming the backup (``pipeline/backups.py``) and making 
 one object, which reaches the script as the secret ``O4O_BACKUP_PUT_URL`` (:func:`prepare`); after it, checking
 the object the host uploaded (it exists, with the size the host reported), writing the record into the object's
 metadata, adding it to ``status.database.backups`` and the backup gauges, and pruning by retention under this
-instance's own prefix only (:func:`record`); and an on-request backup (:func:`run_requested`). The bucket's
+instance's own prefix only (:func:`record`); and a backup outside a migration run (:func:`take_now`), on request
+(:func:`run_requested`) or on schedule (``runner/scheduled_backup.py``). The bucket's
 credentials come from the target's Secret and stay in the operator.
 Must not: decide what retention deletes (``pipeline/backups.py`` does), log or return a presigned URL, or touch
 an object outside the instance's prefix (``providers/storage.py`` refuses to).
@@ -31,6 +32,7 @@ from o4o_operator.pipeline.decisions import format_time
 from o4o_operator.providers.aws import CloudCallError, StaticCredentials
 from o4o_operator.providers.storage import ObjectStore, StorageTarget
 from o4o_operator.rendering import HostContext, render
+from o4o_operator.runner import backup_bucket
 from o4o_operator.runner.generated_secret import database_script_env
 from o4o_operator.runner.instance import InstanceContext
 
@@ -38,14 +40,25 @@ PUT_URL_VARIABLE = "O4O_BACKUP_PUT_URL"
 
 
 async def object_store(instance: InstanceContext, spec: DatabaseBackupSpec) -> ObjectStore:
-    """The target's bucket, confined to this instance's own prefix."""
-    s3 = spec.target.s3
-    ref = s3.credentials_secret_ref
-    credentials = StaticCredentials(
-        access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
-        secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key, BACKUP_CREDENTIALS_FIELD))
-    prefix = backups.instance_prefix(s3.prefix, instance.ref.namespace, instance.ref.name, instance.ref.uid)
-    return ObjectStore(StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials), prefix)
+    """The target's bucket, confined to this instance's own prefix: an S3 endpoint with the credentials Secret,
+    or the Lightsail bucket the operator makes (``runner/backup_bucket.py``)."""
+    s3, lightsail_bucket = spec.target.s3, spec.target.lightsail_bucket
+    if lightsail_bucket is not None:
+        try:
+            target = await backup_bucket.storage_target(instance, lightsail_bucket)
+        except CloudCallError as error:
+            raise error.to_stage_error() from error
+        prefix = lightsail_bucket.prefix
+    else:
+        assert s3 is not None, "the model allows exactly one target"
+        ref = s3.credentials_secret_ref
+        credentials = StaticCredentials(
+            access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
+            secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key,
+                                                          BACKUP_CREDENTIALS_FIELD))
+        target, prefix = StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials), s3.prefix
+    own = backups.instance_prefix(prefix, instance.ref.namespace, instance.ref.name, instance.ref.uid)
+    return ObjectStore(target, own)
 
 
 async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostContext, dict[str, str]]:
@@ -111,26 +124,32 @@ async def prune(instance: InstanceContext, store: ObjectStore, spec: DatabaseBac
 REQUEST_TIMEOUT_SECONDS = 1800.0
 
 
-async def run_requested(instance: InstanceContext, request_id: str) -> dict[str, Any]:
-    """An on-request backup (annotation ``deploy.o4o.io/backup-request``), once for ``request_id``: the ``backup``
-    host script, then :func:`record`. Its outcome, success or failure, is recorded in ``database.backup_request``
-    (a failure is not retried: a new id asks again)."""
-    now = format_time(instance.runtime.clock())
+async def take_now(instance: InstanceContext, purpose: str) -> tuple[str, dict[str, Any]]:
+    """One backup outside a migration run (on request or on schedule): the ``backup`` host script, then
+    :func:`record`. Returns the backup's id and the status changes; a failure raises its ``StageError``."""
     commit = instance.status.source.commit or ""
+    host, backup_env = await prepare(instance, instance.host_context())
+    if not host.backup_id:
+        raise TransientError("BackupFailed", "No release is deployed yet, so there is nothing to back up")
+    env, public_env = await database_script_env(instance)
+    session = await instance.session()
     try:
-        host, backup_env = await prepare(instance, instance.host_context())
-        if not host.backup_id:
-            raise TransientError("BackupFailed", "No release is deployed yet, so there is nothing to back up")
-        env, public_env = await database_script_env(instance)
-        session = await instance.session()
-        try:
-            result = await session.run(render.render_script("backup", host), timeout=REQUEST_TIMEOUT_SECONDS,
-                                       log=instance.log, env={**env, **backup_env}, public_env=public_env)
-        except asyncssh.Error as error:
-            raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
-        changes = await record(instance, commit, result.results, purpose="request")
+        result = await session.run(render.render_script("backup", host), timeout=REQUEST_TIMEOUT_SECONDS,
+                                   log=instance.log, env={**env, **backup_env}, public_env=public_env)
+    except asyncssh.Error as error:
+        raise TransientError("ConnectionLost", f"SSH session failed: {error}") from error
+    return host.backup_id, await record(instance, commit, result.results, purpose=purpose)
+
+
+async def run_requested(instance: InstanceContext, request_id: str) -> dict[str, Any]:
+    """An on-request backup (annotation ``deploy.o4o.io/backup-request``), once for ``request_id``
+    (:func:`take_now`). Its outcome, success or failure, is recorded in ``database.backup_request`` (a failure is
+    not retried: a new id asks again)."""
+    now = format_time(instance.runtime.clock())
+    try:
+        identifier, changes = await take_now(instance, "request")
     except StageError as error:
         return {"database.backup_request": BackupRequestStatus(
             id=request_id, outcome="Failed", time=now, message=f"{error.reason}: {error.message}"[:1024])}
     return {**changes, "database.backup_request": BackupRequestStatus(
-        id=request_id, outcome="Succeeded", time=now, backup_id=host.backup_id)}
+        id=request_id, outcome="Succeeded", time=now, backup_id=identifier)}

@@ -58,6 +58,7 @@ class InstanceContext:
         self._secrets = SecretCache(runtime, self.ref.namespace, log.redactor)
         self._providers = InstanceProviders(runtime, spec, self.ref.uid, self._secrets)
         self._sessions = HostSessions(runtime, body, spec, self._status, log, self.private_key)
+        self._learned: dict[str, Any] = {}
 
     # ---- status (read only: the worker holds it) --------------------------------
 
@@ -66,8 +67,14 @@ class InstanceContext:
         return self._status()
 
     def take_learned(self) -> Changes:
-        """Status changes learnt while talking to the host (a key trusted on first use), once each."""
-        return self._sessions.take_learned()
+        """Status changes learnt while talking to the host (a key trusted on first use) or made on the side (a
+        backup bucket in the inventory, see :meth:`learn`), once each."""
+        learned, self._learned = {**self._sessions.take_learned(), **self._learned}, {}
+        return learned
+
+    def learn(self, changes: Changes) -> None:
+        """Status changes that must reach status even if the step that made them fails afterwards."""
+        self._learned.update(changes)
 
     @property
     def adopt(self) -> bool:

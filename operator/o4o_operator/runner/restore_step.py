@@ -34,7 +34,7 @@ from o4o_operator.pipeline.transitions import status_from_body
 from o4o_operator.providers.aws import CloudCallError, StaticCredentials
 from o4o_operator.providers.storage import ObjectStore, StorageTarget
 from o4o_operator.rendering import HostContext
-from o4o_operator.runner import backup_step
+from o4o_operator.runner import backup_bucket, backup_step
 from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.secret_cache import SecretCache
 
@@ -134,6 +134,10 @@ async def _source_store(instance: InstanceContext, namespace: str, name: str, ui
                         spec: DatabaseBackupSpec) -> ObjectStore:
     """The source instance's target, confined to the source's own prefix; its credentials from its own namespace."""
     s3 = spec.target.s3
+    if s3 is None:  # a Lightsail bucket the operator made for the source: its key is the source's alone
+        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {namespace}/{name} keeps its backups in a Lightsail "
+                               "bucket the operator made for it; cloning from one is not built yet (give the source "
+                               "an s3 target)", reason="RestoreUnavailable")
     ref = s3.credentials_secret_ref
     secrets = SecretCache(instance.runtime, namespace, instance.log.redactor)
     field = f"{BACKUP_CREDENTIALS_FIELD} of {namespace}/{name}"
@@ -150,18 +154,26 @@ async def _template(instance: InstanceContext, source: DatabaseRestoreSpec) -> t
     if target is None:
         raise InvalidSpecError(CLONE_TEMPLATE_FIELD, "a template dump is read from this instance's "
                                "spec.database.backup.target, which is not set", reason="RestoreUnavailable")
-    s3, ref = target.target.s3, target.target.s3.credentials_secret_ref
-    credentials = StaticCredentials(
-        access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
-        secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key, BACKUP_CREDENTIALS_FIELD))
-    store = ObjectStore(StorageTarget(s3.endpoint, s3.bucket, s3.region, credentials),
-                        posixpath.dirname(template.key) + "/")
+    s3 = target.target.s3
+    if s3 is None:
+        assert target.target.lightsail_bucket is not None, "the model allows exactly one target"
+        try:
+            storage = await backup_bucket.storage_target(instance, target.target.lightsail_bucket)
+        except CloudCallError as error:
+            raise error.to_stage_error() from error
+    else:
+        ref = s3.credentials_secret_ref
+        storage = StorageTarget(s3.endpoint, s3.bucket, s3.region, StaticCredentials(
+            access_key_id=await instance.secret_value(ref.name, ref.access_key_id_key, BACKUP_CREDENTIALS_FIELD),
+            secret_access_key=await instance.secret_value(ref.name, ref.secret_access_key_key,
+                                                          BACKUP_CREDENTIALS_FIELD)))
+    store = ObjectStore(storage, posixpath.dirname(template.key) + "/")
     try:
         head = await store.head(template.key)
     except CloudCallError as error:
         if error.http_status == 404 or error.code in ("404", "NoSuchKey", "NotFound"):
             raise InvalidSpecError(CLONE_TEMPLATE_FIELD + ".key", f"no object {template.key} in bucket "
-                                   f"{s3.bucket}", reason="BackupNotFound") from error
+                                   f"{storage.bucket}", reason="BackupNotFound") from error
         raise TransientError("RestoreFailed", f"The template could not be looked up: {error.code}: "
                              f"{error.message}") from error
     found = restore.record_from_metadata(template.key, head.get("Metadata") or {}, int(head.get("ContentLength", 0)),
@@ -169,4 +181,4 @@ async def _template(instance: InstanceContext, source: DatabaseRestoreSpec) -> t
     if not found.sha256:
         raise InvalidSpecError(CLONE_TEMPLATE_FIELD + ".sha256", f"object {template.key} has no sha256 metadata: "
                                "give the dump's SHA-256 here, so that it is checked before it is restored")
-    return found.model_copy(update={"id": ""}), store, f"bucket {s3.bucket}"
+    return found.model_copy(update={"id": ""}), store, f"bucket {storage.bucket}"

@@ -86,17 +86,21 @@ class Runtime:
 
 
 def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honour_sandbox_root: bool,
-                  term: Term | None = None) -> Runtime:
+                  term: Term | None = None, clock: Callable[[], datetime.datetime] | None = None) -> Runtime:
     """With ``term`` (leader election on), every Kubernetes write and every host command is refused once the
-    term is over, and every host script runs behind the host fence under the term's epoch."""
+    term is over, and every host script runs behind the host fence under the term's epoch. ``clock``: a test
+    world's clock (None: the real one)."""
     # Each running pipeline waits on at most one cloud call at a time: give every one a thread.
     aws.configure_pool(max(aws.DEFAULT_POOL_SIZE, settings.max_pipelines))
     guard = None if term is None else term.check
     fence = None if term is None else HostFence(term, render.render_fence())
-    return Runtime(settings=settings, kube=KubeApi(credentials, write_guard=guard),
-                   connector=SshConnector(max_sessions=settings.max_ssh_sessions,
-                                          honour_sandbox_root=honour_sandbox_root, fence=fence),
-                   pipelines=asyncio.Semaphore(settings.max_pipelines))
+    runtime = Runtime(settings=settings, kube=KubeApi(credentials, write_guard=guard),
+                      connector=SshConnector(max_sessions=settings.max_ssh_sessions,
+                                             honour_sandbox_root=honour_sandbox_root, fence=fence),
+                      pipelines=asyncio.Semaphore(settings.max_pipelines))
+    if clock is not None:
+        runtime.clock = clock
+    return runtime
 
 
 @dataclasses.dataclass
@@ -107,6 +111,8 @@ class OperatorState:
     honour_sandbox_root: bool = False
     term: Term | None = None
     """The leader's term when leader election is on (see :mod:`o4o_operator.runner.leader`)."""
+    clock: Callable[[], datetime.datetime] | None = None
+    """A test world's clock (``o4o_operator.testing.operator_main`` only); None: the real one."""
     credentials: Credentials | None = None
     _runtime: Runtime | None = None
     _phases: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -118,7 +124,8 @@ class OperatorState:
             if self.credentials is None:
                 raise RuntimeError("No cluster credentials yet: the runtime is built after login")
             self._runtime = build_runtime(self.settings, self.credentials,
-                                          honour_sandbox_root=self.honour_sandbox_root, term=self.term)
+                                          honour_sandbox_root=self.honour_sandbox_root, term=self.term,
+                                          clock=self.clock)
         return self._runtime
 
     def saw_phase(self, uid: str, phase: str | None) -> None:

@@ -8,7 +8,8 @@ through :mod:`o4o_operator.runner.teardown_items`, each with the provider, zone,
 it was made with, so that neither a moved DNS spec nor a spec that no longer parses orphans anything; an
 instance made before inventories existed gets one from its status, see
 :mod:`o4o_operator.runner.legacy_inventory`), the log ConfigMap and the operator-owned Secret
-``<name>-database`` by our label and ownerReference), treating NotFound as success, and leaving
+``<name>-database`` by our label and ownerReference; a backup bucket with its objects, and its key's Secret
+``<name>-backup-bucket``, see :mod:`o4o_operator.runner.backup_bucket`), treating NotFound as success, and leaving
 everything when ``deletionPolicy`` is Retain, where the Secret and the log ConfigMap lose their
 ownerReference first (so no garbage collector takes them, and an instance of that name adopts them);
 then releasing the Secrets held for teardown
@@ -29,9 +30,11 @@ from o4o_operator import metrics
 from o4o_operator.errors import TransientError
 from o4o_operator.models import DeletionPolicy, DeploymentInstanceSpec
 from o4o_operator.models_inventory import ItemKind, items_of
+from o4o_operator.pipeline.backup_buckets import key_secret_name
 from o4o_operator.pipeline.transitions import status_from_body, with_deleting
 from o4o_operator.providers.ownership import RecordOwner
 from o4o_operator.redaction import Redactor
+from o4o_operator.runner.backup_bucket import delete_buckets
 from o4o_operator.runner.generated_secret import delete_generated_secret, release_generated_secret
 from o4o_operator.runner.host_teardown import teardown_host
 from o4o_operator.runner.instance import InstanceContext
@@ -85,6 +88,7 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
         await release_generated_secret(runtime.kube, meta["namespace"], meta["name"], meta["uid"])
         await runtime.kube.release_owned("configmaps", meta["namespace"], log_configmap_name(meta["name"]),
                                          meta["uid"])
+        await runtime.kube.release_owned("secrets", meta["namespace"], key_secret_name(meta["name"]), meta["uid"])
         hosts = [item.name for item in items_of(status.inventory, ItemKind.HOST)]
         if spec is not None and spec.provider.existing is not None:
             hosts = [spec.provider.existing.host]
@@ -117,6 +121,9 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
     done += await delete_dns_records(runtime, owner, inventory)
     cloud_done, _ = await delete_cloud_items(runtime, meta["namespace"], meta["uid"], inventory)
     done += cloud_done
+    bucket_done, _ = await delete_buckets(runtime, meta["namespace"], meta["uid"], inventory)
+    done += bucket_done
+    await runtime.kube.delete_secret(meta["namespace"], key_secret_name(meta["name"]), meta["uid"])  # only ours
     with contextlib.suppress(Exception):  # only ours: a foreign ConfigMap of that name is left alone
         await runtime.kube.delete_configmap(meta["namespace"], log_configmap_name(meta["name"]), meta["uid"])
     # Only ours: a foreign Secret of that name is left alone. Errors propagate: teardown retries.
@@ -127,4 +134,5 @@ async def _delete_resources(runtime: Runtime, body: Mapping[str, Any]) -> str:
 IN_FLIGHT_WAIT_SECONDS = 120.0
 """Longer than one boto3 call with its retries and timeouts takes, short of the handler's own patience."""
 _LABELS = ((ItemKind.SERVER, "server"), (ItemKind.STATIC_IP, "static IP"), (ItemKind.KEY_PAIR, "key pair"),
-           (ItemKind.DNS_RECORD, "DNS record"), (ItemKind.HOST, "existing host"), (ItemKind.DATABASE, "database"))
+           (ItemKind.DNS_RECORD, "DNS record"), (ItemKind.HOST, "existing host"), (ItemKind.DATABASE, "database"),
+           (ItemKind.BUCKET, "backup bucket"))

@@ -30,7 +30,7 @@ def _dns_name(item: InventoryItem) -> DnsName:
     return (item.provider or "", item.zone, item.name)
 
 
-async def _settings(runtime: Runtime, namespace: str, item: InventoryItem) -> tuple[CloudAccess, ClientSettings]:
+async def cloud_settings(runtime: Runtime, namespace: str, item: InventoryItem) -> tuple[CloudAccess, ClientSettings]:
     """How to reach ``item`` again: as recorded (region, credentials Secret by name), never as the spec says."""
     access = item.access or CloudAccess(region="us-east-1")
     settings = await client_settings_for(functools.partial(runtime.kube.read_secret, namespace), access,
@@ -39,7 +39,7 @@ async def _settings(runtime: Runtime, namespace: str, item: InventoryItem) -> tu
 
 
 async def _dns_provider(runtime: Runtime, namespace: str, item: InventoryItem) -> DnsProvider:
-    _, settings = await _settings(runtime, namespace, item)
+    _, settings = await cloud_settings(runtime, namespace, item)
     return runtime.dns(DnsProviderKind(item.provider or DnsProviderKind.LIGHTSAIL.value), settings)
 
 
@@ -107,5 +107,5 @@ async def delete_cloud_items(runtime: Runtime, namespace: str, uid: str, invento
 
 
 async def _cloud(runtime: Runtime, namespace: str, item: InventoryItem) -> CloudProvider:
-    access, settings = await _settings(runtime, namespace, item)
+    access, settings = await cloud_settings(runtime, namespace, item)
     return runtime.cloud(access.region, settings)

@@ -57,7 +57,7 @@ from o4o_operator.pipeline.transitions import (
     with_verdict,
 )
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner import backup_step
+from o4o_operator.runner import backup_step, scheduled_backup
 from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
 from o4o_operator.runner.generated_secret import generated_values
@@ -202,7 +202,7 @@ class InstanceWorker:
                     self.handoff.release()
             return None
         self.handoff.release()
-        if await self._requested_backup(instance, decision):
+        if await self._requested_backup(instance, decision) or await self._scheduled_backup(instance, decision, now):
             return None
         if isinstance(decision, CheckDrift):
             await self._check_drift(instance, decision, generation, now)
@@ -223,7 +223,7 @@ class InstanceWorker:
         if not settled or request is None:
             return False
         changes = await backup_step.run_requested(instance, request)
-        self.status = with_changes(self.status, changes)
+        self.status = with_changes(with_changes(self.status, instance.take_learned()), changes)
         await self.write_status(self.status)
         outcome = changes["database.backup_request"]
         await self._event("BackupTaken" if outcome.outcome == "Succeeded" else "BackupFailed",
@@ -231,7 +231,29 @@ class InstanceWorker:
                           warning=outcome.outcome != "Succeeded")
         return True
 
+    async def _scheduled_backup(self, instance: InstanceContext, decision: Decision, now: datetime.datetime) -> bool:
+        """Settled, as for a requested backup: record the next scheduled backup's time, and take it when due."""
+        if not (isinstance(decision, Settle) or (isinstance(decision, CheckDrift) and decision.stall is None)):
+            return False
+        is_due, changes = scheduled_backup.due(instance, self.status, now)
+        self.status = with_changes(self.status, changes)  # written with this pass's summary
+        if not is_due:
+            return False
+        changes = await scheduled_backup.run(instance, now)
+        self.status = with_changes(with_changes(self.status, instance.take_learned()), changes)
+        await self.write_status(self.status)
+        outcome = self.status.database.last_scheduled_backup
+        assert outcome is not None
+        await self._event("BackupTaken" if outcome.outcome == "Succeeded" else "BackupFailed",
+                          f"Scheduled backup: {outcome.backup_id or outcome.message}",
+                          warning=outcome.outcome != "Succeeded")
+        return True
+
     def _wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
+        scheduled = scheduled_backup.seconds_until_due(self.status, now) if isinstance(decision, Settle) else None
+        return min(self._decision_wait_seconds(decision, now), scheduled if scheduled is not None else float("inf"))
+
+    def _decision_wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
         settings = self.runtime.settings
         if isinstance(decision, WaitForRetry):
             return (decision.until - now).total_seconds()

@@ -35,6 +35,7 @@ import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 import botocore.session  # type: ignore[import-untyped,unused-ignore]
 import botocore.validate  # type: ignore[import-untyped,unused-ignore]
 
+from o4o_operator.testing.lightsail_buckets import BucketBackend
 from o4o_operator.testing.lightsail_domains import LocalDomainEntry
 from o4o_operator.testing.lightsail_errors import LightsailApiError
 from o4o_operator.testing.lightsail_resources import LocalServer, LocalStaticIp
@@ -151,6 +152,10 @@ class LocalLightsail:
 
     def resources_for_uid(self, uid: str) -> list[str]:
         return self.state.resources_for_uid(uid)
+
+    def hold_buckets_in(self, backend: BucketBackend) -> None:
+        """Keep the objects of the buckets CreateBucket makes in ``backend`` (the world's S3 server)."""
+        self.state.bucket_backend = backend
 
     def add_domain(self, name: str) -> None:
         """Create a DNS zone directly, as if the account already had it."""

@@ -3,7 +3,7 @@
 Owns: instances (pending, then running), static IPs, public ports, key pairs, tags (given
 at creation or added by TagResource) and the operation records, per region (domains live
 in ``lightsail_domains``; the key-pair and tag operations are the ``lightsail_keypairs``
-mixin's); the rules AWS enforces on them (unique names, limits, what must exist first);
+mixin's, buckets ``lightsail_buckets``'); the rules AWS enforces on them (unique names, limits, what must exist first);
 and snapshots of all that for tests' leak checks. Results are plain dicts in the service
 model's output shapes; refusals are ``LightsailApiError`` with the code AWS would use.
 
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from o4o_operator.testing import lightsail_catalog as catalog
+from o4o_operator.testing.lightsail_buckets import BucketBackend, BucketOperations, BucketRecord, MemoryBuckets
 from o4o_operator.testing.lightsail_domains import Domains, LocalDomainEntry
 from o4o_operator.testing.lightsail_errors import LightsailApiError, invalid, not_found
 from o4o_operator.testing.lightsail_keypairs import KeyPairsAndTags, checked_tags
@@ -76,7 +77,7 @@ def supported_operations() -> list[str]:
     return sorted(name.removeprefix("op_") for name in dir(LightsailState) if name.startswith("op_"))
 
 
-class LightsailState(KeyPairsAndTags, PowerOperations):
+class LightsailState(KeyPairsAndTags, PowerOperations, BucketOperations):
     """Everything the local Lightsail knows. ``handle`` is the only way requests change it."""
 
     def __init__(self, *, pending_polls: int = 1, pending_seconds: float = 0.0,
@@ -97,6 +98,8 @@ class LightsailState(KeyPairsAndTags, PowerOperations):
         self._operations: dict[str, Params] = {}
         self._handed_out: set[str] = set()
         self._domain_observers: list[DomainObserver] = []
+        self._buckets: dict[tuple[str, str], BucketRecord] = {}
+        self.bucket_backend: BucketBackend = MemoryBuckets()  # LocalLightsail.hold_buckets_in changes it
 
     # ---- the entry point ------------------------------------------------------
 

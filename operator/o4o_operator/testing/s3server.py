@@ -1,23 +1,31 @@
 """A real S3-compatible server for the test world: the Versity S3 Gateway (``versitygw posix``) on a free port.
 
 Owns: starting ``versitygw`` (objects as files in a work directory, metadata in extended attributes) with one
-root identity whose access key pair it makes up (handed over in its environment, never in argv), waiting until
-it answers a signed request, making buckets, and stopping it. The gateway verifies SigV4, presigned URLs and
+root identity whose access key pair it makes up (handed over in its environment, never in argv) and its internal
+IAM (``--iam-dir``), waiting until it answers a signed request, making buckets, making a user that owns exactly
+one bucket (:meth:`S3Server.bucket_user`, through the gateway's admin API, signed like S3: the new secret travels
+in the request body, not in any argv), and stopping it. The gateway verifies SigV4, presigned URLs and
 their expiry included, so what the operator hands a host is tested for real.
 Must not: be imported by shipped code, or listen beyond ``listen_host``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import boto3  # type: ignore[import-untyped,unused-ignore]
+import botocore.auth  # type: ignore[import-untyped,unused-ignore]
+import botocore.awsrequest  # type: ignore[import-untyped,unused-ignore]
 import botocore.config  # type: ignore[import-untyped,unused-ignore]
+import botocore.credentials  # type: ignore[import-untyped,unused-ignore]
 import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 
 from o4o_operator.testing.processes import free_port, log_tail, start_process, stop_process
@@ -38,7 +46,7 @@ class S3Server:
     def __init__(self, workdir: Path, *, listen_host: str = "127.0.0.1") -> None:
         self.workdir = workdir
         self.listen_host = listen_host
-        self.access_key_id = "O4OTEST" + secrets.token_hex(6).upper()
+        self.access_key_id = "O4OTEST" + secrets.token_hex(7).upper()[:13]  # 20 characters, as AWS's (and Lightsail's)
         self.secret_access_key = secrets.token_urlsafe(24)
         self.port = 0
         self.log_path = workdir / "versitygw.log"
@@ -63,7 +71,7 @@ class S3Server:
                        "ROOT_SECRET_KEY": self.secret_access_key}
         self._process = start_process([
             str(ensure_s3_server() / BINARY), "--port", f"{self.listen_host}:{self.port}", "--region", "us-east-1",
-            "--quiet", "posix", str(data),
+            "--iam-dir", str(self._iam_dir()), "--quiet", "posix", str(data),
         ], self.log_path, env=environment)
         try:
             self._wait_until_ready()
@@ -89,6 +97,37 @@ class S3Server:
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
+
+    def _iam_dir(self) -> Path:
+        directory = self.workdir / "iam"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def _admin(self, path: str, query: dict[str, str] | None = None, body: bytes = b"") -> None:
+        """One call of the gateway's admin API (``PATCH``), SigV4-signed with the root identity."""
+        url = f"{self.endpoint}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        request = botocore.awsrequest.AWSRequest(method="PATCH", url=url, data=body, headers={
+            "X-Amz-Content-Sha256": hashlib.sha256(body).hexdigest()})
+        credentials = botocore.credentials.Credentials(self.access_key_id, self.secret_access_key)
+        botocore.auth.SigV4Auth(credentials, "s3", "us-east-1").add_auth(request)
+        prepared = request.prepare()
+        with urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - the gateway on loopback
+                prepared.url, data=body, method="PATCH", headers=dict(prepared.headers)), timeout=10):
+            pass
+
+    def bucket_user(self, bucket: str) -> tuple[str, str]:
+        """A new user of role ``user`` that owns ``bucket`` (and so reaches it, and no bucket it does not own):
+        its (access key id, secret access key), 20 characters of id as AWS's."""
+        access = "O4OB" + secrets.token_hex(8).upper()
+        secret = secrets.token_urlsafe(30)
+        account = (f"<Account><Access>{access}</Access><Secret>{secret}</Secret><Role>user</Role>"
+                   "<UserID>0</UserID><GroupID>0</GroupID><ProjectID>0</ProjectID></Account>")
+        self._admin("/create-user", body=account.encode())
+        self._admin("/change-bucket-owner/", {"bucket": bucket, "owner": access})
+        return access, secret
+
+    def delete_user(self, access_key_id: str) -> None:
+        self._admin("/delete-user", {"access": access_key_id})
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key under ``prefix`` (what a test checks the bucket holds)."""
