@@ -230,6 +230,8 @@ def test_6_a_fleet_of_two_members_on_this_server_rolls_a_new_commit_in_two_waves
         real_world.apply(_fleet_manifest(real_world, real_namespace, served))
         made = _wait_fleet(real_world, real_namespace, "condition=Ready")
         created = time.monotonic() - started
+        for name in MEMBERS:
+            print_stage_times(f"{name} created", real_world.get(name, real_namespace))
         assert made["status"]["target"]["commit"] == real_world.commit
         assert watch.violations(real_world.commit, first, [second]) == []
 
@@ -256,6 +258,7 @@ def test_6_a_fleet_of_two_members_on_this_server_rolls_a_new_commit_in_two_waves
     # Both serve the new commit over HTTPS, each from its own API; the module's DI still serves its own page.
     for name, port in MEMBERS.items():
         member = real_world.get(name, real_namespace)
+        print_stage_times(f"{name} rolled", member)
         assert member["status"]["source"]["commit"] == commit, dump(member["status"])
         assert member["metadata"]["ownerReferences"][0]["uid"] == rolled["metadata"]["uid"]
         at = Served(member["spec"]["domain"], served.address, served.host, member)
