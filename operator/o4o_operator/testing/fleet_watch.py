@@ -69,17 +69,22 @@ class MemberWatch:
         return None
 
     def violations(self, target: str, first: str, later: Collection[str]) -> list[str]:
-        """Each member of ``later`` first seen pinned to ``target`` while ``first`` was not (yet) updated to it,
-        with the state ``first`` was in at that moment."""
-        latest: dict[str, dict[str, str]] = {}
-        started: set[str] = set()
-        found = []
-        for state in self.states:
-            latest[state["name"]] = state
-            name = state["name"]
-            if name in later and name not in started and state["revision"] == target:
-                started.add(name)
-                leader = latest.get(first, {})
-                if not updated_to(leader, target):
-                    found.append(f"{name} pinned to {target[:8]} at {state['seen']} s while {first} was {leader}")
-        return found
+        """:func:`wave_order_violations` of what was recorded so far."""
+        return wave_order_violations(list(self.states), target, first, later)
+
+
+def wave_order_violations(states: list[dict[str, str]], target: str, first: str, later: Collection[str]) -> list[str]:
+    """Each member of ``later`` first seen pinned to ``target`` while ``first`` was not (yet) updated to it, with
+    the state ``first`` was in at that moment."""
+    latest: dict[str, dict[str, str]] = {}
+    started: set[str] = set()
+    found = []
+    for state in states:
+        latest[state["name"]] = state
+        name = state["name"]
+        if name in later and name not in started and state["revision"] == target:
+            started.add(name)
+            leader = latest.get(first, {})
+            if not updated_to(leader, target):
+                found.append(f"{name} pinned to {target[:8]} at {state.get('seen')} s while {first} was {leader}")
+    return found
