@@ -60,6 +60,8 @@ class MemberOverrides(_Model):
     bundle_id: str | None = Field(default=None, max_length=64)
     """The Lightsail bundle (the server's size); only for a template whose provider is Lightsail."""
     env: tuple[SecretRef, ...] | None = None
+    api_port: int | None = Field(default=None, ge=1024, le=65535)
+    """The port the member's API listens on (``spec.apiPort``): members sharing one existing host need one each."""
 
 
 class FleetMember(_Model):
@@ -153,6 +155,8 @@ def member_spec(template: Mapping[str, Any], member: FleetMember, revision: str)
         spec["apps"] = list(overrides.apps)
     if overrides.env is not None:
         spec["env"] = [ref.to_body() for ref in overrides.env]
+    if overrides.api_port is not None:
+        spec["apiPort"] = overrides.api_port
     if overrides.bundle_id is not None:
         spec.setdefault("provider", {}).setdefault("lightsail", {})["bundleId"] = overrides.bundle_id
     spec.setdefault("source", {})["revision"] = revision

@@ -34,7 +34,8 @@ FULL = {
     "template": TEMPLATE,
     "members": [
         {"name": "shop-a", "domain": "a.example.com", "labels": {"tier": "canary", "example.com/region": "kr"},
-         "overrides": {"apps": ["forum-core"], "bundleId": "medium_3_0", "env": [{"name": "a-env"}]}},
+         "overrides": {"apps": ["forum-core"], "bundleId": "medium_3_0", "env": [{"name": "a-env"}],
+                       "apiPort": 3002}},
         {"name": "shop-b", "domain": "b.example.com", "labels": {"tier": "main"}},
     ],
     "strategy": {"waves": [
@@ -69,6 +70,7 @@ BAD = [
     ("label key with a space", _with("members.0.labels", {"a b": "x"}), "spec.members[0].labels"),
     ("bundle id of 65 characters", _with("members.0.overrides.bundleId", "b" * 65),
      "spec.members[0].overrides.bundleId"),
+    ("API port below 1024", _with("members.0.overrides.apiPort", 80), "spec.members[0].overrides.apiPort"),
     ("env Secret name with a capital", _with("members.0.overrides.env", [{"name": "A"}]),
      "spec.members[0].overrides.env[0].name"),
     ("a wave with both selector and count", _with("strategy.waves.0.count", 1), "spec.strategy.waves[0]"),

@@ -10,8 +10,6 @@ and no other member is pinned to it.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,60 +17,11 @@ from typing import Any
 import pytest
 
 from o4o_operator.testing.fixture_repo import commit_to_branch
+from o4o_operator.testing.fleet_watch import MemberWatch
 from o4o_operator.testing.world import LocalWorld
 
 MEMBERS = ("shop-0", "shop-1", "shop-2", "shop-3")
 CANARY = "shop-0"
-FIELDS = ('{.metadata.name}|{.spec.source.revision}|{.status.source.commit}|{.metadata.generation}|'
-          '{.status.observedGeneration}|{.status.conditions[?(@.type=="Ready")].status}{"\\n"}')
-
-
-class MemberWatch:
-    """``kubectl get di -w`` in the namespace: every state of every member, in the API's order."""
-
-    def __init__(self, world: LocalWorld, namespace: str) -> None:
-        plane = world.control_plane
-        self._process = subprocess.Popen(
-            [str(plane.assets / "kubectl"), f"--kubeconfig={plane.kubeconfig}", "get", "di", "-n", namespace,
-             "-w", "-o", f"jsonpath={FIELDS}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.states: list[dict[str, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            parts = line.rstrip("\n").split("|")
-            if len(parts) == 6:
-                self.states.append(dict(zip(("name", "revision", "commit", "generation", "observed", "ready"),
-                                            parts, strict=True)))
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-
-    def pinned(self, commit: str) -> list[str]:
-        """The members seen pinned to ``commit``, in the order they were first seen so."""
-        return list(dict.fromkeys(state["name"] for state in self.states if state["revision"] == commit))
-
-    def violations(self, target: str) -> list[str]:
-        """Each state in which a wave-2 member was pinned to ``target`` while the canary was not updated to it."""
-        latest: dict[str, dict[str, str]] = {}
-        found = []
-        for state in self.states:
-            latest[state["name"]] = state
-            canary = latest.get(CANARY, {})
-            canary_updated = (canary.get("revision") == target and canary.get("commit") == target
-                              and canary.get("generation") == canary.get("observed") and canary.get("ready") == "True")
-            pinned = [name for name, seen in latest.items() if name != CANARY and seen["revision"] == target]
-            if pinned and not canary_updated:
-                found.append(f"{pinned} pinned to {target[:8]} while the canary was {canary}")
-        return found
-
-
 def _fleet(world: LocalWorld, namespace: str, revision: str) -> dict[str, Any]:
     template = world.manifest("template", namespace, apps=())["spec"]
     del template["domain"]
@@ -109,7 +58,7 @@ def _members(world: LocalWorld, namespace: str) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def watch(world: LocalWorld, namespace: str) -> Iterator[MemberWatch]:
-    member_watch = MemberWatch(world, namespace)
+    member_watch = MemberWatch(world.control_plane, namespace)
     yield member_watch
     member_watch.stop()
 
@@ -125,7 +74,7 @@ def test_a_revision_rolls_wave_by_wave_and_a_broken_one_halts_at_the_canary(
     world.apply(_fleet(world, namespace, "main"))
     first = _wait_fleet(world, namespace, "condition=Ready")
     assert first["status"]["target"]["commit"] == world.commit
-    assert watch.violations(world.commit) == []
+    assert watch.violations(world.commit, CANARY, MEMBERS[1:]) == []
     members = _members(world, namespace)
     assert sorted(members) == list(MEMBERS)
     assert all(m["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"] for m in members.values())
@@ -138,7 +87,7 @@ def test_a_revision_rolls_wave_by_wave_and_a_broken_one_halts_at_the_canary(
     rolled = _wait_fleet(world, namespace, "condition=Ready")
     assert [w["updated"] for w in rolled["status"]["waves"]] == [1, 3]
     assert watch.pinned(good)[0] == CANARY and len(watch.pinned(good)) == 4  # the watch saw the rollout
-    assert watch.violations(good) == []
+    assert watch.violations(good, CANARY, MEMBERS[1:]) == []
     assert all(m["status"]["source"]["commit"] == good for m in _members(world, namespace).values())
     rolled_at = time.monotonic() - started
 

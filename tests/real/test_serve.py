@@ -1,8 +1,10 @@
-"""kubectl apply ends in HTTPS 200 on a booted Debian server; then a revision bump, a rollback and drift.
+"""kubectl apply ends in HTTPS 200 on a booted Debian server; then a revision bump, a rollback and drift; then a
+fleet of two members on that same server, rolled to a new commit in two waves.
 
 One DI, shaped like the Lightsail sample (debian_12, login admin, Pebble as its ACME server), is made Ready
-once for the module; the tests run in order on it, each leaving it Ready for the next. Timings are printed for
-the record (apply-to-Ready, per stage); nothing asserts on time.
+once for the module; the tests run in order on it, each leaving it Ready for the next. The fleet's members use
+its server as an existing host (``provider.existing``), so its runtime and PostgreSQL are found installed and
+no other server boots. Timings are printed for the record (apply-to-Ready, per stage); nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from conftest import conditions, dump, print_stage_times, wait_for
 from o4o_operator.models import BuildSpec
 from o4o_operator.testing.fixture_o4o import API_MAIN_TS, CRASHING_API_MAIN_TS
 from o4o_operator.testing.fixture_repo import SITE_MARKER, SITE_PAGE, commit_to_branch, site_page
+from o4o_operator.testing.fleet_watch import MemberWatch
 from o4o_operator.testing.hosts import BootedHost
 from o4o_operator.testing.real_world import RealWorld
 
@@ -182,3 +185,90 @@ def test_5_a_process_stopped_by_hand_turns_ready_false_within_a_drift_period_the
     assert healed["status"]["lastCheckTime"]
     code, body = _get(real_world, served, HEALTH.path)
     assert code == 200 and _field(json.loads(body), HEALTH.body_field) == HEALTH.expect, body[-500:]
+
+
+FLEET = "shops"
+MEMBERS = {"fleet-a": 3011, "fleet-b": 3012}
+"""Each member's API port: they share the server with the module's DI (3001), one listener each."""
+
+
+def _fleet_manifest(world: RealWorld, namespace: str, served: Served) -> dict[str, Any]:
+    """Two members on the served DI's server, a wave each; the server offers several host keys, which one an
+    SSH client negotiates is its choice: trust the first seen."""
+    template = world.existing_manifest("template", namespace, served.host, apps=(),
+                                       ssh={**served.obj["spec"]["ssh"], "trustOnFirstUse": True})["spec"]
+    del template["domain"]
+    zone = template["dns"]["zone"]
+    return {"apiVersion": "deploy.o4o.io/v1alpha1", "kind": "DeploymentFleet",
+            "metadata": {"name": FLEET, "namespace": namespace},
+            "spec": {"template": template,
+                     "members": [{"name": name, "domain": f"{name}.{zone}", "overrides": {"apiPort": port}}
+                                 for name, port in MEMBERS.items()],
+                     "strategy": {"waves": [{"name": "first", "count": 1},
+                                            {"name": "second", "percentage": 100}]}}}
+
+
+def _wait_fleet(world: RealWorld, namespace: str, condition: str, timeout: int = 900) -> dict[str, Any]:
+    result = world.control_plane.kubectl("wait", f"--for={condition}", f"dfleet/{FLEET}", "-n", namespace,
+                                         f"--timeout={timeout}s", check=False, timeout=timeout + 30)
+    current = world.control_plane.kubectl("get", "dfleet", FLEET, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        members = world.control_plane.kubectl("get", "di", "-n", namespace, "-o", "wide", check=False).stdout
+        log = world.operator.output()[-6000:] if world.operator else ""
+        raise AssertionError(f"{condition}: {result.stderr}\nfleet: {current.stdout[-4000:]}\nmembers:\n{members}\n"
+                             f"operator log:\n{log}")
+    return json.loads(current.stdout)  # type: ignore[no-any-return]
+
+
+def test_6_a_fleet_of_two_members_on_this_server_rolls_a_new_commit_in_two_waves_and_both_serve_it(
+        real_world: RealWorld, real_namespace: str, served: Served) -> None:
+    first, second = MEMBERS
+    _, page_before = _get(real_world, served, "/")
+    watch = MemberWatch(real_world.control_plane, real_namespace)
+    try:
+        started = time.monotonic()
+        real_world.apply(_fleet_manifest(real_world, real_namespace, served))
+        made = _wait_fleet(real_world, real_namespace, "condition=Ready")
+        created = time.monotonic() - started
+        for name in MEMBERS:
+            print_stage_times(f"{name} created", real_world.get(name, real_namespace))
+        assert made["status"]["target"]["commit"] == real_world.commit
+        assert watch.violations(real_world.commit, first, [second]) == []
+
+        marker = f"fleet release {uuid.uuid4().hex[:8]}"
+        branch = f"fleet-{uuid.uuid4().hex[:6]}"
+        commit = commit_to_branch(real_world.repository, branch, {SITE_PAGE: site_page(marker)}, "A fleet release")
+        real_world.publish()
+        rolling = time.monotonic()
+        real_world.control_plane.kubectl("patch", "dfleet", FLEET, "-n", real_namespace, "--type=merge", "-p",
+                                         json.dumps({"spec": {"template": {"source": {"revision": branch}}}}))
+        _wait_fleet(real_world, real_namespace, f"jsonpath={{.status.target.commit}}={commit}")
+        rolled = _wait_fleet(real_world, real_namespace, "condition=Ready")
+        rolled_in = time.monotonic() - rolling
+    finally:
+        watch.stop()
+    # Wave by wave, by the recorded states: the second member was pinned only once the first served the commit.
+    assert watch.pinned(commit) == [first, second]
+    assert watch.violations(commit, first, [second]) == []
+    assert [(w["name"], w["updated"], w["failed"]) for w in rolled["status"]["waves"]] == [("first", 1, 0),
+                                                                                           ("second", 1, 0)]
+    first_updated = watch.first_seen(first, commit, updated=True)
+    second_pinned = watch.first_seen(second, commit, updated=False)
+    assert first_updated is not None and second_pinned is not None and second_pinned >= first_updated
+    # Both serve the new commit over HTTPS, each from its own API; the module's DI still serves its own page.
+    for name, port in MEMBERS.items():
+        member = real_world.get(name, real_namespace)
+        print_stage_times(f"{name} rolled", member)
+        assert member["status"]["source"]["commit"] == commit, dump(member["status"])
+        assert member["metadata"]["ownerReferences"][0]["uid"] == rolled["metadata"]["uid"]
+        at = Served(member["spec"]["domain"], served.address, served.host, member)
+        code, body = _get(real_world, at, "/")
+        assert code == 200 and marker in body, body[-500:]
+        code, body = _get(real_world, at, HEALTH.path)
+        assert code == 200 and _field(json.loads(body), HEALTH.body_field) == HEALTH.expect, body[-500:]
+        assert f":{port} " in served.host.run(["ss", "-Hltn"]).stdout
+    code, body = _get(real_world, served, "/")
+    assert code == 200 and body == page_before, body[-500:]
+    print(f"\nfleet of {len(MEMBERS)} on one booted server: created Ready in {created:.1f} s, rolled to a new "
+          f"commit in {rolled_in:.1f} s (wave 2 pinned {second_pinned - first_updated:.1f} s after wave 1 was "
+          f"updated)")

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 
 from o4o_operator import metrics
-from o4o_operator.errors import PermanentError
+from o4o_operator.errors import PermanentError, TransientError
 from o4o_operator.kubeapi_transport import ApiError
 from o4o_operator.runner import fleet_source
 from o4o_operator.runner.fleet import reconcile_fleet, summarize_member
 from o4o_operator.runner.fleet_source import resolve_revision
+from o4o_operator.testing.acme import make_endpoint_certificate
+from o4o_operator.testing.git_server import GitHttpServer
 
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
 FLEET_UID = "fleet-uid"
@@ -90,6 +92,26 @@ def test_the_revision_resolves_to_a_commit_by_branch_tag_or_sha(repository: tupl
     with pytest.raises(PermanentError) as error:
         asyncio.run(resolve_revision(url, "nowhere"))
     assert error.value.reason == "RevisionNotFound"
+
+
+def test_a_repository_behind_a_private_ca_resolves_with_the_git_trust_the_operator_is_given(
+        repository: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTPS git server whose certificate chains to a CA only the operator's ``GIT_SSL_CAINFO`` names (as a
+    pod given a corporate CA bundle): the fleet's ``git ls-remote`` trusts what the operator was told to."""
+    local, commit = repository
+    root = tmp_path / "served"
+    root.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", local, str(root / "shop.git")], check=True)
+    (tmp_path / "tls").mkdir()
+    tls = make_endpoint_certificate(tmp_path / "tls", ["127.0.0.1"])
+    with GitHttpServer(root, certificate=tls.certificate, private_key=tls.private_key) as server:
+        url = server.url_for("shop.git")
+        monkeypatch.delenv("GIT_SSL_CAINFO", raising=False)
+        with pytest.raises(TransientError) as untrusted:
+            asyncio.run(resolve_revision(url, "main"))
+        assert untrusted.value.reason == "SourceUnavailable"
+        monkeypatch.setenv("GIT_SSL_CAINFO", str(tls.ca_bundle))
+        assert asyncio.run(resolve_revision(url, "main")) == commit
 
 
 def test_a_token_never_reaches_the_command_line_or_the_message(monkeypatch: pytest.MonkeyPatch) -> None:

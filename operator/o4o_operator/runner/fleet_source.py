@@ -2,7 +2,10 @@
 
 Owns: asking the repository which commit a branch or tag names (a full commit SHA is its own answer),
 with the same credential handling as the source stage (templates/scripts/fetch-source.sh): a token never
-appears in the URL or on a command line; it reaches git through ``GIT_ASKPASS`` and the environment.
+appears in the URL or on a command line; it reaches git through ``GIT_ASKPASS`` and the environment. git
+sees none of the operator's ``GIT_*`` variables except its TLS trust (:data:`KEPT_GIT_VARIABLES`): a
+repository behind a private CA resolves once the operator is given that CA (``GIT_SSL_CAINFO``), as its
+servers are.
 Must not decide what to roll (pipeline/fleet_rollout.py) and must never log or raise the token.
 """
 
@@ -18,6 +21,8 @@ from o4o_operator.redaction import Redactor
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
 LS_REMOTE_TIMEOUT_SECONDS = 60.0
+KEPT_GIT_VARIABLES = frozenset({"GIT_SSL_CAINFO", "GIT_SSL_CAPATH"})
+"""The operator's own git settings that reach ``git ls-remote``: which CAs to trust, nothing else."""
 _ASKPASS = """#!/bin/sh
 case "$1" in
   Username*) printf '%s\\n' "${O4O_GIT_USERNAME:-x-access-token}" ;;
@@ -56,7 +61,8 @@ async def resolve_revision(repository: str, revision: str, token: str | None = N
     if COMMIT.fullmatch(revision):
         return revision
     redactor = Redactor()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("GIT_") or key in KEPT_GIT_VARIABLES}
     environment["GIT_TERMINAL_PROMPT"] = "0"
     with tempfile.TemporaryDirectory(prefix="o4o-ls-remote-") as private:
         if token:

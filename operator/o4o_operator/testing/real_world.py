@@ -163,6 +163,9 @@ class RealWorld(LocalWorld):
         environment["O4O_DRIFT_INTERVAL_SECONDS"] = f"{self.drift_seconds:g}"
         environment["O4O_CLOUD_POLL_INTERVAL"] = "1"
         environment["O4O_SSH_CONNECT_TIMEOUT"] = "30"
+        # A fleet's revision is resolved by the operator itself (git ls-remote): it trusts the git host's CA as
+        # the hosts do, through the one git setting it passes on.
+        environment["GIT_SSL_CAINFO"] = str(self.git_tls.ca_bundle)
         if self.mirror is not None:
             environment["O4O_NODE_MIRROR"] = self.mirror.url
         return {**environment, **self._operator_env}
