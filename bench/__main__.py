@@ -7,6 +7,7 @@ non-zero only if a benchmark could not run at all. Needs root (sandbox hosts bin
     python -m bench                      # P1..P5 with their defaults
     python -m bench --only P2,P4 --instances 200 --idle-seconds 20
     python -m bench --only P1 --n 500 --command-latency 10
+    python -m bench --only P6 --members 200
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import b1_backups, p1_concurrency, p2_api_writes, p3_fanout, p4_idle, p5_dashboard
+from bench import b1_backups, p1_concurrency, p2_api_writes, p3_fanout, p4_idle, p5_dashboard, p6_fleet
 from bench.common import say
 
-ALL = ("P1", "P2", "P3", "P4", "P5")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6")
 OPTIONAL = ("B1",)
 """Run only when asked (``--only B1``): backup figures for the note, no targets."""
 
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     b1 = parser.add_argument_group("B1: backup time and size in the sandbox world (only with --only B1)")
     b1.add_argument("--backup-requests", type=int, default=b1_backups.Options.requests,
                     help="on-request backups timed one after the other")
+    p6 = parser.add_argument_group("P6: a fleet rolled in waves")
+    p6.add_argument("--members", type=int, default=p6_fleet.Options.members, help="the fleet's members")
+    p6.add_argument("--fleet-command-latency", type=float, default=p6_fleet.Options.command_latency,
+                    help="P6: seconds per shimmed command on a sandbox host")
     return parser
 
 
@@ -77,6 +82,8 @@ def runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]]
         "B1": lambda: b1_backups.main(b1_backups.Options(requests=args.backup_requests)),
         "P5": lambda: p5_dashboard.main(p5_dashboard.Options(instances=args.instances, requests=args.requests,
                                                              direct=args.direct)),
+        "P6": lambda: p6_fleet.main(p6_fleet.Options(members=args.members,
+                                                     command_latency=args.fleet_command_latency)),
     }
 
 
@@ -99,6 +106,8 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "P5": lambda r: r.get("skipped") or (
         f"p95 {r['list_page_p95_ms']} ms, {r['api_calls_per_page_view']} API calls/view  target {r['target']}: "
         f"{_verdict(r['verdict'])}"),
+    "P6": lambda r: f"ratio {r['ratio']} (wall {r['wall_seconds']}s / ideal {r['ideal_seconds']}s, {r['members']} "
+                    f"members), {r['writes_per_member']} API writes per member",
 }
 
 

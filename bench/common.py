@@ -64,12 +64,12 @@ def say(text: str) -> None:
 # ---- the local world -----------------------------------------------------------------------
 
 
-def start_control_plane() -> ControlPlane:
-    """etcd + kube-apiserver with the DeploymentInstance CRD; the caller stops it."""
+def start_control_plane(crds: tuple[Path, ...] = (CRD,)) -> ControlPlane:
+    """etcd + kube-apiserver with the DeploymentInstance CRD (or ``crds``); the caller stops it."""
     plane = ControlPlane()
     plane.start()
     try:
-        plane.install_crds([CRD])
+        plane.install_crds(list(crds))
     except BaseException:
         plane.stop()
         raise

@@ -3,7 +3,8 @@
 Owns: creating a member DeploymentInstance (owned by the fleet: ownerReference with ``controller: true``),
 pinning a member's ``spec.source.revision`` and deleting a member, each only behind the resourceVersion or
 uid of the body in which the fleet was seen as the member's controller (so a DeploymentInstance the fleet
-does not own is never written), and merge-patching the fleet's status subresource. Never reads a list:
+does not own is never written), taking the promote annotation away once it released its wave, and
+merge-patching the fleet's status subresource. Never reads a list:
 members come from the controller's watch cache. Must not decide anything (runner/fleet.py does).
 """
 
@@ -66,6 +67,19 @@ async def delete_member(api: KubeTransport, namespace: str, name: str, uid: str)
                           retry_on=NO_RETRY)
     except ApiError as error:
         if error.status not in (404, 409):
+            raise
+
+
+async def take_promotion(api: KubeTransport, namespace: str, name: str, annotation: str, wave: str) -> None:
+    """Remove the fleet's ``annotation`` only while it still names ``wave`` (a JSON patch's test: a promotion
+    of another wave set meanwhile stays); gone already, or changed, is fine (the next pass looks again)."""
+    pointer = "/metadata/annotations/" + annotation.replace("~", "~0").replace("/", "~1")
+    body = [{"op": "test", "path": pointer, "value": wave}, {"op": "remove", "path": pointer}]
+    try:
+        await api.request("PATCH", api_path(_PREFIX, "namespaces", namespace, FLEET_PLURAL, name), body=body,
+                          content_type="application/json-patch+json", retry_on=NO_RETRY)
+    except ApiError as error:
+        if error.status not in (404, 409, 422):
             raise
 
 

@@ -191,6 +191,27 @@ def test_max_unavailable_zero_is_a_gate_released_by_the_annotation() -> None:
     assert released.pin == ("m1", "m2", "m3", "m4")
 
 
+def test_the_gate_is_released_once_per_start_of_the_wave() -> None:
+    """The annotation opens the gate once: the plan asks for it to be taken away, the started wave stays open
+    without it, and the next target's gate waits for a new annotation (one left over would open it unasked)."""
+    waves = [{"name": "canary", "count": 1}, {"name": "rest", "percentage": 100, "maxUnavailable": 0}]
+    spec = _spec(waves=waves)
+    gated = _plan(spec, "new old old old old")
+    assert gated.release_promotion is None
+    released = _plan(spec, "new old old old old", promoted="rest")
+    assert released.pin == ("m1", "m2", "m3", "m4") and released.release_promotion == "rest"
+    taken_away = _plan(spec, "new pinned new pinned pinned", released.status)
+    assert _reason(taken_away) == "Rolling" and taken_away.status.waves[1].state is WaveState.ROLLING
+    assert taken_away.release_promotion is None
+    complete = _plan(spec, "new new new new new", taken_away.status)
+    assert _reason(complete) == "RolloutComplete"
+    following = FleetTarget(repository=TARGET.repository, revision="next", commit="c" * 40)
+    canary_done = {**_members("old old old old old"), "m0": MemberState(
+        "m0", pinned_revision="c" * 40, commit="c" * 40, generation=3, observed_generation=3, ready=True)}
+    waiting = plan(spec, 4, following, canary_done, complete.status, None, NOW)
+    assert waiting.pin == () and _reason(waiting) == "WaitingForPromotion"
+
+
 def test_a_member_not_updated_by_the_deadline_has_failed() -> None:
     waves = [{"name": "canary", "count": 1, "deadlineSeconds": 300}, {"name": "rest", "percentage": 100}]
     spec = _spec(waves=waves)

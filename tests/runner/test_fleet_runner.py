@@ -161,6 +161,22 @@ def test_pins_go_behind_the_resource_version_and_an_unowned_instance_is_never_wr
                      {"metadata": {"resourceVersion": "7"}, "spec": {"source": {"revision": commit}}})]
 
 
+def test_a_promotion_that_released_its_wave_is_taken_away_after_the_status_is_written(
+        repository: tuple[str, str]) -> None:
+    url, commit = repository
+    fleet = _fleet(url)
+    fleet["spec"]["strategy"]["waves"][1]["maxUnavailable"] = 0
+    fleet["metadata"]["annotations"] = {"deploy.o4o.io/promote": "rest"}
+    api = FakeApi()
+    _pass(api, fleet, [_di("m0", revision=commit), _di("m1"), _di("m2")])
+    patches = [(path, body) for path, body in api.writes("PATCH")]
+    assert [path.rsplit("/", 1)[-1] for path, _ in patches] == ["m1", "m2", "status", "shops"]
+    assert patches[-1][1] == [{"op": "test", "path": "/metadata/annotations/deploy.o4o.io~1promote", "value": "rest"},
+                              {"op": "remove", "path": "/metadata/annotations/deploy.o4o.io~1promote"}]
+    started = {w["name"]: w for w in patches[2][1]["status"]["waves"]}["rest"]
+    assert started["state"] == "Rolling" and started["startedAt"]
+
+
 def test_a_member_dropped_from_the_list_is_deleted_behind_its_uid(repository: tuple[str, str]) -> None:
     url, _ = repository
     api = FakeApi()

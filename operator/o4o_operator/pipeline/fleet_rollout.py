@@ -2,7 +2,8 @@
 
 Owns: the decision of one pass, from the fleet's spec, its resolved target, each member's observed state and
 the clock: which members to pin to the target now (waves in order, ``maxUnavailable`` inside a wave, bake
-time after it, the manual gate of ``maxUnavailable: 0`` released by an annotation), which members to create
+time after it, the manual gate of ``maxUnavailable: 0`` released by an annotation, once per start of the
+wave: the plan asks for the annotation to be taken away), which members to create
 and delete, whether the rollout is halted (``failureThreshold`` failed members), paused or complete, and the
 fleet's whole status (kstatus conditions, per-wave progress). A member counts as updated only when it is
 pinned to the target, reports the target as ``status.source.commit``, has observed its current generation
@@ -80,6 +81,9 @@ class FleetPlan:
     """Owned DeploymentInstances no longer in ``spec.members``."""
     recheck_seconds: float | None = None
     """When to look again although nothing changed (a bake or a deadline ends); None: on the next change."""
+    release_promotion: str | None = None
+    """The gated wave the promote annotation released in this pass: the annotation is taken away, so that each
+    start of a gated wave (each target) needs its own; the started wave stays released (``startedAt``)."""
 
 
 def _iso(moment: datetime.datetime) -> str:
@@ -141,6 +145,8 @@ class _Pass:
     standing: WaveStatus | None = None
     """The first wave not done: where the rollout stands."""
     recheck: list[float] = dataclasses.field(default_factory=list)
+    released: str | None = None
+    """A gated wave the promote annotation released."""
 
 
 def plan(spec: DeploymentFleetSpec, generation: int, target: FleetTarget, members: Mapping[str, MemberState],
@@ -162,7 +168,7 @@ def plan(spec: DeploymentFleetSpec, generation: int, target: FleetTarget, member
     for wave in waves:
         _walk_wave(wave, spec, target.commit, members, previous.get(wave.name), old, promoted, now, walk)
     return FleetPlan(_status(spec, generation, target, members, old, walk, now), tuple(walk.pin),
-                     tuple(walk.create), delete, min(walk.recheck) if walk.recheck else None)
+                     tuple(walk.create), delete, min(walk.recheck) if walk.recheck else None, walk.released)
 
 
 def _walk_wave(wave: Wave, spec: DeploymentFleetSpec, commit: str, members: Mapping[str, MemberState],
@@ -211,6 +217,8 @@ def _walk_wave(wave: Wave, spec: DeploymentFleetSpec, commit: str, members: Mapp
         status = status.model_copy(update={"started_at": started_at or _iso(now)})
         if started_at is None:
             walk.recheck.append(float(wave.spec.deadline_seconds))
+        if wave.spec.max_unavailable == 0 and promoted == wave.name:
+            walk.released = wave.name
     elif state is not WaveState.DONE:
         _create_at_stable(pending, members, old, walk)
     if state is WaveState.BAKING or state is WaveState.DONE:
@@ -237,7 +245,7 @@ def _wave_state(wave: Wave, spec: DeploymentFleetSpec, promoted: str | None, sta
         return WaveState.DONE
     if spec.paused:
         return WaveState.PAUSED
-    if wave.spec.max_unavailable == 0 and promoted != wave.name:
+    if wave.spec.max_unavailable == 0 and promoted != wave.name and status.started_at is None:
         return WaveState.WAITING_FOR_PROMOTION
     return WaveState.ROLLING
 

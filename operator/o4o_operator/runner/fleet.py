@@ -4,8 +4,9 @@ Owns: turning the watch cache's member summaries (:func:`summarize_member`, what
 DeploymentInstance) into the planner's :class:`MemberState`, resolving the template's revision once per
 change (runner/fleet_source.py; the target is kept in status and reused while the template names the same
 repository and revision), carrying out the plan (create, pin, delete; kubeapi_fleet.py writes only what
-the fleet owns) and writing the fleet's status when it changed. A member the DeploymentInstance schema
-refuses stalls the fleet (``MemberRefused``, in the apiserver's words). Reads no list from the API.
+the fleet owns), writing the fleet's status when it changed, and then taking away a promote annotation
+that released its wave. A member the DeploymentInstance schema refuses stalls the fleet
+(``MemberRefused``, in the apiserver's words). Reads no list from the API.
 Must not decide the rollout itself.
 """
 
@@ -132,6 +133,8 @@ async def reconcile_fleet(api: KubeTransport, read_secret: SecretReader, body: M
     for member_name in decision.delete:
         await kubeapi_fleet.delete_member(api, namespace, member_name, str(by_name[member_name]["uid"]))
     await _write(api, namespace, name, written, decision.status)
+    if decision.release_promotion is not None:  # after the status: its startedAt keeps the wave released
+        await kubeapi_fleet.take_promotion(api, namespace, name, PROMOTE_ANNOTATION, decision.release_promotion)
     waves = decision.status.waves
     halted = decision.status.condition("Stalled")
     metrics.record_fleet(namespace, name, updated=sum(w.updated for w in waves), failed=sum(w.failed for w in waves),
