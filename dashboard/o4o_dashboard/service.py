@@ -105,10 +105,14 @@ class Dashboard:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
+        # The API's connections are closed first, and each close (a TLS shutdown) is awaited: a watch cancelled
+        # mid-read hands its connection back without waiting for it to close, and an event loop that ends then
+        # leaves its transport unclosed (a ResourceWarning when it is collected, in whatever runs next).
+        await self.api.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.api.close()
+        await self.api.close()  # a reflector may have opened a new session meanwhile

@@ -36,15 +36,31 @@ def local(s3: S3Server) -> Iterator[LocalLightsail]:
         assert lightsail.protocol_errors == []
 
 
+CLIENTS: list[Any] = []
+"""Every client a test made, closed after it (their kept-alive sockets would warn in another test)."""
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while CLIENTS:
+        CLIENTS.pop().close()
+
+
+def _kept(client: Any) -> Any:
+    CLIENTS.append(client)
+    return client
+
+
 def _lightsail(local: LocalLightsail) -> Any:
-    return boto3.client("lightsail", region_name=REGION, endpoint_url=local.endpoint_url,
-                        aws_access_key_id="AKIAO4OLOCALTESTKEY1", aws_secret_access_key="local-secret")
+    return _kept(boto3.client("lightsail", region_name=REGION, endpoint_url=local.endpoint_url,
+                        aws_access_key_id="AKIAO4OLOCALTESTKEY1", aws_secret_access_key="local-secret"))
 
 
 def _s3_with(endpoint: str, key: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        config=botocore.config.Config(s3={"addressing_style": "path"}),
-                        aws_access_key_id=key["accessKeyId"], aws_secret_access_key=key["secretAccessKey"])
+    return _kept(boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              config=botocore.config.Config(s3={"addressing_style": "path"}),
+                              aws_access_key_id=key["accessKeyId"], aws_secret_access_key=key["secretAccessKey"]))
 
 
 def _code(caught: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> str:

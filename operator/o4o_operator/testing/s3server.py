@@ -51,17 +51,23 @@ class S3Server:
         self.port = 0
         self.log_path = workdir / "versitygw.log"
         self._process: Any = None
+        self._client: Any = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.listen_host}:{self.port}"
 
     def client(self) -> Any:
-        """A boto3 S3 client with the server's own identity (for setting up and inspecting tests)."""
-        config = botocore.config.Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                                        retries={"mode": "standard", "total_max_attempts": 2})
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", config=config,
-                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key)
+        """A boto3 S3 client with the server's own identity (for setting up and inspecting tests): one per server,
+        closed when the server stops (a client dropped with its kept-alive connections open leaves sockets for
+        the garbage collector, whose ResourceWarning then fails whichever test is running)."""
+        if self._client is None:
+            config = botocore.config.Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                                            retries={"mode": "standard", "total_max_attempts": 2})
+            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", config=config,
+                                        aws_access_key_id=self.access_key_id,
+                                        aws_secret_access_key=self.secret_access_key)
+        return self._client
 
     def start(self) -> S3Server:
         data = self.workdir / "data"
@@ -135,6 +141,9 @@ class S3Server:
         return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
 
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._process is not None:
             stop_process(self._process, grace_seconds=STOP_GRACE_SECONDS)
             self._process = None
