@@ -3,7 +3,7 @@ hand-made records: it must catch a second wave pinned before the first member wa
 
 from __future__ import annotations
 
-from o4o_operator.testing.fleet_watch import wave_order_violations
+from o4o_operator.testing.fleet_watch import order_violations
 
 OLD, NEW = "a" * 40, "b" * 40
 
@@ -17,15 +17,15 @@ def _state(name: str, revision: str, commit: str, *, generation: int = 2, observ
 def test_the_second_wave_pinned_after_the_first_member_is_updated_is_in_order() -> None:
     states = [_state("a", OLD, OLD), _state("b", OLD, OLD), _state("a", NEW, OLD, observed=1),
               _state("a", NEW, NEW, ready=False), _state("a", NEW, NEW), _state("b", NEW, OLD, observed=1)]
-    assert wave_order_violations(states, NEW, "a", ["b"]) == []
+    assert order_violations(states, NEW, [["a"], ["b"]]) == []
 
 
 def test_a_stale_ready_of_the_old_commit_does_not_release_the_second_wave() -> None:
     """Pinned and Ready, but Ready about the previous generation and still serving the old commit."""
     states = [_state("a", NEW, OLD, observed=1), _state("b", NEW, OLD, observed=1)]
-    found = wave_order_violations(states, NEW, "a", ["b"])
-    assert len(found) == 1 and found[0].startswith("b pinned to bbbbbbbb")
+    found = order_violations(states, NEW, [["a"], ["b"]])
+    assert len(found) == 1 and found[0].startswith("b (wave 1) pinned to bbbbbbbb")
 
 
 def test_a_second_wave_pinned_before_the_first_member_was_seen_at_all_is_out_of_order() -> None:
-    assert len(wave_order_violations([_state("b", NEW, OLD, observed=1)], NEW, "a", ["b"])) == 1
+    assert len(order_violations([_state("b", NEW, OLD, observed=1)], NEW, [["a"], ["b"]])) == 1

@@ -76,7 +76,7 @@ def fleet(world: LocalWorld, control_plane: ControlPlane) -> Fleet:
     namespace = f"{PREFIX}fleet-waves-{os.getpid() % 10000}"
     control_plane.create_namespace(namespace)
     world.create_secrets(namespace)
-    watch = MemberWatch(world, namespace)
+    watch = MemberWatch(world.control_plane, namespace)
     started = time.monotonic()
     try:
         world.apply(_fleet(world, namespace, "main"))
@@ -89,7 +89,7 @@ def fleet(world: LocalWorld, control_plane: ControlPlane) -> Fleet:
 
 @pytest.fixture
 def watch(world: LocalWorld, fleet: Fleet) -> Iterator[MemberWatch]:
-    member_watch = MemberWatch(world, fleet.namespace)
+    member_watch = MemberWatch(world.control_plane, fleet.namespace)
     yield member_watch
     member_watch.stop()
 
