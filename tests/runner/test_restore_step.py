@@ -4,8 +4,9 @@ Before configure's script: an in-place restore's backup is found in status (else
 against the server's PostgreSQL version and handed to the script by id, SHA-256 and a presigned GET URL that
 reaches the script's environment only; an unknown id stalls naming ``spec.database.restore.backup`` before anything
 runs; an id status records as done is not restored again. A clone reads another instance's record and its own
-Secret, only with that instance's grant across namespaces. Presigning is local (no request); the bucket's lookups
-that would need the S3 server are tests/host's and tests/e2e's.
+Secret, only with that instance's grant across namespaces. A backup status still lists but retention pruned
+stalls ``BackupNotFound`` naming the field and the id, before anything runs. Presigning is local (no request); the
+bucket's HEAD answers are faked here (the S3 server's are tests/host's and tests/e2e's).
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ S3_KEYS = {"accessKeyId": "AKIAEXAMPLE0000", "secretAccessKey": "s3cret-Access-K
 FACTS = {**SETTLED_FACTS, "postgresVersion": "140013"}
 
 
+@pytest.fixture(autouse=True)
+def stored(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """The bucket's objects, by key, as HEAD answers them (a key not here answers 404)."""
+    objects: dict[str, dict[str, Any]] = {}
+
+    async def head(self: ObjectStore, key: str) -> dict[str, Any]:
+        if key not in objects:
+            raise CloudCallError("head_object", "404", "Not Found", http_status=404)
+        return objects[key]
+
+    monkeypatch.setattr(ObjectStore, "head", head)
+    for key in (RECORD.key, f"o4o/team-a/shop/uid-a/{GOOD}.dump"):
+        objects[key] = {"ContentLength": RECORD.size, "Metadata": {}}
+    return objects
+
+
 def _status(**database: Any) -> DeploymentInstanceStatus:
     return DeploymentInstanceStatus.model_validate({
         "server": ServerStatus(name="shop-host.test", ip_address="198.51.100.5", host_key_fingerprint=FINGERPRINT,
@@ -73,16 +90,34 @@ async def test_a_known_backup_reaches_the_script_by_id_checksum_and_a_url_in_the
     assert S3_KEYS["secretAccessKey"] not in script and S3_KEYS["secretAccessKey"] not in url
 
 
-async def test_an_unknown_backup_stalls_naming_the_field_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def absent(self: ObjectStore, key: str) -> dict[str, Any]:
-        raise CloudCallError("head_object", "404", "Not Found", http_status=404)
-
-    monkeypatch.setattr(ObjectStore, "head", absent)
+async def test_an_unknown_backup_stalls_naming_the_field_before_anything_runs() -> None:
     unknown = "20261201T000000Z-dddddddddddd"
     with pytest.raises(errors.InvalidSpecError) as caught:
         await _configure({"backup": TARGET, "restore": {"backup": unknown}}, _status())
     assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.restore.backup")
     assert unknown in caught.value.message
+
+
+async def test_a_backup_retention_pruned_stalls_though_status_still_lists_it(stored: dict[str, Any]) -> None:
+    """Status keeps the newest 10 records; retention may keep fewer objects. Without the check the host's
+    download failed at every retry (a transient RestoreFailed, forever)."""
+    del stored[RECORD.key]
+    session = RecordingSession({"release": COMMIT}, FACTS)
+    kube = FakeKube({"ssh-key": {"ssh-privatekey": "not a real key"}, "shop-s3": S3_KEYS})
+    driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
+                          base_spec(database={"backup": TARGET, "restore": {"backup": GOOD}}), _status())
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await driver.run(StageName.CONFIGURE)
+    assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.restore.backup")
+    assert GOOD in caught.value.message and "pruned" in caught.value.message
+    assert session.scripts == []  # nothing ran on the host
+
+    # A clone's source the same (its latest, as its status lists it).
+    del stored[f"o4o/team-a/shop/uid-a/{GOOD}.dump"]
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(CLONE, _status(), facts=EMPTY, kube=_source_kube({CLONE_GRANT_ANNOTATION: "team"}))
+    assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.bootstrap.restore.backup")
+    assert GOOD in caught.value.message and "pruned" in caught.value.message
 
 
 async def test_a_restore_status_records_as_done_is_not_restored_again() -> None:
