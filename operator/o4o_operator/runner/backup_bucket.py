@@ -4,11 +4,13 @@ Owns: making sure the bucket exists and is this instance's (with the instance's 
 operator's own identity only where ``O4O_AMBIENT_GRANTS`` grants the namespace; ``GetBuckets`` first;
 ``CreateBucket`` with the ownership tags; a bucket of that name without our uid tag stalls naming the field),
 recording it in ``status.inventory`` (kind ``Bucket``, with the region and credentials Secret *name* to reach it
-again), keeping the bucket's access key in the operator-owned Secret ``<name>-backup-bucket`` (the secret access
-key is returned once, by ``CreateBucketAccessKey``: it goes from that answer into the Secret and the S3 client,
-nowhere else; keys the Secret does not hold are lost and deleted before a new one is made, as a bucket has at
-most two), and the :class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown,
-deleting the recorded buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
+again: ``Pending``, written through :meth:`~o4o_operator.runner.instance.InstanceContext.checkpoint` before
+``CreateBucket``, then ``Present`` with its URL and ARN), keeping the bucket's access key in the operator-owned
+Secret ``<name>-backup-bucket`` (the secret access key is returned once, by ``CreateBucketAccessKey``: it goes from
+that answer into the Secret and the S3 client, nowhere else; keys the Secret does not hold are lost and deleted
+before a new one is made, as a bucket has at most two), and the
+:class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown, deleting the recorded
+buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
 Must not: log, return in a message or put in status any part of the secret access key, or touch a bucket that
 is not tagged with this instance's uid.
 """
@@ -19,7 +21,7 @@ import contextlib
 
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.models_database import LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
-from o4o_operator.models_inventory import Inventory, ItemKind, items_of, without_item
+from o4o_operator.models_inventory import Inventory, ItemKind, ItemState, items_of, without_item
 from o4o_operator.pipeline import backup_buckets
 from o4o_operator.pipeline.ambient_grants import provider_refusal
 from o4o_operator.providers.aws import StaticCredentials
@@ -48,6 +50,11 @@ async def storage_target(instance: InstanceContext, target: LightsailBucketTarge
     buckets = LightsailBuckets(target.region, await instance.client_settings())
     found = await buckets.find(name)
     if found is None:
+        # The intent first, written: after a crash between CreateBucket and the next write, teardown still
+        # knows the bucket may exist (and deletes it if it does), and the next backup finds it by name.
+        intent = _inventory(instance, target)
+        if intent.intent(ItemKind.BUCKET, name):
+            await instance.checkpoint({"inventory": intent.items})
         found = await buckets.create(name, ownership_tags(instance.ref.namespace, instance.ref.name,
                                                           instance.ref.uid))
     if not is_ours(found.tags, instance.ref.uid):
@@ -62,11 +69,15 @@ async def storage_target(instance: InstanceContext, target: LightsailBucketTarge
     return StorageTarget(endpoint, name, target.region, credentials)
 
 
+def _inventory(instance: InstanceContext, target: LightsailBucketTarget) -> InventoryRecord:
+    return InventoryRecord(instance.status.inventory, access_for(instance.spec, target.region), instance.runtime.clock)
+
+
 def _record(instance: InstanceContext, target: LightsailBucketTarget, found: BucketFacts) -> None:
-    record = InventoryRecord(instance.status.inventory, access_for(instance.spec, target.region),
-                             instance.runtime.clock)
+    record = _inventory(instance, target)
     existing = record.find(ItemKind.BUCKET, found.name)
-    if existing is not None and existing.value == found.url and existing.cloud_id == found.arn:
+    if existing is not None and existing.state is ItemState.PRESENT and existing.value == found.url \
+            and existing.cloud_id == found.arn:
         return
     record.confirm(ItemKind.BUCKET, found.name, value=found.url, cloud_id=found.arn)
     instance.learn({"inventory": record.items})
