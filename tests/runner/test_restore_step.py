@@ -28,10 +28,12 @@ from stage_fakes import spec_body as base_spec
 from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
 from o4o_operator.models_database import BackupRecord, RestoreStatus
+from o4o_operator.models_inventory import InventoryItem, ItemKind, ItemState
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import CloudCallError
 from o4o_operator.providers.storage import ObjectStore
+from o4o_operator.runner import backup_bucket
 from o4o_operator.runner.restore_step import GET_URL_VARIABLE
 
 COMMIT = "c" * 40
@@ -160,3 +162,64 @@ async def test_a_clone_across_namespaces_needs_the_sources_grant() -> None:
     assert "BOOTSTRAP_MODE=restore\n" in script and "RESTORE_KIND=clone\n" in script
     assert f"RESTORE_SOURCE='team-a/shop backup {GOOD}'\n" in script
     assert "/team-a/shop/uid-a/" in session.envs[0][GET_URL_VARIABLE]  # the source's own object, presigned
+
+
+BUCKET_KEY = {"bucket": "shop-a-bucket", "accessKeyId": "AKIABUCKET000001", "secretAccessKey": "bucket-Key-0123456789"}
+
+
+class NoLightsail:
+    """A clone makes no cloud call for its source's bucket (it reads the source's own Secret)."""
+
+    def __init__(self, *args: Any) -> None:
+        raise AssertionError("a clone called Lightsail for its source's bucket")
+
+
+def _bucket_source_kube(annotations: dict[str, str], *, owner: str | None = "uid-a", made: bool = True) -> FakeKube:
+    """team-a/shop keeps its backups in the Lightsail bucket the operator made for it; its key in its own
+    operator-owned Secret ``shop-backup-bucket``."""
+    kube = _source_kube(annotations)
+    source = kube.instances[("team-a", "shop")]
+    source["spec"] = base_spec(database={"backup": {"target": {"lightsailBucket": {
+        "name": "shop-a-bucket", "region": "eu-west-2", "prefix": "o4o"}}}})
+    item = InventoryItem(kind=ItemKind.BUCKET, name="shop-a-bucket", state=ItemState.PRESENT if made else
+                         ItemState.PENDING, value="http://127.0.0.1:9/shop-a-bucket/")
+    source["status"]["inventory"] = DeploymentInstanceStatus(inventory=(item,)).to_body()["inventory"]
+    kube.secrets["shop-backup-bucket"] = BUCKET_KEY
+    if owner:
+        kube.owners["shop-backup-bucket"] = owner
+    return kube
+
+
+async def test_a_clone_reads_a_lightsail_bucket_source_through_its_secret_and_hands_over_a_url_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup_bucket, "LightsailBuckets", NoLightsail)
+    session = RecordingSession({"release": COMMIT}, EMPTY)
+    kube = _bucket_source_kube({CLONE_GRANT_ANNOTATION: "team"})
+    driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
+                          base_spec(database=CLONE), _status())
+    await driver.run(StageName.CONFIGURE)
+    script, env = session.scripts[0], session.envs[0]
+    assert "RESTORE_KIND=clone\n" in script and f"RESTORE_SOURCE='team-a/shop backup {GOOD}'\n" in script
+    url = env[GET_URL_VARIABLE]  # path style on the bucket's endpoint, the source's object, signed with its key
+    assert url.startswith(f"http://127.0.0.1:9/shop-a-bucket/o4o/team-a/shop/uid-a/{GOOD}.dump?")
+    assert f"X-Amz-Credential={BUCKET_KEY['accessKeyId']}" in url and "X-Amz-Signature=" in url
+    secret = BUCKET_KEY["secretAccessKey"]
+    shown = [script, *session.public_envs[0].values(), *(v for k, v in env.items() if k != GET_URL_VARIABLE),
+             url, driver.instance.log.full_text, repr(driver.status.to_body())]
+    assert not [text for text in shown if secret in text]
+    assert driver.instance.log.redactor(f"x {secret} y") != f"x {secret} y"  # redacted should anything print it
+
+
+@pytest.mark.parametrize(("annotations", "owner", "made", "reason"), [
+    ({}, "uid-a", True, "CloneNotGranted"),  # the grant is checked first, before any Secret is read
+    ({CLONE_GRANT_ANNOTATION: "team"}, "uid-b", True, "RestoreUnavailable"),  # not the source's own Secret
+    ({CLONE_GRANT_ANNOTATION: "team"}, None, True, "RestoreUnavailable"),
+    ({CLONE_GRANT_ANNOTATION: "team"}, "uid-a", False, "BackupNotFound"),  # the bucket is not made yet
+])
+async def test_a_lightsail_bucket_source_refused_names_why(monkeypatch: pytest.MonkeyPatch, annotations: dict[str, str],
+                                                          owner: str | None, made: bool, reason: str) -> None:
+    monkeypatch.setattr(backup_bucket, "LightsailBuckets", NoLightsail)
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(CLONE, _status(), facts=EMPTY, kube=_bucket_source_kube(annotations, owner=owner, made=made))
+    assert (caught.value.reason, caught.value.field) == (reason, "spec.database.bootstrap.restore.instance")
+    assert BUCKET_KEY["secretAccessKey"] not in caught.value.message

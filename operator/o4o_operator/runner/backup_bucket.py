@@ -10,9 +10,11 @@ Secret ``<name>-backup-bucket`` (the secret access key is returned once, by ``Cr
 that answer into the Secret and the S3 client, nowhere else; keys the Secret does not hold are lost and deleted
 before a new one is made, as a bucket has at most two), and the
 :class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown, deleting the recorded
-buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
-Must not: log, return in a message or put in status any part of the secret access key, or touch a bucket that
-is not tagged with this instance's uid.
+buckets (with their objects and keys) that are still ours (:func:`delete_buckets`). For a clone, the
+:class:`~o4o_operator.providers.storage.StorageTarget` of its source's bucket, read with the key the source's own
+Secret holds (:func:`source_storage_target`: no cloud call, and nothing of the key leaves the operator).
+Must not: log, return in a message or put in status any part of the secret access key, touch a bucket that
+is not tagged with this instance's uid, or make or change anything of a clone's source.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import contextlib
 
 from o4o_operator.errors import InvalidSpecError, TransientError
-from o4o_operator.models_database import LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
+from o4o_operator.kubeapi import SecretData
+from o4o_operator.models_database import CLONE_INSTANCE_FIELD, LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
 from o4o_operator.models_inventory import Inventory, ItemKind, ItemState, items_of, without_item
 from o4o_operator.pipeline import backup_buckets
 from o4o_operator.pipeline.ambient_grants import provider_refusal
@@ -67,6 +70,29 @@ async def storage_target(instance: InstanceContext, target: LightsailBucketTarge
     except ValueError as error:
         raise TransientError("BucketUnreachable", f"{LIGHTSAIL_BUCKET_FIELD}: {error}") from error
     return StorageTarget(endpoint, name, target.region, credentials)
+
+
+async def source_storage_target(instance: InstanceContext, namespace: str, name: str, uid: str,
+                                target: LightsailBucketTarget, inventory: Inventory) -> StorageTarget:
+    """The bucket the operator made for a clone's source instance ``namespace/name`` (uid ``uid``, its
+    ``target`` and ``inventory``), with the access key that instance's operator-owned Secret holds: read by the
+    operator only (the clone's host gets presigned URLs), redacted from the clone's log at once."""
+    secret_name = backup_buckets.key_secret_name(name)
+    held: SecretData | None = None
+    try:
+        held = await instance.runtime.kube.read_secret(namespace, secret_name, CLONE_INSTANCE_FIELD)
+    except InvalidSpecError as error:
+        if error.reason != "SecretNotFound":
+            raise
+    data = held.data if held is not None else {}
+    if data.get(backup_buckets.SECRET_ACCESS_KEY_KEY):
+        instance.log.redactor.add([data[backup_buckets.SECRET_ACCESS_KEY_KEY]])
+    bucket = backup_buckets.source_bucket(
+        CLONE_INSTANCE_FIELD, f"{namespace}/{name}", target.name or backup_buckets.bucket_name(namespace, name, uid),
+        inventory, secret_name, data if held is not None else None, held.controller_uid if held else None, uid)
+    return StorageTarget(bucket.endpoint, bucket.name, target.region, StaticCredentials(
+        access_key_id=data[backup_buckets.ACCESS_KEY_ID_KEY],
+        secret_access_key=data[backup_buckets.SECRET_ACCESS_KEY_KEY]))
 
 
 def _inventory(instance: InstanceContext, target: LightsailBucketTarget) -> InventoryRecord:

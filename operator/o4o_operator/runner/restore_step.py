@@ -5,7 +5,8 @@ instance's, or a template dump in the instance's own target), asking ``pipeline/
 (the grant, the PostgreSQL major version) and making the presigned GET URL for exactly that object, which reaches
 the script as the secret ``O4O_RESTORE_GET_URL`` (:func:`prepare`); after it, the restore's record in
 ``status.database.restore`` (:func:`record`). A source instance's bucket credentials are read from its Secret in
-its own namespace, redacted like every Secret, and never leave the operator.
+its own namespace (its ``s3`` target's credentials Secret, or the operator-owned ``<source>-backup-bucket`` of the
+Lightsail bucket the operator made for it), redacted like every Secret, and never leave the operator.
 Must not: decide (``pipeline/restore.py`` does), log or return a presigned URL, or touch an object outside the
 prefix of the instance whose backup it reads (``providers/storage.py`` refuses to).
 """
@@ -131,20 +132,25 @@ async def _clone_source(instance: InstanceContext,
     if spec is None:
         raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {where} has no spec.database.backup, so it has no "
                                "backups to clone", reason="BackupNotFound")
-    store = await _source_store(instance, namespace, source.instance.name, body["metadata"]["uid"], spec)
+    store = await _source_store(instance, namespace, source.instance.name, body, spec)
     found = await _backup_record(store, status_from_body(body.get("status")).database.backups, source.backup,
                                  CLONE_BACKUP_FIELD, f"instance {where}")
     return found, store, where
 
 
-async def _source_store(instance: InstanceContext, namespace: str, name: str, uid: str,
+async def _source_store(instance: InstanceContext, namespace: str, name: str, body: dict[str, Any],
                         spec: DatabaseBackupSpec) -> ObjectStore:
-    """The source instance's target, confined to the source's own prefix; its credentials from its own namespace."""
-    s3 = spec.target.s3
-    if s3 is None:  # a Lightsail bucket the operator made for the source: its key is the source's alone
-        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {namespace}/{name} keeps its backups in a Lightsail "
-                               "bucket the operator made for it; cloning from one is not built yet (give the source "
-                               "an s3 target)", reason="RestoreUnavailable")
+    """The source instance's target, confined to the source's own prefix: an S3 endpoint with its credentials
+    Secret, or the Lightsail bucket the operator made for it with the key its operator-owned Secret holds (both
+    read from the source's own namespace, by the operator only)."""
+    uid = body["metadata"]["uid"]
+    s3, lightsail_bucket = spec.target.s3, spec.target.lightsail_bucket
+    if lightsail_bucket is not None:
+        inventory = status_from_body(body.get("status")).inventory
+        target = await backup_bucket.source_storage_target(instance, namespace, name, uid, lightsail_bucket,
+                                                           inventory)
+        return ObjectStore(target, backups.instance_prefix(lightsail_bucket.prefix, namespace, name, uid))
+    assert s3 is not None, "the model allows exactly one target"
     ref = s3.credentials_secret_ref
     secrets = SecretCache(instance.runtime, namespace, instance.log.redactor)
     field = f"{BACKUP_CREDENTIALS_FIELD} of {namespace}/{name}"
