@@ -5,6 +5,10 @@ bucket's access key in its own Secret, and backs up before the first migration r
 runs on a clock the test moves (``O4O_TEST_CLOCK_FILE``, honoured only by ``testing/operator_main``), so the
 schedule's window comes without waiting for it: the backup fires once, and windows missed meanwhile take one
 catch-up backup. Deleting the instance deletes the bucket, its objects and the key's Secret.
+
+Another instance's Lightsail bucket is a clone's source: the operator reads it with the key in the source's own
+Secret and hands the clone's host a presigned URL only; a backup retention pruned (status still lists it) stalls
+the clone ``BackupNotFound`` until its spec names another.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import pytest
 
 from conftest import PREFIX, dump, wait_for
 from o4o_operator.pipeline.backup_buckets import bucket_name, key_secret_name
+from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
+from o4o_operator.rendering.env_values import database_identifier
+from o4o_operator.rendering.host_context import instance_user
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.lightsail_buckets import S3ServerBuckets
 from o4o_operator.testing.s3server import S3Server
@@ -121,3 +128,55 @@ def test_a_schedule_fires_into_a_lightsail_bucket_that_teardown_deletes(
     assert world.lightsail.state.handle("us-east-1", "GetBuckets", {}) == {"buckets": []}
     left = world.control_plane.kubectl("get", "secret", key_secret_name(name), "-n", namespace, check=False)
     assert left.returncode != 0 and "NotFound" in left.stderr
+
+
+def _tables(world: LocalWorld, obj: dict[str, Any]) -> list[str]:
+    meta = obj["metadata"]
+    host = world.fleet.host_for(obj["status"]["server"]["name"])
+    name = database_identifier(instance_user(meta["namespace"], meta["name"]))
+    return sorted(host.shim_state()["postgres"].get("tables", {}).get(name, []))
+
+
+def test_a_clone_reads_a_lightsail_bucket_source_and_a_pruned_backup_stalls_it(
+        world: LocalWorld, namespace: str, s3: S3Server) -> None:
+    name = "origin"
+    world.create_secrets(namespace)
+    world.apply(world.manifest(name, namespace, apps=(), database={"backup": {
+        "target": {"lightsailBucket": {"prefix": "o4o"}}, "retention": {"count": 1}}}))
+    ready = wait_for(world, namespace, name, "condition=Ready", timeout=200)
+    [migration] = ready["status"]["database"]["backups"]
+    bucket = bucket_name(namespace, name, ready["metadata"]["uid"])
+    world.fleet.host_for(ready["status"]["server"]["name"]).edit_tables(
+        database_identifier(instance_user(namespace, name)), create=("public.catalog",))
+    world.control_plane.kubectl("annotate", "di", name, "-n", namespace, "deploy.o4o.io/backup-request=seed")
+    seeded = wait_for(world, namespace, name, "jsonpath={.status.database.backupRequest.outcome}=Succeeded")
+    seed = seeded["status"]["database"]["backupRequest"]["backupId"]
+    assert migration["id"] in [r["id"] for r in seeded["status"]["database"]["backups"]]  # status still lists it
+    assert [k.rsplit("/", 1)[1] for k in s3.keys(bucket)] == [f"{seed}.dump"]  # retention (count 1) pruned it
+
+    other = f"{namespace[:58]}-copy"
+    world.control_plane.create_namespace(other)
+    world.create_secrets(other)
+    world.control_plane.kubectl("annotate", "di", name, "-n", namespace, f"{CLONE_GRANT_ANNOTATION}={other}")
+    clone = world.manifest("copy", other, apps=(), database={"bootstrap": {"mode": "restore", "restore": {
+        "instance": {"namespace": namespace, "name": name}, "backup": migration["id"]}}})
+    world.apply(clone)
+    stalled = wait_for(world, other, "copy", "condition=Stalled", timeout=300)
+    condition = next(c for c in stalled["status"]["conditions"] if c["type"] == "Stalled")
+    assert condition["reason"] == "BackupNotFound", dump(stalled["status"])
+    assert "spec.database.bootstrap.restore.backup" in condition["message"] and migration["id"] in condition["message"]
+
+    clone["spec"]["database"]["bootstrap"]["restore"]["backup"] = seed  # the spec changes: the stall clears
+    world.apply(clone)
+    copied = wait_for(world, other, "copy", "condition=Ready", timeout=300)
+    assert copied["status"]["database"]["bootstrapSource"] == f"{namespace}/{name} backup {seed}"
+    assert "public.catalog" in _tables(world, copied) and _tables(world, copied) == _tables(world, seeded)
+
+    # The bucket's key stayed with the operator: not in the clone's status, nor the log, nor on its host.
+    secret = json.loads(world.control_plane.kubectl("get", "secret", key_secret_name(name), "-n", namespace,
+                                                    "-o", "json").stdout)
+    key = base64.b64decode(secret["data"]["secretAccessKey"]).decode()
+    assert world.operator is not None
+    assert key not in json.dumps(copied) and key not in world.operator.output()
+    host = world.fleet.host_for(copied["status"]["server"]["name"])
+    assert not [c for c in host.commands() if key in " ".join(c.argv) or key in json.dumps(dict(c.env))]

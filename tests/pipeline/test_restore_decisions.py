@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -9,6 +10,7 @@ import pydantic
 import pytest
 
 from o4o_operator.errors import InvalidSpecError, TransientError
+from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus
 from o4o_operator.models_database import (
     BACKUP_ID_PATTERN,
     BackupRecord,
@@ -16,9 +18,22 @@ from o4o_operator.models_database import (
     RestoreStatus,
 )
 from o4o_operator.pipeline import backups, restore
+from o4o_operator.pipeline.decisions import RunStage, Stall, current_inputs, decide, format_time
+from o4o_operator.pipeline.facts import Facts
+from o4o_operator.pipeline.stages import STAGES, StageName
+from o4o_operator.pipeline.transitions import with_stage_failed, with_stage_started, with_stage_succeeded
 
 TARGET = {"target": {"s3": {"endpoint": "http://127.0.0.1:9", "bucket": "b-1", "credentialsSecretRef": {"name": "s"}}}}
 OLD, NEW = "20261201T000000Z-aaaaaaaaaaaa", "20261205T000000Z-bbbbbbbbbbbb"
+NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.UTC)
+FACTS = Facts(server_address="198.51.100.7", commit="a" * 40, env_version="v1")
+
+
+def _body(**database: Any) -> dict[str, Any]:
+    return {"domain": "shop.example.com", "apps": ["forum-core"], "provider": {"lightsail": {"region": "eu-west-1"}},
+            "ssh": {"privateKeySecretRef": {"name": "k", "key": "ssh-privatekey"}},
+            "source": {"repository": "https://example.com/o4o.git", "revision": "main"},
+            "tls": {"email": "ops@example.com"}, "database": {"backup": TARGET, **database}}
 
 
 def _record(identifier: str, version: str = "140013") -> BackupRecord:
@@ -77,6 +92,66 @@ def test_a_record_from_an_objects_metadata() -> None:
     template = restore.record_from_metadata("t/base.dump", {}, 5, sha256="f" * 64)
     assert (template.id, template.sha256, template.postgres_version) == ("", "f" * 64, "")
     assert restore.record_from_metadata("p/x.dump", {"backup-id": "../evil"}, 1).id == ""
+
+
+FIELD, WHERE = "spec.database.restore.backup", "instance team-a/shop"
+
+
+def test_a_listed_backup_is_restored_only_while_its_object_exists() -> None:
+    listed = _record(OLD)
+    head = {"ContentLength": 10, "Metadata": backups.object_metadata(listed)}
+    assert restore.stored_backup(FIELD, OLD, WHERE, listed, listed.key, head) == listed
+    # Retention pruned it (status keeps the newest 10 records, retention may keep fewer objects): a stall, not a
+    # download that fails at every retry.
+    with pytest.raises(InvalidSpecError) as caught:
+        restore.stored_backup(FIELD, OLD, WHERE, listed, listed.key, None)
+    assert (caught.value.field, caught.value.reason) == (FIELD, "BackupNotFound")
+    assert OLD in caught.value.message and "pruned" in caught.value.message
+    assert caught.value.message.startswith(FIELD + ": backup " + OLD)
+
+
+def test_an_unlisted_backup_is_its_objects_own_record_when_that_names_the_id() -> None:
+    key = f"p/{OLD}.dump"
+    head = {"ContentLength": 10, "Metadata": backups.object_metadata(_record(OLD))}
+    assert restore.stored_backup(FIELD, OLD, WHERE, None, key, head).id == OLD
+    for answer in (None, {"ContentLength": 10, "Metadata": {}},
+                   {"ContentLength": 10, "Metadata": backups.object_metadata(_record(NEW))}):
+        with pytest.raises(InvalidSpecError) as caught:
+            restore.stored_backup(FIELD, OLD, WHERE, None, key, answer)
+        assert (caught.value.field, caught.value.reason) == (FIELD, "BackupNotFound") and OLD in caught.value.message
+
+
+def _configure_failed(body: dict[str, Any], error: InvalidSpecError) -> DeploymentInstanceStatus:
+    """Every stage before configure done, and configure failed with ``error`` on ``body``'s inputs."""
+    spec = DeploymentInstanceSpec.model_validate(body)
+    hashes = current_inputs(spec.to_body(), FACTS)
+    status = DeploymentInstanceStatus()
+    for stage in STAGES:
+        status = with_stage_started(status, stage, hashes[stage.name.value], 1, NOW)
+        if stage.name is StageName.CONFIGURE:
+            failed = with_stage_failed(status, stage, error, "uid", NOW)
+            return failed.model_copy(update={"last_check_time": format_time(NOW)})
+        status = with_stage_succeeded(status, stage, "done", NOW)
+    raise AssertionError("no configure stage")
+
+
+def _decide(body: dict[str, Any], status: DeploymentInstanceStatus) -> Any:
+    spec = DeploymentInstanceSpec.model_validate(body)
+    return decide(spec, spec.to_body(), status, FACTS, {}, NOW)
+
+
+def test_a_pruned_backup_stalls_until_the_spec_names_another() -> None:
+    body = _body(restore={"backup": OLD})
+    with pytest.raises(InvalidSpecError) as caught:
+        restore.stored_backup(FIELD, OLD, WHERE, _record(OLD), _record(OLD).key, None)
+    status = _configure_failed(body, caught.value)
+    stalled = _decide(body, status)
+    assert isinstance(stalled, Stall) and (stalled.stage.name, stalled.reason) == (StageName.CONFIGURE,
+                                                                                     "BackupNotFound")
+    assert FIELD in stalled.message and OLD in stalled.message
+    assert isinstance(_decide(body, status), Stall)  # not retried while the spec names it
+    again = _decide(_body(restore={"backup": NEW}), status)  # the stages the field feeds run again, up to configure
+    assert isinstance(again, RunStage) and again.stage.name in (StageName.DATABASE, StageName.CONFIGURE)
 
 
 @pytest.mark.parametrize(("clone", "source", "annotation", "granted"), [

@@ -1,5 +1,6 @@
-"""The Lightsail bucket as a backup target (runner/backup_bucket.py), with a fake bucket API and fake Secrets:
-made with our tags and recorded in the inventory, its access key kept in the operator-owned Secret and reused,
+"""The Lightsail bucket as a backup target (runner/backup_bucket.py), with a fake bucket API and fake Secrets: made
+with our tags and recorded in the inventory (``Pending`` in a written checkpoint before ``CreateBucket``, so a crash
+between the two leaks nothing; ``Present`` once made), its access key kept in the operator-owned Secret and reused,
 a key the Secret lost replaced, and someone else's bucket or Secret refused naming what to change. The real
 Lightsail API (local, on botocore's model) is tests/providers/test_lightsail_buckets.py's; e2e runs it all."""
 
@@ -27,6 +28,7 @@ from o4o_operator.providers.aws import StaticCredentials
 from o4o_operator.providers.lightsail_buckets import BucketFacts
 from o4o_operator.runner import backup_bucket
 from o4o_operator.runner.instance import InstanceContext
+from o4o_operator.testing.stage_driver import StageDriver
 
 TARGET = {"lightsailBucket": {"name": "shop-backups", "region": "eu-west-2"}}
 SPEC = spec_body(database={"backup": {"target": TARGET}})
@@ -74,12 +76,18 @@ def buckets(monkeypatch: pytest.MonkeyPatch) -> type[FakeBuckets]:
     return FakeBuckets
 
 
-def _instance(kube: FakeKube, *, granted: bool = True) -> InstanceContext:
+GRANTS = AmbientGrants.parse("team=example.com", "O4O_AMBIENT_GRANTS")
+
+
+def _driver(kube: FakeKube, *, granted: bool = True, status: DeploymentInstanceStatus | None = None) -> StageDriver:
     runtime = make_runtime(kube, RecordingConnector(RecordingSession({})), static_resolver({}))
     if granted:  # the namespace may use the operator's own identity (an existing host has no credentials)
-        runtime.settings = dataclasses.replace(runtime.settings, ambient_grants=AmbientGrants.parse(
-            "team=example.com", "O4O_AMBIENT_GRANTS"))
-    return make_context(runtime, SPEC, DeploymentInstanceStatus()).instance
+        runtime.settings = dataclasses.replace(runtime.settings, ambient_grants=GRANTS)
+    return make_context(runtime, SPEC, status or DeploymentInstanceStatus())
+
+
+def _instance(kube: FakeKube, *, granted: bool = True) -> InstanceContext:
+    return _driver(kube, granted=granted).instance
 
 
 async def _target(instance: InstanceContext) -> Any:
@@ -114,6 +122,68 @@ async def test_the_bucket_is_made_ours_recorded_and_its_key_kept_in_the_owned_se
     assert kube.secrets["shop-backup-bucket"]["secretAccessKey"] == f"{SECRET}-2"
 
 
+async def test_the_bucket_is_listed_pending_in_a_written_checkpoint_before_it_is_made(
+        buckets: type[FakeBuckets], monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = _driver(FakeKube())
+    written_before_create: list[DeploymentInstanceStatus] = []
+    create = FakeBuckets.create
+
+    async def recording_create(self: FakeBuckets, name: str, tags: dict[str, str]) -> BucketFacts:
+        written_before_create.extend(driver.checkpoints)
+        return await create(self, name, tags)
+
+    monkeypatch.setattr(FakeBuckets, "create", recording_create)
+    await _target(driver.instance)
+    [written] = written_before_create
+    [intent] = written.inventory
+    assert (intent.kind, intent.name, intent.state) == (ItemKind.BUCKET, "shop-backups", ItemState.PENDING)
+    assert intent.access is not None and intent.access.region == "eu-west-2"  # teardown can reach it from this
+    [made] = driver.status.inventory
+    assert (made.name, made.state, made.cloud_id) == ("shop-backups", ItemState.PRESENT,
+                                                      "arn:aws:lightsail:eu-west-2:1:Bucket/shop-backups")
+
+    # After a crash between CreateBucket and the next write: the next backup finds the bucket by name and
+    # confirms the intent, making nothing and writing no intent again.
+    after_crash = _driver(FakeKube(), status=written)
+    await _target(after_crash.instance)
+    assert after_crash.checkpoints == [] and len(buckets.buckets) == 1
+    [confirmed] = after_crash.status.inventory
+    assert (confirmed.state, confirmed.value) == (ItemState.PRESENT, buckets.buckets["shop-backups"].url)
+
+
+async def test_the_worker_writes_the_buckets_intent_to_the_api_before_create_bucket(
+        buckets: type[FakeBuckets], monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_backup_requests import _worker
+
+    from o4o_operator.models_database import BackupRequestStatus, LightsailBucketTarget
+    from o4o_operator.runner import backup_step
+
+    worker, body = await _worker(stalled=False, request="r-1")
+    worker.runtime.settings = dataclasses.replace(worker.runtime.settings, ambient_grants=GRANTS)
+    kube = worker.runtime.kube
+    assert isinstance(kube, FakeKube)
+    patched_before_create: list[dict[str, Any]] = []
+    create = FakeBuckets.create
+
+    async def recording_create(self: FakeBuckets, name: str, tags: dict[str, str]) -> BucketFacts:
+        patched_before_create.extend(kube.status_patches)
+        return await create(self, name, tags)
+
+    async def backup_into_a_bucket(instance: InstanceContext, request_id: str) -> dict[str, Any]:
+        await backup_bucket.storage_target(instance, LightsailBucketTarget(name="shop-backups", region="eu-west-2"))
+        return {"database.backup_request": BackupRequestStatus(id=request_id, outcome="Succeeded",
+                                                                time="2026-01-01T00:00:00Z", backup_id="b")}
+
+    monkeypatch.setattr(FakeBuckets, "create", recording_create)
+    monkeypatch.setattr(backup_step, "run_requested", backup_into_a_bucket)
+    await worker.step(body)
+    listed = [item for patch in patched_before_create for item in patch.get("inventory") or []
+              if item.get("kind") == "Bucket"]
+    assert [(item["name"], item["state"]) for item in listed] == [("shop-backups", "Pending")]
+    [made] = [item for item in worker.status.inventory if item.kind is ItemKind.BUCKET]
+    assert made.state is ItemState.PRESENT
+
+
 async def test_someone_elses_bucket_or_secret_is_refused_naming_what_to_change(buckets: type[FakeBuckets]) -> None:
     buckets.buckets["shop-backups"] = BucketFacts("shop-backups", "https://x/", {"o4o.io/uid": "another-uid"})
     with pytest.raises(InvalidSpecError) as caught:
@@ -128,12 +198,12 @@ async def test_someone_elses_bucket_or_secret_is_refused_naming_what_to_change(b
     assert caught.value.reason == "SecretNameTaken" and kube.secrets["shop-backup-bucket"] == {"note": "mine"}
 
 
-def _body_with_bucket(policy: str) -> dict[str, Any]:
+def _body_with_bucket(policy: str, state: ItemState = ItemState.PRESENT) -> dict[str, Any]:
     from stage_fakes import instance_body
 
     from o4o_operator.models_inventory import CloudAccess, InventoryItem
 
-    item = InventoryItem(kind=ItemKind.BUCKET, name="shop-backups", state=ItemState.PRESENT,
+    item = InventoryItem(kind=ItemKind.BUCKET, name="shop-backups", state=state,
                          access=CloudAccess(region="eu-west-2"), value="https://shop-backups.s3.eu-west-2.x/")
     body = instance_body({**SPEC, "deletionPolicy": policy},
                          DeploymentInstanceStatus(inventory=(item,)).to_body())
@@ -158,6 +228,20 @@ async def test_teardown_deletes_the_bucket_and_its_secret_unless_retained(bucket
     else:
         assert deleted == [] and kube.secrets["shop-backup-bucket"] == {"secretAccessKey": SECRET}
         assert "shop-backup-bucket" not in kube.owners  # released: no garbage collector takes it
+
+
+@pytest.mark.parametrize("made", [True, False])
+async def test_teardown_deletes_a_pending_bucket_if_it_exists(buckets: type[FakeBuckets], made: bool) -> None:
+    """The intent of a bucket whose CreateBucket may have landed before a crash: deleted if it is there (and
+    ours), and nothing else to do if it is not."""
+    from o4o_operator.runner.teardown import teardown
+
+    if made:
+        buckets.buckets["shop-backups"] = BucketFacts("shop-backups", "https://x/", {"o4o.io/uid": "uid-1"})
+    runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), static_resolver({}))
+    message = await teardown(runtime, _body_with_bucket("Delete", ItemState.PENDING))
+    assert buckets.deleted == (["shop-backups"] if made else [])
+    assert ("bucket shop-backups" in message) is made
 
 
 async def test_teardown_leaves_a_bucket_that_is_no_longer_ours(buckets: type[FakeBuckets]) -> None:

@@ -4,8 +4,9 @@ Before configure's script: an in-place restore's backup is found in status (else
 against the server's PostgreSQL version and handed to the script by id, SHA-256 and a presigned GET URL that
 reaches the script's environment only; an unknown id stalls naming ``spec.database.restore.backup`` before anything
 runs; an id status records as done is not restored again. A clone reads another instance's record and its own
-Secret, only with that instance's grant across namespaces. Presigning is local (no request); the bucket's lookups
-that would need the S3 server are tests/host's and tests/e2e's.
+Secret, only with that instance's grant across namespaces. A backup status still lists but retention pruned
+stalls ``BackupNotFound`` naming the field and the id, before anything runs. Presigning is local (no request); the
+bucket's HEAD answers are faked here (the S3 server's are tests/host's and tests/e2e's).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from stage_fakes import spec_body as base_spec
 from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
 from o4o_operator.models_database import BackupRecord, RestoreStatus
+from o4o_operator.models_inventory import InventoryItem, ItemKind, ItemState
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import CloudCallError
 from o4o_operator.providers.storage import ObjectStore
+from o4o_operator.runner import backup_bucket
 from o4o_operator.runner.restore_step import GET_URL_VARIABLE
 
 COMMIT = "c" * 40
@@ -42,6 +45,22 @@ TARGET = {"target": {"s3": {"endpoint": "http://127.0.0.1:9", "bucket": "shop-ba
                             "credentialsSecretRef": {"name": "shop-s3"}}}}
 S3_KEYS = {"accessKeyId": "AKIAEXAMPLE0000", "secretAccessKey": "s3cret-Access-Key-0123456789"}
 FACTS = {**SETTLED_FACTS, "postgresVersion": "140013"}
+
+
+@pytest.fixture(autouse=True)
+def stored(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """The bucket's objects, by key, as HEAD answers them (a key not here answers 404)."""
+    objects: dict[str, dict[str, Any]] = {}
+
+    async def head(self: ObjectStore, key: str) -> dict[str, Any]:
+        if key not in objects:
+            raise CloudCallError("head_object", "404", "Not Found", http_status=404)
+        return objects[key]
+
+    monkeypatch.setattr(ObjectStore, "head", head)
+    for key in (RECORD.key, f"o4o/team-a/shop/uid-a/{GOOD}.dump"):
+        objects[key] = {"ContentLength": RECORD.size, "Metadata": {}}
+    return objects
 
 
 def _status(**database: Any) -> DeploymentInstanceStatus:
@@ -73,16 +92,34 @@ async def test_a_known_backup_reaches_the_script_by_id_checksum_and_a_url_in_the
     assert S3_KEYS["secretAccessKey"] not in script and S3_KEYS["secretAccessKey"] not in url
 
 
-async def test_an_unknown_backup_stalls_naming_the_field_before_anything_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def absent(self: ObjectStore, key: str) -> dict[str, Any]:
-        raise CloudCallError("head_object", "404", "Not Found", http_status=404)
-
-    monkeypatch.setattr(ObjectStore, "head", absent)
+async def test_an_unknown_backup_stalls_naming_the_field_before_anything_runs() -> None:
     unknown = "20261201T000000Z-dddddddddddd"
     with pytest.raises(errors.InvalidSpecError) as caught:
         await _configure({"backup": TARGET, "restore": {"backup": unknown}}, _status())
     assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.restore.backup")
     assert unknown in caught.value.message
+
+
+async def test_a_backup_retention_pruned_stalls_though_status_still_lists_it(stored: dict[str, Any]) -> None:
+    """Status keeps the newest 10 records; retention may keep fewer objects. Without the check the host's
+    download failed at every retry (a transient RestoreFailed, forever)."""
+    del stored[RECORD.key]
+    session = RecordingSession({"release": COMMIT}, FACTS)
+    kube = FakeKube({"ssh-key": {"ssh-privatekey": "not a real key"}, "shop-s3": S3_KEYS})
+    driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
+                          base_spec(database={"backup": TARGET, "restore": {"backup": GOOD}}), _status())
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await driver.run(StageName.CONFIGURE)
+    assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.restore.backup")
+    assert GOOD in caught.value.message and "pruned" in caught.value.message
+    assert session.scripts == []  # nothing ran on the host
+
+    # A clone's source the same (its latest, as its status lists it).
+    del stored[f"o4o/team-a/shop/uid-a/{GOOD}.dump"]
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(CLONE, _status(), facts=EMPTY, kube=_source_kube({CLONE_GRANT_ANNOTATION: "team"}))
+    assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.bootstrap.restore.backup")
+    assert GOOD in caught.value.message and "pruned" in caught.value.message
 
 
 async def test_a_restore_status_records_as_done_is_not_restored_again() -> None:
@@ -125,3 +162,64 @@ async def test_a_clone_across_namespaces_needs_the_sources_grant() -> None:
     assert "BOOTSTRAP_MODE=restore\n" in script and "RESTORE_KIND=clone\n" in script
     assert f"RESTORE_SOURCE='team-a/shop backup {GOOD}'\n" in script
     assert "/team-a/shop/uid-a/" in session.envs[0][GET_URL_VARIABLE]  # the source's own object, presigned
+
+
+BUCKET_KEY = {"bucket": "shop-a-bucket", "accessKeyId": "AKIABUCKET000001", "secretAccessKey": "bucket-Key-0123456789"}
+
+
+class NoLightsail:
+    """A clone makes no cloud call for its source's bucket (it reads the source's own Secret)."""
+
+    def __init__(self, *args: Any) -> None:
+        raise AssertionError("a clone called Lightsail for its source's bucket")
+
+
+def _bucket_source_kube(annotations: dict[str, str], *, owner: str | None = "uid-a", made: bool = True) -> FakeKube:
+    """team-a/shop keeps its backups in the Lightsail bucket the operator made for it; its key in its own
+    operator-owned Secret ``shop-backup-bucket``."""
+    kube = _source_kube(annotations)
+    source = kube.instances[("team-a", "shop")]
+    source["spec"] = base_spec(database={"backup": {"target": {"lightsailBucket": {
+        "name": "shop-a-bucket", "region": "eu-west-2", "prefix": "o4o"}}}})
+    item = InventoryItem(kind=ItemKind.BUCKET, name="shop-a-bucket", state=ItemState.PRESENT if made else
+                         ItemState.PENDING, value="http://127.0.0.1:9/shop-a-bucket/")
+    source["status"]["inventory"] = DeploymentInstanceStatus(inventory=(item,)).to_body()["inventory"]
+    kube.secrets["shop-backup-bucket"] = BUCKET_KEY
+    if owner:
+        kube.owners["shop-backup-bucket"] = owner
+    return kube
+
+
+async def test_a_clone_reads_a_lightsail_bucket_source_through_its_secret_and_hands_over_a_url_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup_bucket, "LightsailBuckets", NoLightsail)
+    session = RecordingSession({"release": COMMIT}, EMPTY)
+    kube = _bucket_source_kube({CLONE_GRANT_ANNOTATION: "team"})
+    driver = make_context(make_runtime(kube, RecordingConnector(session), static_resolver({})),
+                          base_spec(database=CLONE), _status())
+    await driver.run(StageName.CONFIGURE)
+    script, env = session.scripts[0], session.envs[0]
+    assert "RESTORE_KIND=clone\n" in script and f"RESTORE_SOURCE='team-a/shop backup {GOOD}'\n" in script
+    url = env[GET_URL_VARIABLE]  # path style on the bucket's endpoint, the source's object, signed with its key
+    assert url.startswith(f"http://127.0.0.1:9/shop-a-bucket/o4o/team-a/shop/uid-a/{GOOD}.dump?")
+    assert f"X-Amz-Credential={BUCKET_KEY['accessKeyId']}" in url and "X-Amz-Signature=" in url
+    secret = BUCKET_KEY["secretAccessKey"]
+    shown = [script, *session.public_envs[0].values(), *(v for k, v in env.items() if k != GET_URL_VARIABLE),
+             url, driver.instance.log.full_text, repr(driver.status.to_body())]
+    assert not [text for text in shown if secret in text]
+    assert driver.instance.log.redactor(f"x {secret} y") != f"x {secret} y"  # redacted should anything print it
+
+
+@pytest.mark.parametrize(("annotations", "owner", "made", "reason"), [
+    ({}, "uid-a", True, "CloneNotGranted"),  # the grant is checked first, before any Secret is read
+    ({CLONE_GRANT_ANNOTATION: "team"}, "uid-b", True, "RestoreUnavailable"),  # not the source's own Secret
+    ({CLONE_GRANT_ANNOTATION: "team"}, None, True, "RestoreUnavailable"),
+    ({CLONE_GRANT_ANNOTATION: "team"}, "uid-a", False, "BackupNotFound"),  # the bucket is not made yet
+])
+async def test_a_lightsail_bucket_source_refused_names_why(monkeypatch: pytest.MonkeyPatch, annotations: dict[str, str],
+                                                          owner: str | None, made: bool, reason: str) -> None:
+    monkeypatch.setattr(backup_bucket, "LightsailBuckets", NoLightsail)
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(CLONE, _status(), facts=EMPTY, kube=_bucket_source_kube(annotations, owner=owner, made=made))
+    assert (caught.value.reason, caught.value.field) == (reason, "spec.database.bootstrap.restore.instance")
+    assert BUCKET_KEY["secretAccessKey"] not in caught.value.message

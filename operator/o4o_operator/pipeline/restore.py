@@ -2,7 +2,8 @@
 
 Owns: whether an in-place restore is due (:func:`pending_restore`: once per backup id, whatever re-applies the
 manifest), which backup an id or ``latest`` names (:func:`find_backup`, from the records in status or the record
-an object's metadata holds: :func:`record_from_metadata`), whether a namespace may clone another's instance (the
+an object's metadata holds: :func:`record_from_metadata`; and only while its object is still in the bucket:
+:func:`stored_backup`), whether a namespace may clone another's instance (the
 grant: :data:`CLONE_GRANT_ANNOTATION` on the source, :func:`clone_granted`), whether a dump's PostgreSQL major
 version matches the server's (:func:`check_version`), and the status a finished restore records
 (:func:`restore_from_results`). The refusals are :class:`InvalidSpecError`\\ s naming the field to change.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from o4o_operator.errors import InvalidSpecError, TransientError
 from o4o_operator.models_database import (
@@ -65,6 +67,27 @@ def find_backup(records: Iterable[BackupRecord], wanted: str) -> BackupRecord | 
 def unknown_backup(field: str, wanted: str, where: str) -> InvalidSpecError:
     return InvalidSpecError(field, f"no backup {wanted} of {where} was found (neither in its "
                             "status.database.backups nor as an object under its prefix)", reason="BackupNotFound")
+
+
+def stored_backup(field: str, wanted: str, where: str, listed: BackupRecord | None, key: str,
+                  head: Mapping[str, Any] | None) -> BackupRecord:
+    """The backup a restore reads: ``listed`` (its record in status) or the record the object's own metadata holds,
+    and only while the object ``key`` exists (``head``: the bucket's HEAD answer for it; None: no such object).
+    ``status.database.backups`` keeps the newest 10 records and retention may keep fewer objects, so a record in
+    status may name a pruned backup: that stalls ``BackupNotFound`` naming ``field`` and the id, as an id never
+    taken does (a download would fail at every retry); changing ``field`` clears the stall."""
+    if head is None:
+        if listed is not None:
+            raise InvalidSpecError(field, f"backup {listed.id} of {where} is listed in its status.database.backups "
+                                   f"but its object {key} is no longer in the bucket (retention pruned it, or it "
+                                   "was deleted): name another backup", reason="BackupNotFound")
+        raise unknown_backup(field, wanted, where)
+    if listed is not None:
+        return listed
+    found = record_from_metadata(key, head.get("Metadata") or {}, int(head.get("ContentLength", 0)))
+    if found.id != wanted or not found.sha256:
+        raise unknown_backup(field, wanted, where)
+    return found
 
 
 def record_from_metadata(key: str, metadata: Mapping[str, str], size: int,

@@ -4,13 +4,17 @@ Owns: making sure the bucket exists and is this instance's (with the instance's 
 operator's own identity only where ``O4O_AMBIENT_GRANTS`` grants the namespace; ``GetBuckets`` first;
 ``CreateBucket`` with the ownership tags; a bucket of that name without our uid tag stalls naming the field),
 recording it in ``status.inventory`` (kind ``Bucket``, with the region and credentials Secret *name* to reach it
-again), keeping the bucket's access key in the operator-owned Secret ``<name>-backup-bucket`` (the secret access
-key is returned once, by ``CreateBucketAccessKey``: it goes from that answer into the Secret and the S3 client,
-nowhere else; keys the Secret does not hold are lost and deleted before a new one is made, as a bucket has at
-most two), and the :class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown,
-deleting the recorded buckets (with their objects and keys) that are still ours (:func:`delete_buckets`).
-Must not: log, return in a message or put in status any part of the secret access key, or touch a bucket that
-is not tagged with this instance's uid.
+again: ``Pending``, written through :meth:`~o4o_operator.runner.instance.InstanceContext.checkpoint` before
+``CreateBucket``, then ``Present`` with its URL and ARN), keeping the bucket's access key in the operator-owned
+Secret ``<name>-backup-bucket`` (the secret access key is returned once, by ``CreateBucketAccessKey``: it goes from
+that answer into the Secret and the S3 client, nowhere else; keys the Secret does not hold are lost and deleted
+before a new one is made, as a bucket has at most two), and the
+:class:`~o4o_operator.providers.storage.StorageTarget` the backups then use; and, on teardown, deleting the recorded
+buckets (with their objects and keys) that are still ours (:func:`delete_buckets`). For a clone, the
+:class:`~o4o_operator.providers.storage.StorageTarget` of its source's bucket, read with the key the source's own
+Secret holds (:func:`source_storage_target`: no cloud call, and nothing of the key leaves the operator).
+Must not: log, return in a message or put in status any part of the secret access key, touch a bucket that
+is not tagged with this instance's uid, or make or change anything of a clone's source.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 import contextlib
 
 from o4o_operator.errors import InvalidSpecError, TransientError
-from o4o_operator.models_database import LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
-from o4o_operator.models_inventory import Inventory, ItemKind, items_of, without_item
+from o4o_operator.kubeapi import SecretData
+from o4o_operator.models_database import CLONE_INSTANCE_FIELD, LIGHTSAIL_BUCKET_FIELD, LightsailBucketTarget
+from o4o_operator.models_inventory import Inventory, ItemKind, ItemState, items_of, without_item
 from o4o_operator.pipeline import backup_buckets
 from o4o_operator.pipeline.ambient_grants import provider_refusal
 from o4o_operator.providers.aws import StaticCredentials
@@ -48,6 +53,11 @@ async def storage_target(instance: InstanceContext, target: LightsailBucketTarge
     buckets = LightsailBuckets(target.region, await instance.client_settings())
     found = await buckets.find(name)
     if found is None:
+        # The intent first, written: after a crash between CreateBucket and the next write, teardown still
+        # knows the bucket may exist (and deletes it if it does), and the next backup finds it by name.
+        intent = _inventory(instance, target)
+        if intent.intent(ItemKind.BUCKET, name):
+            await instance.checkpoint({"inventory": intent.items})
         found = await buckets.create(name, ownership_tags(instance.ref.namespace, instance.ref.name,
                                                           instance.ref.uid))
     if not is_ours(found.tags, instance.ref.uid):
@@ -62,11 +72,38 @@ async def storage_target(instance: InstanceContext, target: LightsailBucketTarge
     return StorageTarget(endpoint, name, target.region, credentials)
 
 
+async def source_storage_target(instance: InstanceContext, namespace: str, name: str, uid: str,
+                                target: LightsailBucketTarget, inventory: Inventory) -> StorageTarget:
+    """The bucket the operator made for a clone's source instance ``namespace/name`` (uid ``uid``, its
+    ``target`` and ``inventory``), with the access key that instance's operator-owned Secret holds: read by the
+    operator only (the clone's host gets presigned URLs), redacted from the clone's log at once."""
+    secret_name = backup_buckets.key_secret_name(name)
+    held: SecretData | None = None
+    try:
+        held = await instance.runtime.kube.read_secret(namespace, secret_name, CLONE_INSTANCE_FIELD)
+    except InvalidSpecError as error:
+        if error.reason != "SecretNotFound":
+            raise
+    data = held.data if held is not None else {}
+    if data.get(backup_buckets.SECRET_ACCESS_KEY_KEY):
+        instance.log.redactor.add([data[backup_buckets.SECRET_ACCESS_KEY_KEY]])
+    bucket = backup_buckets.source_bucket(
+        CLONE_INSTANCE_FIELD, f"{namespace}/{name}", target.name or backup_buckets.bucket_name(namespace, name, uid),
+        inventory, secret_name, data if held is not None else None, held.controller_uid if held else None, uid)
+    return StorageTarget(bucket.endpoint, bucket.name, target.region, StaticCredentials(
+        access_key_id=data[backup_buckets.ACCESS_KEY_ID_KEY],
+        secret_access_key=data[backup_buckets.SECRET_ACCESS_KEY_KEY]))
+
+
+def _inventory(instance: InstanceContext, target: LightsailBucketTarget) -> InventoryRecord:
+    return InventoryRecord(instance.status.inventory, access_for(instance.spec, target.region), instance.runtime.clock)
+
+
 def _record(instance: InstanceContext, target: LightsailBucketTarget, found: BucketFacts) -> None:
-    record = InventoryRecord(instance.status.inventory, access_for(instance.spec, target.region),
-                             instance.runtime.clock)
+    record = _inventory(instance, target)
     existing = record.find(ItemKind.BUCKET, found.name)
-    if existing is not None and existing.value == found.url and existing.cloud_id == found.arn:
+    if existing is not None and existing.state is ItemState.PRESENT and existing.value == found.url \
+            and existing.cloud_id == found.arn:
         return
     record.confirm(ItemKind.BUCKET, found.name, value=found.url, cloud_id=found.arn)
     instance.learn({"inventory": record.items})

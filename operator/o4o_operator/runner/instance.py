@@ -13,10 +13,10 @@ and the SSH session with trust on first use (:mod:`~o4o_operator.runner.host_ses
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from o4o_operator.errors import InvalidSpecError, PermanentError
+from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.kubeapi import SecretData
 from o4o_operator.models import ADOPT_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, InstanceRef
 from o4o_operator.models_database import GENERATED_SECRET_FIELD, generated_secret_name
@@ -45,8 +45,10 @@ class InstanceContext:
     """One instance during one pass of the worker. Secrets are read at most once per pass."""
 
     def __init__(self, runtime: Runtime, body: Mapping[str, Any], spec: DeploymentInstanceSpec,
-                 status: DeploymentInstanceStatus | Callable[[], DeploymentInstanceStatus], log: InstanceLog) -> None:
-        """``status`` is the worker's (read through a callable, so that it is always the current one)."""
+                 status: DeploymentInstanceStatus | Callable[[], DeploymentInstanceStatus], log: InstanceLog,
+                 write: Callable[[Changes], Awaitable[None]] | None = None) -> None:
+        """``status`` is the worker's (read through a callable, so that it is always the current one); ``write``
+        is the worker's way of writing changes at once (see :meth:`checkpoint`), absent where nothing is made."""
         meta = body["metadata"]
         self.runtime = runtime
         self.body = body
@@ -59,6 +61,7 @@ class InstanceContext:
         self._providers = InstanceProviders(runtime, spec, self.ref.uid, self._secrets)
         self._sessions = HostSessions(runtime, body, spec, self._status, log, self.private_key)
         self._learned: dict[str, Any] = {}
+        self._write = write
 
     # ---- status (read only: the worker holds it) --------------------------------
 
@@ -75,6 +78,14 @@ class InstanceContext:
     def learn(self, changes: Changes) -> None:
         """Status changes that must reach status even if the step that made them fails afterwards."""
         self._learned.update(changes)
+
+    async def checkpoint(self, changes: Changes) -> None:
+        """Status changes written before the caller goes on: an intent (``Pending``) before the call that makes
+        something outside a stage's own steps (a backup bucket), so that a crash between the call and the next
+        write leaves nothing unknown. A context that cannot write (teardown's) makes nothing."""
+        if self._write is None:
+            raise TransientError("InternalError", "this pass cannot write status, so it makes nothing")
+        await self._write(changes)
 
     @property
     def adopt(self) -> bool:

@@ -5,7 +5,8 @@ instance's, or a template dump in the instance's own target), asking ``pipeline/
 (the grant, the PostgreSQL major version) and making the presigned GET URL for exactly that object, which reaches
 the script as the secret ``O4O_RESTORE_GET_URL`` (:func:`prepare`); after it, the restore's record in
 ``status.database.restore`` (:func:`record`). A source instance's bucket credentials are read from its Secret in
-its own namespace, redacted like every Secret, and never leave the operator.
+its own namespace (its ``s3`` target's credentials Secret, or the operator-owned ``<source>-backup-bucket`` of the
+Lightsail bucket the operator made for it), redacted like every Secret, and never leave the operator.
 Must not: decide (``pipeline/restore.py`` does), log or return a presigned URL, or touch an object outside the
 prefix of the instance whose backup it reads (``providers/storage.py`` refuses to).
 """
@@ -21,6 +22,7 @@ from o4o_operator.models import DeploymentInstanceSpec
 from o4o_operator.models_database import (
     BACKUP_CREDENTIALS_FIELD,
     BOOTSTRAP_RESTORE_FIELD,
+    CLONE_BACKUP_FIELD,
     CLONE_INSTANCE_FIELD,
     CLONE_TEMPLATE_FIELD,
     LATEST_BACKUP,
@@ -56,10 +58,8 @@ async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostCon
         assert instance.spec.database.backup is not None
         store = await backup_step.object_store(instance, instance.spec.database.backup)
         where = f"{instance.ref.namespace}/{instance.ref.name}"
-        own = await _backup_record(store, instance.status.database.backups, wanted)
-        if own is None:
-            raise restore.unknown_backup(RESTORE_BACKUP_FIELD, wanted, f"instance {where}")
-        record = own
+        record = await _backup_record(store, instance.status.database.backups, wanted, RESTORE_BACKUP_FIELD,
+                                      f"instance {where}")
         kind, field = "in-place", RESTORE_BACKUP_FIELD
     restore.check_version(field, record, host.postgres_version)
     try:
@@ -83,26 +83,35 @@ def record(instance: InstanceContext, results: dict[str, str]) -> dict[str, Any]
     return {} if done is None else {"database.restore": done}
 
 
-async def _backup_record(store: ObjectStore, records: tuple[BackupRecord, ...], wanted: str) -> BackupRecord | None:
-    """From the records in status, else the object's own metadata (an older backup retention still keeps)."""
-    found = restore.find_backup(records, wanted)
-    if found is not None:
-        return found
+async def _backup_record(store: ObjectStore, records: tuple[BackupRecord, ...], wanted: str, field: str,
+                         where: str) -> BackupRecord:
+    """The record in status (else the object's own metadata: an older backup retention still keeps), while the
+    object is still in the bucket (``pipeline/restore.py`` decides; a pruned one stalls ``BackupNotFound``)."""
+    listed = restore.find_backup(records, wanted)
     try:
-        if wanted == LATEST_BACKUP:
-            ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
-            if not ids:
-                return None
-            wanted = max(ids)
-        key = backups.object_key(store.prefix, wanted)
-        head = await store.head(key)
+        if listed is not None:
+            key = listed.key
+        else:
+            if wanted == LATEST_BACKUP:
+                ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
+                if not ids:
+                    raise restore.unknown_backup(field, wanted, where)
+                wanted = max(ids)
+            key = backups.object_key(store.prefix, wanted)
+        head = await _head_or_none(store, key)
+    except CloudCallError as error:
+        raise TransientError("RestoreFailed", f"The backup could not be looked up: {error.code}: {error.message}") \
+            from error
+    return restore.stored_backup(field, wanted, where, listed, key, head)
+
+
+async def _head_or_none(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    try:
+        return await store.head(key)
     except CloudCallError as error:
         if error.http_status == 404 or error.code in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise TransientError("RestoreFailed", f"The backup could not be looked up: {error.code}: {error.message}") \
-            from error
-    found = restore.record_from_metadata(key, head.get("Metadata") or {}, int(head.get("ContentLength", 0)))
-    return found if found.id == wanted and found.sha256 else None
+        raise
 
 
 async def _clone_source(instance: InstanceContext,
@@ -123,21 +132,25 @@ async def _clone_source(instance: InstanceContext,
     if spec is None:
         raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {where} has no spec.database.backup, so it has no "
                                "backups to clone", reason="BackupNotFound")
-    store = await _source_store(instance, namespace, source.instance.name, body["metadata"]["uid"], spec)
-    found = await _backup_record(store, status_from_body(body.get("status")).database.backups, source.backup)
-    if found is None:
-        raise restore.unknown_backup("spec.database.bootstrap.restore.backup", source.backup, f"instance {where}")
+    store = await _source_store(instance, namespace, source.instance.name, body, spec)
+    found = await _backup_record(store, status_from_body(body.get("status")).database.backups, source.backup,
+                                 CLONE_BACKUP_FIELD, f"instance {where}")
     return found, store, where
 
 
-async def _source_store(instance: InstanceContext, namespace: str, name: str, uid: str,
+async def _source_store(instance: InstanceContext, namespace: str, name: str, body: dict[str, Any],
                         spec: DatabaseBackupSpec) -> ObjectStore:
-    """The source instance's target, confined to the source's own prefix; its credentials from its own namespace."""
-    s3 = spec.target.s3
-    if s3 is None:  # a Lightsail bucket the operator made for the source: its key is the source's alone
-        raise InvalidSpecError(CLONE_INSTANCE_FIELD, f"instance {namespace}/{name} keeps its backups in a Lightsail "
-                               "bucket the operator made for it; cloning from one is not built yet (give the source "
-                               "an s3 target)", reason="RestoreUnavailable")
+    """The source instance's target, confined to the source's own prefix: an S3 endpoint with its credentials
+    Secret, or the Lightsail bucket the operator made for it with the key its operator-owned Secret holds (both
+    read from the source's own namespace, by the operator only)."""
+    uid = body["metadata"]["uid"]
+    s3, lightsail_bucket = spec.target.s3, spec.target.lightsail_bucket
+    if lightsail_bucket is not None:
+        inventory = status_from_body(body.get("status")).inventory
+        target = await backup_bucket.source_storage_target(instance, namespace, name, uid, lightsail_bucket,
+                                                           inventory)
+        return ObjectStore(target, backups.instance_prefix(lightsail_bucket.prefix, namespace, name, uid))
+    assert s3 is not None, "the model allows exactly one target"
     ref = s3.credentials_secret_ref
     secrets = SecretCache(instance.runtime, namespace, instance.log.redactor)
     field = f"{BACKUP_CREDENTIALS_FIELD} of {namespace}/{name}"

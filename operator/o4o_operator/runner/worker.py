@@ -188,7 +188,9 @@ class InstanceWorker:
             summary = Summary(Verdict.STALLED, "InvalidSpec", _invalid_spec_message(error))
             await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
-        instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log)
+        # A checkpoint outside a stage's steps (a backup bucket's intent, before CreateBucket) is written at once.
+        instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log,
+                                   lambda changes: self._apply(Checkpoint(changes)))
         async for checkpoint in keep_teardown_secrets(instance):
             await self._apply(checkpoint)
         decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)

@@ -28,7 +28,13 @@ class StageDriver:
                  status: DeploymentInstanceStatus | None = None) -> None:
         self._status = status or DeploymentInstanceStatus()
         self.checkpoints: list[DeploymentInstanceStatus] = []
-        self.instance = InstanceContext(runtime, body, spec, lambda: self._status, InstanceLog(Redactor()))
+        self.instance = InstanceContext(runtime, body, spec, lambda: self._status, InstanceLog(Redactor()),
+                                        self._checkpoint)
+
+    async def _checkpoint(self, changes: Mapping[str, Any]) -> None:
+        """As the worker writes a checkpoint made outside a stage's steps: at once, recorded."""
+        self._status = with_changes(self.status, changes)
+        self.checkpoints.append(self._status)
 
     @property
     def status(self) -> DeploymentInstanceStatus:
