@@ -28,7 +28,6 @@ from o4o_operator import metrics
 from o4o_operator.errors import StageError, TransientError
 from o4o_operator.kubeapi import ApiError
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, DriftFinding, merge_patch
-from o4o_operator.pipeline import backups
 from o4o_operator.pipeline.conditions import Summary, Verdict
 from o4o_operator.pipeline.decisions import (
     CheckDrift,
@@ -57,7 +56,7 @@ from o4o_operator.pipeline.transitions import (
     with_verdict,
 )
 from o4o_operator.redaction import Redactor
-from o4o_operator.runner import backup_step, scheduled_backup
+from o4o_operator.runner import scheduled_backup, settled_backups
 from o4o_operator.runner.cloud_stages import CLOUD_STAGES
 from o4o_operator.runner.drift import check_drift
 from o4o_operator.runner.generated_secret import generated_values
@@ -204,7 +203,10 @@ class InstanceWorker:
                     self.handoff.release()
             return None
         self.handoff.release()
-        if await self._requested_backup(instance, decision) or await self._scheduled_backup(instance, decision, now):
+        self.status, taken = await settled_backups.take(instance, decision, self.status, now)
+        if taken is not None:
+            await self.write_status(self.status)
+            await self._event(taken.reason, taken.message, warning=taken.warning)
             return None
         if isinstance(decision, CheckDrift):
             await self._check_drift(instance, decision, generation, now)
@@ -214,42 +216,6 @@ class InstanceWorker:
         if await self.write_status(with_summary(self.status, decision, hashes, generation, now)):
             await self._announce(decision)  # a restart that finds nothing new says nothing new
         return self._wait_seconds(decision, now)
-
-    async def _requested_backup(self, instance: InstanceContext, decision: Decision) -> bool:
-        """Between stages' work (settled, or due a drift check, not stalled): an on-request backup not yet taken."""
-        settled = isinstance(decision, Settle) or (isinstance(decision, CheckDrift) and decision.stall is None)
-        request = backups.pending_request(instance.spec.database.backup is not None,
-                                          instance.body["metadata"].get("annotations") or {},
-                                          self.status.database.backup_request.id
-                                          if self.status.database.backup_request else None)
-        if not settled or request is None:
-            return False
-        changes = await backup_step.run_requested(instance, request)
-        self.status = with_changes(with_changes(self.status, instance.take_learned()), changes)
-        await self.write_status(self.status)
-        outcome = changes["database.backup_request"]
-        await self._event("BackupTaken" if outcome.outcome == "Succeeded" else "BackupFailed",
-                          f"Backup request {request}: {outcome.backup_id or outcome.message}",
-                          warning=outcome.outcome != "Succeeded")
-        return True
-
-    async def _scheduled_backup(self, instance: InstanceContext, decision: Decision, now: datetime.datetime) -> bool:
-        """Settled, as for a requested backup: record the next scheduled backup's time, and take it when due."""
-        if not (isinstance(decision, Settle) or (isinstance(decision, CheckDrift) and decision.stall is None)):
-            return False
-        is_due, changes = scheduled_backup.due(instance, self.status, now)
-        self.status = with_changes(self.status, changes)  # written with this pass's summary
-        if not is_due:
-            return False
-        changes = await scheduled_backup.run(instance, now)
-        self.status = with_changes(with_changes(self.status, instance.take_learned()), changes)
-        await self.write_status(self.status)
-        outcome = self.status.database.last_scheduled_backup
-        assert outcome is not None
-        await self._event("BackupTaken" if outcome.outcome == "Succeeded" else "BackupFailed",
-                          f"Scheduled backup: {outcome.backup_id or outcome.message}",
-                          warning=outcome.outcome != "Succeeded")
-        return True
 
     def _wait_seconds(self, decision: Decision, now: datetime.datetime) -> float:
         scheduled = scheduled_backup.seconds_until_due(self.status, now) if isinstance(decision, Settle) else None
