@@ -77,6 +77,8 @@ async def test_a_dropped_table_comes_back_with_an_in_place_restore_which_runs_on
     host = await _host(sandbox, session, tmp_path)
     await host.configure(_spec())
     assert host.tables() == ["public.users"]
+    for row in ("INSERT INTO public.users VALUES (1, 'ada')", "INSERT INTO public.users VALUES (2, 'grace')"):
+        sandbox.psql(host.name, row)  # what the app wrote
     restored = "20261206T120000Z-" + host.commit[:12]
     key, sha256 = await _backup(host, s3, restored)
     await _drop_table(host, "public.users")
@@ -86,7 +88,9 @@ async def test_a_dropped_table_comes_back_with_an_in_place_restore_which_runs_on
     pre = "20261206T130000Z-" + host.commit[:12]
     results, lines, url = await _configure_restoring(host, s3, key, sha256, restored, pre)
 
-    assert host.tables() == ["public.users"]  # the rows' table is back
+    assert host.tables() == ["public.users"]
+    assert host.rows("public.users") == ["1, 'ada'", "2, 'grace'"]  # the rows are back
+    assert sandbox.psql(host.name, "SELECT count(*) FROM public.users").strip() == "2"
     assert (results["restoredBackup"], results["restorePreBackup"]) == (restored, pre)
     assert results["restoreFinishedAt"] >= results["restoreStartedAt"]
     assert results["backupId"] == pre  # what the database held just before (the table dropped) is backed up
@@ -111,6 +115,7 @@ async def test_a_dropped_table_comes_back_with_an_in_place_restore_which_runs_on
     again, _, _ = await _configure_restoring(host, s3, key, sha256, restored, "20261206T140000Z-" + host.commit[:12])
     assert len(sandbox.commands("pg_restore")) == restores and "backupId" not in again
     assert again["restoredBackup"] == restored and host.tables() == ["public.users"]
+    assert host.rows("public.users") == ["1, 'ada'", "2, 'grace'"]
 
 
 async def test_a_dump_that_does_not_match_its_checksum_drops_nothing(
