@@ -320,6 +320,14 @@ BACKUPS_KEPT_IN_STATUS = 10
 """``status.database.backups`` holds the newest this many records (the bucket holds what retention keeps)."""
 
 
+class UploadsArchiveRecord(_DatabaseModel):
+    """The instance's uploads (``shared/uploads``) as a backup took them: a tar (gzip) object beside the dump."""
+
+    key: str
+    size: int
+    sha256: str
+
+
 class BackupRecord(_DatabaseModel):
     """One backup, as status and the object's metadata record it. Nothing in it is secret."""
 
@@ -337,6 +345,9 @@ class BackupRecord(_DatabaseModel):
     key: str
     reason: str = "migration"
     """``migration`` (before a migration run), ``request`` (an on-request backup) or ``schedule``."""
+    uploads: UploadsArchiveRecord | None = None
+    """The uploads taken with the dump; none in a backup made before uploads were backed up (or in a template):
+    restoring it restores the database only."""
 
 
 class BackupRequestStatus(_DatabaseModel):

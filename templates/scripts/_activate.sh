@@ -5,7 +5,6 @@ MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
 API_DIR={{ ctx.api_dir | shquote }}
 MIGRATE_COMMAND=({% for word in ctx.api_migrate_command %}{{ " " if not loop.first else "" }}{{ word | shquote }}{% endfor %})
 MIGRATE_ENV_FILE="$R"{{ ctx.env_path | shquote }}
-UPLOADS_DIR="$R"{{ ctx.uploads_dir | shquote }}
 {% include "scripts/_bootstrap.sh" %}
 {% include "scripts/_restore.sh" %}
 RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
@@ -13,7 +12,8 @@ RELEASE_UPLOADS={{ (ctx.api_dir ~ "/" ~ ctx.api_uploads_dir) | shquote }}
 
 
 # Uploads live outside the releases: the place the API writes them to, in the new release, links to the
-# shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
+# shared directory UPLOADS_DIR (_backup.sh's; nginx serves it at /uploads/), so a switch or a rollback keeps
+# every upload.
 link_uploads() {
   local link="$BASE_DIR/$TARGET/$RELEASE_UPLOADS"
   as_app install -d -m 0755 "$UPLOADS_DIR"

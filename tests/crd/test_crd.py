@@ -452,6 +452,7 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         StageState,
         StageStatus,
     )
+    from o4o_operator.models_database import BackupRecord, UploadsArchiveRecord
 
     _apply(control_plane, namespace, _valid())
     status = DeploymentInstanceStatus(
@@ -470,7 +471,13 @@ def test_status_accepts_everything_the_operator_writes(control_plane: ControlPla
         source=SourceStatus(repository="https://github.com/o4o/platform.git", revision="main", commit="0" * 40),
         certificate=CertificateStatus(not_after="2026-03-01T00:00:00Z", issuer="C = US, O = Let's Encrypt, CN = E6",
                                       server="https://acme-v02.api.letsencrypt.org/directory"),
-        database=DatabaseStatus(bootstrapped_at="2026-01-01T00:01:30Z", bootstrap="command", bootstrap_commit="0" * 40),
+        database=DatabaseStatus(bootstrapped_at="2026-01-01T00:01:30Z", bootstrap="command", bootstrap_commit="0" * 40,
+                                backups=(BackupRecord(
+                                    id="20260101T000100Z-000000000000", time="2026-01-01T00:01:00Z", size=2048,
+                                    sha256="a" * 64, postgres_version="140013", commit="0" * 40,
+                                    migration_head="1700000000000-Init", key="o4o/ns/valid/uid/x.dump",
+                                    uploads=UploadsArchiveRecord(key="o4o/ns/valid/uid/x.uploads.tar.gz", size=512,
+                                                                 sha256="b" * 64)),)),
         installed_apps=("commerce",),
         log_tail=("Created server",),
         last_check_time="2026-01-01T00:02:00Z",

@@ -1,8 +1,9 @@
 """Backups in the local world: each release's migration run is preceded by a backup in the real S3 server.
 
-The operator presigns one PUT per backup with the target's credentials (which stay in the operator); the sandbox
-host dumps as the instance's role and uploads with the real curl. The backup is recorded in status and in the
-object's metadata, retention (count 1) prunes the older one for real, and an upload that fails stops the release
+The operator presigns two PUTs per backup (the dump and the uploads beside it) with the target's credentials (which
+stay in the operator); the sandbox host dumps as the instance's role, archives the uploads as its user and uploads
+both with the real curl. The backup is recorded in status and in the objects' metadata, retention (count 1) prunes
+the older one (both its objects) for real, and an upload that fails stops the release
 with BackupFailed while the old release keeps serving, until a retry succeeds. An annotation asks for one backup
 more, once per request id.
 """
@@ -60,6 +61,11 @@ def _wait_for_stage_reason(world: LocalWorld, namespace: str, name: str, reason:
         time.sleep(0.5)
 
 
+def _objects(record: dict[str, Any]) -> list[str]:
+    """A backup's two objects: its dump and the uploads beside it."""
+    return sorted([record["key"], record["uploads"]["key"]])
+
+
 def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
         world: LocalWorld, namespace: str, s3: S3Server) -> None:
     name = "backed"
@@ -73,7 +79,7 @@ def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
     prefix = f"o4o/{namespace}/{name}/{uid}/"
     [record] = first["status"]["database"]["backups"]
     assert record["commit"] == first["status"]["source"]["commit"] and record["postgresVersion"] == "140013"
-    assert s3.keys(BUCKET) == [record["key"]] and record["key"].startswith(prefix)
+    assert sorted(s3.keys(BUCKET)) == _objects(record) and record["key"].startswith(prefix)
     body = s3.client().get_object(Bucket=BUCKET, Key=record["key"])
     archive = body["Body"].read()
     assert archive.startswith(b"PGDMP") and hashlib.sha256(archive).hexdigest() == record["sha256"]
@@ -100,7 +106,7 @@ def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
     newest = after["status"]["database"]["backups"][0]
     assert newest["commit"] == commit and [r["id"] for r in after["status"]["database"]["backups"]] == [
         newest["id"], record["id"]]
-    assert s3.keys(BUCKET) == [newest["key"]]
+    assert sorted(s3.keys(BUCKET)) == _objects(newest)
 
     # On request (annotation): one backup now, recorded with its request; the same id never runs again.
     world.control_plane.kubectl("annotate", "di", name, "-n", namespace, "deploy.o4o.io/backup-request=first")
@@ -108,9 +114,9 @@ def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
     request = requested["status"]["database"]["backupRequest"]
     assert request["outcome"] == "Succeeded", dump(requested["status"])
     [taken] = [r for r in requested["status"]["database"]["backups"] if r["id"] == request["backupId"]]
-    assert taken["reason"] == "request" and s3.keys(BUCKET) == [taken["key"]]
+    assert taken["reason"] == "request" and sorted(s3.keys(BUCKET)) == _objects(taken)
     world.control_plane.kubectl("annotate", "di", name, "-n", namespace, "--overwrite",
                                 "deploy.o4o.io/backup-request=first", "example.com/touch=1")
     wait_for(world, namespace, name, "condition=Ready")
     assert world.get(name, namespace)["status"]["database"]["backupRequest"] == request
-    assert s3.keys(BUCKET) == [taken["key"]]
+    assert sorted(s3.keys(BUCKET)) == _objects(taken)

@@ -75,6 +75,11 @@ def _scheduled(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in obj["status"]["database"].get("backups", []) if r["reason"] == "schedule"]
 
 
+def _objects(record: dict[str, Any]) -> list[str]:
+    """A backup's two objects: its dump and the uploads beside it."""
+    return sorted([record["key"], record["uploads"]["key"]])
+
+
 def test_a_schedule_fires_into_a_lightsail_bucket_that_teardown_deletes(
         world: LocalWorld, namespace: str, s3: S3Server, clock_file: Path) -> None:
     name = "sched"
@@ -87,7 +92,7 @@ def test_a_schedule_fires_into_a_lightsail_bucket_that_teardown_deletes(
     database = first["status"]["database"]
     [migration] = database["backups"]
     assert migration["reason"] == "migration" and migration["key"].startswith(f"o4o/{namespace}/{name}/{uid}/")
-    assert s3.keys(bucket) == [migration["key"]]
+    assert sorted(s3.keys(bucket)) == _objects(migration)
     [item] = [i for i in first["status"]["inventory"] if i["kind"] == "Bucket"]
     assert item["name"] == bucket and item["state"] == "Present"
     secret = json.loads(world.control_plane.kubectl("get", "secret", key_secret_name(name), "-n", namespace,
@@ -108,7 +113,7 @@ def test_a_schedule_fires_into_a_lightsail_bucket_that_teardown_deletes(
     assert fired["status"]["database"]["lastScheduledBackup"]["outcome"] == "Succeeded", dump(fired["status"])
     [scheduled] = _scheduled(fired)
     assert fired["status"]["database"]["lastScheduledBackup"]["backupId"] == scheduled["id"]
-    assert sorted(s3.keys(bucket)) == sorted([migration["key"], scheduled["key"]])
+    assert sorted(s3.keys(bucket)) == sorted(_objects(migration) + _objects(scheduled))
 
     # Three windows pass while nothing looks (as if the operator were down): one catch-up backup, not three.
     later = window + datetime.timedelta(days=3, hours=9)
@@ -119,7 +124,7 @@ def test_a_schedule_fires_into_a_lightsail_bucket_that_teardown_deletes(
     _wake(world, namespace, name, "3")
     caught_up = wait_for(world, namespace, name, "condition=Ready")
     assert len(_scheduled(caught_up)) == 2, dump(caught_up["status"])
-    assert len(s3.keys(bucket)) == 3
+    assert len(s3.keys(bucket)) == 3 * 2  # three backups, each a dump and its uploads
 
     # Teardown deletes the bucket with its objects, and the access key's Secret.
     world.control_plane.kubectl("delete", "di", name, "-n", namespace, f"--timeout={DELETION_TIMEOUT}s",

@@ -88,6 +88,10 @@ class Host:
             return list(state.get("external_tables", {}).get(self.name, []))
         return list(state["postgres"].get("tables", {}).get(self.name, []))
 
+    def rows(self, table: str) -> list[str]:
+        """The rows of ``table`` (``schema.name``) in the instance's local database, as the sandbox keeps them."""
+        return list(self.sandbox.shim_state()["postgres"].get("rows", {}).get(self.name, {}).get(table, []))
+
     def bootstraps(self) -> int:
         return len([c for c in self.sandbox.commands("node") if c.args == ("src/bootstrap.js",)])
 

@@ -79,6 +79,35 @@ def test_retention_neither_deletes_nor_counts_anything_not_ours() -> None:
     assert doomed == [mine[1]]
 
 
+def _uploads(key: str) -> str:
+    return backups.uploads_key(key)
+
+
+def test_a_backups_uploads_lie_beside_its_dump_and_are_not_counted_as_a_backup() -> None:
+    key = _key(0)
+    assert _uploads(key) == "o4o-backups/shop-ns/shop/0b6a-uid/20261206T120000Z-0123456789ab.uploads.tar.gz"
+    assert backups.id_of_key(OWN, _uploads(key)) is None
+    assert backups.id_of_key(OWN, _uploads(key), backups.UPLOADS_SUFFIX) == "20261206T120000Z-0123456789ab"
+    with pytest.raises(ValueError, match="dump"):
+        backups.uploads_key(OWN + "README")
+
+
+def test_retention_prunes_a_backups_uploads_with_its_dump() -> None:
+    keys = [_key(hours) for hours in (1, 2, 3)]
+    listed = _objects(*keys, *(_uploads(key) for key in keys[:2]))  # the oldest was made before uploads were
+    doomed = backups.backups_to_prune(listed, OWN, BackupRetention(count=1), NOW)
+    assert doomed == [keys[1], _uploads(keys[1]), keys[2]]
+
+
+def test_retention_prunes_uploads_an_interrupted_backup_left_but_not_a_newer_one_still_uploading() -> None:
+    dump = _key(5)
+    left, uploading = _uploads(_key(10)), _uploads(_key(1))
+    other = _uploads(_key(20, backups.instance_prefix("o4o-backups", "shop-ns", "shop", "older-uid")))
+    doomed = backups.backups_to_prune(_objects(dump, left, uploading, other), OWN, BackupRetention(count=3), NOW)
+    assert doomed == [left]
+    assert backups.backups_to_prune(_objects(left), OWN, BackupRetention(count=3), NOW) == []  # no backup yet
+
+
 def test_max_age_in_hours_and_days() -> None:
     assert BackupRetention(max_age="36h").max_age_seconds == 36 * 3600
     assert BackupRetention(max_age="30d").max_age_seconds == 30 * 86400
@@ -98,11 +127,34 @@ def test_record_from_the_scripts_results() -> None:
     assert metadata["sha256"] == "a" * 64 and metadata["commit"] == COMMIT
 
 
+def test_the_uploads_the_script_reports_are_recorded_beside_the_dump() -> None:
+    identifier = backups.backup_id(NOW, COMMIT)
+    key = backups.object_key(OWN, identifier)
+    record = backups.record_from_results({**RESULTS, "backupUploadsSize": "512", "backupUploadsSha256": "b" * 64},
+                                         identifier, key, COMMIT)
+    assert record.uploads is not None
+    assert (record.uploads.key, record.uploads.size, record.uploads.sha256) == (_uploads(key), 512, "b" * 64)
+    assert record.to_body()["uploads"] == {"key": _uploads(key), "size": 512, "sha256": "b" * 64}
+    metadata = backups.object_metadata(record)
+    assert (metadata["uploads-size"], metadata["uploads-sha256"]) == ("512", "b" * 64)
+    beside = backups.uploads_metadata(record)
+    assert (beside["backup-id"], beside["size"], beside["sha256"]) == (identifier, "512", "b" * 64)
+
+
+def test_a_record_a_host_wrote_before_uploads_were_backed_up_has_none() -> None:
+    identifier = backups.backup_id(NOW, COMMIT)
+    record = backups.record_from_results(RESULTS, identifier, backups.object_key(OWN, identifier), COMMIT)
+    assert record.uploads is None and "uploads" not in record.to_body()
+    assert not any(name.startswith("uploads-") for name in backups.object_metadata(record))
+
+
 @pytest.mark.parametrize("broken", [{"backupSize": ""}, {"backupSize": "12x"}, {"backupSha256": "abc"},
-                                    {"backupPostgresVersion": ""}])
+                                    {"backupPostgresVersion": ""}, {"backupUploadsSize": "1"},
+                                    {"backupUploadsSize": "x", "backupUploadsSha256": "c" * 64},
+                                    {"backupUploadsSize": "1", "backupUploadsSha256": "C" * 64}])
 def test_an_incomplete_report_is_backup_failed(broken: dict[str, str]) -> None:
     with pytest.raises(TransientError) as raised:
-        backups.record_from_results({**RESULTS, **broken}, "20261206T120000Z-0123456789ab", "k", COMMIT)
+        backups.record_from_results({**RESULTS, **broken}, "20261206T120000Z-0123456789ab", "k.dump", COMMIT)
     assert raised.value.reason == "BackupFailed"
 
 

@@ -92,6 +92,15 @@ def test_a_record_from_an_objects_metadata() -> None:
     template = restore.record_from_metadata("t/base.dump", {}, 5, sha256="f" * 64)
     assert (template.id, template.sha256, template.postgres_version) == ("", "f" * 64, "")
     assert restore.record_from_metadata("p/x.dump", {"backup-id": "../evil"}, 1).id == ""
+    assert found.uploads is None  # a backup made before uploads were backed up: the database only
+
+
+def test_a_record_from_metadata_names_the_uploads_beside_the_dump() -> None:
+    metadata = {**backups.object_metadata(_record(OLD)), "uploads-size": "77", "uploads-sha256": "d" * 64}
+    found = restore.record_from_metadata("p/x.dump", metadata, 10)
+    assert found.uploads is not None
+    assert (found.uploads.key, found.uploads.size, found.uploads.sha256) == ("p/x.uploads.tar.gz", 77, "d" * 64)
+    assert restore.record_from_metadata("p/x.dump", {**metadata, "uploads-sha256": "../x"}, 10).uploads is None
 
 
 FIELD, WHERE = "spec.database.restore.backup", "instance team-a/shop"

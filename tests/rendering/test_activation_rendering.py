@@ -123,11 +123,54 @@ def test_no_host_script_reads_the_health_body(name: str) -> None:
     script = render_script(name, CONTEXT)
     for reading in ("HEALTH_BODY_CHECK", "JSON.parse", "HEALTH_EXPECT", "health_body_check"):
         assert reading not in script
-    # Only a backup's upload (_backup.sh) and a restore's download of its dump (_restore.sh, the presigned URL on
-    # curl's stdin) may curl from a script that migrates; nothing else there does.
+    # Only a backup's uploads (_backup.sh) and a restore's downloads of its objects (_restore.sh, the presigned URL
+    # on curl's stdin) may curl from a script that migrates; nothing else there does.
     curls = [line for line in script.splitlines() if re.search(r"\bcurl -", line) and "--upload-file" not in line
-             and '-o "$dump.partial"' not in line]
+             and '-o "$file.partial"' not in line]
     assert any("curl -sS -o /dev/null" in line for line in curls) if name == "check-health" else not curls
+
+
+RESTORING = dataclasses.replace(CONTEXT, commit="a" * 40, restore_kind="in-place",
+                                restore_id="20261205T120000Z-0123456789ab", restore_sha256="a" * 64,
+                                restore_uploads_sha256="c" * 64,
+                                restore_source="team-a/shop backup 20261205T120000Z-0123456789ab")
+
+
+def _function(script: str, function: str) -> str:
+    start = script.index(f"\n{function}() {{\n")
+    return script[start:script.index("\n}\n", start)]
+
+
+def test_a_restore_unpacks_the_uploads_before_anything_is_dropped_and_swaps_them_in_after_the_database() -> None:
+    script = render_script("configure", RESTORING)
+    assert f"\nRESTORE_UPLOADS_SHA256={'c' * 64}\n" in script
+    assert '\nUPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads\n' in script
+    in_place = _function(script, "restore_database")
+    steps = [in_place.index(step) for step in ("restore_download ", "restore_uploads_unpack", "stop_api",
+                                               "reset_local_database", "restore_archive ", "restore_uploads_swap")]
+    assert steps == sorted(steps)
+    clone = _function(script, "clone_database")
+    assert clone.index("restore_uploads_unpack") < clone.index("restore_archive ") < clone.index(
+        "restore_uploads_swap keep")
+    unpack = _function(script, "restore_uploads_unpack")
+    assert 'as_app tar --extract' in unpack and '< "$archive"' in unpack  # the user unpacks; root hands it over
+    backup = _function(script, "backup_uploads")
+    assert 'as_app tar --create' in backup and '> "$archive.partial"' in backup
+
+
+def test_a_backup_made_before_uploads_were_backed_up_restores_the_database_only() -> None:
+    script = render_script("configure", dataclasses.replace(RESTORING, restore_uploads_sha256=""))
+    assert "\nRESTORE_UPLOADS_SHA256=''\n" in script
+    assert "holds no uploads" in _function(script, "restore_uploads_swap")
+
+
+@pytest.mark.parametrize("changes", [{"restore_uploads_sha256": "C" * 64}, {"restore_uploads_sha256": "c; rm -rf /"},
+                                     {"restore_kind": "", "restore_id": "", "restore_sha256": "",
+                                      "restore_source": ""}])
+def test_an_uploads_checksum_is_64_hex_digits_and_only_with_a_restore(changes: dict[str, str]) -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        dataclasses.replace(RESTORING, **changes)
+    assert caught.value.field == "spec.database.restore"
 
 
 def test_check_health_takes_the_operators_verdict_on_the_body() -> None:

@@ -97,6 +97,7 @@ def all_scripts() -> dict[str, str]:
 
 RESTORE_IN_PLACE = {"backup_id": "20261206T120000Z-0123456789ab", "restore_kind": "in-place",
                     "restore_id": "20261205T120000Z-0123456789ab", "restore_sha256": "a" * 64,
+                    "restore_uploads_sha256": "c" * 64,
                     "restore_source": "team-a/shop backup 20261205T120000Z-0123456789ab"}
 CLONE = {"bootstrap_mode": "restore", "restore_kind": "clone", "restore_id": "template", "restore_sha256": "b" * 64,
          "restore_source": "template templates/base.dump"}

@@ -27,14 +27,14 @@ from stage_fakes import spec_body as base_spec
 
 from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
-from o4o_operator.models_database import BackupRecord, RestoreStatus
+from o4o_operator.models_database import BackupRecord, RestoreStatus, UploadsArchiveRecord
 from o4o_operator.models_inventory import InventoryItem, ItemKind, ItemState
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import CloudCallError
 from o4o_operator.providers.storage import ObjectStore
 from o4o_operator.runner import backup_bucket
-from o4o_operator.runner.restore_step import GET_URL_VARIABLE
+from o4o_operator.runner.restore_step import GET_URL_VARIABLE, UPLOADS_GET_URL_VARIABLE
 
 COMMIT = "c" * 40
 FINGERPRINT = "SHA256:" + "A" * 43
@@ -90,6 +90,20 @@ async def test_a_known_backup_reaches_the_script_by_id_checksum_and_a_url_in_the
     url = env[GET_URL_VARIABLE]
     assert RECORD.key in url and "X-Amz-Signature=" in url and url not in script
     assert S3_KEYS["secretAccessKey"] not in script and S3_KEYS["secretAccessKey"] not in url
+    # A backup made before uploads were backed up: the database only.
+    assert "RESTORE_UPLOADS_SHA256=''\n" in script and UPLOADS_GET_URL_VARIABLE not in env
+
+
+async def test_a_backups_uploads_reach_the_script_by_checksum_and_a_url_of_their_own() -> None:
+    uploads = UploadsArchiveRecord(key=f"o4o/team/shop/uid-1/{GOOD}.uploads.tar.gz", size=7, sha256="f" * 64)
+    status = _status().model_copy(update={"database": _status().database.model_copy(
+        update={"backups": (RECORD.model_copy(update={"uploads": uploads}),)})})
+    session = await _configure({"backup": TARGET, "restore": {"backup": GOOD}}, status)
+    script, env = session.scripts[0], session.envs[0]
+    assert f"RESTORE_UPLOADS_SHA256={'f' * 64}\n" in script
+    url = env[UPLOADS_GET_URL_VARIABLE]
+    assert uploads.key in url and "X-Amz-Signature=" in url and url not in script
+    assert RECORD.key in env[GET_URL_VARIABLE]
 
 
 async def test_an_unknown_backup_stalls_naming_the_field_before_anything_runs() -> None:

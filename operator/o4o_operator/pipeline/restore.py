@@ -25,7 +25,9 @@ from o4o_operator.models_database import (
     BackupRecord,
     DatabaseSpec,
     RestoreStatus,
+    UploadsArchiveRecord,
 )
+from o4o_operator.pipeline.backups import DUMP_SUFFIX, uploads_key
 
 CLONE_GRANT_ANNOTATION = "deploy.o4o.io/clone-namespaces"
 """On a source instance: the namespaces (comma-separated, or ``*`` for any) whose instances may clone it. The
@@ -93,14 +95,19 @@ def stored_backup(field: str, wanted: str, where: str, listed: BackupRecord | No
 def record_from_metadata(key: str, metadata: Mapping[str, str], size: int,
                          sha256: str | None = None) -> BackupRecord:
     """A record from an object's user metadata (the backup step writes it; a template dump may carry some of it).
-    ``sha256`` given (a template's spec) wins over the metadata's."""
+    ``sha256`` given (a template's spec) wins over the metadata's. Uploads taken with the dump are named by its
+    ``uploads-*`` metadata, beside it; a dump without them (made before uploads were backed up) has none."""
     identifier = metadata.get("backup-id", "")
+    uploads_size, uploads_sha256 = metadata.get("uploads-size", ""), metadata.get("uploads-sha256", "")
+    uploads = None
+    if uploads_size.isdigit() and re.fullmatch(r"[0-9a-f]{64}", uploads_sha256) and key.endswith(DUMP_SUFFIX):
+        uploads = UploadsArchiveRecord(key=uploads_key(key), size=int(uploads_size), sha256=uploads_sha256)
     return BackupRecord(id=identifier if re.fullmatch(BACKUP_ID_PATTERN, identifier) else "",
                         time=metadata.get("time", ""), size=size,
                         sha256=sha256 or metadata.get("sha256", ""),
                         postgres_version=metadata.get("postgres-version", ""), commit=metadata.get("commit", ""),
                         migration_head=metadata.get("migration-head") or None, key=key,
-                        reason=metadata.get("reason", "template"))
+                        reason=metadata.get("reason", "template"), uploads=uploads)
 
 
 def clone_granted(clone_namespace: str, source_namespace: str, source_annotations: Mapping[str, str]) -> bool:

@@ -61,10 +61,10 @@ class SecretRole(enum.StrEnum):
     """The database's names and password (the operator-owned Secret, or ``spec.database.external``'s), passed
     to the script as ``O4O_DB_*``, never rendered into it."""
     BACKUP = "backup"
-    """A presigned URL for the one object the stage's backup uploads (``spec.database.backup``), passed to the
-    script as ``O4O_BACKUP_PUT_URL``, and one for the dump a restore or a clone reads (``spec.database.restore``,
-    bootstrap mode ``restore``) as ``O4O_RESTORE_GET_URL``; never rendered into it; the buckets' credentials stay
-    in the operator."""
+    """Presigned URLs for the two objects the stage's backup uploads (``spec.database.backup``: the dump and the
+    uploads), passed to the script as ``O4O_BACKUP_PUT_URL`` and ``O4O_BACKUP_UPLOADS_PUT_URL``, and for those a
+    restore or a clone reads (``spec.database.restore``, bootstrap mode ``restore``) as ``O4O_RESTORE_GET_URL`` and
+    ``O4O_RESTORE_UPLOADS_GET_URL``; never rendered into it; the buckets' credentials stay in the operator."""
     ADMIN = "admin"
     """The operator-owned Secret ``<name>-database``'s ADMIN_EMAIL and ADMIN_PASSWORD, passed to the script
     as ``O4O_ADMIN_EMAIL`` and ``O4O_ADMIN_PASSWORD``, never rendered into it."""

@@ -177,6 +177,9 @@ class HostContext:
     """The backup restored (an id; a template dump without one: ``template``)."""
     restore_sha256: str = ""
     """The dump's SHA-256 from its record: checked before anything is dropped or restored."""
+    restore_uploads_sha256: str = ""
+    """The SHA-256 of the uploads taken with that dump (a tar, gzip), checked as the dump's is; empty: the backup
+    holds none (made before uploads were backed up, or a template), so the uploads are left as they are."""
     postgres_version: str = ""
     """The server's ``server_version_num``, as ``database-facts`` reported before configure: what a restore's dump
     is checked against (``pipeline/restore.py``). Rendered nowhere."""
@@ -250,6 +253,9 @@ class HostContext:
                                            and (_BACKUP_ID.fullmatch(self.restore_id) or self.restore_id == "template")
                                            and _RESTORE_SOURCE.fullmatch(self.restore_source))):
             raise _invalid("spec.database.restore", "needs a backup id, its SHA-256 and a plain source description")
+        if self.restore_uploads_sha256 and not (self.restore_kind
+                                                and re.fullmatch(r"[0-9a-f]{64}", self.restore_uploads_sha256)):
+            raise _invalid("spec.database.restore", "the uploads' SHA-256 must be 64 hex digits, with a restore")
         validate_build(self)
         for app in self.apps:
             if not _DNS_LABEL.fullmatch(app):

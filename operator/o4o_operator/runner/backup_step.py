@@ -1,10 +1,11 @@
 """Database backups (``spec.database.backup``): the operator's half, around the host scripts'.
 
-Owns: before the script, naming the backup (``pipeline/backups.py``) and making the presigned PUT URL for that
-one object, which reaches the script as the secret ``O4O_BACKUP_PUT_URL`` (:func:`prepare`); after it, checking
-the object the host uploaded (it exists, with the size the host reported), writing the record into the object's
-metadata, adding it to ``status.database.backups`` and the backup gauges, and pruning by retention under this
-instance's own prefix only (:func:`record`); and a backup outside a migration run (:func:`take_now`), on request
+Owns: before the script, naming the backup (``pipeline/backups.py``) and making the presigned PUT URLs for its
+two objects, the dump and the uploads beside it, which reach the script as the secrets ``O4O_BACKUP_PUT_URL``
+and ``O4O_BACKUP_UPLOADS_PUT_URL`` (:func:`prepare`); after it, checking the objects the host uploaded (they
+exist, with the sizes the host reported), writing the record into their metadata, adding it to
+``status.database.backups`` and the backup gauges, and pruning by retention under this instance's own prefix
+only (:func:`record`); and a backup outside a migration run (:func:`take_now`), on request
 (:func:`run_requested`) or on schedule (``runner/scheduled_backup.py``). The bucket's
 credentials come from the target's Secret and stay in the operator.
 Must not: decide what retention deletes (``pipeline/backups.py`` does), log or return a presigned URL, or touch
@@ -37,6 +38,7 @@ from o4o_operator.runner.generated_secret import database_script_env
 from o4o_operator.runner.instance import InstanceContext
 
 PUT_URL_VARIABLE = "O4O_BACKUP_PUT_URL"
+UPLOADS_PUT_URL_VARIABLE = "O4O_BACKUP_UPLOADS_PUT_URL"
 
 
 async def object_store(instance: InstanceContext, spec: DatabaseBackupSpec) -> ObjectStore:
@@ -62,14 +64,16 @@ async def object_store(instance: InstanceContext, spec: DatabaseBackupSpec) -> O
 
 
 async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostContext, dict[str, str]]:
-    """The host context naming this run's backup, and the secret environment holding its upload URL."""
+    """The host context naming this run's backup, and the secret environment holding its two upload URLs."""
     spec = instance.spec.database.backup
     if spec is None or not host.commit:
         return host, {}
     store = await object_store(instance, spec)
     identifier = backups.backup_id(instance.runtime.clock(), host.commit)
-    url = await store.presigned_put(backups.object_key(store.prefix, identifier))
-    return dataclasses.replace(host, backup_id=identifier), {PUT_URL_VARIABLE: url}
+    key = backups.object_key(store.prefix, identifier)
+    urls = {PUT_URL_VARIABLE: await store.presigned_put(key),
+            UPLOADS_PUT_URL_VARIABLE: await store.presigned_put(backups.uploads_key(key))}
+    return dataclasses.replace(host, backup_id=identifier), urls
 
 
 async def record(instance: InstanceContext, commit: str, results: Mapping[str, str],
@@ -85,10 +89,11 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
     key = backups.object_key(store.prefix, identifier)
     entry = backups.record_from_results(results, identifier, key, commit, purpose)
     try:
-        head = await store.head(key)
-        if int(head.get("ContentLength", -1)) != entry.size:
-            raise TransientError("BackupFailed", f"Backup {identifier} holds {head.get('ContentLength')} bytes in "
-                                 f"the bucket, not the {entry.size} the server dumped")
+        await _check_size(store, key, entry.size, f"Backup {identifier}", "dumped")
+        if entry.uploads is not None:
+            await _check_size(store, entry.uploads.key, entry.uploads.size, f"Backup {identifier}'s uploads",
+                              "archived")
+            await store.set_metadata(entry.uploads.key, backups.uploads_metadata(entry))
         await store.set_metadata(key, backups.object_metadata(entry))
     except CloudCallError as error:
         raise TransientError("BackupFailed", f"Backup {identifier} could not be checked in the bucket: "
@@ -96,6 +101,13 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
     await prune(instance, store, spec)
     _observe(instance, entry, results.get("backupSeconds", ""))
     return {"database.backups": backups.with_record(instance.status.database.backups, entry)}
+
+
+async def _check_size(store: ObjectStore, key: str, size: int, what: str, verb: str) -> None:
+    head = await store.head(key)
+    if int(head.get("ContentLength", -1)) != size:
+        raise TransientError("BackupFailed", f"{what} holds {head.get('ContentLength')} bytes in the bucket, not the "
+                             f"{size} the server {verb}")
 
 
 def _observe(instance: InstanceContext, entry: BackupRecord, seconds: str) -> None:

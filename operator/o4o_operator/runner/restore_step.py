@@ -3,7 +3,9 @@
 Owns: before configure's script, finding the dump a restore reads (this instance's own backup, another
 instance's, or a template dump in the instance's own target), asking ``pipeline/restore.py`` whether it may
 (the grant, the PostgreSQL major version) and making the presigned GET URL for exactly that object, which reaches
-the script as the secret ``O4O_RESTORE_GET_URL`` (:func:`prepare`); after it, the restore's record in
+the script as the secret ``O4O_RESTORE_GET_URL``, and one for the uploads taken with it when the backup has them
+(``O4O_RESTORE_UPLOADS_GET_URL``; a backup made before uploads were backed up restores the database only)
+(:func:`prepare`); after it, the restore's record in
 ``status.database.restore`` (:func:`record`). A source instance's bucket credentials are read from its Secret in
 its own namespace (its ``s3`` target's credentials Secret, or the operator-owned ``<source>-backup-bucket`` of the
 Lightsail bucket the operator made for it), redacted like every Secret, and never leave the operator.
@@ -41,6 +43,7 @@ from o4o_operator.runner.instance import InstanceContext
 from o4o_operator.runner.secret_cache import SecretCache
 
 GET_URL_VARIABLE = "O4O_RESTORE_GET_URL"
+UPLOADS_GET_URL_VARIABLE = "O4O_RESTORE_UPLOADS_GET_URL"
 
 
 async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostContext, dict[str, str]]:
@@ -63,14 +66,20 @@ async def prepare(instance: InstanceContext, host: HostContext) -> tuple[HostCon
         kind, field = "in-place", RESTORE_BACKUP_FIELD
     restore.check_version(field, record, host.postgres_version)
     try:
-        url = await store.presigned_get(record.key)
+        urls = {GET_URL_VARIABLE: await store.presigned_get(record.key)}
+        if record.uploads is not None:
+            urls[UPLOADS_GET_URL_VARIABLE] = await store.presigned_get(record.uploads.key)
     except CloudCallError as error:
         raise TransientError("RestoreFailed", f"No download URL could be made: {error.code}: {error.message}") \
             from error
     described = f"{where} backup {record.id}" if record.id else f"template {record.key}"
-    instance.log(f"Restoring {described} ({kind}; {record.size} bytes, PostgreSQL {record.postgres_version or '?'})")
+    uploads = f"uploads {record.uploads.size} bytes" if record.uploads else "no uploads"
+    instance.log(f"Restoring {described} ({kind}; {record.size} bytes, PostgreSQL {record.postgres_version or '?'}; "
+                 f"{uploads})")
     return dataclasses.replace(host, restore_kind=kind, restore_id=record.id or "template",
-                               restore_sha256=record.sha256, restore_source=described), {GET_URL_VARIABLE: url}
+                               restore_sha256=record.sha256,
+                               restore_uploads_sha256=record.uploads.sha256 if record.uploads else "",
+                               restore_source=described), urls
 
 
 def record(instance: InstanceContext, results: dict[str, str]) -> dict[str, Any]:

@@ -371,6 +371,19 @@ class SandboxHost:
             tables[:] = [t for t in tables if t not in drop] + [t for t in create if t not in tables]
             state_path.write_text(json.dumps(state, indent=1, sort_keys=True))
 
+    def psql(self, database: str, sql: str) -> str:
+        """``psql -d <database> -c <sql>`` by hand, as the ``postgres`` user on the host (peer authentication),
+        through the same shim the scripts run (logged like theirs): an ``INSERT`` a row, a ``DELETE FROM`` the
+        damage, a ``SELECT count(*)`` the check. Returns its output; a refusal raises with psql's error."""
+        environment = {**os.environ, "O4O_ROOT": str(self.root), "O4O_SHIM_USER": "postgres",
+                       "PATH": f"{self.shim_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        done = subprocess.run([str(self.shim_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA",
+                               "-d", database, "-c", sql], env=environment, capture_output=True, text=True,
+                              timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql {sql!r} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
     def _update_plan(self, change: Any) -> None:
         plan_path = self.root / ".shim-plan.json"
         with (self.root / ".shim-lock").open("a") as lock:

@@ -4,8 +4,8 @@ Owns: a small model of one Debian PostgreSQL host in the shim state (``state["po
 ``ssl``, roles with a SHA-256 of their password, databases and their owners), made when ``apt-get install
 postgresql`` runs (Debian creates and starts cluster ``14/main`` on port 5432 and the ``postgres`` user),
 and the answers of ``psql`` to the statements ``setup-database.sh``, ``database-facts.sh``, the bootstrap and
-``teardown-host.sh`` send (tables are names per database: ``CREATE TABLE`` adds one, ``DROP TABLE`` drops one,
-``DROP DATABASE`` drops them all): peer
+``teardown-host.sh`` send (tables and their rows are ``sandbox_pg_tables``'s; ``DROP DATABASE`` drops them all),
+and ``pg_dump``'s archive of a database's tables and rows: peer
 authentication for the ``postgres`` user without ``-h``, password authentication over TCP against the stored
 hash. A host other than the local one stands for an external database and answers ``SELECT 1``; as libpq,
 ``PGSSLMODE`` verify-ca and verify-full need a root certificate (``PGSSLROOTCERT``, else
@@ -19,11 +19,13 @@ Must not: keep a password (only its hash), start a daemon, or import anything be
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 State = dict[str, Any]
@@ -153,7 +155,13 @@ def psql(args: list[str], as_user: str, update_state: Callable[[Callable[[State]
 
 
 DUMP_MAGIC = b"PGDMP"
-"""What a custom-format archive begins with (``pg_restore`` checks it); the sandbox's holds the tables as JSON."""
+"""What a custom-format archive begins with (``pg_restore`` checks it); the sandbox's holds the tables and their
+rows as JSON (``sandbox_pg_tables.archived``)."""
+
+
+def _tables() -> ModuleType:
+    """``sandbox_pg_tables``, a sibling: imported as part of the package when this file is, else as a script."""
+    return importlib.import_module(f"{__package__}.sandbox_pg_tables" if __package__ else "sandbox_pg_tables")
 
 
 def pg_dump(args: list[str], as_user: str, state: State, stdout: Any) -> int:
@@ -166,9 +174,8 @@ def pg_dump(args: list[str], as_user: str, state: State, stdout: Any) -> int:
     if problem:
         print(f"pg_dump: error: {problem}", file=sys.stderr)
         return 1
-    tables = (state.get("external_tables", {}) if external
-              else state.get("postgres", {}).get(TABLES_KEY, {})).get(database, [])
-    stdout.write(DUMP_MAGIC + json.dumps({"database": database, "tables": sorted(tables)}).encode() + b"\n")
+    archive = _tables().archived(state, external=external, database=database)
+    stdout.write(DUMP_MAGIC + json.dumps(archive).encode() + b"\n")
     stdout.flush()
     return 0
 
@@ -212,50 +219,12 @@ def _answer(options: dict[str, str], stdin_text: Callable[[], str],
     for text in commands:
         for statement in (s.strip() for s in re.split(r";\s*(?:\n|$)", text)):
             if statement:
-                status = (_table_statement(statement, update_state, external=external, database=database,
+                tables = _tables()
+                status = (tables.statement(statement, update_state, external=external, database=database,
                                            separator=options.get("F", "|"))
-                          if _TABLE_SQL.search(statement) else _statement(statement, update_state, external=external))
+                          if tables.handles(statement) else _statement(statement, update_state, external=external))
                 if status:
                     return status
-    return 0
-
-
-_TABLE_SQL = re.compile(r"(?i)^\s*(select count\(\*\).*from pg_class|create table |drop table )")
-TABLES_KEY = "tables"
-"""``state["postgres"]["tables"]``: per local database, its tables as ``schema.name``; for an external database
-(which the sandbox only pretends to reach) ``state["external_tables"]`` holds the same."""
-
-
-def _tables_key(external: bool) -> Callable[[State], dict[str, list[str]]]:
-    if external:
-        return lambda s: s.setdefault("external_tables", {})
-    return lambda s: s.setdefault("postgres", {}).setdefault(TABLES_KEY, {})
-
-
-def _table_statement(sql: str, update_state: Callable[[Callable[[State], None]], None], *, external: bool,
-                     database: str, separator: str) -> int:
-    """The two statements about tables the scripts and the tests send: ``database_tables``'s count (the number
-    of tables and the migrations table, the shim's tables never being an extension's) and ``CREATE TABLE``."""
-    tables_of = _tables_key(external)
-    compact = " ".join(sql.split())
-    if match := re.fullmatch(r"(?i)create table (?:if not exists )?([a-z_][a-z0-9_]*\.)?([a-z_][a-z0-9_]*).*", compact):
-        name = (match.group(1) or "public.") + match.group(2)
-        update_state(lambda s: tables_of(s).setdefault(database, []).append(name)
-                     if name not in tables_of(s).get(database, []) else None)
-        return 0
-    if match := re.fullmatch(r"(?i)drop table (if exists )?([a-z_][a-z0-9_]*\.)?([a-z_][a-z0-9_]*)", compact):
-        name = (match.group(2) or "public.") + match.group(3)
-        present: list[str] = []
-        update_state(lambda s: present.extend(tables_of(s).get(database, [])))
-        if name not in present and not match.group(1):
-            print(f'ERROR:  table "{match.group(3)}" does not exist', file=sys.stderr)
-            return 1
-        update_state(lambda s: tables_of(s).get(database, []).remove(name) if name in present else None)
-        return 0
-    tables: list[str] = []
-    update_state(lambda s: tables.extend(tables_of(s).get(database, [])))
-    migrations = sorted(t for t in tables if t.split(".")[1] in ("migrations", "typeorm_migrations"))
-    print(f"{len(tables)}{separator}{migrations[0] if migrations else ''}")
     return 0
 
 
@@ -328,7 +297,8 @@ def _statement(sql: str, update_state: Callable[[Callable[[State], None]], None]
         name = match.group(1)
         def drop(s: State) -> None:
             s["postgres"]["databases"].pop(name, None)
-            s["postgres"].get(TABLES_KEY, {}).pop(name, None)
+            s["postgres"].get("tables", {}).pop(name, None)
+            s["postgres"].get("rows", {}).pop(name, None)
 
         update_state(drop)
         return 0

@@ -424,7 +424,7 @@ def main(argv: list[str]) -> int:
 def preload() -> None:
     """Import everything any command needs (the fork server does, once, so that its children need not)."""
     for name in ("sandbox_accounts", "sandbox_apps_api", "sandbox_node_mirror", "sandbox_postgres",
-                 "sandbox_pg_restore",
+                 "sandbox_pg_restore", "sandbox_pg_tables",
                  "sandbox_teardown", "sandbox_toolchain"):
         sibling(name)
     import shutil

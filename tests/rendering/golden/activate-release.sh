@@ -133,7 +133,6 @@ MIGRATED_MARKER="$ACTIVATIONS/$COMMIT.migrated"
 API_DIR=apps/api-server
 MIGRATE_COMMAND=(node dist/migrate.js)
 MIGRATE_ENV_FILE="$R"/srv/o4o/team-a.shop/shared/.env
-UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
 # ---- the database's bootstrap (spec.database.bootstrap): once, on an empty database ----
 # The operator decided (pipeline/bootstrap.py, from database-facts.sh's report) whether this run bootstraps:
 # BOOTSTRAP_MODE (migrate, command or synchronize) is empty when it does not. Root's records in the state directory make sure that a database
@@ -181,19 +180,22 @@ bootstrap_record_line() {
 }
 # ------------------------------------------------------------------------------
 # ---- database backups (spec.database.backup) --------------------------------
-# pg_dump --format=custom as the instance's own role, its SHA-256, uploaded with curl to the presigned URL the
-# operator made for exactly this object (O4O_BACKUP_PUT_URL: a secret, never in argv or the log). The host never
-# holds the bucket's credentials. Before a migration run (_bootstrap.sh) a failure stops the release (BackupFailed)
-# before anything is migrated or switched: the serving release keeps serving. backup.sh takes one on request.
+# pg_dump --format=custom as the instance's own role and a tar (gzip) of the uploads as the instance's user, each
+# with its SHA-256, uploaded with curl to the presigned URLs the operator made for exactly these two objects
+# (O4O_BACKUP_PUT_URL, O4O_BACKUP_UPLOADS_PUT_URL: secrets, never in argv or the log). The host never holds the
+# bucket's credentials. Before a migration run (_bootstrap.sh) a failure stops the release (BackupFailed) before
+# anything is migrated or switched: the serving release keeps serving. backup.sh takes one on request.
 BACKUP_ID=''
 BACKUP_DIR="$DB_STATE_DIR/backups"
+# Shared by every release (the API writes them, nginx serves them): what the rows of the database point to.
+UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
 
 # backup_report <marker>: its record as results (the operator records the backup in status and in the object).
 backup_report() {
   local key value
   while IFS='=' read -r key value; do
     case "$key" in
-      id | size | sha256 | postgresVersion | migrationHead | seconds)
+      id | size | sha256 | postgresVersion | migrationHead | uploadsSize | uploadsSha256 | seconds)
         o4o_result "backup${key^}" "$value"
         ;;
     esac
@@ -201,17 +203,47 @@ backup_report() {
 }
 
 backup_fail() {
-  rm -f -- "$BACKUP_DIR/$BACKUP_ID.dump.partial" "$BACKUP_DIR/$BACKUP_ID.dump"
+  rm -f -- "$BACKUP_DIR/$BACKUP_ID.dump.partial" "$BACKUP_DIR/$BACKUP_ID.dump" \
+    "$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz.partial" "$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz"
   o4o_transient BackupFailed "$1; nothing was migrated or switched (the serving release keeps serving)"
+}
+
+# backup_uploads <archive>: the uploads as a tar (gzip). tar runs as the instance's user (it reads only what that
+# user may: a link planted there leads nowhere else), root writes the archive into its own 0700 directory.
+backup_uploads() {
+  local archive="$1" status=0
+  if as_app test -d "$UPLOADS_DIR"; then
+    as_app tar --create --gzip --file=- --directory="$UPLOADS_DIR" . > "$archive.partial" 2> "$BACKUP_DIR/tar.err" ||
+      status=$?
+  else  # no uploads yet: an empty archive, so that a restore empties them too
+    tar --create --gzip --file=- --files-from=/dev/null > "$archive.partial" 2> "$BACKUP_DIR/tar.err" || status=$?
+  fi
+  # 1: a file changed or went while tar read it (the API keeps writing uploads); what it archived is whole.
+  if [ "$status" -gt 1 ]; then
+    backup_fail "The archive of the uploads in ${UPLOADS_DIR#"$R"} failed: $(tail -n 3 "$BACKUP_DIR/tar.err" | cut -c1-300 | tr '\n' ' ')"
+  fi
+  mv -f -- "$archive.partial" "$archive"
+}
+
+# backup_put <file> <url> <what>: one object to its presigned URL; the URL reaches curl on its stdin, as a config
+# line: not in argv, not in the log.
+backup_put() {
+  if ! curl -sS --fail --retry 2 --max-time 1800 --upload-file "$1" -H 'Content-Type: application/octet-stream' \
+      --config - <<< "url = \"$2\"" > "$BACKUP_DIR/curl.out" 2>&1; then
+    backup_fail "The upload of $3 ($(stat -c %s "$1") bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
+  fi
 }
 
 # backup_take <marker> <why>: dump, checksum and upload backup $BACKUP_ID now; the record goes into <marker>.
 backup_take() {
   local marker="$1" why="$2"
   [ -n "${O4O_BACKUP_PUT_URL:-}" ] || backup_fail "The operator passed no upload URL (O4O_BACKUP_PUT_URL)"
+  [ -n "${O4O_BACKUP_UPLOADS_PUT_URL:-}" ] ||
+    backup_fail "The operator passed no upload URL for the uploads (O4O_BACKUP_UPLOADS_PUT_URL)"
   [ -n "${O4O_DB_PASSWORD:-}" ] || backup_fail "The operator passed no database password (O4O_DB_PASSWORD)"
   install -d -m 0700 "$BACKUP_DIR"
-  local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size started="$SECONDS"
+  local dump="$BACKUP_DIR/$BACKUP_ID.dump" uploads="$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz" version tables head=""
+  local sha256 size uploads_sha256 uploads_size started="$SECONDS"
   o4o_step "Backing up database $DB_NAME $why (backup $BACKUP_ID)"
   version="$(role_psql -tA -c 'SHOW server_version_num' 2>&1)" ||
     backup_fail "Role $DB_USER could not reach $DB_NAME to back it up: $version"
@@ -225,18 +257,20 @@ backup_take() {
     backup_fail "pg_dump of $DB_NAME failed: $(tail -n 3 "$BACKUP_DIR/pg_dump.err" | cut -c1-300 | tr '\n' ' ')"
   fi
   mv -f -- "$dump.partial" "$dump"
+  backup_uploads "$uploads"
   sha256="$(sha256sum "$dump" | cut -d' ' -f1)"
   size="$(stat -c %s "$dump")"
-  # The URL reaches curl on its stdin, as a config line: not in argv, not in the log.
-  if ! curl -sS --fail --retry 2 --max-time 1800 --upload-file "$dump" -H 'Content-Type: application/octet-stream' \
-      --config - <<< "url = \"$O4O_BACKUP_PUT_URL\"" > "$BACKUP_DIR/curl.out" 2>&1; then
-    backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
-  fi
-  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nseconds=%s\n' \
-    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$((SECONDS - started))" > "$marker.tmp"
+  uploads_sha256="$(sha256sum "$uploads" | cut -d' ' -f1)"
+  uploads_size="$(stat -c %s "$uploads")"
+  # The uploads first: a dump in the bucket (what counts as a backup) always has its uploads beside it.
+  backup_put "$uploads" "$O4O_BACKUP_UPLOADS_PUT_URL" "backup $BACKUP_ID's uploads"
+  backup_put "$dump" "$O4O_BACKUP_PUT_URL" "backup $BACKUP_ID"
+  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nuploadsSize=%s\nuploadsSha256=%s\nseconds=%s\n' \
+    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$uploads_size" "$uploads_sha256" "$((SECONDS - started))" \
+    > "$marker.tmp"
   mv -f -- "$marker.tmp" "$marker"
-  rm -f -- "$dump" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err"
-  o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version"
+  rm -f -- "$dump" "$uploads" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err" "$BACKUP_DIR/tar.err"
+  o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version; uploads: $uploads_size bytes, sha256 $uploads_sha256"
   backup_report "$marker"
 }
 # ------------------------------------------------------------------------------
@@ -386,13 +420,19 @@ bootstrap_after_migration() {
 # ---- restoring a backup: in place (spec.database.restore) or into an empty database (a clone) ----
 # The operator decided (pipeline/restore.py) what is restored: RESTORE_KIND in-place or clone, empty for nothing.
 # The dump comes from a presigned GET URL for exactly that object (O4O_RESTORE_GET_URL: a secret that reaches curl
-# on its stdin, never argv or the log) and is checked against the SHA-256 of its record before anything is dropped.
+# on its stdin, never argv or the log) and is checked against the SHA-256 of its record before anything is dropped;
+# the uploads taken with it (O4O_RESTORE_UPLOADS_GET_URL) likewise, when the backup has them (RESTORE_UPLOADS_SHA256;
+# one made before uploads were backed up restores the database only).
 # Root turns the archive into SQL (pg_restore --no-owner --no-privileges, without the archive's extensions, which
 # the operator creates as the superuser), and the instance's own role runs it in one transaction: the restored
-# objects are the role's, and a failure leaves nothing half-restored.
+# objects are the role's, and a failure leaves nothing half-restored. The uploads are unpacked by the instance's
+# user beside the shared directory before anything is dropped, and swapped in once the database is restored.
 RESTORE_KIND=''
 RESTORE_ID=''
 RESTORE_SHA256=''
+RESTORE_UPLOADS_SHA256=''
+RESTORED_UPLOADS="$UPLOADS_DIR.restoring"
+REPLACED_UPLOADS="$UPLOADS_DIR.replaced"
 RESTORE_SOURCE=''
 RESTORE_DIR="$DB_STATE_DIR/restore"
 # Root's records: the last in-place restore finished (backup, times, the backup taken before it), one begun and
@@ -414,28 +454,79 @@ report_restore() {
   if [ -s "$CLONE_SOURCE_RECORD" ]; then o4o_result bootstrapSource "$(cat "$CLONE_SOURCE_RECORD")"; fi
 }
 
-# restore_download <field>: the dump into root's 0700 directory, checked against its record's SHA-256.
+# restore_fetch <field> <url> <file> <sha256> <what>: one object into root's 0700 directory, checked against the
+# SHA-256 its record says before anything is dropped.
+restore_fetch() {
+  local field="$1" url="$2" file="$3" expected="$4" what="$5" actual why
+  o4o_step "Downloading $what"
+  if ! curl -sS --fail --retry 2 --max-time 1800 -o "$file.partial" \
+      --config - <<< "url = \"$url\"" > "$RESTORE_DIR/curl.out" 2>&1; then
+    why="$(tail -n 2 "$RESTORE_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
+    rm -f -- "$file.partial" "$RESTORE_DIR/curl.out"
+    o4o_transient RestoreFailed "The download of $what failed: $why; nothing was restored"
+  fi
+  rm -f -- "$RESTORE_DIR/curl.out"
+  actual="$(sha256sum "$file.partial" | cut -d' ' -f1)"
+  if [ "$actual" != "$expected" ]; then
+    rm -f -- "$file.partial" "$RESTORE_DIR/$RESTORE_ID".*
+    o4o_permanent BackupChecksumMismatch "$field: $what downloaded with SHA-256 $actual, not the $expected its record says; nothing was dropped or restored"
+  fi
+  mv -f -- "$file.partial" "$file"
+  o4o_step "Downloaded $what: $(stat -c %s "$file") bytes, sha256 $actual (as recorded)"
+}
+
+# restore_download <field>: the dump and, when the backup has them, its uploads, both checked.
 restore_download() {
-  local field="$1" dump="$RESTORE_DIR/$RESTORE_ID.dump" actual
+  local field="$1"
   [ -n "${O4O_RESTORE_GET_URL:-}" ] ||
     o4o_transient RestoreFailed "The operator passed no download URL (O4O_RESTORE_GET_URL); nothing was restored"
   install -d -m 0700 "$RESTORE_DIR"
-  o4o_step "Downloading $RESTORE_SOURCE"
-  if ! curl -sS --fail --retry 2 --max-time 1800 -o "$dump.partial" \
-      --config - <<< "url = \"$O4O_RESTORE_GET_URL\"" > "$RESTORE_DIR/curl.out" 2>&1; then
-    local why
-    why="$(tail -n 2 "$RESTORE_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
-    rm -f -- "$dump.partial" "$RESTORE_DIR/curl.out"
-    o4o_transient RestoreFailed "The download of $RESTORE_SOURCE failed: $why; nothing was restored"
+  restore_fetch "$field" "$O4O_RESTORE_GET_URL" "$RESTORE_DIR/$RESTORE_ID.dump" "$RESTORE_SHA256" "$RESTORE_SOURCE"
+  [ -n "$RESTORE_UPLOADS_SHA256" ] || return 0
+  [ -n "${O4O_RESTORE_UPLOADS_GET_URL:-}" ] ||
+    o4o_transient RestoreFailed "The operator passed no download URL for the uploads (O4O_RESTORE_UPLOADS_GET_URL); nothing was restored"
+  restore_fetch "$field" "$O4O_RESTORE_UPLOADS_GET_URL" "$RESTORE_DIR/$RESTORE_ID.uploads.tar.gz" \
+    "$RESTORE_UPLOADS_SHA256" "the uploads of $RESTORE_SOURCE"
+}
+
+# restore_uploads_unpack: the downloaded uploads into a directory beside the shared one, by the instance's user
+# (tar as that user writes nowhere else; root hands it the archive on stdin). Nothing is replaced yet.
+restore_uploads_unpack() {
+  local archive="$RESTORE_DIR/$RESTORE_ID.uploads.tar.gz" why
+  [ -n "$RESTORE_UPLOADS_SHA256" ] || return 0
+  if ! as_app test -e "$UPLOADS_DIR" && as_app test -d "$REPLACED_UPLOADS"; then  # a swap cut short: put them back first
+    as_app mv -T -- "$REPLACED_UPLOADS" "$UPLOADS_DIR"
   fi
-  rm -f -- "$RESTORE_DIR/curl.out"
-  actual="$(sha256sum "$dump.partial" | cut -d' ' -f1)"
-  if [ "$actual" != "$RESTORE_SHA256" ]; then
-    rm -f -- "$dump.partial"
-    o4o_permanent BackupChecksumMismatch "$field: $RESTORE_SOURCE downloaded with SHA-256 $actual, not the $RESTORE_SHA256 its record says; nothing was dropped or restored"
+  as_app rm -rf -- "$RESTORED_UPLOADS"
+  as_app install -d -m 0755 "$RESTORED_UPLOADS"
+  if ! as_app tar --extract --gzip --file=- --no-same-owner --directory="$RESTORED_UPLOADS" < "$archive" \
+      2> "$RESTORE_DIR/tar.err"; then
+    why="$(tail -n 3 "$RESTORE_DIR/tar.err" | cut -c1-300 | tr '\n' ' ')"
+    as_app rm -rf -- "$RESTORED_UPLOADS"
+    rm -f -- "$RESTORE_DIR/$RESTORE_ID".* "$RESTORE_DIR/tar.err"
+    o4o_transient RestoreFailed "The uploads of $RESTORE_SOURCE could not be unpacked ($why); nothing was dropped or restored"
   fi
-  mv -f -- "$dump.partial" "$dump"
-  o4o_step "Downloaded $RESTORE_SOURCE: $(stat -c %s "$dump") bytes, sha256 $actual (as recorded)"
+  rm -f -- "$archive" "$RESTORE_DIR/tar.err"
+}
+
+# restore_uploads_swap [keep]: the unpacked uploads take the shared directory's place (two renames by the
+# instance's user; nginx serves the directory by its path), the old ones go. With "keep" (a clone) what the
+# directory held that the backup lacks stays (the files the release ships in its uploads directory).
+restore_uploads_swap() {
+  if [ -z "$RESTORE_UPLOADS_SHA256" ]; then
+    o4o_step "Backup $RESTORE_ID holds no uploads (made before uploads were backed up): ${UPLOADS_DIR#"$R"} stays as it is"
+    return 0
+  fi
+  if [ "${1:-}" = keep ] && as_app test -d "$UPLOADS_DIR"; then
+    as_app cp -a -n -- "$UPLOADS_DIR/." "$RESTORED_UPLOADS" || true
+  fi
+  as_app rm -rf -- "$REPLACED_UPLOADS"
+  if as_app test -e "$UPLOADS_DIR" || as_app test -L "$UPLOADS_DIR"; then
+    as_app mv -T -- "$UPLOADS_DIR" "$REPLACED_UPLOADS"
+  fi
+  as_app mv -T -- "$RESTORED_UPLOADS" "$UPLOADS_DIR"
+  as_app rm -rf -- "$REPLACED_UPLOADS"
+  o4o_step "Restored the uploads of $RESTORE_SOURCE into ${UPLOADS_DIR#"$R"}"
 }
 
 # restore_archive <field> <after>: the downloaded dump into the (empty) database, as the instance's role, in one
@@ -458,6 +549,7 @@ restore_archive_failed() {
   local why
   why="$(grep -v '^\s*$' "$RESTORE_DIR/pg_restore.err" | tail -n 3 | cut -c1-300 | tr '\n' ' ')"
   rm -f -- "$RESTORE_DIR/$RESTORE_ID.dump" "$RESTORE_DIR/$RESTORE_ID.list" "$RESTORE_DIR/$RESTORE_ID.list.all"
+  as_app rm -rf -- "$RESTORED_UPLOADS"  # the uploads stay as they were
   o4o_permanent RestoreFailed "$1: $2 ($why); $3"
 }
 
@@ -469,9 +561,10 @@ stop_api() {
 }
 
 # restore_database: the in-place restore, once per backup id (root's record says which was restored last): a backup
-# of what the database holds now, the API stopped, the download checked, the local database dropped and created
-# again (so that it holds exactly the dump: nothing a later migration made survives), the dump restored, and the
-# current release's migration run again.
+# of what the database and the uploads hold now, the downloads checked and the uploads unpacked beside, the API
+# stopped, the local database dropped and created again (so that it holds exactly the dump: nothing a later
+# migration made survives), the dump restored, the uploads swapped in, and the current release's migration run
+# again.
 restore_database() {
   report_restore
   [ "$RESTORE_KIND" = in-place ] || return 0
@@ -498,9 +591,11 @@ restore_database() {
     mv -f -- "$RESTORE_STARTED.tmp" "$RESTORE_STARTED"
   fi
   restore_download spec.database.restore.backup
+  restore_uploads_unpack
   stop_api
   reset_local_database RestoreFailed "spec.database.restore" "before restoring backup $RESTORE_ID"
   restore_archive spec.database.restore.backup "the database $DB_NAME is empty now and the API stopped; backup $pre holds what it held before (restore it with spec.database.restore.backup: $pre)"
+  restore_uploads_swap
   rm -f -- "$MIGRATED_MARKER"
   printf 'backup=%s\nstartedAt=%s\nfinishedAt=%s\npreBackup=%s\n' "$RESTORE_ID" "$started" \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$pre" > "$RESTORE_RECORD.tmp"
@@ -515,7 +610,9 @@ restore_database() {
 # A clone (bootstrap mode restore): the empty database from another instance's backup or a template dump.
 clone_database() {
   restore_download spec.database.bootstrap.restore
+  restore_uploads_unpack
   restore_archive spec.database.bootstrap.restore "nothing was migrated or switched, and the next try starts again from empty"
+  restore_uploads_swap keep
   printf '%s\n' "$RESTORE_SOURCE" > "$CLONE_SOURCE_RECORD"
   o4o_result bootstrapSource "$RESTORE_SOURCE"
   printf '%s bootstrap: restored %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RESTORE_SOURCE" >> "$ACTIVATION_LOG"
@@ -526,7 +623,8 @@ RELEASE_UPLOADS=apps/api-server/public/uploads
 
 
 # Uploads live outside the releases: the place the API writes them to, in the new release, links to the
-# shared directory (nginx serves it at /uploads/), so a switch or a rollback keeps every upload.
+# shared directory UPLOADS_DIR (_backup.sh's; nginx serves it at /uploads/), so a switch or a rollback keeps
+# every upload.
 link_uploads() {
   local link="$BASE_DIR/$TARGET/$RELEASE_UPLOADS"
   as_app install -d -m 0755 "$UPLOADS_DIR"

@@ -83,19 +83,22 @@ bootstrap_record_line() {
 }
 # ------------------------------------------------------------------------------
 # ---- database backups (spec.database.backup) --------------------------------
-# pg_dump --format=custom as the instance's own role, its SHA-256, uploaded with curl to the presigned URL the
-# operator made for exactly this object (O4O_BACKUP_PUT_URL: a secret, never in argv or the log). The host never
-# holds the bucket's credentials. Before a migration run (_bootstrap.sh) a failure stops the release (BackupFailed)
-# before anything is migrated or switched: the serving release keeps serving. backup.sh takes one on request.
+# pg_dump --format=custom as the instance's own role and a tar (gzip) of the uploads as the instance's user, each
+# with its SHA-256, uploaded with curl to the presigned URLs the operator made for exactly these two objects
+# (O4O_BACKUP_PUT_URL, O4O_BACKUP_UPLOADS_PUT_URL: secrets, never in argv or the log). The host never holds the
+# bucket's credentials. Before a migration run (_bootstrap.sh) a failure stops the release (BackupFailed) before
+# anything is migrated or switched: the serving release keeps serving. backup.sh takes one on request.
 BACKUP_ID=''
 BACKUP_DIR="$DB_STATE_DIR/backups"
+# Shared by every release (the API writes them, nginx serves them): what the rows of the database point to.
+UPLOADS_DIR="$R"/srv/o4o/team-a.shop/shared/uploads
 
 # backup_report <marker>: its record as results (the operator records the backup in status and in the object).
 backup_report() {
   local key value
   while IFS='=' read -r key value; do
     case "$key" in
-      id | size | sha256 | postgresVersion | migrationHead | seconds)
+      id | size | sha256 | postgresVersion | migrationHead | uploadsSize | uploadsSha256 | seconds)
         o4o_result "backup${key^}" "$value"
         ;;
     esac
@@ -103,17 +106,47 @@ backup_report() {
 }
 
 backup_fail() {
-  rm -f -- "$BACKUP_DIR/$BACKUP_ID.dump.partial" "$BACKUP_DIR/$BACKUP_ID.dump"
+  rm -f -- "$BACKUP_DIR/$BACKUP_ID.dump.partial" "$BACKUP_DIR/$BACKUP_ID.dump" \
+    "$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz.partial" "$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz"
   o4o_transient BackupFailed "$1; nothing was migrated or switched (the serving release keeps serving)"
+}
+
+# backup_uploads <archive>: the uploads as a tar (gzip). tar runs as the instance's user (it reads only what that
+# user may: a link planted there leads nowhere else), root writes the archive into its own 0700 directory.
+backup_uploads() {
+  local archive="$1" status=0
+  if as_app test -d "$UPLOADS_DIR"; then
+    as_app tar --create --gzip --file=- --directory="$UPLOADS_DIR" . > "$archive.partial" 2> "$BACKUP_DIR/tar.err" ||
+      status=$?
+  else  # no uploads yet: an empty archive, so that a restore empties them too
+    tar --create --gzip --file=- --files-from=/dev/null > "$archive.partial" 2> "$BACKUP_DIR/tar.err" || status=$?
+  fi
+  # 1: a file changed or went while tar read it (the API keeps writing uploads); what it archived is whole.
+  if [ "$status" -gt 1 ]; then
+    backup_fail "The archive of the uploads in ${UPLOADS_DIR#"$R"} failed: $(tail -n 3 "$BACKUP_DIR/tar.err" | cut -c1-300 | tr '\n' ' ')"
+  fi
+  mv -f -- "$archive.partial" "$archive"
+}
+
+# backup_put <file> <url> <what>: one object to its presigned URL; the URL reaches curl on its stdin, as a config
+# line: not in argv, not in the log.
+backup_put() {
+  if ! curl -sS --fail --retry 2 --max-time 1800 --upload-file "$1" -H 'Content-Type: application/octet-stream' \
+      --config - <<< "url = \"$2\"" > "$BACKUP_DIR/curl.out" 2>&1; then
+    backup_fail "The upload of $3 ($(stat -c %s "$1") bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
+  fi
 }
 
 # backup_take <marker> <why>: dump, checksum and upload backup $BACKUP_ID now; the record goes into <marker>.
 backup_take() {
   local marker="$1" why="$2"
   [ -n "${O4O_BACKUP_PUT_URL:-}" ] || backup_fail "The operator passed no upload URL (O4O_BACKUP_PUT_URL)"
+  [ -n "${O4O_BACKUP_UPLOADS_PUT_URL:-}" ] ||
+    backup_fail "The operator passed no upload URL for the uploads (O4O_BACKUP_UPLOADS_PUT_URL)"
   [ -n "${O4O_DB_PASSWORD:-}" ] || backup_fail "The operator passed no database password (O4O_DB_PASSWORD)"
   install -d -m 0700 "$BACKUP_DIR"
-  local dump="$BACKUP_DIR/$BACKUP_ID.dump" version tables head="" sha256 size started="$SECONDS"
+  local dump="$BACKUP_DIR/$BACKUP_ID.dump" uploads="$BACKUP_DIR/$BACKUP_ID.uploads.tar.gz" version tables head=""
+  local sha256 size uploads_sha256 uploads_size started="$SECONDS"
   o4o_step "Backing up database $DB_NAME $why (backup $BACKUP_ID)"
   version="$(role_psql -tA -c 'SHOW server_version_num' 2>&1)" ||
     backup_fail "Role $DB_USER could not reach $DB_NAME to back it up: $version"
@@ -127,18 +160,20 @@ backup_take() {
     backup_fail "pg_dump of $DB_NAME failed: $(tail -n 3 "$BACKUP_DIR/pg_dump.err" | cut -c1-300 | tr '\n' ' ')"
   fi
   mv -f -- "$dump.partial" "$dump"
+  backup_uploads "$uploads"
   sha256="$(sha256sum "$dump" | cut -d' ' -f1)"
   size="$(stat -c %s "$dump")"
-  # The URL reaches curl on its stdin, as a config line: not in argv, not in the log.
-  if ! curl -sS --fail --retry 2 --max-time 1800 --upload-file "$dump" -H 'Content-Type: application/octet-stream' \
-      --config - <<< "url = \"$O4O_BACKUP_PUT_URL\"" > "$BACKUP_DIR/curl.out" 2>&1; then
-    backup_fail "The upload of backup $BACKUP_ID ($size bytes) failed: $(tail -n 2 "$BACKUP_DIR/curl.out" | cut -c1-200 | tr '\n' ' ')"
-  fi
-  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nseconds=%s\n' \
-    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$((SECONDS - started))" > "$marker.tmp"
+  uploads_sha256="$(sha256sum "$uploads" | cut -d' ' -f1)"
+  uploads_size="$(stat -c %s "$uploads")"
+  # The uploads first: a dump in the bucket (what counts as a backup) always has its uploads beside it.
+  backup_put "$uploads" "$O4O_BACKUP_UPLOADS_PUT_URL" "backup $BACKUP_ID's uploads"
+  backup_put "$dump" "$O4O_BACKUP_PUT_URL" "backup $BACKUP_ID"
+  printf 'id=%s\nsize=%s\nsha256=%s\npostgresVersion=%s\nmigrationHead=%s\nuploadsSize=%s\nuploadsSha256=%s\nseconds=%s\n' \
+    "$BACKUP_ID" "$size" "$sha256" "$version" "$head" "$uploads_size" "$uploads_sha256" "$((SECONDS - started))" \
+    > "$marker.tmp"
   mv -f -- "$marker.tmp" "$marker"
-  rm -f -- "$dump" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err"
-  o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version"
+  rm -f -- "$dump" "$uploads" "$BACKUP_DIR/curl.out" "$BACKUP_DIR/pg_dump.err" "$BACKUP_DIR/tar.err"
+  o4o_step "Backed up $DB_NAME: $size bytes, sha256 $sha256, PostgreSQL $version; uploads: $uploads_size bytes, sha256 $uploads_sha256"
   backup_report "$marker"
 }
 # ------------------------------------------------------------------------------
