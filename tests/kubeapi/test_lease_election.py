@@ -131,3 +131,31 @@ async def test_a_deposed_leader_writes_no_status(control_plane: ControlPlane, na
         assert [event["reason"] for event in events["items"]] == ["Leading"]
     finally:
         await kube.close()
+
+
+@pytest.mark.parametrize("reuse", [True, False], ids=["reused-connection", "new-connection"])
+async def test_a_write_whose_term_ends_while_it_connects_is_never_sent(
+        control_plane: ControlPlane, namespace: str, reuse: bool) -> None:
+    """The guard is asked again once the connection is ready, after which nothing awaits before the bytes go
+    out: a term that ran out while the write waited for its connection refuses it there."""
+    asked: dict[str, int] = {}
+    refuse_at = 3  # our own check before the attempt, the trace's at the start, then the one once connected
+
+    def guard(what: str) -> None:
+        asked[what] = asked.get(what, 0) + 1
+        if what.endswith("/late") and asked[what] == refuse_at:
+            raise Deposed(f"Refused to {what}: this replica no longer leads (the Lease was not renewed)")
+
+    transport = KubeTransport(_credentials(control_plane), attempts=1, write_guard=guard)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    try:
+        await transport.request("POST", path, body={"metadata": {"name": "early"}})
+        if not reuse:
+            await transport.close()  # the next write makes its connection anew
+        with pytest.raises(Deposed, match="no longer leads"):
+            await transport.request("PUT", f"{path}/late", body={"metadata": {"name": "late"}})
+    finally:
+        await transport.close()
+    assert asked == {f"POST {path}": 3, f"PUT {path}/late": 3}
+    names = control_plane.kubectl("get", "configmaps", "-n", namespace, "-o", "name").stdout.split()
+    assert "configmap/early" in names and "configmap/late" not in names
