@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import cast
 
 import pytest
@@ -170,6 +171,40 @@ async def test_a_deposition_by_the_host_fence_stops_everything_at_once() -> None
 
     assert await run_while_leading(LeaderElector(lease, "a", TIMINGS), work, stop_grace=2) == LOST_EXIT_STATUS
     assert bystander_cancelled.is_set()
+
+
+@pytest.mark.parametrize("asks_the_term", [False, True], ids=["unasked-like-kopf-alone", "asked-like-ours"])
+async def test_a_write_due_when_a_paused_leader_wakes_is_stopped_only_by_its_own_check(asks_the_term: bool) -> None:
+    """Stopping on deposition cancels every task, but only once the elector has noticed, a few turns of the loop
+    after a paused replica wakes. A write whose timer came due in the pause (Kopf's patch after a retry's delay)
+    runs first: only a check of the term in the write itself (ours; Kopf's through ``kopf_fence``) refuses it."""
+    lease = MemoryLease()
+    writes: list[tuple[str, bool]] = []
+
+    async def delayed_write(term: Term) -> None:  # Kopf touching an object once a handler's delay ran out
+        await asyncio.sleep(0.2)
+        over = time.monotonic() >= term.valid_until
+        try:
+            if asks_the_term:
+                term.check("PATCH the instance")
+            writes.append(("written", over))
+        except Deposed:
+            writes.append(("refused", over))
+
+    def pause(until: float) -> None:
+        """SIGSTOP, as the event loop sees it: nothing of it runs until SIGCONT, the monotonic clock goes on."""
+        while time.monotonic() < until:
+            time.sleep(0.01)
+
+    async def work(term: Term) -> None:
+        writer = asyncio.create_task(delayed_write(term))
+        await asyncio.sleep(0)
+        pause(max(term.valid_until, time.monotonic() + 0.2) + 0.1)
+        await writer
+        await asyncio.Event().wait()
+
+    assert await run_while_leading(LeaderElector(lease, "a", TIMINGS), work, stop_grace=2) == LOST_EXIT_STATUS
+    assert writes == [("refused" if asks_the_term else "written", True)]
 
 
 async def test_work_that_ends_on_its_own_releases_the_lease_for_the_standby() -> None:
