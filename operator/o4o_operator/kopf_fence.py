@@ -20,7 +20,7 @@ session, which Kopf takes from the login handler when it gets one (:class:`kopf.
 Owns: :func:`fenced_session`, that session: made as Kopf makes it from the same :class:`kopf.ConnectionInfo`
 (its TLS context, headers, proxy), but with a :class:`~o4o_operator.kubeapi_transport.FencedConnector` (our
 own client's too), which asks the guard (:meth:`o4o_operator.fencing.Term.check`) about every request but a
-read, before it takes a connection and again once it has one, the last moment before its bytes go out. Every
+read, before it takes a connection and again once it has one, the last point before the request is written. Every
 attempt passes it, Kopf's retries included, so a replica paused past its lease refuses Kopf's patch on waking,
 on its own clock, as it refuses its own writes; the refusal (:class:`~o4o_operator.fencing.Deposed`) deposes
 the term, and Kopf, seeing an error it does not know in its event processing, stops the operator.

@@ -5,8 +5,8 @@ as data is on disk only while it is loaded), URL paths built
 from names that cannot step out of their segment (:func:`api_path`), and :class:`KubeTransport`, the
 aiohttp session and :meth:`KubeTransport.request` (retried on conflicts, throttling and server errors,
 counting writes, each write first past the write guard: a deposed leader writes nothing), and
-:class:`FencedConnector`, which asks the guard again once a write's connection is ready, the last moment before
-its bytes go out (Kopf's session uses it too, :mod:`o4o_operator.kopf_fence`).
+:class:`FencedConnector`, which asks the guard again once a write's connection is ready, the last point before
+the request is written (Kopf's session uses it too, :mod:`o4o_operator.kopf_fence`).
 Must not know any resource: :mod:`o4o_operator.kubeapi` builds on it.
 """
 
@@ -32,8 +32,9 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class FencedConnector(aiohttp.TCPConnector):
     """A connector that calls ``guard("<METHOD> <path>")`` for every request but a read: before it takes a
-    connection, and again once it has one (made or reused), after which aiohttp awaits nothing before it writes
-    the request. Every attempt passes it, retries included; ``guard`` refuses by raising, and a connection taken
+    connection, and again once it has one (made or reused), the last point aiohttp offers before it writes the
+    request (its headers at once, on Python before 3.12 its body in a task of its own, in the next turn of the
+    event loop). Every attempt passes it, retries included; ``guard`` refuses by raising, and a connection taken
     for a refused write is closed, never handed back."""
 
     def __init__(self, guard: Callable[[str], None], **kwargs: Any) -> None:
