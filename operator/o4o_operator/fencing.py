@@ -1,11 +1,12 @@
 """The leader's term as every writer sees it: its epoch, and whether it may still act.
 
 Owns: :class:`Term` (the epoch of one leadership term, the monotonic moment of the last renewal, and the
-deposition), :class:`Deposed` (what any write or host command raises once the term is over), and the host
-fence's refusal marker. The Kubernetes client and the SSH sessions ask :meth:`Term.check` before every
-write and every command, so a replica that was paused past its lease (SIGSTOP, a long GC, a frozen VM) and
-wakes up refuses on its own clock before it reaches the API or a server. Purely in-process: no I/O; the
-elector (:mod:`o4o_operator.runner.leader`) renews the term and deposes it. Must not decide who leads.
+deposition) and :class:`Deposed` (what any write or host command raises once the term is over); the host
+fence's refusal marker is in :mod:`o4o_operator.markers`. The Kubernetes clients (ours and Kopf's,
+:mod:`o4o_operator.kopf_fence`) and the SSH sessions ask :meth:`Term.check` before every write and every
+command, so a replica that was paused past its lease (SIGSTOP, a long GC, a frozen VM) and wakes up refuses on
+its own clock before it reaches the API or a server. Purely in-process: no I/O; the elector
+(:mod:`o4o_operator.runner.leader`) renews the term and deposes it. Must not decide who leads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-FENCED_MARKER = "::o4o::fenced"
-"""The line the host fence prints when it refuses a script: ``::o4o::fenced epoch=<ours> recorded=<theirs>``."""
-FENCED_EXIT_STATUS = 75
-"""The host fence's exit status when it refuses (EX_TEMPFAIL): the operator stops, the instance is not stalled."""
+from o4o_operator.pipeline.epoch import Epoch
 
 
 class Deposed(BaseException):
@@ -30,7 +28,7 @@ class Deposed(BaseException):
 class Term:
     """One leadership term: epoch ``epoch``, valid while renewed within ``renew_deadline`` seconds."""
 
-    def __init__(self, epoch: int, holder: str, renew_deadline: float, *, renewed_at: float,
+    def __init__(self, epoch: Epoch, holder: str, renew_deadline: float, *, renewed_at: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.epoch = epoch
         self.holder = holder
@@ -78,11 +76,3 @@ class Term:
         if reason is not None:
             raise Deposed(f"Refused to {what}: this replica no longer leads ({reason})")
 
-
-def refusal_reason(line: str) -> str | None:
-    """The host fence's refusal, from its marker line, as a sentence; None for any other line."""
-    if not line.startswith(FENCED_MARKER):
-        return None
-    fields = dict(part.split("=", 1) for part in line[len(FENCED_MARKER):].split() if "=" in part)
-    return (f"the server refused epoch {fields.get('epoch', '?')}: it has seen epoch "
-            f"{fields.get('recorded', '?')} (a newer leader)")

@@ -1,6 +1,6 @@
 """Thin Kopf glue: translate Kopf's events into the runner's calls, and nothing more.
 
-Owns: the Kopf registrations (startup, login, the per-instance worker daemon,
+Owns: the Kopf registrations (startup, login (fenced while leading), the per-instance worker daemon,
 the wake-up on change, deletion), operator settings for Kopf (annotations for
 progress, our finalizer, no peering), translating Kopf's objects (login's
 ConnectionInfo, the memo) into the runner's, and turning runner errors into
@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from o4o_operator import kopf_fence
 from o4o_operator.errors import StageError
 from o4o_operator.kubeapi import Credentials
 from o4o_operator.models import FINALIZER, GROUP, PLURAL, VERSION, Phase
@@ -61,21 +62,30 @@ def operator_runtime(memo: kopf.Memo) -> Runtime:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_kopf(settings)
+    _state(memo)
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Kopf's settings: our finalizer, its progress and diff-base in annotations, no Events of its own."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.enabled = False  # we post our own Events, already redacted
     settings.watching.server_timeout = 300
-    _state(memo)
 
 
 @kopf.on.login()
-def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | kopf.AiohttpSession | None:
+    """The cluster's credentials, for our client and Kopf's. While leading, Kopf gets a session whose every
+    write asks the term first (:mod:`o4o_operator.kopf_fence`); async, since the session needs the loop."""
     info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-    if info is not None:
-        _state(memo).credentials = credentials_from(info)
-    return info
+    if info is None:
+        return None
+    state = _state(memo)
+    state.credentials = credentials_from(info)
+    return info if state.term is None else kopf_fence.fenced_session(info, state.term.check)
 
 
 def credentials_from(info: kopf.ConnectionInfo) -> Credentials:

@@ -4,7 +4,9 @@ Owns: :class:`Credentials` (what Kopf's login found), the TLS context made from 
 as data is on disk only while it is loaded), URL paths built
 from names that cannot step out of their segment (:func:`api_path`), and :class:`KubeTransport`, the
 aiohttp session and :meth:`KubeTransport.request` (retried on conflicts, throttling and server errors,
-counting writes, each write first past the write guard: a deposed leader writes nothing).
+counting writes, each write first past the write guard: a deposed leader writes nothing), and
+:class:`FencedConnector`, which asks the guard again once a write's connection is ready, the last point before
+the request is written (Kopf's session uses it too, :mod:`o4o_operator.kopf_fence`).
 Must not know any resource: :mod:`o4o_operator.kubeapi` builds on it.
 """
 
@@ -25,6 +27,33 @@ import aiohttp
 from o4o_operator.errors import TransientError
 
 RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class FencedConnector(aiohttp.TCPConnector):
+    """A connector that calls ``guard("<METHOD> <path>")`` for every request but a read: before it takes a
+    connection, and again once it has one (made or reused), the last point aiohttp offers before it writes the
+    request (its headers at once, on Python before 3.12 its body in a task of its own, in the next turn of the
+    event loop). Every attempt passes it, retries included; ``guard`` refuses by raising, and a connection taken
+    for a refused write is closed, never handed back."""
+
+    def __init__(self, guard: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._guard = guard
+
+    async def connect(self, req: aiohttp.ClientRequest, traces: list[Any],
+                      timeout: aiohttp.ClientTimeout) -> aiohttp.connector.Connection:  # noqa: ASYNC109 - aiohttp's
+        write = None if req.method.upper() in _READS else f"{req.method.upper()} {req.url.path}"
+        if write is not None:
+            self._guard(write)
+        connection = await super().connect(req, traces, timeout)
+        if write is not None:
+            try:
+                self._guard(write)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +128,9 @@ class KubeTransport:
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self._credentials.token}"} if self._credentials.token else {}
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._credentials), limit=20)
+            ssl_context = _ssl_context(self._credentials)
+            connector = aiohttp.TCPConnector(ssl=ssl_context, limit=20) if self._write_guard is None else \
+                FencedConnector(self._write_guard, ssl=ssl_context, limit=20)
             self._session = aiohttp.ClientSession(self._credentials.server, headers=headers, connector=connector,
                                                   timeout=aiohttp.ClientTimeout(total=30))
         return self._session

@@ -2,7 +2,8 @@
 
 Owns: parsing of ``::o4o::result key=value``, ``::o4o::permanent reason=X ...``
 and ``::o4o::transient reason=X ...`` lines (see :mod:`o4o_operator.rendering`
-for the protocol). It sits on the ground floor beside :mod:`o4o_operator.errors`:
+for the protocol), and the host fence's refusal (``::o4o::fenced ...`` with its
+own exit status, ``templates/scripts/_fence.sh``). It sits on the ground floor beside :mod:`o4o_operator.errors`:
 the templates speak it (rendering) and the SSH session reads it (providers), and
 neither of those may import the other. Purely computational: no I/O.
 """
@@ -54,3 +55,18 @@ def last_failure(lines: Iterable[str]) -> FailureMarker | None:
     for line in lines:
         found = parse_failure(line) or found
     return found
+
+
+FENCED_MARKER = "::o4o::fenced"
+"""The line the host fence prints when it refuses a script: ``::o4o::fenced epoch=<ours> recorded=<theirs>``."""
+FENCED_EXIT_STATUS = 75
+"""The host fence's exit status when it refuses (EX_TEMPFAIL): the operator stops, the instance is not stalled."""
+
+
+def refusal_reason(line: str) -> str | None:
+    """The host fence's refusal, from its marker line, as a sentence; None for any other line."""
+    if not line.startswith(FENCED_MARKER):
+        return None
+    fields = dict(part.split("=", 1) for part in line[len(FENCED_MARKER):].split() if "=" in part)
+    return (f"the server refused epoch {fields.get('epoch', '?')}: it has seen epoch "
+            f"{fields.get('recorded', '?')} (a newer leader)")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import PREFIX, status_writes, wait_for
+from o4o_operator.pipeline.epoch import Epoch
 from o4o_operator.providers.ownership import server_name
 from o4o_operator.runner.leader import LOST_EXIT_STATUS
 from o4o_operator.testing import ControlPlane, SandboxHost
@@ -124,7 +125,10 @@ def test_killing_the_leader_mid_build_hands_over_within_a_lease_and_gives_one_se
     try:
         world.apply(world.manifest("failover", namespace))
         wait_until_held(host)
-        assert set(epochs_run(host)) == {"0"}  # everything so far ran under a's term
+        first_epochs = set(epochs_run(host))
+        assert len(first_epochs) == 1  # everything so far ran under a's term
+        (a_epoch,) = first_epochs
+        assert Epoch.from_token(a_epoch).transitions == 0
         replicas.processes["a"].kill()  # SIGKILL mid-build
         took_over = replicas.wait_for_holder("b", timeout=LEASE_SECONDS + 10)
         print(f"standby held the Lease {took_over:.1f} s later (lease {LEASE_SECONDS} s)")  # a figure
@@ -134,11 +138,12 @@ def test_killing_the_leader_mid_build_hands_over_within_a_lease_and_gives_one_se
     servers = [s for s in world.lightsail.resources_for_uid(obj["metadata"]["uid"]) if s.startswith("Instance/")]
     assert len(servers) == 1, servers
     assert replicas.lease_spec()["leaseTransitions"] == 1
-    assert fence_file(host, "fence-epoch") == "1\n"
+    b_epoch = fence_file(host, "fence-epoch").strip()
+    assert Epoch.from_token(b_epoch).transitions == 1 and Epoch.from_token(a_epoch) < Epoch.from_token(b_epoch)
     ran = epochs_run(host)
-    assert ran[-1] == "1" and "0" not in ran[ran.index("1"):], ran  # nothing of term 0 after term 1 began
+    assert ran[-1] == b_epoch and a_epoch not in ran[ran.index(b_epoch):], ran  # nothing of a's after b's began
     for line in fence_file(host, "fence-refused").splitlines():  # a's held build, if still running, was stopped
-        assert "of epoch 0 for epoch 1" in line, line
+        assert f"of epoch {a_epoch} for epoch {b_epoch}" in line, line
 
 
 def test_a_leader_frozen_past_its_lease_does_nothing_more_when_it_wakes(
@@ -151,6 +156,7 @@ def test_a_leader_frozen_past_its_lease_does_nothing_more_when_it_wakes(
     try:
         world.apply(world.manifest("frozen", namespace))
         wait_until_held(host)
+        (a_epoch,) = set(epochs_run(host))
         assert a.process is not None
         a.process.send_signal(signal.SIGSTOP)  # frozen mid-build, its SSH session open
         took_over = replicas.wait_for_holder("b", timeout=LEASE_SECONDS + 10)
@@ -170,8 +176,11 @@ def test_a_leader_frozen_past_its_lease_does_nothing_more_when_it_wakes(
     assert len(host.commands()) == commands, host.commands()[commands:]
     assert host.sshd_log().count("Accepted") == sessions, "the deposed leader opened an SSH session"
     assert wait_for(world, namespace, "frozen", "condition=Ready")["status"]["phase"] == "Ready"
+    b_epoch = fence_file(host, "fence-epoch").strip()
+    assert Epoch.from_token(a_epoch) < Epoch.from_token(b_epoch)
     for line in fence_file(host, "fence-refused").splitlines():  # if a's command reached the host, it was refused
-        assert "refused epoch 0: epoch 1 is recorded" in line or "of epoch 0 for epoch 1" in line, line
+        assert f"refused epoch {a_epoch}: epoch {b_epoch} is recorded" in line or \
+            f"of epoch {a_epoch} for epoch {b_epoch}" in line, line
 
 
 def test_a_rolling_restart_of_both_replicas_during_twenty_pipelines(

@@ -6,7 +6,8 @@ import datetime
 
 import pytest
 
-from o4o_operator.fencing import Deposed, Term, refusal_reason
+from o4o_operator.fencing import Deposed, Term
+from o4o_operator.markers import refusal_reason
 from o4o_operator.pipeline.election import (
     Action,
     ElectionTimings,
@@ -17,6 +18,7 @@ from o4o_operator.pipeline.election import (
     released,
     renewed,
 )
+from o4o_operator.pipeline.epoch import Epoch
 
 WALL = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
 TIMINGS = ElectionTimings()
@@ -79,10 +81,10 @@ def test_renewing_keeps_the_epoch_and_moves_only_the_renew_time() -> None:
 
 
 def test_a_leader_knows_why_it_lost() -> None:
-    assert lost_reason(held_by("a", transitions=3), "a", 3) is None
-    assert "held by b (epoch 4)" in str(lost_reason(held_by("b", transitions=4), "a", 3))
-    assert "deleted" in str(lost_reason(None, "a", 3))
-    assert "epoch 5" in str(lost_reason(held_by("a", transitions=5), "a", 3))
+    assert lost_reason(held_by("a", transitions=3), "a", Epoch(30, 3)) is None
+    assert "held by b (leaseTransitions 4)" in str(lost_reason(held_by("b", transitions=4), "a", Epoch(30, 3)))
+    assert "deleted" in str(lost_reason(None, "a", Epoch(30, 3)))
+    assert "leaseTransitions 5" in str(lost_reason(held_by("a", transitions=5), "a", Epoch(30, 3)))
 
 
 class FakeClock:
@@ -95,20 +97,20 @@ class FakeClock:
 
 def test_a_term_lasts_a_renew_deadline_from_the_start_of_its_last_renewal() -> None:
     clock = FakeClock()
-    term = Term(4, "a", 10.0, renewed_at=clock.now, clock=clock)
+    term = Term(Epoch(40, 4), "a", 10.0, renewed_at=clock.now, clock=clock)
     clock.now += 9.9
     term.check("write")
     term.renewed(clock.now - 0.5)  # a renewal that started half a second ago
     clock.now += 9.4
     term.check("write")
     clock.now += 0.2
-    with pytest.raises(Deposed, match=r"Refused to write: .*not renewed for 10 s \(epoch 4\)"):
+    with pytest.raises(Deposed, match=r"Refused to write: .*not renewed for 10 s \(epoch 40\.4\)"):
         term.check("write")
 
 
 def test_a_replica_paused_past_its_lease_refuses_on_waking_and_says_so_once() -> None:
     clock = FakeClock()
-    term = Term(2, "a", 10.0, renewed_at=clock.now, clock=clock)
+    term = Term(Epoch(20, 2), "a", 10.0, renewed_at=clock.now, clock=clock)
     reasons: list[str] = []
     term.on_deposed(reasons.append)
     clock.now += 60  # SIGSTOP for a minute, then SIGCONT: the monotonic clock went on

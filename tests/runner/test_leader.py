@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import cast
 
 import pytest
@@ -15,6 +16,7 @@ from o4o_operator.fencing import Deposed, Term
 from o4o_operator.kubeapi_lease import LeaseApi
 from o4o_operator.kubeapi_transport import KubeTransport
 from o4o_operator.pipeline.election import ElectionTimings, LeaseRecord
+from o4o_operator.pipeline.epoch import Epoch
 from o4o_operator.runner import leader
 from o4o_operator.runner.leader import LOST_EXIT_STATUS, LeaderElector, run_while_leading
 
@@ -23,7 +25,8 @@ TIMINGS = ElectionTimings(lease_duration=1.0, renew_deadline=0.6, retry_period=0
 
 
 class MemoryLease(LeaseApi):
-    """One Lease in memory; replace succeeds only behind the current resourceVersion."""
+    """One Lease in memory; replace succeeds only behind the current resourceVersion. The resourceVersion is
+    one counter for every write, as etcd's revision is, so it goes on rising across a delete."""
 
     def __init__(self) -> None:
         super().__init__(cast(KubeTransport, None), "o4o-system", "o4o-operator")
@@ -32,6 +35,11 @@ class MemoryLease(LeaseApi):
         self.down = False
         self.conflicts = 0
         self.stored = asyncio.Event()
+
+    def delete(self) -> None:
+        """``kubectl delete lease``: gone, and the next write's version is still higher."""
+        self.version += 1
+        self.record = None
 
     def _store(self, record: LeaseRecord) -> LeaseRecord:
         self.version += 1
@@ -69,7 +77,7 @@ async def stored_version(lease: MemoryLease, version: int) -> None:
 async def test_the_first_elector_creates_the_lease_and_the_second_waits() -> None:
     lease = MemoryLease()
     first = await LeaderElector(lease, "a", TIMINGS).acquire()
-    assert (first.epoch, lease.record and lease.record.holder) == (0, "a")
+    assert (first.epoch, lease.record and lease.record.holder) == (Epoch(1, 0), "a")  # the create's version
     assert await LeaderElector(lease, "b", TIMINGS).try_acquire() is None
 
 
@@ -80,7 +88,8 @@ async def test_a_standby_takes_over_a_lease_not_renewed_within_one_lease_duratio
     started = loop.time()
     term = await LeaderElector(lease, "b", TIMINGS).acquire()
     waited = loop.time() - started
-    assert term.epoch == 1 and lease.record is not None and lease.record.holder == "b"
+    assert term.epoch.transitions == 1 and lease.record is not None and lease.record.holder == "b"
+    assert term.epoch.revision == int(str(lease.record.resource_version))
     assert waited >= TIMINGS.lease_duration  # never before the lease ran out (load can only make it later)
     print(f"took over {waited:.2f} s after the last renewal (lease {TIMINGS.lease_duration} s)")  # a figure
 
@@ -105,7 +114,7 @@ async def test_a_renewal_that_finds_another_holder_deposes_the_term_at_once() ->
     assert lease.record is not None
     lease._store(dataclasses.replace(lease.record, holder="b", transitions=1))  # taken behind a's back
     await elector.renew(term)
-    assert term.deposed == "the Lease is held by b (epoch 1)"
+    assert term.deposed == "the Lease is held by b (leaseTransitions 1)"
     assert lease.conflicts == 1
 
 
@@ -157,23 +166,80 @@ async def test_a_deposition_by_the_host_fence_stops_everything_at_once() -> None
         running = asyncio.create_task(bystander())
         await asyncio.sleep(0)
         assert not running.done()
-        term.depose("the server refused epoch 0: it has seen epoch 3 (a newer leader)")
+        term.depose("the server refused epoch 1.0: it has seen epoch 9.3 (a newer leader)")
         await asyncio.Event().wait()
 
     assert await run_while_leading(LeaderElector(lease, "a", TIMINGS), work, stop_grace=2) == LOST_EXIT_STATUS
     assert bystander_cancelled.is_set()
 
 
+@pytest.mark.parametrize("asks_the_term", [False, True], ids=["unasked-like-kopf-alone", "asked-like-ours"])
+async def test_a_write_due_when_a_paused_leader_wakes_is_stopped_only_by_its_own_check(asks_the_term: bool) -> None:
+    """Stopping on deposition cancels every task, but only once the elector has noticed, a few turns of the loop
+    after a paused replica wakes. A write whose timer came due in the pause (Kopf's patch after a retry's delay)
+    runs first: only a check of the term in the write itself (ours; Kopf's through ``kopf_fence``) refuses it."""
+    lease = MemoryLease()
+    writes: list[tuple[str, bool]] = []
+
+    async def delayed_write(term: Term) -> None:  # Kopf touching an object once a handler's delay ran out
+        await asyncio.sleep(0.2)
+        over = time.monotonic() >= term.valid_until
+        try:
+            if asks_the_term:
+                term.check("PATCH the instance")
+            writes.append(("written", over))
+        except Deposed:
+            writes.append(("refused", over))
+
+    def pause(until: float) -> None:
+        """SIGSTOP, as the event loop sees it: nothing of it runs until SIGCONT, the monotonic clock goes on."""
+        while time.monotonic() < until:
+            time.sleep(0.01)
+
+    async def work(term: Term) -> None:
+        writer = asyncio.create_task(delayed_write(term))
+        await asyncio.sleep(0)
+        pause(max(term.valid_until, time.monotonic() + 0.2) + 0.1)
+        await writer
+        await asyncio.Event().wait()
+
+    assert await run_while_leading(LeaderElector(lease, "a", TIMINGS), work, stop_grace=2) == LOST_EXIT_STATUS
+    assert writes == [("refused" if asks_the_term else "written", True)]
+
+
 async def test_work_that_ends_on_its_own_releases_the_lease_for_the_standby() -> None:
     lease = MemoryLease()
 
     async def work(term: Term) -> None:
-        assert term.epoch == 0
+        assert term.epoch.transitions == 0
 
     assert await run_while_leading(LeaderElector(lease, "a", TIMINGS), work) == 0
     assert lease.record is not None and lease.record.holder == ""
     term = await LeaderElector(lease, "b", TIMINGS).try_acquire()
-    assert term is not None and term.epoch == 1
+    assert term is not None and term.epoch.transitions == 1
+
+
+async def test_a_lease_deleted_under_a_leader_deposes_it_and_the_next_term_is_newer() -> None:
+    """leaseTransitions starts again at 0 in a Lease made anew; the epoch does not go back with it."""
+    lease = MemoryLease()
+    a = LeaderElector(lease, "a", TIMINGS)
+    first = await a.acquire()
+    lease.delete()
+    second = await LeaderElector(lease, "b", TIMINGS).acquire()  # b makes the Lease again
+    assert first.epoch.transitions == 0
+    lease.delete()
+    third = await LeaderElector(lease, "c", TIMINGS).acquire()
+    assert lease.record is not None and lease.record.transitions == 0
+    assert first.epoch < second.epoch < third.epoch, (first.epoch, second.epoch, third.epoch)
+    await a.renew(first)
+    assert first.deposed == "the Lease is held by c (leaseTransitions 0)"
+
+
+async def test_a_lease_whose_version_is_no_revision_is_not_led(caplog: pytest.LogCaptureFixture) -> None:
+    lease = MemoryLease()
+    lease.version = -1  # the next write's version is "0": no revision an etcd-backed apiserver gives
+    assert await LeaderElector(lease, "a", TIMINGS).try_acquire() is None
+    assert "needs an etcd-backed apiserver's resourceVersion" in caplog.text
 
 
 def test_identity_and_namespace_come_from_the_downward_api(tmp_path: object) -> None:

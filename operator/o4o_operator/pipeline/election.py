@@ -5,8 +5,9 @@ Owns: :class:`LeaseRecord` (a Lease's spec and resourceVersion, read from and wr
 decisions of ``tryAcquireOrRenew`` in client-go's ``tools/leaderelection``: create a missing Lease, take one
 whose holder is gone (released, or not seen renewed for a lease duration *by our own clock*, never by the
 holder's timestamps), renew our own, wait otherwise. Every acquisition raises ``leaseTransitions`` by one,
-even by the same identity, so it is the term's epoch (the fence, :mod:`o4o_operator.fencing`): strictly
-increasing, made unique by the compare-and-swap on resourceVersion.
+even by the same identity, behind the compare-and-swap on resourceVersion; the term's epoch (the fence,
+:mod:`o4o_operator.pipeline.epoch`) pairs it with the resourceVersion the acquiring write got, which stays
+increasing when the Lease is deleted and ``leaseTransitions`` starts again at 0 (:func:`epoch_of`).
 Purely computational, no I/O and no clock of its own: callers pass the times.
 """
 
@@ -17,6 +18,8 @@ import datetime
 import enum
 from collections.abc import Mapping
 from typing import Any
+
+from o4o_operator.pipeline.epoch import Epoch
 
 MICRO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 """metav1.MicroTime's wire format."""
@@ -127,12 +130,17 @@ def released(lease: LeaseRecord, wall_now: datetime.datetime) -> LeaseRecord:
     return dataclasses.replace(lease, holder="", lease_duration_seconds=1, renew_time=stamp)
 
 
-def lost_reason(lease: LeaseRecord | None, identity: str, epoch: int) -> str | None:
+def epoch_of(written: LeaseRecord) -> Epoch:
+    """The epoch of the term that ``written`` (what the apiserver answered to our create or replace) began."""
+    return Epoch.of_acquisition(written.resource_version, written.transitions)
+
+
+def lost_reason(lease: LeaseRecord | None, identity: str, epoch: Epoch) -> str | None:
     """Why a leader that read ``lease`` no longer leads term ``epoch`` (None: it still holds it)."""
     if lease is None:
         return "the Lease was deleted"
     if lease.holder != identity:
-        return f"the Lease is held by {lease.holder or 'nobody'} (epoch {lease.transitions})"
-    if lease.transitions != epoch:
-        return f"the Lease moved to epoch {lease.transitions}"
+        return f"the Lease is held by {lease.holder or 'nobody'} (leaseTransitions {lease.transitions})"
+    if lease.transitions != epoch.transitions:
+        return f"the Lease moved on to leaseTransitions {lease.transitions}"
     return None

@@ -35,8 +35,8 @@ import asyncssh
 
 from o4o_operator import metrics
 from o4o_operator.errors import PermanentError, StageError, TransientError
-from o4o_operator.fencing import FENCED_EXIT_STATUS, Deposed, Term, refusal_reason
-from o4o_operator.markers import parse_failure, parse_results
+from o4o_operator.fencing import Deposed, Term
+from o4o_operator.markers import FENCED_EXIT_STATUS, parse_failure, parse_results, refusal_reason
 from o4o_operator.providers.protocols import CommandResult, LogSink
 from o4o_operator.redaction import Redactor
 
@@ -139,7 +139,7 @@ def _wrap(script: str, env: Mapping[str, str], fence: HostFence | None = None) -
             raise ValueError(f"{name!r} is not a valid environment variable name")
         lines.append(f"export {name}={shlex.quote(value)}")
     if fence is not None:
-        lines += [f"export O4O_EPOCH={fence.term.epoch:d}", fence.script.rstrip("\n")]
+        lines += [f"export O4O_EPOCH={fence.term.epoch.token}", fence.script.rstrip("\n")]
     return "\n".join([*lines, script.rstrip("\n"), "}", ""])
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from o4o_operator.errors import InvalidSpecError
-from o4o_operator.fencing import FENCED_EXIT_STATUS
+from o4o_operator.markers import FENCED_EXIT_STATUS
 from o4o_operator.rendering.apps_script import AppsLedger, apps_variables, ledger_variables
 from o4o_operator.rendering.host_context import STATE_ROOT, HostContext
 

@@ -31,6 +31,7 @@ from o4o_operator.pipeline.election import (
     LeaseRecord,
     acquired,
     decide,
+    epoch_of,
     lost_reason,
     released,
     renewed,
@@ -83,7 +84,8 @@ class LeaderElector:
         self._record: LeaseRecord | None = None
 
     async def acquire(self) -> Term:
-        """Wait until this replica holds the Lease; its term (epoch = the Lease's ``leaseTransitions``)."""
+        """Wait until this replica holds the Lease; its term (its epoch: the acquiring write's resourceVersion
+        and the Lease's ``leaseTransitions``, :func:`~o4o_operator.pipeline.election.epoch_of`)."""
         while True:
             term = await self.try_acquire()
             if term is not None:
@@ -109,10 +111,15 @@ class LeaderElector:
         if written is None:
             logger.info("Lost the race for the Lease %s/%s; waiting", self.api.namespace, self.api.name)
             return None
+        try:
+            epoch = epoch_of(written)
+        except ValueError as error:  # written, but with no epoch to fence by: not leading (each try says so)
+            logger.error("Cannot lead on the Lease %s/%s: %s", self.api.namespace, self.api.name, error)
+            return None
         self._record = written
-        logger.info("Acquired the Lease %s/%s as %s in epoch %d", self.api.namespace, self.api.name,
-                    self.identity, written.transitions)
-        return Term(written.transitions, self.identity, self.timings.renew_deadline, renewed_at=started,
+        logger.info("Acquired the Lease %s/%s as %s in epoch %s", self.api.namespace, self.api.name,
+                    self.identity, epoch)
+        return Term(epoch, self.identity, self.timings.renew_deadline, renewed_at=started,
                     clock=self._monotonic)
 
     def _observe(self, lease: LeaseRecord | None) -> None:
@@ -148,7 +155,7 @@ class LeaderElector:
                     assert current is not None
                     written = await self.api.replace(renewed(current, self._wall()))
         except Exception as error:  # a failed renewal; the renew deadline decides
-            logger.warning("Could not renew the Lease %s/%s (epoch %d): %s", self.api.namespace, self.api.name,
+            logger.warning("Could not renew the Lease %s/%s (epoch %s): %s", self.api.namespace, self.api.name,
                            term.epoch, error)
             return
         if written is not None:
