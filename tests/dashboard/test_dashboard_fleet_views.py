@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from dashboard_fleet_samples import (
     BUILD_FAILED,
     CANARY,
@@ -26,9 +28,10 @@ from dashboard_fleet_samples import (
 )
 from dashboard_samples import XSS, body, spec, status_ready
 
-from conftest import Client
 from o4o_dashboard.cache import InstanceCache
 from o4o_dashboard.fleets import FleetDetail, FleetState, fleet_detail
+
+Client = TestClient[web.Request, web.Application]
 
 NAMESPACE = "shop"
 

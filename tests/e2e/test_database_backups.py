@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import dump, wait_for
 
-from conftest import dump, wait_for
 from o4o_operator.rendering.host_context import STATE_ROOT, instance_slug
 from o4o_operator.testing.fixture_repo import commit_to_branch
 from o4o_operator.testing.s3server import S3Server

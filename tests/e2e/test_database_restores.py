@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import dump, wait_for
 
-from conftest import dump, wait_for
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.rendering.env_values import database_identifier
 from o4o_operator.rendering.host_context import BASE_DIR_ROOT, instance_slug, instance_user

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import boto3
+from e2e_support import conditions, wait_for
 
-from conftest import conditions, wait_for
 from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
 from o4o_operator.testing.world import LocalWorld
 

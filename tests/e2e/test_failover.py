@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import PREFIX, status_writes, wait_for
 
-from conftest import PREFIX, status_writes, wait_for
 from o4o_operator.pipeline.epoch import Epoch
 from o4o_operator.providers.ownership import server_name
 from o4o_operator.runner.leader import LOST_EXIT_STATUS

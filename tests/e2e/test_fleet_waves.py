@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from e2e_support import PREFIX
 from fleet_watch import (
     FLEET,
     MemberWatch,
@@ -29,7 +30,6 @@ from fleet_watch import (
     wait_fleet,
 )
 
-from conftest import PREFIX
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.fixture_repo import commit_to_branch
 from o4o_operator.testing.world import LocalWorld

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import conditions, status_writes, wait_for
+from e2e_support import conditions, status_writes, wait_for
+
 from o4o_operator.pipeline.stages import STAGES
 from o4o_operator.rendering.host_context import instance_slug
 from o4o_operator.testing.world import LocalWorld

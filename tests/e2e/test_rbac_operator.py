@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import wait_for
+from e2e_support import wait_for
+
 from o4o_operator.testing.world import LocalWorld
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import PREFIX, dump, wait_for
 
-from conftest import PREFIX, dump, wait_for
 from o4o_operator.pipeline.backup_buckets import bucket_name, key_secret_name
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.rendering.env_values import database_identifier

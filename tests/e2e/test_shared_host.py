@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import wait_for
+from e2e_support import wait_for
+
 from o4o_operator.rendering import HostContext
 from o4o_operator.rendering.env_values import database_identifier
 from o4o_operator.testing.sandbox import SandboxHost, ShimCall

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import wait_for
 
-from conftest import wait_for
 from o4o_operator.rendering.host_context import instance_slug
 from o4o_operator.testing.fixture_repo import FILES, commit_files, commit_to_branch, make_fixture_repo, tag_commit
 from o4o_operator.testing.world import LocalWorld

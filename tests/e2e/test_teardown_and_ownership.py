@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import wait_for
+from e2e_support import wait_for
+
 from o4o_operator.models import secret_finalizer
 from o4o_operator.testing.world import LocalWorld
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncssh
 import boto3
+from e2e_support import conditions, wait_for
 
-from conftest import conditions, wait_for
 from o4o_operator.providers.ownership import key_pair_name, server_name
 from o4o_operator.testing.world import REGION, ZONE, LocalWorld
 

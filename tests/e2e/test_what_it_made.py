@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import boto3
+from e2e_support import wait_for
 
-from conftest import wait_for
 from o4o_operator.models import DeploymentInstanceSpec
 from o4o_operator.rendering import HostContext
 from o4o_operator.rendering.env_values import database_identifier
