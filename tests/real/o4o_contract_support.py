@@ -208,16 +208,3 @@ def stored_archive(world: RealWorld, record: dict[str, Any]) -> bytes:
 def count(instance: Instance, table: str, database: str = "") -> int:
     return int(psql(instance, f"SELECT count(*) FROM {table}", database))  # noqa: S608 - the test's own name
 
-
-def configured_again(world: RealWorld, instance: Instance, change: Callable[[], None]) -> dict[str, Any]:
-    """Make ``change`` (one that re-runs the configure stage), and await Ready after that configure run."""
-    before = {s["name"]: s.get("finishedAt") for s in instance.obj["status"]["stages"]}["configure"]
-    change()
-
-    def reconfigured(obj: dict[str, Any]) -> bool:
-        stages = {s["name"]: s for s in obj.get("status", {}).get("stages", [])}
-        ready = conditions(obj).get("Ready", {}).get("status") == "True"
-        return ready and stages["configure"].get("finishedAt") != before
-
-    instance.obj = wait_until(world, instance.namespace, "configure re-run", reconfigured)
-    return instance.obj
