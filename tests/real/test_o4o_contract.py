@@ -13,9 +13,9 @@ starts again from an empty database. Tests 8 to 10 (issue 21) back the instance 
 (versitygw on the bridge address: the host uploads and downloads through presigned URLs, bypassing its proxy):
 a table dropped by hand comes back from a backup on request; the next release keeps that restore in its spec and
 does not restore again; the backup the operator took before its damaging migration restores the data with the
-previous release; and a third instance on the same server, cloned from a
-backup, serves the rows under its own domain with its own role and password. Stage times and each of these tests'
-durations are printed for the record; nothing asserts on time. Helpers: ``o4o_contract_support.py``.
+previous release; and a third instance on the same server, cloned from a backup, serves the rows under its own
+domain with its own role and password. Stage times and each of these tests' durations are printed for the record;
+nothing asserts on time. Helpers: ``o4o_contract_support.py``.
 """
 
 from __future__ import annotations
