@@ -122,16 +122,19 @@ def _manifest(world: LocalWorld, hosts: str, source: str | None) -> dict[str, An
 
 
 def _served_hint(world: LocalWorld, obj: dict[str, Any], dev_dir: Path) -> str:
-    from o4o_operator.testing.real_world import RealWorld
+    from o4o_operator.testing.real_world import BACKUP_SECRET, RealWorld
     if not isinstance(world, RealWorld):
         return "  Served by:     a sandbox host (shims: nothing is really installed; make dev HOSTS=booted is real)"
     root = dev_dir / "pebble-root.pem"
     shutil.copyfile(world.pebble_root_path, root)
     address, domain = obj["status"]["server"]["ipAddress"], obj["spec"]["domain"]
+    backups = {"spec": {"database": {"backup": {"target": world.backup_target(NAMESPACE)}}}}
     return (f"  Pebble root:   {root}\n"
             f"  Try it:        curl --resolve {domain}:443:{address} --cacert {root} https://{domain}/\n"
             f"                 curl --resolve {domain}:443:{address} --cacert {root} https://{domain}/api/health\n"
-            f"  Log in:        the Secret ssh-key in {NAMESPACE} holds the key for admin@{address}")
+            f"  Log in:        the Secret ssh-key in {NAMESPACE} holds the key for admin@{address}\n"
+            f"  Back it up:    kubectl patch di {NAME} -n {NAMESPACE} --type=merge -p "
+            f"'{json.dumps(backups, separators=(',', ':'))}'  (this world's S3 server; Secret {BACKUP_SECRET})")
 
 
 def main(argv: list[str] | None = None) -> int:

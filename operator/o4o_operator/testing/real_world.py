@@ -6,9 +6,11 @@ booted hosts (:class:`~o4o_operator.testing.booted_fleet.BootedFleet`), and what
 bridge address ``198.51.100.1``: the egress proxy (``HostWorld``), challtestsrv as their DNS on :53 and
 Pebble's ACME directory (``AcmeWorld``), a :class:`~o4o_operator.testing.dns_feed.DnsFeed` that makes the
 local Lightsail's DNS records (the DNS stage's own output) what Pebble and the hosts resolve, the Node.js
-dist mirror the operator is pointed at (``O4O_NODE_MIRROR``), and the fixture repository (its ``o4o`` flavour:
-real TypeScript builds, PostgreSQL, migrations and the admin apps API) served over smart
-HTTPS (its CA is trusted by each host, as a corporate image trusts its own CA). Manifests are shaped like
+dist mirror the operator is pointed at (``O4O_NODE_MIRROR``), the real S3 server (versitygw) whose bucket
+:data:`BACKUP_BUCKET` is the ``s3`` backup target of :meth:`RealWorld.backup_target` (on the bridge address, which
+the hosts' image leaves out of the proxy, so they reach the operator's presigned URLs directly), and the fixture
+repository (its ``o4o`` flavour: real TypeScript builds, PostgreSQL, migrations and the admin apps API) served over
+smart HTTPS (its CA is trusted by each host, as a corporate image trusts its own CA). Manifests are shaped like
 ``manifests/samples/lightsail.yaml`` with ``blueprintId: debian_12``, ``ssh.user: admin`` and ``spec.tls``
 naming Pebble (directory, endpoint CA, root).
 
@@ -19,6 +21,7 @@ part failed to start. Only the cloud's API and the internet's DNS are simulated.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +42,7 @@ from o4o_operator.testing.git_server import GitHttpServer, publish_bare
 from o4o_operator.testing.hosts import BootedHost, HostWorld
 from o4o_operator.testing.lightsail import LocalLightsail
 from o4o_operator.testing.mirrors import NodeMirror
+from o4o_operator.testing.s3server import S3Server
 from o4o_operator.testing.world import CRD, REGION, ZONE, LocalWorld
 
 REPOSITORY_NAME = "o4o-platform.git"
@@ -46,6 +50,9 @@ BLUEPRINT = "debian_12"
 LOGIN_USER = "admin"
 ACME_PORT = 14000  # Pebble's usual port; fixed, since the bridge (and so a free port on it) exists only once started
 DEFAULT_DRIFT_SECONDS = 30.0
+BACKUP_BUCKET = "o4o-real-backups"
+BACKUP_PREFIX = "o4o"
+BACKUP_SECRET = "backup-s3"  # noqa: S105 - the Secret's name
 
 
 O4O_BUILD_API = {
@@ -92,6 +99,7 @@ class RealWorld(LocalWorld):
         self.git_server = GitHttpServer(self.git_root, listen_host=self.host_world.address,
                                         certificate=self.git_tls.certificate, private_key=self.git_tls.private_key)
         self.mirror: NodeMirror | None = None
+        self.s3 = S3Server(self.directory / "s3", listen_host=self.host_world.address)
         self.pebble_root_path = self.directory / "pebble-root.pem"
         self._stack = contextlib.ExitStack()
 
@@ -131,6 +139,8 @@ class RealWorld(LocalWorld):
             self._stack.callback(self.dns_feed.stop)
             self.mirror = NodeMirror(listen_host=self.host_world.address)
             self._started(self.mirror.start, self.mirror.stop)
+            self._started(self.s3.start, self.s3.stop)
+            self.s3.create_bucket(BACKUP_BUCKET)
             self._publish_source()
             self._started(self.git_server.start, self.git_server.stop)
             if with_operator:
@@ -202,6 +212,15 @@ class RealWorld(LocalWorld):
         spec["build"] = {"api": dict(BUILD_API) if self.source is None else dict(O4O_BUILD_API)}
         spec.update(spec_changes)
         return manifest
+
+    def backup_target(self, namespace: str) -> dict[str, Any]:
+        """``spec.database.backup.target`` naming the world's S3 server, whose credentials the Secret
+        :data:`BACKUP_SECRET` in ``namespace`` holds (made here; read by the operator only)."""
+        self.control_plane.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": BACKUP_SECRET, "namespace": namespace},
+            "stringData": {"accessKeyId": self.s3.access_key_id, "secretAccessKey": self.s3.secret_access_key}}))
+        return {"s3": {"endpoint": self.s3.endpoint, "bucket": BACKUP_BUCKET, "prefix": BACKUP_PREFIX,
+                       "credentialsSecretRef": {"name": BACKUP_SECRET}}}
 
     def server_name(self, name: str, namespace: str) -> str:
         """The Lightsail instance a DI made (its status says so once provisioned)."""
