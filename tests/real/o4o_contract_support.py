@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import conditions, dump, wait_for
+from real_support import conditions, dump, wait_for
+
 from o4o_operator.models import BuildSpec
 from o4o_operator.pipeline.backups import BACKUP_REQUEST_ANNOTATION
 from o4o_operator.rendering.host_context import BASE_DIR_ROOT, STATE_ROOT, instance_slug

@@ -28,8 +28,8 @@ from typing import Any
 import o4o_contract_support as support
 import pytest
 from o4o_contract_support import HEALTH, NAME, Instance
+from real_support import conditions, dump, make_namespace, print_stage_times, wait_for
 
-from conftest import conditions, dump, make_namespace, print_stage_times, wait_for
 from o4o_operator.models import BuildSpec
 from o4o_operator.rendering.host_context import STATE_ROOT, instance_slug
 from o4o_operator.testing import fixture_o4o, fixture_repo

@@ -12,8 +12,8 @@ import time
 
 import boto3
 import pytest
+from real_support import print_stage_times, wait_for
 
-from conftest import print_stage_times, wait_for
 from o4o_operator.testing.dns_query import query
 from o4o_operator.testing.real_world import RealWorld
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from real_support import conditions, dump, print_stage_times, wait_for
 
-from conftest import conditions, dump, print_stage_times, wait_for
 from o4o_operator.models import BuildSpec
 from o4o_operator.testing.fixture_o4o import API_MAIN_TS, CRASHING_API_MAIN_TS
 from o4o_operator.testing.fixture_repo import SITE_MARKER, SITE_PAGE, commit_to_branch, site_page

@@ -1,0 +1,83 @@
+"""What the real tier's modules share besides their fixtures: the namespace prefix the operator watches, the
+skip without root or tools, a namespace of the module's, waiting for a condition with the evidence on failure,
+and views of a status. (A module of its own name: ``conftest`` is a different module per directory, and which
+one ``import conftest`` finds depends on what pytest collected first.)"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import time
+from typing import Any
+
+import pytest
+
+from o4o_operator.testing.real_world import RealWorld
+
+PREFIX = "real-"
+_numbers = itertools.count(1)
+_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "tinyproxy": "tinyproxy",
+          "ip": "iproute2", "ssh": "openssh-client", "curl": "curl", "git": "git"}
+
+
+def skip_without_root_or_tools() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the real tier boots hosts: it needs root (network namespaces, systemd-nspawn)")
+    missing = sorted({package for tool, package in _TOOLS.items() if not shutil.which(tool)})
+    if missing:
+        pytest.skip(f"missing Debian packages {', '.join(missing)} (make debian-packages)")
+
+
+def module_prefix(request: pytest.FixtureRequest) -> str:
+    base = re.sub(r"[^a-z0-9-]", "-", request.module.__name__.rsplit(".", 1)[-1].lower().removeprefix("test_"))
+    return f"{PREFIX}{base[:30]}-{os.getpid() % 10000}-"
+
+
+def make_namespace(world: RealWorld, request: pytest.FixtureRequest, env: dict[str, str]) -> str:
+    """A namespace of the module's with the ``ssh-key`` Secret and the env Secret ``app-env`` holding ``env``."""
+    name = f"{module_prefix(request)}{next(_numbers)}"
+    world.control_plane.create_namespace(name)
+    world.create_secrets(name, env=env)
+    return name
+
+
+def wait_for(world: RealWorld, namespace: str, name: str, condition: str, timeout: int = 1500) -> dict[str, Any]:
+    """``kubectl wait`` for a condition or jsonpath; on failure the message has the status and operator log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(1, int(deadline - time.monotonic()))
+        result = world.control_plane.kubectl("wait", f"--for={condition}", f"di/{name}", "-n", namespace,
+                                             f"--timeout={remaining}s", check=False, timeout=remaining + 30)
+        if result.returncode == 0 or "NotFound" not in result.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if result.returncode != 0:
+        operator_log = world.operator.output()[-8000:] if world.operator else ""
+        current = world.control_plane.kubectl("get", "di", name, "-n", namespace, "-o", "json", check=False).stdout
+        raise AssertionError(f"{condition} not reached: {result.stderr}\nstatus: {current[-5000:]}\n"
+                             f"operator log:\n{operator_log}")
+    return world.get(name, namespace)
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+
+
+def print_stage_times(label: str, obj: dict[str, Any]) -> None:
+    """Per stage, from status: how long its last run took (for the record; nothing asserts on time)."""
+    from datetime import datetime
+    lines = []
+    for stage in obj.get("status", {}).get("stages", []):
+        began, ended = stage.get("startedAt"), stage.get("finishedAt")
+        if began and ended:
+            seconds = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(began.replace("Z", "+00:00"))).total_seconds()
+            lines.append(f"{stage['name']} {seconds:.1f}s")
+    print(f"\n{label}: " + ", ".join(lines))
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1)[-4000:]
