@@ -186,8 +186,9 @@ def _credentials(plane: ControlPlane) -> Credentials:
                        certificate_path=str(plane.pki.admin_cert), private_key_path=str(plane.pki.admin_key))
 
 
-async def load(plane: ControlPlane, count: int, lines: int = LOG_TAIL_LINES) -> float:
-    """Create the Secrets and ``count`` Ready instances (16 requests at a time); returns seconds taken."""
+async def load(plane: ControlPlane, count: int, lines: int = LOG_TAIL_LINES, *, start: int = 0) -> float:
+    """Create the Secrets and ``count`` Ready instances (16 requests at a time); returns seconds taken.
+    ``start`` > 0 adds instances ``start`` .. ``count - 1`` to those an earlier call made (Secrets included)."""
     started = time.perf_counter()
     kube = KubeApi(_credentials(plane))
     settings = OperatorSettings(drift_interval_seconds=DRIFT_INTERVAL_SECONDS)
@@ -196,7 +197,7 @@ async def load(plane: ControlPlane, count: int, lines: int = LOG_TAIL_LINES) -> 
     collection = DI_PATH.format(namespace=NAMESPACE)
     semaphore = asyncio.Semaphore(16)
     try:
-        for secret in SECRETS:
+        for secret in SECRETS if start == 0 else ():
             await kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", body=secret)
 
         async def one(index: int) -> None:
@@ -206,7 +207,7 @@ async def load(plane: ControlPlane, count: int, lines: int = LOG_TAIL_LINES) -> 
                 await kube.request("PATCH", f"{collection}/{created['metadata']['name']}/status",
                                    body={"status": status}, content_type=MERGE_PATCH)
 
-        await asyncio.gather(*(one(index) for index in range(count)))
+        await asyncio.gather(*(one(index) for index in range(start, count)))
     finally:
         await kube.close()
     return time.perf_counter() - started
