@@ -62,6 +62,7 @@ def _by_package(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
 def report() -> dict[str, Any]:
     started = time.monotonic()
     result: dict[str, Any] = {"rss_mib": _rss_mib()}
+    snapshot: tracemalloc.Snapshot | None = None
     if tracemalloc.is_tracing():
         snapshot = tracemalloc.take_snapshot().filter_traces((
             tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
@@ -76,8 +77,15 @@ def report() -> dict[str, Any]:
     result["gc_tracked_objects"] = sum(counts.values())
     result["gc_top_types"] = dict(counts.most_common(25))
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    gc.collect()
+    result["gc_unreachable_collected"] = gc.collect()
     result["rss_mib_after_collect"] = _rss_mib()
+    if snapshot is not None:  # what the collection freed: cyclic garbage still held until then
+        freed = tracemalloc.take_snapshot().compare_to(snapshot, "lineno")
+        freed.sort(key=lambda stat: stat.size_diff)
+        result["tracemalloc"]["traced_mib_after_collect"] = round(tracemalloc.get_traced_memory()[0] / 1024 / 1024, 1)
+        result["tracemalloc"]["freed_by_collect"] = [
+            {"kib": round(-stat.size_diff / 1024, 1), "count": -stat.count_diff, "where": str(stat.traceback[0])}
+            for stat in freed[:15] if stat.size_diff < 0]
     libc.malloc_trim(0)
     result["rss_mib_after_malloc_trim"] = _rss_mib()
     result["report_seconds"] = round(time.monotonic() - started, 1)

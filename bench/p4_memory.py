@@ -77,6 +77,17 @@ def _ask_report(operator: OperatorProcess, path: Path) -> dict[str, Any]:
     raise RuntimeError(f"no memory report after {REPORT_TIMEOUT_SECONDS:.0f}s:\n{operator.output()[-2000:]}")
 
 
+def _settle(operator: OperatorProcess, count: int) -> dict[str, Any]:
+    """``wait_settled``, again if the metrics endpoint did not answer in time (a traced operator is slow)."""
+    deadline = time.monotonic() + 1800.0
+    while True:
+        try:
+            return wait_settled(operator, count, timeout=max(1.0, deadline - time.monotonic()))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def measure(kubeconfig: Path, directory: Path, count: int, env: Mapping[str, str], idle_seconds: float,
             frames: int = 0) -> dict[str, Any]:
     """One steady-state start at ``count`` instances: RSS over the idle window and the probe's report."""
@@ -86,7 +97,7 @@ def measure(kubeconfig: Path, directory: Path, count: int, env: Mapping[str, str
     log = directory / f"operator-{count}-{frames}.log"
     with OperatorProcess(kubeconfig, log, env=probe_env, launcher=_probe_launcher) as operator:
         assert operator.process is not None
-        settled = wait_settled(operator, count, timeout=1800.0)
+        settled = _settle(operator, count)
         sampler = ProcessSampler(operator.process.pid)
         with sampler:
             time.sleep(idle_seconds)
@@ -154,6 +165,10 @@ def report_scale(count: int, figures: dict[str, Any]) -> None:
             f"by package: {json.dumps(dict(list(traced['by_package_mib'].items())[:15]))}")
         for site in traced["by_line"][:25]:
             say(f"      {site['kib']:10.1f} KiB {site['count']:8d}  {site['where'][0]}")
+        say(f"    gc.collect() found {figures['traced']['gc_unreachable_collected']} unreachable objects; traced "
+            f"{traced.get('traced_mib_after_collect')} MiB after it; it freed most at:")
+        for site in traced.get("freed_by_collect", [])[:10]:
+            say(f"      {site['kib']:10.1f} KiB {site['count']:8d}  {site['where']}")
         for site in traced["by_traceback"][:8]:
             say(f"      {site['kib']:10.1f} KiB {site['count']:8d}  " + " <- ".join(reversed(site["where"][-6:])))
 
