@@ -1,4 +1,4 @@
-"""What Kopf keeps of each object it lists and watches: no ``metadata.managedFields`` (real apiserver)."""
+"""What Kopf keeps of each object it lists and watches: no ``managedFields``, strings shared (real apiserver)."""
 
 from __future__ import annotations
 
@@ -78,8 +78,26 @@ async def test_installed_kopf_keeps_no_managed_fields(control_plane: ControlPlan
 
 def test_bookmarks_and_errors_pass_unchanged() -> None:
     error = {"type": "ERROR", "object": {"code": 410}}
-    assert kopf_watch_trim.without_managed_fields(watching.Bookmark.LISTED) is watching.Bookmark.LISTED
-    assert kopf_watch_trim.without_managed_fields(error) == {"type": "ERROR", "object": {"code": 410}}
+    assert kopf_watch_trim.compacted(watching.Bookmark.LISTED) is watching.Bookmark.LISTED
+    assert kopf_watch_trim.compacted(error) == {"type": "ERROR", "object": {"code": 410}}
+
+
+def test_objects_stay_equal_and_share_their_keys_and_short_strings() -> None:
+    def decoded() -> dict[str, Any]:
+        text = json.dumps({"metadata": {"name": "shop", "managedFields": [{"manager": "kopf"}]}, "status": {
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-07T04:00:00Z"}],
+            "logTail": ["04:00:00 [configure] " + "a long line, unique to its instance " * 3]}})
+        return dict(json.loads(text))
+
+    first, second = (kopf_watch_trim.compacted({"type": "MODIFIED", "object": decoded()})["object"]
+                     for _ in range(2))
+    expected = decoded()
+    del expected["metadata"]["managedFields"]
+    assert first == second == expected
+    one, other = first["status"]["conditions"][0], second["status"]["conditions"][0]
+    assert all(a is b for a, b in zip(one, other, strict=True))  # the keys
+    assert one["lastTransitionTime"] is other["lastTransitionTime"] and one["status"] is other["status"]
+    assert first["status"]["logTail"][0] is not second["status"]["logTail"][0]  # long: left as decoded
 
 
 def test_it_refuses_a_kopf_of_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
