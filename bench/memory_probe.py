@@ -1,8 +1,8 @@
-"""``python -m bench.memory_probe run ...``: the test CLI with a memory report on SIGUSR2, for ``bench.p4_memory``.
+"""``python -m bench.memory_probe run ...``: the shipped CLI with a memory report on SIGUSR2, for ``bench.p4_memory``.
 
-Owns: starting the operator exactly as :mod:`o4o_operator.testing.operator_main` does, after optionally
-starting ``tracemalloc`` (``O4O_PROBE_TRACEMALLOC_FRAMES``: frames per trace, 0 or unset: off; with more than
-one frame, only after the operator's modules are imported, which would take minutes traced), and a
+Owns: starting the operator exactly as ``python -m o4o_operator`` does (see ``bench.p4_idle.shipped_cli``),
+after optionally starting ``tracemalloc`` (``O4O_PROBE_TRACEMALLOC_FRAMES``: frames per trace, 0 or unset: off;
+with more than one frame, only after the operator's modules are imported, which would take minutes traced), and a
 SIGUSR2 handler that writes one JSON report to ``O4O_PROBE_REPORT``: RSS, what tracemalloc traces (top sites
 by line and, with more than one frame, by traceback), the live objects by type and how many ``gc`` tracks,
 and RSS again after ``malloc_trim(0)`` (how much of RSS the allocator held free). Nothing of the operator's
@@ -101,14 +101,14 @@ def _on_signal(_signum: int, _frame: FrameType | None) -> None:
 def main() -> int:
     frames = int(os.environ.get(FRAMES_VARIABLE) or 0)
     if frames > 1:  # deep traces make imports too slow for the liveness wait: trace from after them
-        sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]  # as operator_main does
+        sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]  # as the CLI does
         from o4o_operator import cli, handlers, handlers_fleet  # noqa: F401
     if frames > 0:
         tracemalloc.start(frames)
     signal.signal(signal.SIGUSR2, _on_signal)
-    from o4o_operator.testing import operator_main
+    from o4o_operator import cli
 
-    return operator_main.main(sys.argv[1:])
+    return cli.main(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import memory_probe
 from bench.common import ProcessSampler, say, start_control_plane, write_result
-from bench.p4_idle import DRIFT_INTERVAL_SECONDS, NAMESPACE, RSS_TARGET_MB, load, wait_settled
+from bench.p4_idle import DRIFT_INTERVAL_SECONDS, NAMESPACE, RSS_TARGET_MB, load, shipped_cli, wait_settled
 from o4o_operator.testing.operator_process import OperatorProcess
 
 NAME = "p4-memory"
@@ -134,7 +134,7 @@ def run(scales: Sequence[int], traced: Sequence[int], frames: int, idle_seconds:
                 say(f"P4 memory: {count} Ready instances loaded (+{count - loaded} in {seconds:.1f}s); takeover ...")
                 loaded = count
                 with OperatorProcess(plane.kubeconfig, directory / f"takeover-{count}.log",
-                                     env=operator_env) as operator:
+                                     env=operator_env, launcher=shipped_cli) as operator:
                     wait_settled(operator, count, timeout=1800.0)
             figures = measure(plane.kubeconfig, directory, count, operator_env, idle_seconds)
             if count in traced:
