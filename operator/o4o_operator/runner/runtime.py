@@ -61,6 +61,9 @@ class Runtime:
     connector: HostConnector
     pipelines: asyncio.Semaphore
     """How many instances may run a stage at once, shared by every instance."""
+    decisions: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(20))
+    """How many instances may read their facts and decide at once (as many as may run a stage): each holds its
+    status and the Secrets it read meanwhile, and 1000 workers start together (bench ``p4_memory``)."""
     cloud_factory: CloudFactory = default_cloud_factory
     dns_factory: DnsFactory = default_dns_factory
     name_check_factory: NameCheckFactory = default_name_check
@@ -97,7 +100,8 @@ def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honou
     runtime = Runtime(settings=settings, kube=KubeApi(credentials, write_guard=guard),
                       connector=SshConnector(max_sessions=settings.max_ssh_sessions,
                                              honour_sandbox_root=honour_sandbox_root, fence=fence),
-                      pipelines=asyncio.Semaphore(settings.max_pipelines))
+                      pipelines=asyncio.Semaphore(settings.max_pipelines),
+                      decisions=asyncio.Semaphore(settings.max_pipelines))
     if clock is not None:
         runtime.clock = clock
     return runtime

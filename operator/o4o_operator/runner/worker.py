@@ -93,11 +93,13 @@ class InstanceWorker:
     def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
         self.runtime = runtime
         self._body = body
-        self._status: DeploymentInstanceStatus | None = status_from_body(body().get("status"))
+        stored = body().get("status")
         # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing:
-        # kept packed (compressed canonical JSON, see written_status; 1000 idle instances hold one each).
-        self._written: WrittenStatus | None = WrittenStatus.of(self.status.to_body()) if body().get("status") \
+        # kept packed (compressed canonical JSON, see written_status; 1000 idle instances hold one each), and
+        # nothing else until a pass needs the status (read back then, see ``status``).
+        self._written: WrittenStatus | None = WrittenStatus.of(status_from_body(stored).to_body()) if stored \
             else None
+        self._status: DeploymentInstanceStatus | None = None if stored else status_from_body(None)
         # An instance with a status may have a log in its ConfigMap from before this process: read back first.
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes,
                                earlier_known=not body().get("status"))
@@ -170,7 +172,8 @@ class InstanceWorker:
                     continue
                 self.idle()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
+                    async with asyncio.timeout(max(0.0, delay)):  # no task of its own, unlike wait_for
+                        await wakeup.wait()
         finally:
             self.handoff.release()
 
@@ -186,9 +189,10 @@ class InstanceWorker:
             await self.write_status(with_verdict(self.status, summary, {}, generation, now))
             return self.runtime.settings.stall_recheck_seconds
         instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log)
-        async for checkpoint in keep_teardown_secrets(instance):
-            await self._apply(checkpoint)
-        decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)
+        async with self.runtime.decisions:  # bounded: what a pass holds while it reads facts (see Runtime)
+            async for checkpoint in keep_teardown_secrets(instance):
+                await self._apply(checkpoint)
+            decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)
         started = self._take_announced(decision)
         if isinstance(decision, RunStage):
             await self.handoff.hold()
