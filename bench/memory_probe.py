@@ -73,7 +73,11 @@ def report() -> dict[str, Any]:
             "overhead_mib": round(tracemalloc.get_tracemalloc_memory() / 1024 / 1024, 1),
             "by_package_mib": _by_package(snapshot), "by_line": _sites(snapshot, "lineno", TOP),
             "by_traceback": _sites(snapshot, "traceback", 15) if tracemalloc.get_traceback_limit() > 1 else []}
-    counts: collections.Counter[str] = collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
+    objects = gc.get_objects()
+    counts: collections.Counter[str] = collections.Counter(type(obj).__qualname__ for obj in objects)
+    coroutines = collections.Counter(obj.__qualname__ for obj in objects if type(obj).__name__ == "coroutine")
+    result["coroutines"] = dict(coroutines.most_common(20))
+    del objects
     result["gc_tracked_objects"] = sum(counts.values())
     result["gc_top_types"] = dict(counts.most_common(25))
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
