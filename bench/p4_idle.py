@@ -10,13 +10,15 @@ inputs hashes from ``current_inputs``, the stage records from ``with_stage_start
 answers (``Settle``). ``lastCheckTime`` is now and ``O4O_DRIFT_INTERVAL_SECONDS`` is a
 day, so no drift check falls in the window.
 
-Then the operator starts. Once every worker has made its first pass (checked on its
-own metrics: 1000 reconciles, no stage run) and its CPU has gone quiet, RSS
+Then the operator starts, as it ships (``python -m o4o_operator``, see :func:`shipped_cli`). Once every
+worker has made its first pass (checked on its own metrics: 1000 reconciles, no stage run) and its CPU
+has gone quiet, RSS
 (``/proc/<pid>/status`` VmRSS) and CPU time (``/proc/<pid>/stat`` utime + stime) are
 sampled over the idle window. The operator is started twice: the first start takes the
 instances over (Kopf adds its finalizer and annotations to each, a one-off), and the
 second, a restart on instances it already manages, is the steady state measured. The
-restart's cost (time, CPU, apiserver writes) is reported beside it.
+restart's cost (time, CPU, apiserver writes) is reported beside it. Where the memory goes, scale by scale:
+``python -m bench.p4_memory`` (bench/p4_memory.py).
 """
 
 from __future__ import annotations
