@@ -67,7 +67,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.enabled = False  # we post our own Events, already redacted
     settings.watching.server_timeout = 300
-    _state(memo)
+    _state(memo).start_memory_trim()
 
 
 @kopf.on.login()
