@@ -155,7 +155,8 @@ def run(scales: Sequence[int], traced: Sequence[int], frames: int, idle_seconds:
 
 def report_scale(count: int, figures: dict[str, Any]) -> None:
     probe = figures["probe"]
-    say(f"P4 memory: {count:5d} instances: RSS {figures['idle']['rss_mib_max']} MiB idle "
+    say(f"P4 memory: {count:5d} instances: RSS {figures['idle']['rss_mib_max']} MiB idle max "
+        f"(last {figures['idle']['rss_mib_last']}) "
         f"({figures['idle']['rss_mib_max'] * 1.048576:.1f} MB), {probe['rss_mib_after_collect']} after gc.collect, "
         f"{probe['rss_mib_after_malloc_trim']} after malloc_trim; {probe['gc_tracked_objects']} gc-tracked objects; "
         f"CPU {figures['idle']['cpu_percent_of_one_core']}%")
