@@ -115,9 +115,10 @@ def _run(options: argparse.Namespace, settings: OperatorSettings) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from o4o_operator import handlers, handlers_fleet, kopf_namespaces, metrics
+    from o4o_operator import handlers, handlers_fleet, kopf_namespaces, kopf_watch_trim, metrics
 
     kopf_namespaces.install()
+    kopf_watch_trim.install()
     kopf.configure(verbose=options.verbose, quiet=options.quiet)
     _quiet_chatty_loggers(options.verbose)
     if options.metrics_port:

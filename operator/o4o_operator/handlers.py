@@ -63,7 +63,7 @@ def operator_runtime(memo: kopf.Memo) -> Runtime:
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
-    _state(memo)
+    _state(memo).start_memory_trim()
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:

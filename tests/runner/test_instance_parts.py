@@ -101,3 +101,31 @@ def test_the_host_key_policy_is_a_function_of_spec_and_status() -> None:
         host_keys.host_key_pins(unpinned, nothing)
     assert caught.value.field == host_keys.PIN_FIELD
     assert host_keys.ssh_target(trusting, nothing) == ("shop-host.test", 22)
+
+
+async def test_a_pass_s_context_is_freed_by_reference_counting_alone() -> None:
+    """No reference cycle: 1000 idle instances' passes would otherwise leave their contexts (spec, Secrets read)
+    as garbage until a full collection (bench p4_memory found 10 KiB of each instance's RSS there)."""
+    import gc
+    import weakref
+
+    from o4o_operator.models_database import generated_secret_name
+    from o4o_operator.redaction import Redactor
+    from o4o_operator.runner.instance import InstanceContext
+    from o4o_operator.runner.log import InstanceLog
+
+    kube = FakeKube({"ssh-key": {"ssh-privatekey": "not a real key"}, generated_secret_name("shop"): {"k": "v"}})
+    runtime = make_runtime(kube, RecordingConnector(RecordingSession({})), resolver({}))
+    spec = base_spec()
+    body = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-1", "generation": 1}, "spec": spec}
+    gc.disable()
+    try:
+        context = InstanceContext(runtime, body, DeploymentInstanceSpec.model_validate(spec),
+                                  DeploymentInstanceStatus(), InstanceLog(Redactor()))
+        assert await context.private_key() == "not a real key"
+        await context.observe_facts(context.status)
+        freed = weakref.ref(context)
+        del context
+        assert freed() is None
+    finally:
+        gc.enable()

@@ -12,6 +12,7 @@ and the SSH session with trust on first use (:mod:`~o4o_operator.runner.host_ses
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -37,6 +38,11 @@ from o4o_operator.runner.secret_cache import SecretCache
 from o4o_operator.runner.stage_steps import Changes
 
 
+async def _private_key(secrets: SecretCache, spec: DeploymentInstanceSpec) -> str:
+    ref = spec.ssh.private_key_secret_ref
+    return await secrets.value(ref.name, ref.key, "spec.ssh.privateKeySecretRef")
+
+
 def _digest(parts: Mapping[str, str]) -> str:
     return hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()[:16]
 
@@ -59,7 +65,10 @@ class InstanceContext:
         self.log = log
         self._secrets = SecretCache(runtime, self.ref.namespace, log.redactor)
         self._providers = InstanceProviders(runtime, spec, self.ref.uid, self._secrets)
-        self._sessions = HostSessions(runtime, body, spec, self._status, log, self.private_key)
+        # The session reads the key through the Secrets alone, not through this context: no reference cycle, so
+        # a pass's context (its spec, the Secrets it read) is freed as the pass ends, not at a full collection.
+        self._sessions = HostSessions(runtime, body, spec, self._status, log,
+                                      functools.partial(_private_key, self._secrets, spec))
         self._learned: dict[str, Any] = {}
         self._write = write
 
@@ -186,8 +195,7 @@ class InstanceContext:
     # ---- the host ------------------------------------------------------------------
 
     async def private_key(self) -> str:
-        ref = self.spec.ssh.private_key_secret_ref
-        return await self.secret_value(ref.name, ref.key, "spec.ssh.privateKeySecretRef")
+        return await _private_key(self._secrets, self.spec)
 
     async def public_key(self) -> str:
         """The OpenSSH public half of the private key; an unreadable key stalls naming its field."""

@@ -7,13 +7,14 @@ code in the runner that names a concrete provider class (``LightsailCloud``,
 uses providers through :mod:`o4o_operator.providers.protocols`; and
 :class:`OperatorState`, the operator-wide mutable state the Kopf handlers keep
 (cluster credentials from login, the runtime built from them on first use, the
-last phase seen of each instance for the ``o4o_instances`` gauge).
+last phase seen of each instance for the ``o4o_instances`` gauge, the allocator's trim loop).
 Must not import Kopf: the handlers translate Kopf's objects into these.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostCon
 from o4o_operator.providers.ssh import SshConnector
 from o4o_operator.providers.ssh_session import HostFence
 from o4o_operator.rendering import render
+from o4o_operator.runner import memory_trim
 from o4o_operator.runner.settings import OperatorSettings
 
 CloudFactory = Callable[[str, ClientSettings, float], CloudProvider]
@@ -61,6 +63,9 @@ class Runtime:
     connector: HostConnector
     pipelines: asyncio.Semaphore
     """How many instances may run a stage at once, shared by every instance."""
+    decisions: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(20))
+    """How many instances may read their facts and decide at once (as many as may run a stage): each holds its
+    status and the Secrets it read meanwhile, and 1000 workers start together (bench ``p4_memory``)."""
     cloud_factory: CloudFactory = default_cloud_factory
     dns_factory: DnsFactory = default_dns_factory
     name_check_factory: NameCheckFactory = default_name_check
@@ -97,7 +102,8 @@ def build_runtime(settings: OperatorSettings, credentials: Credentials, *, honou
     runtime = Runtime(settings=settings, kube=KubeApi(credentials, write_guard=guard),
                       connector=SshConnector(max_sessions=settings.max_ssh_sessions,
                                              honour_sandbox_root=honour_sandbox_root, fence=fence),
-                      pipelines=asyncio.Semaphore(settings.max_pipelines))
+                      pipelines=asyncio.Semaphore(settings.max_pipelines),
+                      decisions=asyncio.Semaphore(settings.max_pipelines))
     if clock is not None:
         runtime.clock = clock
     return runtime
@@ -116,6 +122,14 @@ class OperatorState:
     credentials: Credentials | None = None
     _runtime: Runtime | None = None
     _phases: dict[str, str] = dataclasses.field(default_factory=dict)
+    _trimming: asyncio.Task[None] | None = None
+
+    def start_memory_trim(self) -> None:
+        """Hand the C allocator's free memory back every ten seconds (see :mod:`~o4o_operator.runner.memory_trim`),
+        where the C library can."""
+        trim = memory_trim.libc_malloc_trim()
+        if trim is not None and self._trimming is None:
+            self._trimming = asyncio.get_running_loop().create_task(memory_trim.trim_forever(trim))
 
     def runtime(self) -> Runtime:
         """The operator-wide runtime, made on first use (after login gave us credentials), so that every
@@ -139,6 +153,10 @@ class OperatorState:
                 sum(1 for seen in self._phases.values() if seen == name.value))
 
     async def close(self) -> None:
+        if self._trimming is not None:
+            self._trimming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimming
         if self._runtime is not None:
             await self._runtime.connector.close_all()
             await self._runtime.kube.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -74,16 +73,13 @@ from o4o_operator.runner.made_items import (
 from o4o_operator.runner.runtime import Runtime
 from o4o_operator.runner.secret_holds import keep_teardown_secrets
 from o4o_operator.runner.stage_steps import Checkpoint, Keep, Outcome, StageStep
+from o4o_operator.runner.written_status import WrittenStatus, pack
 
 logger = logging.getLogger("o4o_operator.worker")
 
 
 _RESULTS: dict[type, str] = {Stall: "stalled", Pause: "paused", WaitForRetry: "requeued", Settle: "success"}
 """``o4o_reconcile_total{result}`` for passes that run no stage; a stage counts success or error."""
-
-
-def _canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def _invalid_spec_message(error: pydantic.ValidationError) -> str:
@@ -96,10 +92,13 @@ class InstanceWorker:
     def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
         self.runtime = runtime
         self._body = body
-        self._status: DeploymentInstanceStatus | None = status_from_body(body().get("status"))
+        stored = body().get("status")
         # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing:
-        # kept as canonical JSON text (a third of the memory of its dicts; 1000 idle instances hold one each).
-        self._written: str | None = _canonical(self.status.to_body()) if body().get("status") else None
+        # kept packed (compressed canonical JSON, see written_status; 1000 idle instances hold one each), and
+        # nothing else until a pass needs the status (read back then, see ``status``).
+        self._written: WrittenStatus | None = WrittenStatus.of(status_from_body(stored).to_body()) if stored \
+            else None
+        self._status: DeploymentInstanceStatus | None = None if stored else status_from_body(None)
         # An instance with a status may have a log in its ConfigMap from before this process: read back first.
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes,
                                earlier_known=not body().get("status"))
@@ -116,7 +115,7 @@ class InstanceWorker:
         """The status this worker holds: the one it last wrote, unless it has changes not yet written."""
         if self._status is None:
             assert self._written is not None, "only a written status is ever dropped"
-            self._status = status_from_body(json.loads(self._written))
+            self._status = status_from_body(self._written.body())
         return self._status
 
     @status.setter
@@ -124,10 +123,10 @@ class InstanceWorker:
         self._status = status
 
     def idle(self) -> None:
-        """Going to wait: keep only the written status's text when that is all the worker holds, and drop the
+        """Going to wait: keep only the written status (packed) when that is all the worker holds, and drop the
         full log once it is saved (both are read back on the next pass that needs them)."""
         if self._status is not None and self._written is not None \
-                and _canonical(self._status.to_body()) == self._written:
+                and self._written.is_packed(pack(self._status.to_body())):
             self._status = None
         self.log.forget_saved()
 
@@ -141,13 +140,13 @@ class InstanceWorker:
         status = with_log_lines(status, self.log.take_pending())
         self.status = status
         body = status.to_body()
-        text = _canonical(body)
-        if text == self._written:
+        packed = pack(body)
+        if self._written is not None and self._written.is_packed(packed):
             return False
         meta = self._body()["metadata"]
-        before = json.loads(self._written) if self._written is not None else None
+        before = self._written.body() if self._written is not None else None
         await self.runtime.kube.patch_status(meta["namespace"], meta["name"], merge_patch(before, body))
-        self._written = text
+        self._written = WrittenStatus(packed)
         return True
 
     async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
@@ -172,7 +171,8 @@ class InstanceWorker:
                     continue
                 self.idle()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=max(0.0, delay))
+                    async with asyncio.timeout(max(0.0, delay)):  # no task of its own, unlike wait_for
+                        await wakeup.wait()
         finally:
             self.handoff.release()
 
@@ -190,9 +190,10 @@ class InstanceWorker:
         # A checkpoint outside a stage's steps (a backup bucket's intent, before CreateBucket) is written at once.
         instance = InstanceContext(self.runtime, body, spec, lambda: self.status, self.log,
                                    lambda changes: self._apply(Checkpoint(changes)))
-        async for checkpoint in keep_teardown_secrets(instance):
-            await self._apply(checkpoint)
-        decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)
+        async with self.runtime.decisions:  # bounded: what a pass holds while it reads facts (see Runtime)
+            async for checkpoint in keep_teardown_secrets(instance):
+                await self._apply(checkpoint)
+            decision, hashes, facts = await self._decide(instance, self.handoff.basis(self.status), now)
         started = self._take_announced(decision)
         if isinstance(decision, RunStage):
             await self.handoff.hold()

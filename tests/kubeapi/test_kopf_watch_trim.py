@@ -1,0 +1,111 @@
+"""What Kopf keeps of each object it lists and watches: no ``managedFields``, strings shared (real apiserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kopf
+import pytest
+from kopf._cogs.clients import auth, watching
+from kopf._cogs.structs import credentials, references
+
+from o4o_operator import kopf_watch_trim
+from o4o_operator.testing import ControlPlane
+
+CONFIGMAPS = references.Resource(group="", version="v1", plural="configmaps", namespaced=True)
+
+
+@pytest.fixture
+async def kopf_logged_in(control_plane: ControlPlane) -> AsyncIterator[None]:
+    """Kopf's API calls authenticated as the admin, as after its login handler."""
+    assert control_plane.pki is not None
+    vault = credentials.Vault()
+    await vault.populate({"admin": credentials.ConnectionInfo(
+        server=control_plane.server, ca_path=str(control_plane.pki.ca_cert),
+        certificate_path=str(control_plane.pki.admin_cert), private_key_path=str(control_plane.pki.admin_key))})
+    token = auth.vault_var.set(vault)
+    yield
+    auth.vault_var.reset(token)
+    await vault.close()
+
+
+def _create_configmap(plane: ControlPlane, namespace: str, name: str) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"key": "value"}}
+    plane.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body))
+
+
+async def _listed_and_watched(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    """The objects Kopf's watch-stream yields: the one listed, then the one created after the listing."""
+    _create_configmap(plane, namespace, "listed")
+    objects: list[dict[str, Any]] = []
+    stream = watching.infinite_watch(settings=kopf.OperatorSettings(), resource=CONFIGMAPS, namespace=namespace,
+                                     _iterations=1)
+    async with asyncio.timeout(30):
+        async for event in stream:
+            if event is watching.Bookmark.LISTED:
+                await asyncio.to_thread(_create_configmap, plane, namespace, "watched")
+                continue
+            assert isinstance(event, dict)
+            if event["type"] in (None, "ADDED"):
+                objects.append(event["object"])
+            if len(objects) == 2:
+                break
+    await stream.aclose()
+    return objects
+
+
+async def test_kopf_alone_keeps_managed_fields(control_plane: ControlPlane, namespace: str,
+                                               kopf_logged_in: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watching, "continuous_watch", kopf_watch_trim._KOPF_WATCH)
+    objects = await _listed_and_watched(control_plane, namespace)
+    assert [obj["metadata"]["name"] for obj in objects] == ["listed", "watched"]
+    assert all(obj["metadata"].get("managedFields") for obj in objects)  # what this module exists to drop
+
+
+async def test_installed_kopf_keeps_no_managed_fields(control_plane: ControlPlane, namespace: str,
+                                                      kopf_logged_in: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watching, "continuous_watch", kopf_watch_trim._KOPF_WATCH)
+    kopf_watch_trim.install()
+    kopf_watch_trim.install()  # twice is once
+    objects = await _listed_and_watched(control_plane, namespace)
+    assert [obj["metadata"]["name"] for obj in objects] == ["listed", "watched"]
+    assert all("managedFields" not in obj["metadata"] for obj in objects)
+    assert all(obj["data"] == {"key": "value"} and obj["metadata"]["resourceVersion"] for obj in objects)
+
+
+def test_bookmarks_and_errors_pass_unchanged() -> None:
+    error = {"type": "ERROR", "object": {"code": 410}}
+    assert kopf_watch_trim.compacted(watching.Bookmark.LISTED) is watching.Bookmark.LISTED
+    assert kopf_watch_trim.compacted(error) == {"type": "ERROR", "object": {"code": 410}}
+
+
+def test_objects_stay_equal_and_share_their_keys_and_short_strings() -> None:
+    def decoded() -> dict[str, Any]:
+        text = json.dumps({"metadata": {"name": "shop", "managedFields": [{"manager": "kopf"}]}, "status": {
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-07T04:00:00Z"}],
+            "logTail": ["04:00:00 [configure] " + "a long line, unique to its instance " * 3]}})
+        return dict(json.loads(text))
+
+    first, second = (kopf_watch_trim.compacted({"type": "MODIFIED", "object": decoded()})["object"]
+                     for _ in range(2))
+    expected = decoded()
+    del expected["metadata"]["managedFields"]
+    assert first == second == expected
+    one, other = first["status"]["conditions"][0], second["status"]["conditions"][0]
+    assert all(a is b for a, b in zip(one, other, strict=True))  # the keys
+    assert one["lastTransitionTime"] is other["lastTransitionTime"] and one["status"] is other["status"]
+    assert first["status"]["logTail"][0] is not second["status"]["logTail"][0]  # long: left as decoded
+
+
+def test_it_refuses_a_kopf_of_another_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def reshaped(**_: object) -> AsyncIterator[object]:
+        """A future Kopf whose watch no longer lists the way the wrapper expects."""
+        yield watching.Bookmark.LISTED
+
+    monkeypatch.setattr(kopf_watch_trim, "_KOPF_WATCH", reshaped)
+    monkeypatch.setattr(watching, "continuous_watch", reshaped)
+    with pytest.raises(kopf_watch_trim.KopfWatchShapeChanged):
+        kopf_watch_trim.install()
