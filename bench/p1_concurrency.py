@@ -36,7 +36,9 @@ from bench import p1_costs
 from bench.common import (
     DI_PATH,
     InstanceWatcher,
+    apiserver_requests,
     bench_world,
+    request_delta,
     say,
     server_name,
     start_control_plane,
@@ -167,6 +169,7 @@ def run(options: Options) -> dict[str, Any]:
                 costs_single = p1_costs.reading(plane, world)
                 say(f"P1:   T(1) = {single:.1f}s; now {options.n} at once ...")
                 busy_before = system_busy_seconds()
+                requests_before = apiserver_requests(plane)
                 with p1_costs.OperatorProfile(pid, options.profile):
                     started = time.monotonic()
                     create_all(plane, NAMESPACE, [world.manifest(name, NAMESPACE) for name in names])
@@ -175,6 +178,7 @@ def run(options: Options) -> dict[str, Any]:
                 times = sorted(watcher.ready_at[name] - started for name in names)
                 machine_busy = system_busy_seconds() - busy_before
                 costs_many = p1_costs.reading(plane, world)
+                requests = request_delta(requests_before, apiserver_requests(plane))
                 metrics_text = world.operator.metrics()
                 metrics_many, failures = stage_seconds(metrics_text), stage_failures(metrics_text)
             world.operator.stop()  # closes its SSH connections, so sshd reaps (and counts) every session
@@ -208,6 +212,7 @@ def run(options: Options) -> dict[str, Any]:
             "alone": single_costs["operator"], "with_n": round(many_costs["operator"] / options.n, 3)},
         "cpu_floor_ratio": round(needed / cpus / single, 3),
         "machine_busy_percent_during_n": round(100 * machine_busy / wall / cpus, 1),
+        "apiserver_requests_per_deployment": p1_costs.requests_per_deployment(requests, options.n),
         "stage_failures": failures,
         "mean_stage_seconds_single": mean_stage_seconds(metrics_before, metrics_single),
         "mean_stage_seconds_n": mean_stage_seconds(metrics_single, metrics_many),
@@ -228,6 +233,8 @@ def report(result: dict[str, Any]) -> None:
         f"{settings['sandbox_hosts']} hosts booted in {result['hosts_boot_seconds']}s")
     say(f"    CPU seconds during the N run: {cpu}: all of it needs {result['cpu_floor_ratio']} x T(1) on "
         f"this machine")
+    say(f"    apiserver requests per deployment during the N run (all clients): "
+        f"{result['apiserver_requests_per_deployment']}")
     say(f"    CPU seconds of the one alone: {result['cpu_seconds_single']}")
     if result["stage_failures"]:
         say(f"    failed stage attempts (retried): {result['stage_failures']}")

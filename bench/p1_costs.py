@@ -19,10 +19,11 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.common import children_cpu_seconds, cpu_seconds
+from bench.common import RequestKey, children_cpu_seconds, cpu_seconds
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.world import LocalWorld
 
@@ -67,6 +68,18 @@ def reading(plane: ControlPlane, world: LocalWorld) -> dict[str, float]:
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What each party spent between two readings, rounded to 0.1 s."""
     return {party: round(after[party] - before.get(party, 0.0), 1) for party in after}
+
+
+def requests_per_deployment(delta: Mapping[RequestKey, float], instances: int) -> dict[str, float]:
+    """apiserver requests per deployment, as ``VERB resource[/subresource]``, the busiest first; watches
+    and the apiserver's own lease and discovery traffic are in it too (it is what the apiserver served)."""
+    totals: dict[str, float] = {}
+    for key, count in delta.items():
+        name = f"{key.verb} {key.resource}" + (f"/{key.subresource}" if key.subresource else "")
+        totals[name] = totals.get(name, 0.0) + count
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return {"all": round(sum(totals.values()) / instances, 1),
+            **{name: round(count / instances, 2) for name, count in ranked if count / instances >= 0.05}}
 
 
 class OperatorProfile:
