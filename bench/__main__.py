@@ -6,7 +6,7 @@ non-zero only if a benchmark could not run at all. Needs root (sandbox hosts bin
 
     python -m bench                      # P1..P5 with their defaults
     python -m bench --only P2,P4 --instances 200 --idle-seconds 20
-    python -m bench --only P1 --n 500 --command-latency 10
+    python -m bench --only P1 --n 200 --profile-operator /tmp/operator.speedscope.json
     python -m bench --only P6 --members 200
 """
 
