@@ -6,7 +6,7 @@ non-zero only if a benchmark could not run at all. Needs root (sandbox hosts bin
 
     python -m bench                      # P1..P5 with their defaults
     python -m bench --only P2,P4 --instances 200 --idle-seconds 20
-    python -m bench --only P1 --n 500 --command-latency 10
+    python -m bench --only P1 --n 200 --profile-operator /tmp/operator.speedscope.json
     python -m bench --only P6 --members 200
 """
 
@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import b1_backups, p1_concurrency, p2_api_writes, p3_fanout, p4_idle, p5_dashboard, p6_fleet
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="O4O_MAX_SSH_SESSIONS for the operator (default: N)")
     p1.add_argument("--operator-defaults", action="store_true",
                     help="keep the operator's own O4O_MAX_PIPELINES and O4O_MAX_SSH_SESSIONS defaults")
+    p1.add_argument("--profile-operator", type=Path, default=None, metavar="PATH",
+                    help="write a py-spy profile (speedscope JSON) of the operator over the N run to PATH")
     p2 = parser.add_argument_group("P2: apiserver writes per lifecycle")
     p2.add_argument("--lifecycles", type=int, default=p2_api_writes.Options.instances,
                     help="instances taken through create -> Ready -> delete -> gone")
@@ -74,7 +77,7 @@ def runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]]
     return {
         "P1": lambda: p1_concurrency.main(p1_concurrency.Options(
             n=args.n, cloud_latency=args.cloud_latency, command_latency=args.command_latency,
-            max_pipelines=pipelines, max_ssh_sessions=sessions)),
+            max_pipelines=pipelines, max_ssh_sessions=sessions, profile=args.profile_operator)),
         "P2": lambda: p2_api_writes.main(p2_api_writes.Options(instances=args.lifecycles)),
         "P3": lambda: p3_fanout.main(p3_fanout.Options(hosts=args.hosts, forks=args.forks)),
         "P4": lambda: p4_idle.main(p4_idle.Options(instances=args.instances, idle_seconds=args.idle_seconds,
@@ -94,7 +97,8 @@ def _verdict(value: str | dict[str, str]) -> str:
 
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "P1": lambda r: f"ratio {r['ratio']} (N={r['n']}; T(N) {r['all_ready_seconds']}s / T(1) {r['single_seconds']}s)"
-                    f"  target {r['target']}: {r['verdict']}",
+                    f"  target {r['target']}: {r['verdict']}; operator CPU "
+                    f"{r['operator_cpu_seconds_per_deployment']['with_n']}s per deployment",
     "P2": lambda r: f"{r['value']} writes to DI+status per lifecycle (all writes {r['total_writes_per_instance']})"
                     f"  target <= {p2_api_writes.TARGET}: {r['verdict']}",
     "P3": lambda r: f"ratio {r['ratio']} (ansible {r['ansible']['seconds']}s / ours {r['ours']['seconds']}s, "

@@ -117,10 +117,14 @@ def _load_client_pair(context: ssl.SSLContext, certificate: bytes, private_key: 
 
 class KubeTransport:
     def __init__(self, credentials: Credentials, *, attempts: int = 6,
-                 write_guard: Callable[[str], None] | None = None) -> None:
-        """``write_guard(what)``: called before every write, raises to refuse it (a deposed leader's term)."""
+                 write_guard: Callable[[str], None] | None = None, connections: int = 20,
+                 read_timeout: float = 30.0) -> None:
+        """``write_guard(what)``: called before every write, raises to refuse it (a deposed leader's term).
+        ``connections``: the pool's size; ``read_timeout``: how long the API server may stay silent."""
         self._credentials = credentials
         self._attempts = attempts
+        self._connections = connections
+        self._read_timeout = read_timeout
         self._write_guard = write_guard
         self._session: aiohttp.ClientSession | None = None
         self.writes = 0
@@ -129,10 +133,10 @@ class KubeTransport:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self._credentials.token}"} if self._credentials.token else {}
             ssl_context = _ssl_context(self._credentials)
-            connector = aiohttp.TCPConnector(ssl=ssl_context, limit=20) if self._write_guard is None else \
-                FencedConnector(self._write_guard, ssl=ssl_context, limit=20)
+            connector = aiohttp.TCPConnector(ssl=ssl_context, limit=self._connections) if self._write_guard is None \
+                else FencedConnector(self._write_guard, ssl=ssl_context, limit=self._connections)
             self._session = aiohttp.ClientSession(self._credentials.server, headers=headers, connector=connector,
-                                                  timeout=aiohttp.ClientTimeout(total=30))
+                                                  timeout=_timeout(self._read_timeout))
         return self._session
 
     async def close(self) -> None:
@@ -163,6 +167,13 @@ class KubeTransport:
                     raise TransientError("ApiUnavailable", f"Kubernetes API unreachable: {error}") from error
             await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))  # backoff between retries of one call
         raise AssertionError("unreachable")
+
+
+def _timeout(read_timeout: float) -> aiohttp.ClientTimeout:
+    """Bounds on the API server, not on our own queue: connecting, then each wait for its next bytes. A call
+    waiting for one of the pool's connections (hundreds of instances at once) waits its turn; a total
+    bound counted that wait and failed calls the API server never saw."""
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=10.0, sock_read=read_timeout)
 
 
 def _message(text: str) -> str:

@@ -138,18 +138,29 @@ def shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-@functools.lru_cache(maxsize=16)
 def make_boto3_client(service: str, region: str, settings: ClientSettings) -> Any:
     """A blocking boto3 client. Slow (it loads the service model): call it off the event loop.
 
-    Made once per (service, region, settings) and shared: clients are thread-safe, and building
-    one per stage pass was most of the operator's CPU when many instances provision at once.
+    Made once per (service, region, settings, pool size) and shared: clients are thread-safe, and building
+    one per stage pass was most of the operator's CPU when many instances provision at once. It keeps as
+    many HTTP connections as the shared pool has threads (botocore's default of 10 made every call beyond
+    the tenth at once connect anew and throw its connection away).
     """
+    return _make_boto3_client(service, region, settings, max(_pool_size, DEFAULT_MAX_POOL_CONNECTIONS))
+
+
+DEFAULT_MAX_POOL_CONNECTIONS = 10
+"""botocore's own default."""
+
+
+@functools.lru_cache(maxsize=16)
+def _make_boto3_client(service: str, region: str, settings: ClientSettings, connections: int) -> Any:
     import boto3  # type: ignore[import-untyped,unused-ignore]  # here, not at import (see the module's docstring)
     import botocore.config  # type: ignore[import-untyped,unused-ignore]
 
     config = botocore.config.Config(
         region_name=region,
+        max_pool_connections=connections,
         # Config's own "max_attempts" counts retries only; "total_max_attempts" includes the first try.
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
