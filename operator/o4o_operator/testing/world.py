@@ -10,12 +10,14 @@ and benchmarks. Binding 127.x.y.z:22 needs root, as in CI.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,10 +31,26 @@ from o4o_operator.testing.lightsail_catalog import host_key_entry
 from o4o_operator.testing.operator_process import OperatorProcess
 from o4o_operator.testing.sandbox import SandboxHost
 
+ADDRESS_LOCK = Path("/run/lock/o4o-sandbox-addresses.lock")
+"""Held from choosing a sandbox host's address until its sshd listens there: every world on this machine (each
+of ``make test``'s workers has its own) picks from the same addresses, and a probe alone let two pick one."""
+
 ZONE = "example.com"
 REGION = "us-east-1"
 CRD = Path(__file__).resolve().parents[3] / "crds" / "deploymentinstances.deploy.o4o.io.yaml"
 FLEET_CRD = CRD.with_name("deploymentfleets.deploy.o4o.io.yaml")
+
+
+@contextlib.contextmanager
+def _machine_wide(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the block (released if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class SandboxFleet:
@@ -66,10 +84,11 @@ class SandboxFleet:
         with self._lock:
             host = self.hosts.get(server_name)
             if host is None:
-                host = SandboxHost(self._free_address(), 22, directory=self._directory,
-                                   command_latency_seconds=self._command_latency_seconds)
-                host.authorize(self.public_key_openssh)
-                host.start()
+                with _machine_wide(ADDRESS_LOCK):
+                    host = SandboxHost(self._free_address(), 22, directory=self._directory,
+                                       command_latency_seconds=self._command_latency_seconds)
+                    host.authorize(self.public_key_openssh)
+                    host.start()
                 self.hosts[server_name] = host
             return host
 
