@@ -217,12 +217,17 @@ async def test_the_command_serves_and_stops_on_sigterm(control_plane: ControlPla
         "--namespace", namespace, "--port", "0", stderr=asyncio.subprocess.PIPE)
     try:
         assert process.stderr is not None
-        serving = await asyncio.wait_for(process.stderr.readline(), 60)
-        match = re.search(rb"on (http://127\.0\.0\.1:\d+)/", serving)
-        assert match, serving
-        url = match.group(1).decode()
-        listed = await asyncio.wait_for(process.stderr.readline(), 60)
-        assert b"Listed" in listed
+        # The serving line and three reflectors' "Listed" lines come in any order; /readyz waits for the
+        # instances' first list only.
+        url, listed = "", b""
+        while not url or b"deploymentinstances" not in listed:
+            line = await asyncio.wait_for(process.stderr.readline(), 60)
+            assert line, "the dashboard stopped before it served and listed the instances"
+            if match := re.search(rb"Serving the dashboard .* on (http://127\.0\.0\.1:\d+)/", line):
+                url = match.group(1).decode()
+            elif b"deploymentinstances" in line:
+                listed = line
+        assert b"Listed 1 deploymentinstances" in listed, listed
         async with http.get(url + "/readyz") as response:
             assert response.status == 200
         async with http.get(url + "/api/instances") as response:
