@@ -3,7 +3,8 @@
 ``make test`` runs the suite on several xdist workers; the scheduler below hands out whole modules (so a
 module's world or build is made once, on one worker), except the modules that boot Debian hosts, which go
 together to one worker, since one world at a time owns the machine's bridge and addresses. They are
-scheduled first, being the longest; the rest follow, longest known first.
+scheduled first, being the longest, and their worker gets the CPU first (``critical_path.py``); the rest follow,
+longest known first.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 import cpu_accounting
+import critical_path
 from o4o_operator.testing import ControlPlane
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +58,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The longest work first; the order within a file is kept (the sort is stable)."""
     tests_dir = Path(__file__).resolve().parent
     items.sort(key=lambda item: _schedule_rank(item.path.resolve().relative_to(tests_dir).as_posix()))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    if load_group(item.path.resolve().relative_to(tests_dir).as_posix()) == BOOTED_HOSTS_GROUP:
+        critical_path.put_first()
 
 
 @pytest.hookimpl(optionalhook=True)

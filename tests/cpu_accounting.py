@@ -26,22 +26,32 @@ def _stat(pid: str) -> tuple[int, float] | None:
     return int(fields[1]), sum(int(value) for value in fields[11:15]) / _TICK
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """utime + stime + cutime + cstime of ``root`` and of every live descendant."""
-    parents: dict[int, int] = {}
-    spent: dict[int, float] = {}
+def _processes() -> dict[int, tuple[int, float]]:
+    """Every live process: its parent and its CPU seconds (utime + stime + cutime + cstime)."""
+    found: dict[int, tuple[int, float]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := _stat(entry)) is not None:
-            parents[int(entry)], spent[int(entry)] = stat
+            found[int(entry)] = stat
+    return found
+
+
+def process_tree(root: int, processes: dict[int, tuple[int, float]] | None = None) -> list[int]:
+    """``root`` and every live descendant."""
     children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
+    for pid, (parent, _) in (processes if processes is not None else _processes()).items():
         children.setdefault(parent, []).append(pid)
-    total, pending = 0.0, [root]
+    found, pending = [], [root]
     while pending:
         pid = pending.pop()
-        total += spent.get(pid, 0.0)
+        found.append(pid)
         pending.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime + cutime + cstime of ``root`` and of every live descendant."""
+    processes = _processes()
+    return sum(processes[pid][1] for pid in process_tree(root, processes) if pid in processes)
 
 
 class CpuAccounting:
