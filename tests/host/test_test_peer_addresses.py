@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from o4o_operator.testing import processes
-from o4o_operator.testing.world import _machine_wide
+from o4o_operator.testing.file_lock import exclusive
 
 
 def test_free_ports_come_from_below_the_ephemeral_range_and_are_free() -> None:
@@ -58,7 +58,7 @@ def test_the_address_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
 
     def hold() -> None:
         for _ in range(20):
-            with _machine_wide(lock):
+            with exclusive(lock):
                 with guard:
                     inside[0] += 1
                     overlaps.append(inside[0])

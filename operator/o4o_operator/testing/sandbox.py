@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import pwd
@@ -40,6 +39,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator.testing import sandbox_shim, shim_fork
+from o4o_operator.testing.file_lock import exclusive
 from o4o_operator.testing.sandbox_api_listener import ApiListener
 
 SSHD = "/usr/sbin/sshd"
@@ -364,8 +364,7 @@ class SandboxHost:
         """What ``psql -c 'CREATE TABLE ...'`` or ``'DROP TABLE ...'`` by hand does to the PostgreSQL shim's local
         ``database`` (tables as ``schema.name``)."""
         state_path = self.root / ".shim-state.json"
-        with (self.root / ".shim-lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(self.root / ".shim-lock"):
             state = json.loads(state_path.read_text())
             tables = state["postgres"].setdefault("tables", {}).setdefault(database, [])
             tables[:] = [t for t in tables if t not in drop] + [t for t in create if t not in tables]
@@ -386,8 +385,7 @@ class SandboxHost:
 
     def _update_plan(self, change: Any) -> None:
         plan_path = self.root / ".shim-plan.json"
-        with (self.root / ".shim-lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(self.root / ".shim-lock"):
             plan = json.loads(plan_path.read_text())
             change(plan)
             plan_path.write_text(json.dumps(plan))

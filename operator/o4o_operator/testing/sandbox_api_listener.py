@@ -17,7 +17,6 @@ Must not: follow or issue redirects, or touch anything outside the sandbox root.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import http.server
 import json
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from o4o_operator.testing import sandbox_apps_api
+from o4o_operator.testing.file_lock import exclusive
 from o4o_operator.testing.sandbox_shim import HEALTHY_BODY
 
 
@@ -32,8 +32,7 @@ def planned_answer(root: Path, path: str) -> tuple[int, bytes]:
     """What the curl shim would answer for ``http://127.0.0.1<path>`` on this host: the newest matching rule
     of its HTTP plan (for the release PM2 runs, when the rule names one), else O4O's healthy body."""
     url = f"http://127.0.0.1{path}"
-    with (root / ".shim-lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(root / ".shim-lock"):
         plan_path, state_path = root / ".shim-plan.json", root / ".shim-state.json"
         plan = json.loads(plan_path.read_text()) if plan_path.exists() else {}
         state = json.loads(state_path.read_text()) if state_path.exists() else {}

@@ -10,14 +10,12 @@ and benchmarks. Binding 127.x.y.z:22 needs root, as in CI.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import json
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import asyncssh
 
 from o4o_operator.testing.controlplane import ControlPlane
+from o4o_operator.testing.file_lock import exclusive
 from o4o_operator.testing.fixture_repo import PLAIN, make_fixture_repo
 from o4o_operator.testing.lightsail import LocalLightsail
 from o4o_operator.testing.lightsail_catalog import host_key_entry
@@ -39,18 +38,6 @@ ZONE = "example.com"
 REGION = "us-east-1"
 CRD = Path(__file__).resolve().parents[3] / "crds" / "deploymentinstances.deploy.o4o.io.yaml"
 FLEET_CRD = CRD.with_name("deploymentfleets.deploy.o4o.io.yaml")
-
-
-@contextlib.contextmanager
-def _machine_wide(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` for the block (released if the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class SandboxFleet:
@@ -84,7 +71,7 @@ class SandboxFleet:
         with self._lock:
             host = self.hosts.get(server_name)
             if host is None:
-                with _machine_wide(ADDRESS_LOCK):
+                with exclusive(ADDRESS_LOCK):
                     host = SandboxHost(self._free_address(), 22, directory=self._directory,
                                        command_latency_seconds=self._command_latency_seconds)
                     host.authorize(self.public_key_openssh)

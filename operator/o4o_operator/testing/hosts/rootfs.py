@@ -13,17 +13,15 @@ Bump :data:`RECIPE_VERSION` whenever the build steps below change; the recipe's 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from o4o_operator.testing.file_lock import exclusive
 from o4o_operator.testing.hosts import network
 from o4o_operator.testing.hosts.apt_sources import DebianMirror, machine_debian_mirror
 from o4o_operator.testing.hosts.system import HostWorldError, run_checked, spawn_guarded
@@ -157,16 +155,6 @@ def _debootstrap(root: Path, recipe: RootfsRecipe, log: Path) -> None:
         raise HostWorldError(f"debootstrap {recipe.suite} from {recipe.mirror.archive} exited with {code}:\n{tail}")
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _read_built(directory: Path, built_now: bool) -> Rootfs:
     facts = json.loads((directory / "build.json").read_text())
     return Rootfs(path=directory / "root", key=directory.name, build_seconds=float(facts["build_seconds"]),
@@ -181,7 +169,7 @@ def cached_rootfs(recipe: RootfsRecipe | None = None, cache_root: Path | None = 
     final = cache_root / recipe.key
     if (final / "build.json").is_file():
         return _read_built(final, built_now=False)
-    with _locked(cache_root / f"{recipe.key}.lock"):
+    with exclusive(cache_root / f"{recipe.key}.lock"):
         if (final / "build.json").is_file():  # another process built it while we waited
             return _read_built(final, built_now=False)
         for stale in cache_root.glob(f".build-{recipe.key}-*"):
