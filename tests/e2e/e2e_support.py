@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 from o4o_operator.testing.world import LocalWorld
@@ -14,22 +13,8 @@ PREFIX = "e2e-"
 
 
 def wait_for(world: LocalWorld, namespace: str, name: str, condition: str, timeout: int = 180) -> dict[str, Any]:
-    """``kubectl wait`` for a condition or jsonpath, then return the object."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = max(1, int(deadline - time.monotonic()))
-        result = world.control_plane.kubectl("wait", f"--for={condition}", f"di/{name}", "-n", namespace,
-                                             f"--timeout={remaining}s", check=False, timeout=remaining + 30)
-        # kubectl wait's first lookup is served from the watch cache and may miss a just-created object
-        if result.returncode == 0 or "NotFound" not in result.stderr or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    if result.returncode != 0:
-        operator_log = world.operator.output()[-6000:] if world.operator else ""
-        current = world.control_plane.kubectl("get", "di", name, "-n", namespace, "-o", "json", check=False).stdout
-        raise AssertionError(f"{condition} not reached: {result.stderr}\nstatus: {current[-4000:]}\n"
-                             f"operator log:\n{operator_log}")
-    return world.get(name, namespace)
+    """``kubectl wait`` for a condition or jsonpath (:meth:`LocalWorld.wait_for`), then the object."""
+    return world.wait_for(name, namespace, condition, timeout)
 
 
 def status_writes(world: LocalWorld) -> int:

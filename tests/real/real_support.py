@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import time
 from typing import Any
 
 import pytest
@@ -45,21 +44,8 @@ def make_namespace(world: RealWorld, request: pytest.FixtureRequest, env: dict[s
 
 
 def wait_for(world: RealWorld, namespace: str, name: str, condition: str, timeout: int = 1500) -> dict[str, Any]:
-    """``kubectl wait`` for a condition or jsonpath; on failure the message has the status and operator log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = max(1, int(deadline - time.monotonic()))
-        result = world.control_plane.kubectl("wait", f"--for={condition}", f"di/{name}", "-n", namespace,
-                                             f"--timeout={remaining}s", check=False, timeout=remaining + 30)
-        if result.returncode == 0 or "NotFound" not in result.stderr or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    if result.returncode != 0:
-        operator_log = world.operator.output()[-8000:] if world.operator else ""
-        current = world.control_plane.kubectl("get", "di", name, "-n", namespace, "-o", "json", check=False).stdout
-        raise AssertionError(f"{condition} not reached: {result.stderr}\nstatus: {current[-5000:]}\n"
-                             f"operator log:\n{operator_log}")
-    return world.get(name, namespace)
+    """``kubectl wait`` for a condition or jsonpath (:meth:`LocalWorld.wait_for`), then the object."""
+    return world.wait_for(name, namespace, condition, timeout)
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -214,3 +215,23 @@ class LocalWorld:
     def get(self, name: str, namespace: str) -> dict[str, Any]:
         result = self.control_plane.kubectl("get", "di", name, "-n", namespace, "-o", "json")
         return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    def wait_for(self, name: str, namespace: str, condition: str, timeout: float = 180) -> dict[str, Any]:
+        """``kubectl wait --for=<condition>`` on the DI (a condition or a jsonpath), then the object. A failure
+        raises with the condition, the DI's status and the tail of the operator's log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(1, int(deadline - time.monotonic()))
+            result = self.control_plane.kubectl("wait", f"--for={condition}", f"di/{name}", "-n", namespace,
+                                                f"--timeout={remaining}s", check=False, timeout=remaining + 30)
+            # kubectl wait's first lookup is served from the watch cache and may miss a just-created object
+            if result.returncode == 0 or "NotFound" not in result.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if result.returncode != 0:
+            operator_log = self.operator.output()[-8000:] if self.operator else ""
+            current = self.control_plane.kubectl("get", "di", name, "-n", namespace, "-o", "json",
+                                                 check=False).stdout
+            raise AssertionError(f"{condition} not reached: {result.stderr}\nstatus: {current[-5000:]}\n"
+                                 f"operator log:\n{operator_log}")
+        return self.get(name, namespace)
