@@ -26,7 +26,7 @@ from stage_fakes import (
 from stage_fakes import spec_body as base_spec
 
 from o4o_operator import errors
-from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
+from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus, StageState, StageStatus
 from o4o_operator.models_database import BackupRecord, RestoreStatus, UploadsArchiveRecord
 from o4o_operator.models_inventory import InventoryItem, ItemKind, ItemState
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
@@ -237,3 +237,36 @@ async def test_a_lightsail_bucket_source_refused_names_why(monkeypatch: pytest.M
         await _configure(CLONE, _status(), facts=EMPTY, kube=_bucket_source_kube(annotations, owner=owner, made=made))
     assert (caught.value.reason, caught.value.field) == (reason, "spec.database.bootstrap.restore.instance")
     assert BUCKET_KEY["secretAccessKey"] not in caught.value.message
+
+
+async def test_a_clone_stalled_on_its_source_runs_again_when_the_source_changes_what_it_waits_on() -> None:
+    """Applied together (an Argo CD sync), a clone stalls on a source that has no grant or no backup yet; the
+    source's change clears the stall (``secrets_version``), its conditions and progress do not; once configured,
+    the clone no longer reads its source."""
+    kube = _source_kube({})
+    source = kube.instances[("team-a", "shop")]
+    source["status"]["database"]["backups"] = []
+
+    async def version(status: DeploymentInstanceStatus) -> str | None:
+        driver = make_context(make_runtime(kube, RecordingConnector(RecordingSession({})), static_resolver({})),
+                              base_spec(database=CLONE), status)
+        return (await driver.instance.observe_facts(status)).secrets_version
+
+    waiting = await version(_status())
+    source["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "Configuring"}]
+    source["status"]["stages"] = [{"name": "configure", "state": "Running"}]
+    assert await version(_status()) == waiting
+    source["metadata"]["annotations"] = {CLONE_GRANT_ANNOTATION: "team"}
+    granted = await version(_status())
+    source["status"]["database"]["backups"] = [RECORD.to_body()]
+    backed_up = await version(_status())
+    del kube.instances[("team-a", "shop")]
+    gone = await version(_status())
+    assert len({waiting, granted, backed_up, gone}) == 4
+
+    configured = _status().model_copy(update={"stages": (StageStatus(name="configure",
+                                                                     state=StageState.SUCCEEDED),)})
+    kube.instances[("team-a", "shop")] = source
+    before = await version(configured)
+    source["status"]["database"]["backups"] = []
+    assert await version(configured) == before

@@ -26,7 +26,8 @@ class Facts:
     env_version: str | None = None
     """Digest of the referenced env Secrets' resourceVersions; changes when any Secret does."""
     secrets_version: str | None = None
-    """Digest of every referenced Secret's resourceVersion (or absence): fixing one un-stalls."""
+    """Digest of every referenced Secret's resourceVersion (or absence), and of what a clone not configured yet
+    waits on in its source instance: fixing either un-stalls."""
     database_version: str | None = None
     """Digest of the operator-owned Secret's and an external database Secret's resourceVersions."""
     server_id: str | None = None

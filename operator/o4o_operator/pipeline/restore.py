@@ -4,7 +4,8 @@ Owns: whether an in-place restore is due (:func:`pending_restore`: once per back
 manifest), which backup an id or ``latest`` names (:func:`find_backup`, from the records in status or the record
 an object's metadata holds: :func:`record_from_metadata`; and only while its object is still in the bucket:
 :func:`stored_backup`), whether a namespace may clone another's instance (the
-grant: :data:`CLONE_GRANT_ANNOTATION` on the source, :func:`clone_granted`), whether a dump's PostgreSQL major
+grant: :data:`CLONE_GRANT_ANNOTATION` on the source, :func:`clone_granted`), what of a source instance a clone
+waits on (:func:`clone_source_state`: a stalled clone runs again when it changes), whether a dump's PostgreSQL major
 version matches the server's (:func:`check_version`), and the status a finished restore records
 (:func:`restore_from_results`). The refusals are :class:`InvalidSpecError`\\ s naming the field to change.
 Purely computational: no I/O (``runner/restore_step.py`` reads the source instance and the bucket).
@@ -117,6 +118,20 @@ def clone_granted(clone_namespace: str, source_namespace: str, source_annotation
         return True
     granted = {part.strip() for part in source_annotations.get(CLONE_GRANT_ANNOTATION, "").split(",")}
     return clone_namespace in granted or "*" in granted
+
+
+def clone_source_state(source: Mapping[str, Any] | None) -> str:
+    """What of a clone's source instance decides whether the clone can go on: whether it exists (its uid), its
+    grant annotation, whether it is backed up and the ids of its backups. Not the rest of its status (conditions,
+    progress, the log), which changes all the time: a clone stalled on its source runs again when this does."""
+    if source is None:
+        return "missing"
+    metadata, spec = source.get("metadata") or {}, source.get("spec") or {}
+    database = (source.get("status") or {}).get("database") or {}
+    backups = ",".join(str(record.get("id", "")) for record in database.get("backups") or [])
+    grant = (metadata.get("annotations") or {}).get(CLONE_GRANT_ANNOTATION, "")
+    backed_up = isinstance(spec.get("database"), dict) and spec["database"].get("backup") is not None
+    return f"{metadata.get('uid', '')}|{grant}|{backed_up}|{backups}"
 
 
 def major_version(version_num: str) -> str:

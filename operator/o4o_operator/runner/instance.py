@@ -19,10 +19,18 @@ from typing import Any
 
 from o4o_operator.errors import InvalidSpecError, PermanentError, TransientError
 from o4o_operator.kubeapi import SecretData
-from o4o_operator.models import ADOPT_ANNOTATION, DeploymentInstanceSpec, DeploymentInstanceStatus, InstanceRef
+from o4o_operator.models import (
+    ADOPT_ANNOTATION,
+    DeploymentInstanceSpec,
+    DeploymentInstanceStatus,
+    InstanceRef,
+    StageState,
+)
 from o4o_operator.models_database import GENERATED_SECRET_FIELD, generated_secret_name
 from o4o_operator.models_inventory import Inventory
+from o4o_operator.pipeline import restore
 from o4o_operator.pipeline.facts import Facts
+from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import ClientSettings
 from o4o_operator.providers.ownership import RecordOwner, key_pair_name, server_name, static_ip_name
 from o4o_operator.providers.protocols import CloudProvider, DnsProvider, HostSession, NameCheck
@@ -160,12 +168,26 @@ class InstanceContext:
             except InvalidSpecError as error:
                 database_versions[f"{field}:{name}"] = f"missing:{error.reason}"
             versions.setdefault(name, database_versions[f"{field}:{name}"])
+        versions.update(await self._clone_source_states(status))
         server_id = server_identity(status.inventory, status.server.name)
         if self.spec.provider.existing is not None:
             server_id = status.server.host_key_fingerprint
         return Facts(server_address=status.server.ip_address, server_id=server_id, commit=status.source.commit,
                      env_version=_digest({**env_versions, **database_versions}), secrets_version=_digest(versions),
                      database_version=_digest(database_versions))
+
+    async def _clone_source_states(self, status: DeploymentInstanceStatus) -> dict[str, str]:
+        """A clone that has not been configured yet stalls on its source instance (missing, not granted, not
+        backed up yet: the world's to fix, as an Argo CD sync applies both at once). What of the source decides
+        that joins ``secrets_version``, so a stall clears when the source changes, not only when the spec does."""
+        source = self.spec.database.bootstrap.restore
+        configure = status.stage(StageName.CONFIGURE.value)
+        if source is None or source.instance is None or (configure is not None
+                                                         and configure.state is StageState.SUCCEEDED):
+            return {}
+        namespace = source.instance.namespace or self.ref.namespace
+        body = await self.runtime.kube.get_instance(namespace, source.instance.name)
+        return {f"clone-source:{namespace}/{source.instance.name}": restore.clone_source_state(body)}
 
     # ---- providers -------------------------------------------------------------
 
