@@ -24,7 +24,9 @@ class BackupView:
     id: str
     time: datetime.datetime | None
     size: str
-    """Human-readable (``1.2 MiB``)."""
+    """The dump and the uploads archive together, human-readable (``1.2 MiB``)."""
+    uploads_size: str
+    """The uploads archive's part of it (``""``: a backup of the database only)."""
     commit: str
     """The release's commit, shortened to 12 hex digits."""
     postgres_version: str
@@ -56,8 +58,9 @@ class BackupsView:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "backups": [{"id": b.id, "time": iso(b.time), "size": b.size, "commit": b.commit,
-                         "postgresVersion": b.postgres_version, "reason": b.reason} for b in self.backups],
+            "backups": [{"id": b.id, "time": iso(b.time), "size": b.size, "uploadsSize": b.uploads_size,
+                         "commit": b.commit, "postgresVersion": b.postgres_version, "reason": b.reason}
+                        for b in self.backups],
             "outcomes": [{"label": o.label, "outcome": o.outcome, "time": iso(o.time), "backupId": o.backup_id,
                           "message": o.message} for o in self.outcomes],
             "schedule": self.schedule, "nextScheduledBackup": iso(self.next_scheduled),
@@ -95,7 +98,10 @@ def backups_view(status: Mapping[str, Any]) -> BackupsView:
     database = bodies.mapping(status, "database")
     backups = tuple(
         BackupView(id=bodies.text(entry, "id"), time=bodies.timestamp(entry, "time"),
-                   size=format_size(bodies.integer(entry, "size")), commit=bodies.text(entry, "commit")[:12],
+                   size=format_size(bodies.integer(entry, "size") + bodies.integer(entry, "uploads", "size")),
+                   uploads_size=format_size(bodies.integer(entry, "uploads", "size")) if bodies.mapping(
+                       entry, "uploads") else "",
+                   commit=bodies.text(entry, "commit")[:12],
                    postgres_version=postgres_version(bodies.text(entry, "postgresVersion")),
                    reason=bodies.text(entry, "reason") or "migration")
         for entry in bodies.mappings(database, "backups")[:BACKUPS_SHOWN])

@@ -55,7 +55,8 @@ BACKUP_LAST_SUCCESS = Gauge(
     registry=REGISTRY,
 )
 BACKUP_SIZE = Gauge(
-    "o4o_backup_size_bytes", "The size of each instance's newest database backup.", ["namespace", "name"],
+    "o4o_backup_size_bytes", "The size of each instance's newest backup: its database dump and its uploads archive.",
+    ["namespace", "name"],
     registry=REGISTRY,
 )
 BACKUP_DURATION = Gauge(

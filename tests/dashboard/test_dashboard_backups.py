@@ -22,7 +22,9 @@ def _status() -> dict[str, Any]:
         "backups": [
             {"id": "20250301T030000Z-0123456789ab", "time": "2025-03-01T03:00:00Z", "size": 1258291,
              "sha256": SHA, "postgresVersion": "140013", "commit": "0123456789abcdef" * 2 + "01234567",
-             "key": "o4o/ns/shop/uid/20250301T030000Z-0123456789ab.dump", "reason": "schedule"},
+             "key": "o4o/ns/shop/uid/20250301T030000Z-0123456789ab.dump", "reason": "schedule",
+             "uploads": {"key": "o4o/ns/shop/uid/20250301T030000Z-0123456789ab.uploads.tar.gz", "size": 1048576,
+                         "sha256": SHA}},
             {"id": "20250228T120000Z-0123456789ab", "time": "2025-02-28T12:00:00Z", "size": 512,
              "sha256": SHA, "postgresVersion": "90624", "commit": "0123456789ab", "key": "k", "reason": "migration"},
         ],
@@ -38,15 +40,16 @@ def _status() -> dict[str, Any]:
 def test_the_view_lists_backups_outcomes_and_the_schedule_without_keys_or_checksums() -> None:
     view = backups_view(_status())
     first = view.backups[0]
-    assert (first.id, first.size, first.commit, first.postgres_version, first.reason) == (
-        "20250301T030000Z-0123456789ab", "1.2 MiB", "0123456789ab", "14.13", "schedule")
-    assert view.backups[1].postgres_version == "9.6.24" and view.backups[1].size == "512 B"
+    assert (first.id, first.size, first.uploads_size, first.commit, first.postgres_version, first.reason) == (
+        "20250301T030000Z-0123456789ab", "2.2 MiB", "1.0 MiB", "0123456789ab", "14.13", "schedule")  # dump + uploads
+    second = view.backups[1]
+    assert (second.postgres_version, second.size, second.uploads_size) == ("9.6.24", "512 B", "")  # database only
     assert [(o.label, o.outcome) for o in view.outcomes] == [("Request before-upgrade", "Failed"),
                                                              ("Scheduled", "Succeeded")]
     assert view.schedule == "0 3 * * *"
     assert view.next_scheduled == datetime.datetime(2025, 3, 2, 3, tzinfo=datetime.UTC)
     shown = json.dumps(view.to_json())
-    assert SHA not in shown and ".dump" not in shown
+    assert SHA not in shown and ".dump" not in shown and ".tar.gz" not in shown
 
 
 def test_the_instance_page_shows_the_panel_escaped_and_leaves_it_out_without_backups() -> None:
@@ -54,7 +57,7 @@ def test_the_instance_page_shows_the_panel_escaped_and_leaves_it_out_without_bac
     detail = instance_detail(body("shop", "ns", spec("shop.example.com"), _status()), [], NOW)
     html = environment.get_template("_detail.html").render(detail=detail, now=NOW, revision="1")
     assert 'id="backups"' in html and 'data-backup="20250301T030000Z-0123456789ab"' in html
-    assert "Request before-upgrade" in html and "1.2 MiB" in html and "14.13" in html
+    assert "Request before-upgrade" in html and "2.2 MiB <small>(uploads 1.0 MiB)</small>" in html and "14.13" in html
     assert XSS not in html and "&lt;img src=x" in html
     assert SHA not in html
     bare = instance_detail(body("bare", "ns", spec("bare.example.com"), status_ready()), [], NOW)

@@ -14,7 +14,7 @@ import pytest
 from stage_fakes import FakeKube, RecordingConnector, RecordingSession, make_context, make_runtime, static_resolver
 from stage_fakes import spec_body as base_spec
 
-from o4o_operator import errors
+from o4o_operator import errors, metrics
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.storage import ObjectStore
@@ -79,6 +79,10 @@ async def _configure(monkeypatch: pytest.MonkeyPatch, reported: dict[str, str],
     return session, driver.status, bucket
 
 
+def _size_metric() -> float | None:
+    return metrics.REGISTRY.get_sample_value("o4o_backup_size_bytes", {"namespace": "team", "name": "shop"})
+
+
 def _keys(identifier: str) -> tuple[str, str]:
     prefix = "o4o/team/shop/uid-1/"
     return f"{prefix}{identifier}.dump", f"{prefix}{identifier}.uploads.tar.gz"
@@ -97,6 +101,7 @@ async def test_the_dump_and_the_uploads_each_get_a_url_and_are_checked_and_recor
     assert (record.uploads.key, record.uploads.size, record.uploads.sha256) == (uploads, 20, "b" * 64)
     assert bucket.metadata[dump]["uploads-sha256"] == "b" * 64
     assert (bucket.metadata[uploads]["backup-id"], bucket.metadata[uploads]["sha256"]) == (identifier, "b" * 64)
+    assert _size_metric() == 30  # the dump and the uploads
 
 
 async def test_uploads_of_another_size_than_the_host_archived_fail_the_backup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,3 +116,4 @@ async def test_a_host_record_without_uploads_is_recorded_without_them(monkeypatc
     _, status, bucket = await _configure(monkeypatch, BACKUP, {dump: 10})
     assert status.database.backups[0].uploads is None
     assert list(bucket.metadata) == [dump] and "uploads-sha256" not in bucket.metadata[dump]
+    assert _size_metric() == 10

@@ -113,7 +113,7 @@ async def _check_size(store: ObjectStore, key: str, size: int, what: str, verb: 
 def _observe(instance: InstanceContext, entry: BackupRecord, seconds: str) -> None:
     labels = {"namespace": instance.ref.namespace, "name": instance.ref.name}
     metrics.BACKUP_LAST_SUCCESS.labels(**labels).set(backups.time_of_id(entry.id).timestamp())
-    metrics.BACKUP_SIZE.labels(**labels).set(entry.size)
+    metrics.BACKUP_SIZE.labels(**labels).set(entry.size + (entry.uploads.size if entry.uploads is not None else 0))
     if seconds.isdigit():
         metrics.BACKUP_DURATION.labels(**labels).set(int(seconds))
 
