@@ -3,7 +3,7 @@
 The operator presigns two PUTs per backup (the dump and the uploads beside it) with the target's credentials (which
 stay in the operator); the sandbox host dumps as the instance's role, archives the uploads as its user and uploads
 both with the real curl. The backup is recorded in status and in the objects' metadata, retention (count 1) prunes
-the older one (both its objects) for real, and an upload that fails stops the release
+the older one (both its objects, and its record in status) for real, and an upload that fails stops the release
 with BackupFailed while the old release keeps serving, until a retry succeeds. An annotation asks for one backup
 more, once per request id.
 """
@@ -99,13 +99,14 @@ def test_a_release_is_backed_up_to_s3_and_a_failed_upload_stops_the_next(
     assert not host.path(f"{STATE_ROOT}/instances/{instance_slug(namespace, name)}/activations/{commit}.migrated"
                          ).exists()
 
-    # The retry succeeds: the new release is backed up, recorded, and retention (count 1) pruned the first.
+    # The retry succeeds: the new release is backed up, recorded, and retention (count 1) pruned the first, whose
+    # record left status with it.
     after = wait_for(world, namespace, name, "jsonpath={.status.source.commit}=" + commit, timeout=300)
     after = wait_for(world, namespace, name, "condition=Ready", timeout=300)
     assert _served_release(world, after) == commit
     newest = after["status"]["database"]["backups"][0]
-    assert newest["commit"] == commit and [r["id"] for r in after["status"]["database"]["backups"]] == [
-        newest["id"], record["id"]]
+    assert newest["commit"] == commit and newest["id"] != record["id"]
+    assert [r["id"] for r in after["status"]["database"]["backups"]] == [newest["id"]]
     assert sorted(s3.keys(BUCKET)) == _objects(newest)
 
     # On request (annotation): one backup now, recorded with its request; the same id never runs again.

@@ -169,6 +169,15 @@ def test_status_keeps_the_newest_records_newest_first() -> None:
     assert records[0].id == backups.backup_id(NOW - datetime.timedelta(hours=1), COMMIT)
 
 
+def test_records_of_the_backups_retention_just_deleted_leave_status() -> None:
+    """Retention may keep fewer than status lists (count 3 against 10): a record of a deleted dump would name a
+    backup nobody can restore."""
+    made = [backups.record_from_results(RESULTS, identifier, backups.object_key(OWN, identifier), COMMIT)
+            for identifier in (backups.backup_id(NOW - datetime.timedelta(hours=h), COMMIT) for h in (3, 2, 1))]
+    records = backups.with_record(made[:2], made[2], pruned=[made[0].key, backups.uploads_key(made[0].key)])
+    assert [record.id for record in records] == [made[2].id, made[1].id]
+
+
 def _spec_with_backup(**s3: object) -> dict[str, object]:
     target = {"endpoint": "https://s3.example.com", "bucket": "shop-backups",
               "credentialsSecretRef": {"name": "shop-s3"}, **s3}

@@ -150,10 +150,12 @@ def record_from_results(results: Mapping[str, str], identifier: str, key: str, c
                         reason=purpose, uploads=uploads)
 
 
-def with_record(records: Iterable[BackupRecord], record: BackupRecord,
-                limit: int = BACKUPS_KEPT_IN_STATUS) -> tuple[BackupRecord, ...]:
-    """The status list with ``record`` in it (replacing one of the same id), newest first, at most ``limit``."""
-    kept = [existing for existing in records if existing.id != record.id]
+def with_record(records: Iterable[BackupRecord], record: BackupRecord, limit: int = BACKUPS_KEPT_IN_STATUS, *,
+                pruned: Iterable[str] = ()) -> tuple[BackupRecord, ...]:
+    """The status list with ``record`` in it (replacing one of the same id), newest first, at most ``limit``,
+    without the records whose dump retention just deleted (``pruned``: the deleted keys)."""
+    gone = frozenset(pruned)
+    kept = [existing for existing in records if existing.id != record.id and existing.key not in gone]
     return tuple(sorted([record, *kept], key=lambda item: item.id, reverse=True)[:limit])
 
 

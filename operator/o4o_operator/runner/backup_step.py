@@ -98,9 +98,9 @@ async def record(instance: InstanceContext, commit: str, results: Mapping[str, s
     except CloudCallError as error:
         raise TransientError("BackupFailed", f"Backup {identifier} could not be checked in the bucket: "
                              f"{error.code}: {error.message}") from error
-    await prune(instance, store, spec)
+    pruned = await prune(instance, store, spec)
     _observe(instance, entry, results.get("backupSeconds", ""))
-    return {"database.backups": backups.with_record(instance.status.database.backups, entry)}
+    return {"database.backups": backups.with_record(instance.status.database.backups, entry, pruned=pruned)}
 
 
 async def _check_size(store: ObjectStore, key: str, size: int, what: str, verb: str) -> None:
