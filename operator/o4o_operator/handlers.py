@@ -146,7 +146,9 @@ async def instance_worker(stopped: kopf.DaemonStopped, body: kopf.Body, memo: ko
 
     relay = asyncio.create_task(relay_stop())
     try:
-        await InstanceWorker(_runtime(memo), lambda: body).run(lambda: bool(stopped), wakeup)
+        worker = await InstanceWorker.resumed(_runtime(memo), lambda: body)  # Kopf keeps no whole status
+        if worker is not None:
+            await worker.run(lambda: bool(stopped), wakeup)
     finally:
         relay.cancel()
         finished.set()
