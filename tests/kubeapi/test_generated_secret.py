@@ -136,7 +136,7 @@ async def test_retain_releases_the_secret_and_log_and_an_instance_of_that_name_a
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
 
     assert await generated_values(_context(kube, new)) == values  # the same DB and admin passwords: login works
-    worker = InstanceWorker(_context(kube, new).runtime, lambda: new)
+    worker = InstanceWorker(_context(kube, new).runtime, lambda: new, new.get("status"))
     worker.log("Adopted server")
     await worker.save_log()
 

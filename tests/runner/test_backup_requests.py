@@ -72,7 +72,7 @@ async def _worker(*, stalled: bool, request: str) -> tuple[InstanceWorker, dict[
             status = with_stage_succeeded(status, stage, "done", earlier)
     body = instance_body(SPEC, status.model_copy(update={"last_check_time": format_time(earlier)}).to_body())
     body["metadata"]["annotations"] = {BACKUP_REQUEST_ANNOTATION: request}
-    return InstanceWorker(runtime, lambda: body), body
+    return InstanceWorker(runtime, lambda: body, body.get("status")), body
 
 
 @pytest.fixture

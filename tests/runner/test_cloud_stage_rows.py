@@ -146,7 +146,7 @@ async def test_an_instance_without_credentials_in_a_namespace_without_the_grant_
     runtime.dns_factory = lambda kind, settings: dns
     body = instance_body(spec_body(provider=LIGHTSAIL, dns={"provider": "lightsail", "zone": "example.com"},
                                    ssh={"privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}}))
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
 
     await worker.step(body)
 
@@ -207,7 +207,7 @@ async def test_provision_writes_three_times_and_lines_logged_before_the_checkpoi
     cloud.calls.clear()
     body = instance_body(spec_body(provider=LIGHTSAIL, ssh={
         "privateKeySecretRef": {"name": "ssh-key", "key": "ssh-privatekey"}}))
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
 
     assert await worker.step(body) is None
 

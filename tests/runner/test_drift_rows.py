@@ -122,7 +122,7 @@ async def test_the_worker_invalidates_exactly_the_stages_found_lost(row: Row) ->
         status = with_stage_succeeded(with_stage_started(status, stage, hashes[stage.name.value], 1, earlier),
                                       stage, "done", earlier)
     body["status"] = status.model_copy(update={"last_check_time": format_time(earlier)}).to_body()
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
 
     assert await worker.step(body) is None  # a drift check, then at once the next decision
 

@@ -33,7 +33,7 @@ async def test_a_refused_host_script_stops_the_worker_without_a_failed_stage_or_
     resolver = resolver_of({"shop-host.test": ["198.51.100.1"], "shop.example.com": ["198.51.100.1"]})
     runtime = make_runtime(kube, RecordingConnector(session), resolver)
     body = instance_body(spec_body())
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
     with pytest.raises(Deposed, match="refused epoch 3"):
         for _ in range(10):  # the first stages need no host; the first host script is refused
             await worker.step(body)

@@ -3,6 +3,7 @@ and teardown from the inventory alone, on a recording cloud and DNS (no processe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from stage_fakes import FakeKube, RecordingConnector, RecordingSession, make_con
 from stage_fakes import static_resolver as resolver
 from test_host_teardown import TeardownKube
 
+from o4o_operator import kopf_watch_trim
 from o4o_operator.models import DeploymentInstanceSpec, DeploymentInstanceStatus, ServerStatus
 from o4o_operator.models_inventory import CloudAccess, InventoryItem, ItemKind, ItemState
 from o4o_operator.pipeline.decisions import RunStage, decide
@@ -254,6 +256,26 @@ async def test_a_server_that_is_no_longer_ours_is_left(teardown_world: TeardownW
 
     assert f"delete server {NAME}" not in teardown_world.cloud.calls
     assert "which is not ours" in message
+
+
+async def test_teardown_reads_the_whole_status_from_the_api_since_kopf_keeps_only_its_summary(
+        teardown_world: TeardownWorld) -> None:
+    runtime = make_runtime(teardown_world.kube, RecordingConnector(RecordingSession({})), resolver({}))
+    runtime.cloud_factory = lambda region, settings, poll: teardown_world.cloud
+    runtime.dns_factory = lambda kind, settings: teardown_world.dns[kind.value]
+    stored = {"metadata": {"namespace": "team", "name": "shop", "uid": "uid-1", "generation": 3}, "spec": SPEC,
+              "status": everything().to_body()}
+    teardown_world.kube.instances[("team", "shop")] = stored
+    as_kopf_keeps = kopf_watch_trim.compacted({"type": "MODIFIED", "object": copy.deepcopy(stored)},
+                                              summarize_status=True)["object"]
+    assert "inventory" not in as_kopf_keeps["status"]
+
+    message = await teardown(runtime, as_kopf_keeps)
+
+    assert f"delete server {NAME}" in teardown_world.cloud.calls
+    assert [call[0] for call in teardown_world.dns["lightsail"].calls] == ["delete"]
+    assert "DNS record shop.example.com" in message and f"server {NAME}" in message
+    assert teardown_world.kube.status_patches[0]["inventory"]  # the Deleting status keeps what the API held
 
 
 PRIVATE_KEY_PUBLIC = asyncssh.import_private_key(PRIVATE_KEY).export_public_key("openssh").decode()

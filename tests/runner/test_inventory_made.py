@@ -65,7 +65,7 @@ async def run_to_ready(spec: Mapping[str, Any]) -> tuple[ConfigMapKube, Deployme
     runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
                            resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
     body = instance_body(spec)
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
     for _ in range(3 * len(STAGES)):
         await worker.step(body)
         if all(worker.status.stage(stage.name.value) is not None
@@ -146,7 +146,7 @@ async def test_a_key_trusted_on_first_use_is_recorded_with_the_host_even_when_th
         raise asyncssh.ConnectionLost("reset by peer")
     session.run = lost  # type: ignore[method-assign]
     body = instance_body(base_spec())  # trusts the host's key on first use
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
 
     for _ in range(4):
         await worker.step(body)

@@ -80,7 +80,7 @@ async def _worker(clock: Clock, *, stalled: bool = False) -> tuple[InstanceWorke
         else:
             status = with_stage_succeeded(status, stage, "done", earlier)
     body = instance_body(SPEC, status.model_copy(update={"last_check_time": format_time(earlier)}).to_body())
-    return InstanceWorker(runtime, lambda: body), body
+    return InstanceWorker(runtime, lambda: body, body.get("status")), body
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def _worker() -> tuple[ConfigMapKube, InstanceWorker, dict[str, Any]]:
     runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
                            resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
     body = instance_body(spec_body())
-    return kube, InstanceWorker(runtime, lambda: body), body
+    return kube, InstanceWorker(runtime, lambda: body, body.get("status")), body
 
 
 def _state(worker: InstanceWorker, name: str) -> StageState | None:
@@ -97,7 +97,7 @@ async def test_an_idle_worker_keeps_only_the_written_status_text_and_no_copy_of_
     runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
                            resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
     body = instance_body(spec_body())
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
     await worker.step(body)
     written = worker.status.to_body()
     saved = kube.saved
@@ -117,13 +117,13 @@ async def test_a_worker_on_an_instance_with_a_status_keeps_the_log_saved_before_
     runtime = make_runtime(kube, RecordingConnector(RecordingSession(RESULTS)),
                            resolver({"shop-host.test": ["198.51.100.5"], "shop.example.com": ["198.51.100.5"]}))
     body = instance_body(spec_body())
-    first = InstanceWorker(runtime, lambda: body)
+    first = InstanceWorker(runtime, lambda: body, body.get("status"))
     await first.step(body)  # provision, then a status exists
     first.handoff.release()  # the first worker is gone (its run() gives its slot back)
     body["status"] = first.status.to_body()
     kube.saved = "09:00:00 [provision] from before the restart\n"
 
-    restarted = InstanceWorker(runtime, lambda: body)
+    restarted = InstanceWorker(runtime, lambda: body, body.get("status"))
     await restarted.step(body)
     assert kube.saved.startswith("09:00:00 [provision] from before the restart\n")
     assert kube.saved.count("\n") > 1

@@ -87,7 +87,7 @@ async def _stalled_worker(cloud: FakeCloud, clock: Clock, last_check: datetime.d
         else:
             status = with_stage_succeeded(status, stage, "done", earlier)
     body = instance_body(SPEC, status.model_copy(update={"last_check_time": format_time(last_check)}).to_body())
-    worker = InstanceWorker(runtime, lambda: body)
+    worker = InstanceWorker(runtime, lambda: body, body.get("status"))
     return worker, body
 
 

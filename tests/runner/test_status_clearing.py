@@ -17,6 +17,7 @@ from stage_fakes import (
     static_resolver,
 )
 
+from o4o_operator import kopf_watch_trim
 from o4o_operator.kubeapi import Credentials, KubeApi
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, merge_patch
 from o4o_operator.runner.worker import InstanceWorker
@@ -74,7 +75,8 @@ async def test_a_field_set_then_cleared_is_gone_from_the_stored_object(
     holder = _Holder(_create(control_plane, namespace, "old-host.test"))
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), static_resolver({}))
     runtime.kube = kube
-    worker = InstanceWorker(runtime, holder)
+    worker = await InstanceWorker.resumed(runtime, holder)
+    assert worker is not None
 
     assert await worker.write_status(PINNED)
     stored = _get(control_plane, namespace)["status"]
@@ -93,12 +95,17 @@ async def test_a_field_set_then_cleared_is_gone_from_the_stored_object(
 
 async def test_a_worker_started_on_a_stored_status_clears_what_it_read(
         control_plane: ControlPlane, namespace: str, kube: KubeApi) -> None:
-    """After a restart, the worker's baseline is what the API held, so its first write can still clear."""
+    """After a restart, the worker's baseline is what the API held (read from the API: Kopf's copy holds only a
+    summary of the status), so its first write can still clear."""
     _create(control_plane, namespace, "old-host.test")
     await kube.patch_status(namespace, "shop", PINNED.to_body())
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), static_resolver({}))
     runtime.kube = kube
-    worker = InstanceWorker(runtime, _Holder(_get(control_plane, namespace)))
+    as_kopf_keeps = kopf_watch_trim.compacted({"type": None, "object": _get(control_plane, namespace)},
+                                              summarize_status=True)["object"]
+    assert "server" not in as_kopf_keeps["status"]
+    worker = await InstanceWorker.resumed(runtime, _Holder(as_kopf_keeps))
+    assert worker is not None
 
     assert await worker.write_status(CLEARED)
 
@@ -111,7 +118,8 @@ async def test_changing_the_existing_host_clears_the_old_hosts_fingerprint(
     resolver = static_resolver({"old-host.test": ["198.51.100.1"], "new-host.test": ["198.51.100.2"]})
     runtime = make_runtime(FakeKube(), RecordingConnector(RecordingSession({})), resolver)
     runtime.kube = kube
-    worker = InstanceWorker(runtime, holder)
+    worker = await InstanceWorker.resumed(runtime, holder)
+    assert worker is not None
     assert await worker.step(holder.body) is None  # provision on the old host
     # The first SSH session pins the old host's key, as InstanceContext.session() records it.
     server = worker.status.server.model_copy(update={"host_key_fingerprint": FINGERPRINT})

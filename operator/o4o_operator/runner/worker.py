@@ -89,10 +89,13 @@ def _invalid_spec_message(error: pydantic.ValidationError) -> str:
 
 
 class InstanceWorker:
-    def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, runtime: Runtime, body: Callable[[], Mapping[str, Any]],
+                 stored: Mapping[str, Any] | None) -> None:
+        """``body``: the instance as last seen (Kopf's copy, whose status is only a summary, see
+        :mod:`o4o_operator.kopf_watch_trim`); ``stored``: the whole status the API holds as the worker starts
+        (see :meth:`resumed`), None or empty for a new instance."""
         self.runtime = runtime
         self._body = body
-        stored = body().get("status")
         # What the API already holds, so that a first pass that changes nothing (a restart) writes nothing:
         # kept packed (compressed canonical JSON, see written_status; 1000 idle instances hold one each), and
         # nothing else until a pass needs the status (read back then, see ``status``).
@@ -101,7 +104,7 @@ class InstanceWorker:
         self._status: DeploymentInstanceStatus | None = None if stored else status_from_body(None)
         # An instance with a status may have a log in its ConfigMap from before this process: read back first.
         self.log = InstanceLog(Redactor(), max_bytes=runtime.settings.log_configmap_max_bytes,
-                               earlier_known=not body().get("status"))
+                               earlier_known=not stored)
         self._last_events: set[str] = set()
         self._log_keeping = LogKeeping()
         self._secret_made = False
@@ -109,6 +112,16 @@ class InstanceWorker:
         self._log_saved = False
         """The log ConfigMap was made or written: the inventory lists it Present."""
         self.handoff = Handoff(runtime.pipelines)
+
+    @classmethod
+    async def resumed(cls, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> InstanceWorker | None:
+        """A worker that goes on from the status the API holds now, read once (a restart, a new leader, a new
+        instance); None when the instance is gone (or its name is another instance's now)."""
+        meta = body()["metadata"]
+        stored = await runtime.kube.get_instance(meta["namespace"], meta["name"])
+        if stored is None or stored["metadata"].get("uid") != meta.get("uid"):
+            return None
+        return cls(runtime, body, stored.get("status"))
 
     @property
     def status(self) -> DeploymentInstanceStatus:
