@@ -25,7 +25,7 @@ before.kill()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root raises a priority (and only root boots hosts)")
-def test_the_worker_its_children_and_its_later_children_run_at_nice_minus_five() -> None:
+def test_the_worker_its_children_and_its_later_children_run_at_nice_minus_ten() -> None:
     probe = subprocess.run([sys.executable, "-c", PROBE, str(TESTS)], capture_output=True, text=True, check=True,
                            timeout=30)
-    assert probe.stdout.split() == ["-5", "-5", "-5"], probe.stdout + probe.stderr
+    assert probe.stdout.split() == ["-10", "-10", "-10"], probe.stdout + probe.stderr
