@@ -8,8 +8,8 @@ that worker finishes last. Run alone, the first contract instance is Ready in ab
 workers on 2 cores it took 280-300 s, its processes waiting for the CPU behind modules that had minutes to
 spare. With its processes at nice -10 (weight 9548 against 1024) the scheduler serves it first and the other
 workers take the CPU it leaves (about 0.7 of the 2 cores, on average, is the booted worker's when it runs alone,
-so the others keep most of the machine). At nice -5, it still took 271 s beside the others (run of 49a2c27). Changes no test and asserts nothing; without root (when the booted tier skips
-anyway) it does nothing.
+so the others keep most of the machine). At nice -5, it still took 271 s beside the others (run of 49a2c27).
+Changes no test and asserts nothing; without root (when the booted tier skips anyway) it does nothing.
 
 Must not: lower anyone else's priority, or be used for anything but the booted-host group.
 """
