@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import ipaddress
 import json
 import random
@@ -75,6 +76,17 @@ def conflict_status(path: str) -> dict[str, Any]:
                    "please apply your changes to the latest version and try again",
         "reason": "Conflict", "details": {"name": name, "group": group, "kind": resource}, "code": 409,
     }
+
+
+def _abort_transports_of(loop: asyncio.AbstractEventLoop) -> None:
+    """Close at once every transport still open on ``loop``. A TLS transport's close waits for the peer's
+    close_notify: on a busy machine the loop was closed before that came, and the sockets were left to the garbage
+    collector, whose ResourceWarnings then failed whichever test it ran in (a later one, on the same worker)."""
+    for candidate in gc.get_objects():
+        if isinstance(candidate, asyncio.BaseTransport) and getattr(candidate, "_loop", None) is loop:
+            abort = getattr(candidate, "abort", None)
+            if callable(abort):
+                abort()
 
 
 class FaultyApiserver:
@@ -177,7 +189,8 @@ class FaultyApiserver:
         await asyncio.gather(*pending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
-        await asyncio.sleep(0.1)  # let the closed TLS transports finish closing before the loop goes
+        _abort_transports_of(asyncio.get_running_loop())
+        await asyncio.sleep(0)  # their connection_lost callbacks run before the loop goes
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
