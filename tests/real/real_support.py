@@ -9,25 +9,20 @@ import itertools
 import json
 import os
 import re
-import shutil
 from typing import Any
 
 import pytest
 
+from booted_tools import BOOT_TOOLS, skip_without_root_or
 from o4o_operator.testing.real_world import RealWorld
 
 PREFIX = "real-"
 _numbers = itertools.count(1)
-_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "tinyproxy": "tinyproxy",
-          "ip": "iproute2", "ssh": "openssh-client", "curl": "curl", "git": "git"}
+_TOOLS = {**BOOT_TOOLS, "curl": "curl", "git": "git"}
 
 
 def skip_without_root_or_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the real tier boots hosts: it needs root (network namespaces, systemd-nspawn)")
-    missing = sorted({package for tool, package in _TOOLS.items() if not shutil.which(tool)})
-    if missing:
-        pytest.skip(f"missing Debian packages {', '.join(missing)} (make debian-packages)")
+    skip_without_root_or(_TOOLS, "the real tier boots hosts: it needs root (network namespaces, systemd-nspawn)")
 
 
 def module_prefix(request: pytest.FixtureRequest) -> str:

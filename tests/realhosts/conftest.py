@@ -6,25 +6,19 @@ without root or the Debian tools they skip, saying which package is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from booted_tools import BOOT_TOOLS, skip_without_root_or
 from o4o_operator.testing.hosts import HostWorld
 from o4o_operator.testing.hosts.ssh_client import ClientKey, SshClient, generate_key_pair
 
-_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "tinyproxy": "tinyproxy",
-          "ip": "iproute2", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+_TOOLS = {**BOOT_TOOLS, "ssh-keygen": "openssh-client"}
 
 
 def _skip_without_root_or_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("booted hosts need root (network namespaces, systemd-nspawn)")
-    missing = sorted({package for tool, package in _TOOLS.items() if not shutil.which(tool)})
-    if missing:
-        pytest.skip(f"missing Debian packages {', '.join(missing)} (make debian-packages)")
+    skip_without_root_or(_TOOLS, "booted hosts need root (network namespaces, systemd-nspawn)")
 
 
 @pytest.fixture(scope="session")

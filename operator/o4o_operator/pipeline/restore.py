@@ -130,7 +130,7 @@ def clone_source_state(source: Mapping[str, Any] | None) -> str:
     database = (source.get("status") or {}).get("database") or {}
     backups = ",".join(str(record.get("id", "")) for record in database.get("backups") or [])
     grant = (metadata.get("annotations") or {}).get(CLONE_GRANT_ANNOTATION, "")
-    backed_up = isinstance(spec.get("database"), dict) and spec["database"].get("backup") is not None
+    backed_up = (spec.get("database") or {}).get("backup") is not None
     return f"{metadata.get('uid', '')}|{grant}|{backed_up}|{backups}"
 
 

@@ -18,7 +18,8 @@ import collections
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from o4o_operator import metrics
 from o4o_operator.fencing import Term
@@ -79,6 +80,14 @@ class Runtime:
 
     def in_flight_for(self, uid: str) -> aws.InFlightCalls:
         return self.in_flight.setdefault(uid, aws.InFlightCalls())
+
+    async def stored_instance(self, metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The instance ``metadata`` names as the API holds it now, status whole (Kopf keeps only a summary, see
+        :mod:`o4o_operator.kopf_watch_trim`); None when it is gone, or its name is another instance's now."""
+        stored = await self.kube.get_instance(metadata["namespace"], metadata["name"])
+        if stored is None or stored["metadata"].get("uid") != metadata.get("uid"):
+            return None
+        return stored
 
     def cloud(self, region: str, settings: ClientSettings) -> CloudProvider:
         """The cloud provider of ``region``, polling a pending server at the operator's interval."""

@@ -52,7 +52,8 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
     ``body`` is the instance as Kopf last saw it, whose status is only a summary (see
     :mod:`o4o_operator.kopf_watch_trim`): the whole status (the inventory, the Secrets held) is read from the API
     first, which also has the worker's last write even when Kopf has not seen it yet."""
-    body = await _stored(runtime, body)
+    # Gone already (its finalizer removed by hand meanwhile): what is known is still torn down.
+    body = await runtime.stored_instance(body["metadata"]) or body
     message = await _delete_resources(runtime, body)
     meta = body["metadata"]
     held = set(status_from_body(body.get("status")).held_secrets)
@@ -63,16 +64,6 @@ async def teardown(runtime: Runtime, body: Mapping[str, Any]) -> str:
     with contextlib.suppress(KeyError):  # expiry of a deleted instance must not page anyone
         metrics.CERTIFICATE_EXPIRY.remove(meta["namespace"], meta["name"])
     return message
-
-
-async def _stored(runtime: Runtime, body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The instance as the API holds it now; ``body`` itself if it is gone already (its finalizer removed by
-    hand meanwhile: what is known is still torn down)."""
-    meta = body["metadata"]
-    stored = await runtime.kube.get_instance(meta["namespace"], meta["name"])
-    if stored is None or stored["metadata"].get("uid") != meta.get("uid"):
-        return body
-    return stored
 
 
 def _spec_or_none(body: Mapping[str, Any]) -> DeploymentInstanceSpec | None:

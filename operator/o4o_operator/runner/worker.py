@@ -117,11 +117,8 @@ class InstanceWorker:
     async def resumed(cls, runtime: Runtime, body: Callable[[], Mapping[str, Any]]) -> InstanceWorker | None:
         """A worker that goes on from the status the API holds now, read once (a restart, a new leader, a new
         instance); None when the instance is gone (or its name is another instance's now)."""
-        meta = body()["metadata"]
-        stored = await runtime.kube.get_instance(meta["namespace"], meta["name"])
-        if stored is None or stored["metadata"].get("uid") != meta.get("uid"):
-            return None
-        return cls(runtime, body, stored.get("status"))
+        stored = await runtime.stored_instance(body()["metadata"])
+        return None if stored is None else cls(runtime, body, stored.get("status"))
 
     @property
     def status(self) -> DeploymentInstanceStatus:
