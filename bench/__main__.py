@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="O4O_MAX_SSH_SESSIONS for the operator (default: N)")
     p1.add_argument("--operator-defaults", action="store_true",
                     help="keep the operator's own O4O_MAX_PIPELINES and O4O_MAX_SSH_SESSIONS defaults")
+    p1.add_argument("--p1-hosts", choices=("waiting", "sandbox"), default=p1_concurrency.Options.hosts,
+                    help="waiting: stand-ins that replay one recorded deployment and only wait; sandbox: an sshd "
+                         "with shims per host")
     p1.add_argument("--profile-operator", type=Path, default=None, metavar="PATH",
                     help="write a py-spy profile (speedscope JSON) of the operator over the N run to PATH")
     p2 = parser.add_argument_group("P2: apiserver writes per lifecycle")
@@ -77,7 +80,8 @@ def runners(args: argparse.Namespace) -> dict[str, Callable[[], dict[str, Any]]]
     return {
         "P1": lambda: p1_concurrency.main(p1_concurrency.Options(
             n=args.n, cloud_latency=args.cloud_latency, command_latency=args.command_latency,
-            max_pipelines=pipelines, max_ssh_sessions=sessions, profile=args.profile_operator)),
+            max_pipelines=pipelines, max_ssh_sessions=sessions, profile=args.profile_operator,
+            hosts=args.p1_hosts)),
         "P2": lambda: p2_api_writes.main(p2_api_writes.Options(instances=args.lifecycles)),
         "P3": lambda: p3_fanout.main(p3_fanout.Options(hosts=args.hosts, forks=args.forks)),
         "P4": lambda: p4_idle.main(p4_idle.Options(instances=args.instances, idle_seconds=args.idle_seconds,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from o4o_operator.testing import ControlPlane, LocalLightsail
+from o4o_operator.testing.waiting_hosts import WaitingFleet
 from o4o_operator.testing.world import CRD, LocalWorld, SandboxFleet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,6 +85,20 @@ def bench_world(plane: ControlPlane, *, subnet: int, command_latency: float = 0.
     # LocalWorld creates hosts on demand, so its own (empty) fleet can be swapped before start.
     world.fleet = SandboxFleet(world.directory, subnet=subnet, command_latency_seconds=command_latency)
     world.lightsail = LocalLightsail(pending_polls=pending_polls, ip_allocator=world.fleet.ip_allocator,
+                                     host_keys=world.fleet.host_keys)
+    return world
+
+
+def waiting_world(plane: ControlPlane, *, subnet: int, command_latency: float, namespace: str, recorder: str,
+                  operator_env: Mapping[str, str] | None = None) -> LocalWorld:
+    """A LocalWorld whose hosts only wait (:class:`~o4o_operator.testing.waiting_hosts.WaitingFleet`): instance
+    ``recorder`` of ``namespace`` deploys on a sandbox host whose every script is recorded, and every other
+    host replays those, waiting ``command_latency`` seconds for every shimmed command. Not started yet."""
+    world = LocalWorld(plane, operator_env=operator_env)
+    world.fleet.stop()
+    world.fleet = WaitingFleet(world.directory, subnet=subnet, command_latency_seconds=command_latency,  # type: ignore[assignment]
+                               recorder=server_name(namespace, recorder), recorder_instance=recorder)
+    world.lightsail = LocalLightsail(pending_polls=world.pending_polls, ip_allocator=world.fleet.ip_allocator,
                                      host_keys=world.fleet.host_keys)
     return world
 

@@ -1,31 +1,35 @@
 """P1: N instances applied at once; wall time to all Ready divided by one instance's critical path.
 
-Everything is real and local (kube-apiserver, the operator as a child process,
-LocalLightsail, one sshd per server), with two fixed latencies standing in for the
-remote world: every LocalLightsail API call sleeps ``cloud_latency`` seconds
-(``faults.latency_seconds``), and every shimmed command on a sandbox host (apt-get,
-systemctl, pnpm, pm2, certbot, ...) sleeps ``command_latency`` seconds first
-(``SandboxFleet(command_latency_seconds=...)``): the shim waits without CPU, then acts
-out its small effect (a few milliseconds in the host's fork server).
+Everything on the operator's side is real and local (kube-apiserver, the operator as a child process,
+LocalLightsail), with fixed latencies standing in for the remote world: every LocalLightsail API call sleeps
+``cloud_latency`` seconds (``faults.latency_seconds``), and every shimmed command on a host (apt-get,
+systemctl, pnpm, pm2, certbot, ...) takes ``command_latency`` seconds.
 
-First one instance alone goes from apply to Ready: that is the critical path. Then N
-more are created at once (concurrent POSTs) and the clock runs until the last is
-Ready. Sandbox hosts are booted before either clock starts, so neither run pays for
-sshd start-up. The ratio is ``T(N) / T(1)``; 1.0 would be perfect overlap.
+The hosts only wait (``hosts="waiting"``, the default; :mod:`o4o_operator.testing.waiting_hosts`): one
+instance is first deployed on a sandbox host whose every script runs for real and is recorded (what it printed,
+when, after how many shimmed commands, how it exited; what the instance's API answered). Every other host is an
+SSH server in one stand-in process that replays those recordings, waiting the recorded time plus
+``command_latency`` for every shimmed command, without running anything. So the hosts' own work (sshd
+sessions, bash, git, tar, the shims: about 2.6 CPU-seconds per deployment, which on a real fleet each server
+spends on itself) stays off this machine's two cores, and what is measured is the operator, the control plane
+and the cloud. ``hosts="sandbox"`` keeps a real sshd and shims per host (each shimmed command waits
+``command_latency`` and then acts), as P1 first measured.
+
+Then one instance alone goes from apply to Ready: that is the critical path, T(1). Then N more are created at
+once (concurrent POSTs) and the clock runs until the last is Ready. Hosts are up before either clock starts.
+The ratio is ``T(N) / T(1)``; 1.0 would be perfect overlap.
 
 The operator's concurrency caps are settings: ``python -m bench`` passes
 ``O4O_MAX_PIPELINES=N`` and ``O4O_MAX_SSH_SESSIONS=N`` unless told ``--operator-defaults``
 (20 pipelines: N=500 then needs 25 rounds by design).
 
-Everything here runs on one machine, while on a real fleet each host's work runs on
-that host. So the CPU time of every party is read from ``/proc`` (``p1_costs``): the
-operator's own CPU-seconds per deployment is what a real fleet pays; the sandbox
-hosts' (their sshd sessions, bash, git and tar running for real, and their shim
-servers' forked commands), the apiserver's and etcd's say what the stand-ins took
-from the same cores. Their sum over the cores, against T(1), is reported as a floor
-("cpu_floor_ratio"): when it nears the ratio, the machine, not the operator, is
-what limits it. The machine is shared, so its load average is written with the result.
+The CPU time of every party is read from ``/proc`` (``p1_costs``): the operator's own CPU-seconds per
+deployment is what a real fleet pays; the hosts' stand-ins', the apiserver's and etcd's say what the rest took
+from the same cores. Their sum over the cores, against T(1), is reported as a floor ("cpu_floor_ratio"): when
+it nears the ratio, the machine, not the operator, is what limits it. The machine's load average is written
+with the result.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -50,6 +54,7 @@ from bench.common import (
     start_control_plane,
     system_busy_seconds,
     verdict,
+    waiting_world,
     write_result,
 )
 from o4o_operator.testing import ControlPlane
@@ -58,6 +63,8 @@ from o4o_operator.testing.world import LocalWorld
 NAME = "p1-concurrency"
 NAMESPACE = "bench-p1"
 TARGET = 1.2
+RECORDED = "recorded"
+"""The instance deployed first on a sandbox host whose scripts the waiting hosts replay."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +84,8 @@ class Options:
     """``O4O_MAX_SSH_SESSIONS`` for the operator; None keeps the operator's default (50)."""
     profile: Path | None = None
     """Where to write a ``py-spy record`` (speedscope) of the operator over the N run; None: no profile."""
+    hosts: str = "waiting"
+    """``waiting``: stand-ins replaying one recorded deployment; ``sandbox``: an sshd with shims per host."""
     subnet: int = 91
     timeout: float = 3600.0
 
@@ -150,22 +159,38 @@ def run(options: Options) -> dict[str, Any]:
         env["O4O_MAX_SSH_SESSIONS"] = str(options.max_ssh_sessions)
     plane = start_control_plane()
     try:
-        world = bench_world(plane, subnet=options.subnet, command_latency=options.command_latency,
-                            operator_env=env)
+        waiting = options.hosts == "waiting"
+        world = waiting_world(plane, subnet=options.subnet, command_latency=options.command_latency,
+                              namespace=NAMESPACE, recorder=RECORDED, operator_env=env) if waiting else \
+            bench_world(plane, subnet=options.subnet, command_latency=options.command_latency, operator_env=env)
+        recorded: dict[str, Any] = {}
         with world:
             world.lightsail.faults.latency_seconds = options.cloud_latency
             plane.create_namespace(NAMESPACE)
             world.create_secrets(NAMESPACE)
             names = [f"i{index:04d}" for index in range(options.n)]
-            say(f"P1: booting {options.n + 1} sandbox hosts on 127.{options.subnet}.x.y ...")
+            everyone = [RECORDED, "solo", *names] if waiting else ["solo", *names]
+            say(f"P1: starting {len(everyone)} {options.hosts} hosts on 127.{options.subnet}.x.y ...")
             booted = time.monotonic()
-            for name in ["solo", *names]:
+            for name in everyone:
+                if waiting:
+                    world.fleet.name_instance(server_name(NAMESPACE, name), name)  # type: ignore[attr-defined]
                 world.fleet.host_for(server_name(NAMESPACE, name))
             booted = time.monotonic() - booted
             assert world.operator is not None and world.operator.process is not None
             pid = world.operator.process.pid
             with InstanceWatcher(plane, NAMESPACE) as watcher:
-                say(f"P1: {options.n + 1} hosts up in {booted:.0f}s; one instance alone (the critical path) ...")
+                if waiting:
+                    say(f"P1: {len(everyone)} hosts up in {booted:.0f}s; recording one deployment on a sandbox "
+                        "host (its shims do not wait) ...")
+                    started = time.monotonic()
+                    create_all(plane, NAMESPACE, [world.manifest(RECORDED, NAMESPACE)])
+                    _wait_ready(watcher, world, [RECORDED], options.timeout)
+                    recorded = {"seconds": round(watcher.ready_at[RECORDED] - started, 2),
+                                "recordings": world.fleet.recorded()}  # type: ignore[attr-defined]
+                    say(f"P1:   recorded in {recorded['seconds']:.0f}s: {sum(recorded['recordings'].values())} "
+                        f"script runs and API answers of {len(recorded['recordings'])} kinds")
+                say("P1: one instance alone (the critical path) ...")
                 metrics_before = stage_seconds(world.operator.metrics())
                 costs_before = p1_costs.reading(plane, world)
                 started = time.monotonic()
@@ -210,8 +235,9 @@ def run(options: Options) -> dict[str, Any]:
         "n": options.n, "single_seconds": round(single, 2), "all_ready_seconds": round(wall, 2),
         "first_ready_seconds": round(times[0], 2), "median_ready_seconds": round(times[len(times) // 2], 2),
         "create_seconds": round(created, 2), "hosts_boot_seconds": round(booted, 1),
+        "recording": recorded,
         "settings": {"cloud_latency_seconds": options.cloud_latency,
-                     "command_latency_seconds": options.command_latency,
+                     "command_latency_seconds": options.command_latency, "hosts": options.hosts,
                      "operator_env": env, "sandbox_hosts": options.n + 1},
         "cpu_seconds_single": single_costs,
         "cpu_seconds_during_n": many_costs,
@@ -237,7 +263,7 @@ def report(result: dict[str, Any]) -> None:
         f"command {settings['command_latency_seconds']}s/shimmed command; operator env {settings['operator_env']}")
     say(f"    first Ready {result['first_ready_seconds']}s, median {result['median_ready_seconds']}s; "
         f"machine busy {result['machine_busy_percent_during_n']}% of {os.cpu_count()} cores; "
-        f"{settings['sandbox_hosts']} hosts booted in {result['hosts_boot_seconds']}s")
+        f"{settings['sandbox_hosts']} {settings['hosts']} hosts up in {result['hosts_boot_seconds']}s")
     say(f"    CPU seconds during the N run: {cpu}: all of it needs {result['cpu_floor_ratio']} x T(1) on "
         f"this machine")
     say(f"    apiserver requests per deployment during the N run (all clients): "

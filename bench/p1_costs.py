@@ -1,8 +1,9 @@
 """P1's CPU bookkeeping: who spent the machine's CPU while N instances were deployed at once, and a profile.
 
 Owns: reading, from ``/proc``, the CPU time of every party of a bench world (the operator, kube-apiserver,
-etcd, the benchmark's own process with LocalLightsail and the sandbox hosts' API listeners, and the sandbox
-hosts: their sshd sessions (bash, git, tar, ...) and their shim servers' forked commands), the difference of
+etcd, the benchmark's own process with LocalLightsail and the sandbox hosts' API listeners, and the hosts:
+the sandbox hosts' sshd sessions (bash, git, tar, ...) and their shim servers' forked commands, or the waiting
+hosts' stand-in process with the recording host's commands), the difference of
 two such readings, and an optional ``py-spy record`` of the operator over the N run. Must not assert
 anything or change the world it reads.
 
@@ -27,13 +28,19 @@ from bench.common import RequestKey, children_cpu_seconds, cpu_seconds
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.world import LocalWorld
 
-PARTIES = ("operator", "apiserver", "etcd", "bench_process", "host_sessions", "host_shims")
+PARTIES = ("operator", "apiserver", "etcd", "bench_process", "host_sessions", "host_shims", "host_standins")
 
 
 def _quiet(reading: Any) -> float:
     with contextlib.suppress(OSError, ValueError, IndexError):
         return float(reading())
     return 0.0
+
+
+def _standins_cpu(world: LocalWorld) -> float:
+    """The waiting hosts' process (and the recording host's commands, once reaped); 0 with sandbox hosts."""
+    process = getattr(world.fleet, "process", None)
+    return _quiet(lambda: children_cpu_seconds(process.pid)) if process is not None else 0.0
 
 
 def _host_cpu(world: LocalWorld) -> tuple[float, float]:
@@ -62,6 +69,7 @@ def reading(plane: ControlPlane, world: LocalWorld) -> dict[str, float]:
         "bench_process": _quiet(lambda: cpu_seconds(os.getpid())),
         "host_sessions": sessions,
         "host_shims": shims,
+        "host_standins": _standins_cpu(world),
     }
 
 

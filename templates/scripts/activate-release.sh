@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Activate release {{ ctx.commit }} of {{ ctx.instance_name }}: migrate, switch `current` and reload PM2. The
+# Activate the release {{ ctx.commit }} of {{ ctx.instance_name }}: migrate, switch `current` and reload PM2. The
 # operator then checks health (check-health.sh) and settles or rolls back (settle-release.sh).
 # Rendered by o4o-operator. Safe to re-run.
 set -euo pipefail

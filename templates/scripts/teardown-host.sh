@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Teardown of {{ ctx.slug }} on an existing host (spec.provider.existing), when its DeploymentInstance is
+# The teardown of {{ ctx.slug }} on an existing host (spec.provider.existing), when its DeploymentInstance is
 # deleted: its PM2 app and the pm2-<user> unit, its nginx sites and logs, its certificate, its local database
 # and role, its directories, its state and its user. Only this instance's: every name below carries its
 # slug or its user (o4o-<namespace>-<name>-<hash>, made by setup-runtime for this instance alone). What the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Activate release 0123456789abcdef0123456789abcdef01234567 of shop: migrate, switch `current` and reload PM2. The
+# Activate the release 0123456789abcdef0123456789abcdef01234567 of shop: migrate, switch `current` and reload PM2. The
 # operator then checks health (check-health.sh) and settles or rolls back (settle-release.sh).
 # Rendered by o4o-operator. Safe to re-run.
 set -euo pipefail
