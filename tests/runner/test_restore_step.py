@@ -29,6 +29,7 @@ from o4o_operator import errors
 from o4o_operator.models import DeploymentInstanceStatus, ServerStatus, SourceStatus, StageState, StageStatus
 from o4o_operator.models_database import BackupRecord, RestoreStatus, UploadsArchiveRecord
 from o4o_operator.models_inventory import InventoryItem, ItemKind, ItemState
+from o4o_operator.pipeline.backups import StoredObject
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
 from o4o_operator.pipeline.stages import StageName
 from o4o_operator.providers.aws import CloudCallError
@@ -57,7 +58,12 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
             raise CloudCallError("head_object", "404", "Not Found", http_status=404)
         return objects[key]
 
+    async def listing(self: ObjectStore) -> list[StoredObject]:
+        return [StoredObject(key, int(answer["ContentLength"])) for key, answer in sorted(objects.items())
+                if key.startswith(self.prefix)]
+
     monkeypatch.setattr(ObjectStore, "head", head)
+    monkeypatch.setattr(ObjectStore, "list", listing)
     for key in (RECORD.key, f"o4o/team-a/shop/uid-a/{GOOD}.dump"):
         objects[key] = {"ContentLength": RECORD.size, "Metadata": {}}
     return objects
@@ -162,6 +168,26 @@ def _source_kube(annotations: dict[str, str]) -> FakeKube:
 
 CLONE = {"bootstrap": {"mode": "restore", "restore": {"instance": {"namespace": "team-a", "name": "shop"}}}}
 EMPTY = {"tables": "0", "migrationsTable": "", "bootstrapped": "", "bootstrapStarted": "", "postgresVersion": "140013"}
+
+
+async def test_a_clones_latest_is_the_sources_newest_backup_still_in_the_bucket(stored: dict[str, Any]) -> None:
+    """A newest backup deleted by hand is passed over; with every listed one gone, it stalls naming the newest."""
+    older_id = "20261204T120000Z-bbbbbbbbbbbb"
+    newest = RECORD.model_copy(update={"key": f"o4o/team-a/shop/uid-a/{GOOD}.dump"})
+    older = RECORD.model_copy(update={"id": older_id, "key": f"o4o/team-a/shop/uid-a/{older_id}.dump"})
+    stored[older.key] = {"ContentLength": older.size, "Metadata": {}}
+    del stored[newest.key]
+    kube = _source_kube({CLONE_GRANT_ANNOTATION: "team"})
+    kube.instances[("team-a", "shop")]["status"]["database"]["backups"] = [newest.to_body(), older.to_body()]
+    session = await _configure(CLONE, _status(), facts=EMPTY, kube=kube)
+    assert f"RESTORE_SOURCE='team-a/shop backup {older_id}'\n" in session.scripts[0]
+    assert older.key in session.envs[0][GET_URL_VARIABLE]
+
+    del stored[older.key]
+    with pytest.raises(errors.InvalidSpecError) as caught:
+        await _configure(CLONE, _status(), facts=EMPTY, kube=kube)
+    assert (caught.value.reason, caught.value.field) == ("BackupNotFound", "spec.database.bootstrap.restore.backup")
+    assert GOOD in caught.value.message and "pruned" in caught.value.message
 
 
 async def test_a_clone_across_namespaces_needs_the_sources_grant() -> None:

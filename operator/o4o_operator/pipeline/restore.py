@@ -61,10 +61,16 @@ def refuse_unrestorable(spec: DatabaseSpec) -> None:
 
 def find_backup(records: Iterable[BackupRecord], wanted: str) -> BackupRecord | None:
     """The record of backup ``wanted`` (an id, or ``latest``: the newest) among ``records``."""
-    ordered = sorted(records, key=lambda record: record.id, reverse=True)
+    ordered = newest_first(records)
     if wanted == LATEST_BACKUP:
         return ordered[0] if ordered else None
     return next((record for record in ordered if record.id == wanted), None)
+
+
+def newest_first(records: Iterable[BackupRecord]) -> list[BackupRecord]:
+    """The records as ``latest`` tries them: the newest first (ids begin with their UTC time). ``latest`` is the
+    newest whose object is still in the bucket, so a newest one deleted by hand is passed over."""
+    return sorted(records, key=lambda record: record.id, reverse=True)
 
 
 def unknown_backup(field: str, wanted: str, where: str) -> InvalidSpecError:

@@ -95,23 +95,35 @@ def record(instance: InstanceContext, results: dict[str, str]) -> dict[str, Any]
 async def _backup_record(store: ObjectStore, records: tuple[BackupRecord, ...], wanted: str, field: str,
                          where: str) -> BackupRecord:
     """The record in status (else the object's own metadata: an older backup retention still keeps), while the
-    object is still in the bucket (``pipeline/restore.py`` decides; a pruned one stalls ``BackupNotFound``)."""
-    listed = restore.find_backup(records, wanted)
+    object is still in the bucket (``pipeline/restore.py`` decides; a pruned one stalls ``BackupNotFound``).
+    ``latest`` is the newest backup whose object is still there: the records in status, newest first, then the
+    newest object under the prefix; with none left it stalls naming the newest record (or none)."""
     try:
-        if listed is not None:
-            key = listed.key
-        else:
-            if wanted == LATEST_BACKUP:
-                ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
-                if not ids:
-                    raise restore.unknown_backup(field, wanted, where)
-                wanted = max(ids)
-            key = backups.object_key(store.prefix, wanted)
+        if wanted == LATEST_BACKUP:
+            return await _latest_record(store, records, field, where)
+        listed = restore.find_backup(records, wanted)
+        key = listed.key if listed is not None else backups.object_key(store.prefix, wanted)
         head = await _head_or_none(store, key)
     except CloudCallError as error:
         raise TransientError("RestoreFailed", f"The backup could not be looked up: {error.code}: {error.message}") \
             from error
     return restore.stored_backup(field, wanted, where, listed, key, head)
+
+
+async def _latest_record(store: ObjectStore, records: tuple[BackupRecord, ...], field: str,
+                         where: str) -> BackupRecord:
+    listed = restore.newest_first(records)
+    for record in listed:
+        head = await _head_or_none(store, record.key)
+        if head is not None:
+            return restore.stored_backup(field, record.id, where, record, record.key, head)
+    ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
+    if not ids:
+        if listed:  # every record's object is gone: say so of the newest
+            return restore.stored_backup(field, listed[0].id, where, listed[0], listed[0].key, None)
+        raise restore.unknown_backup(field, LATEST_BACKUP, where)
+    key = backups.object_key(store.prefix, max(ids))
+    return restore.stored_backup(field, max(ids), where, None, key, await _head_or_none(store, key))
 
 
 async def _head_or_none(store: ObjectStore, key: str) -> dict[str, Any] | None:
