@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import pwd
-import socket
 import subprocess
 import sys
 import threading
@@ -53,7 +52,7 @@ from o4o_operator.testing.replay import (
     renamed,
 )
 from o4o_operator.testing.sandbox import SandboxHost
-from o4o_operator.testing.world import ADDRESS_LOCK
+from o4o_operator.testing.world import ADDRESS_LOCK, free_address
 
 _LINE_LIMIT = 1 << 20
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -343,17 +342,6 @@ class WaitingFleet:
     def name_instance(self, server_name: str, instance: str) -> None:
         self._instances[server_name] = instance
 
-    def _free_address(self) -> str:
-        while True:
-            self._next += 1
-            address = f"127.{self._subnet}.{self._next // 250}.{self._next % 250 + 1}"
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.bind((address, 22))
-                except OSError:
-                    continue
-            return address
-
     def host_for(self, server_name: str) -> WaitingHost:
         server_name = server_name.removesuffix("-ip")
         with self._lock:
@@ -362,7 +350,7 @@ class WaitingFleet:
                 instance = self._instances.get(server_name)
                 renames = [[self._recorder_instance, instance]] if instance else []
                 with exclusive(ADDRESS_LOCK):
-                    address = self._free_address()
+                    self._next, address = free_address(self._subnet, self._next)
                     answer = self._send({"op": "add", "address": address, "port": 22, "renames": renames,
                                          "record": server_name == self._recorder})
                 host = WaitingHost(address, 22, answer["host_public_key"], Path(answer["root"]))

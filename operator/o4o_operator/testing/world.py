@@ -41,6 +41,21 @@ CRD = Path(__file__).resolve().parents[3] / "crds" / "deploymentinstances.deploy
 FLEET_CRD = CRD.with_name("deploymentfleets.deploy.o4o.io.yaml")
 
 
+def free_address(subnet: int, after: int) -> tuple[int, str]:
+    """The next 127.<subnet>.x.y after number ``after`` whose port 22 nobody holds (other worlds may run at once),
+    with its number. Hold :data:`ADDRESS_LOCK` until the address is bound."""
+    number = after
+    while True:
+        number += 1
+        address = f"127.{subnet}.{number // 250}.{number % 250 + 1}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, 22))
+            except OSError:
+                continue
+        return number, address
+
+
 class SandboxFleet:
     """Sandbox hosts created on demand, one per server name, all trusting one client key."""
 
@@ -55,25 +70,14 @@ class SandboxFleet:
         self.private_key_pem = key.export_private_key("openssh").decode()
         self.public_key_openssh = key.export_public_key("openssh").decode().strip()
 
-    def _free_address(self) -> str:
-        """The next 127.<subnet>.x.y whose port 22 nobody holds (other worlds may run at once)."""
-        while True:
-            self._next += 1
-            address = f"127.{self._subnet}.{self._next // 250}.{self._next % 250 + 1}"
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.bind((address, 22))
-                except OSError:
-                    continue
-            return address
-
     def host_for(self, server_name: str) -> SandboxHost:
         server_name = server_name.removesuffix("-ip")
         with self._lock:
             host = self.hosts.get(server_name)
             if host is None:
                 with exclusive(ADDRESS_LOCK):
-                    host = SandboxHost(self._free_address(), 22, directory=self._directory,
+                    self._next, address = free_address(self._subnet, self._next)
+                    host = SandboxHost(address, 22, directory=self._directory,
                                        command_latency_seconds=self._command_latency_seconds)
                     host.authorize(self.public_key_openssh)
                     host.start()
