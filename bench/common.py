@@ -97,7 +97,7 @@ def waiting_world(plane: ControlPlane, *, subnet: int, command_latency: float, n
     world = LocalWorld(plane, operator_env=operator_env)
     world.fleet.stop()
     world.fleet = WaitingFleet(world.directory, subnet=subnet, command_latency_seconds=command_latency,  # type: ignore[assignment]
-                               recorder=server_name(namespace, recorder), recorder_instance=recorder)
+                               namespace=namespace, recorder=recorder)
     world.lightsail = LocalLightsail(pending_polls=world.pending_polls, ip_allocator=world.fleet.ip_allocator,
                                      host_keys=world.fleet.host_keys)
     return world

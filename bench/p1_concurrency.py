@@ -173,9 +173,8 @@ def run(options: Options) -> dict[str, Any]:
             say(f"P1: starting {len(everyone)} {options.hosts} hosts on 127.{options.subnet}.x.y ...")
             booted = time.monotonic()
             for name in everyone:
-                if waiting:
-                    world.fleet.name_instance(server_name(NAMESPACE, name), name)  # type: ignore[attr-defined]
-                world.fleet.host_for(server_name(NAMESPACE, name))
+                world.fleet.host_for(world.fleet.name_instance(name) if waiting  # type: ignore[attr-defined]
+                                     else server_name(NAMESPACE, name))
             booted = time.monotonic() - booted
             assert world.operator is not None and world.operator.process is not None
             pid = world.operator.process.pid

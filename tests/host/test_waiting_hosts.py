@@ -14,7 +14,10 @@ import pytest
 
 from o4o_operator.errors import PermanentError, TransientError
 from o4o_operator.providers.ssh import SshConnector, SshSession
-from o4o_operator.testing.waiting_hosts import WaitingFleet, WaitingHost
+from o4o_operator.rendering.env_values import database_identifier
+from o4o_operator.rendering.host_context import instance_user
+from o4o_operator.testing.replay import renamed
+from o4o_operator.testing.waiting_hosts import WaitingFleet, WaitingHost, instance_renames
 
 LATENCY = 0.4
 SCRIPT = """#!/usr/bin/env bash
@@ -41,9 +44,7 @@ class Lines:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[WaitingFleet]:
-    fleet = WaitingFleet(tmp_path, subnet=79, command_latency_seconds=LATENCY, recorder="alpha-server",
-                         recorder_instance="alpha")
-    fleet.name_instance("beta-server", "beta")
+    fleet = WaitingFleet(tmp_path, subnet=79, command_latency_seconds=LATENCY, namespace="team", recorder="alpha")
     try:
         yield fleet
     finally:
@@ -71,7 +72,7 @@ async def run(session: SshSession, script: str) -> tuple[list[str], dict[str, st
 
 async def test_a_recorded_script_is_replayed_with_its_output_exit_and_waits_without_running(
         fleet: WaitingFleet, connector: SshConnector) -> None:
-    recorder, replayer = fleet.host_for("alpha-server"), fleet.host_for("beta-server")
+    recorder, replayer = fleet.host_for(fleet.name_instance("alpha")), fleet.host_for(fleet.name_instance("beta"))
     (recorder.root / "mark").write_text("marked")
     recorded_lines, recorded_results, _ = await run(await connect(connector, fleet, recorder), SCRIPT)
     assert recorded_results == {"name": "alpha"}
@@ -91,8 +92,8 @@ async def test_a_recorded_script_is_replayed_with_its_output_exit_and_waits_with
 async def test_a_replayed_failure_fails_the_same_way_and_an_unrecorded_script_says_so(
         fleet: WaitingFleet, connector: SshConnector) -> None:
     with pytest.raises(PermanentError) as recorded:
-        await run(await connect(connector, fleet, fleet.host_for("alpha-server")), FAILING)
-    replay = await connect(connector, fleet, fleet.host_for("beta-server"))
+        await run(await connect(connector, fleet, fleet.host_for(fleet.name_instance("alpha"))), FAILING)
+    replay = await connect(connector, fleet, fleet.host_for(fleet.name_instance("beta")))
     with pytest.raises(PermanentError) as replayed:
         await run(replay, FAILING.replace("alpha", "beta"))
     assert (replayed.value.reason, replayed.value.message.splitlines()[0]) == \
@@ -105,7 +106,7 @@ async def test_a_replayed_failure_fails_the_same_way_and_an_unrecorded_script_sa
 async def test_the_api_answers_through_the_tunnel_as_recorded_and_uploads_land_in_the_hosts_root(
         fleet: WaitingFleet, connector: SshConnector) -> None:
     answers = []
-    for server in ("alpha-server", "beta-server"):
+    for server in (fleet.name_instance("alpha"), fleet.name_instance("beta")):
         session = await connect(connector, fleet, fleet.host_for(server))
         async with session.tunnel(3001) as base_url, aiohttp.ClientSession(trust_env=False) as http:
             for path in ("/api/v1/admin/apps/market", "/api/health"):
@@ -116,3 +117,12 @@ async def test_the_api_answers_through_the_tunnel_as_recorded_and_uploads_land_i
     recorded, replayed = answers[:2], answers[2:]
     assert [answer[1:] for answer in recorded] == [answer[1:] for answer in replayed]
     assert recorded[0][2] == 401 and recorded[1][2] == 200
+
+
+def test_a_replay_names_its_own_instances_user_and_database_whose_names_carry_a_hash() -> None:
+    def line(name: str) -> str:
+        user = instance_user("team", name)
+        return f"created role {database_identifier(user)} owned by {user} for {name}.example.com"
+
+    assert renamed(line("alpha"), instance_renames("team", "alpha", "beta")) == line("beta")
+    assert instance_renames("team", "alpha", "alpha") == ()

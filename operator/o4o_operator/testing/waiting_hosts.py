@@ -35,6 +35,9 @@ from typing import IO, Any
 
 import asyncssh
 
+from o4o_operator.providers.ownership import server_name
+from o4o_operator.rendering.env_values import database_identifier
+from o4o_operator.rendering.host_context import instance_user
 from o4o_operator.testing.file_lock import exclusive
 from o4o_operator.testing.lightsail_catalog import host_key_entry
 from o4o_operator.testing.processes import stop_process
@@ -294,6 +297,16 @@ def main() -> None:
 # ---- the parent's handle ----------------------------------------------------------------------------
 
 
+def instance_renames(namespace: str, recorded: str, instance: str) -> tuple[tuple[str, str], ...]:
+    """What a replay changes so that the recording of ``recorded`` speaks of ``instance``: its system user and
+    database names first (they carry a hash of the name), then the name itself (slugs, domains, paths)."""
+    if recorded == instance:
+        return ()
+    old_user, new_user = instance_user(namespace, recorded), instance_user(namespace, instance)
+    return ((old_user, new_user), (database_identifier(old_user), database_identifier(new_user)),
+            (recorded, instance))
+
+
 class WaitingHost:
     """What the world knows of a stand-in host: where it listens and its host key."""
 
@@ -303,16 +316,18 @@ class WaitingHost:
 
 
 class WaitingFleet:
-    """Stand-in hosts on ``127.<subnet>.x.y:22``, served by one child process; ``recorder`` (a server name)
-    records, every other host replays what it recorded, with ``command_latency_seconds`` for every shimmed
-    command. :meth:`name_instance` tells a host which instance it serves (its replays then speak of it)."""
+    """Stand-in hosts on ``127.<subnet>.x.y:22``, served by one child process; the host of instance ``recorder``
+    (of ``namespace``) records, every other host replays what it recorded, with ``command_latency_seconds`` for
+    every shimmed command. :meth:`name_instance` tells a host which instance it serves (its replays then speak
+    of it)."""
 
-    def __init__(self, directory: Path, *, subnet: int, command_latency_seconds: float, recorder: str,
-                 recorder_instance: str) -> None:
+    def __init__(self, directory: Path, *, subnet: int, command_latency_seconds: float, namespace: str,
+                 recorder: str) -> None:
         self._directory = directory / "waiting-hosts"
         self._directory.mkdir(parents=True, exist_ok=True)
         self._subnet, self._next = subnet, 0
-        self._recorder, self._recorder_instance = recorder, recorder_instance
+        self._namespace, self._recorder_instance = namespace, recorder
+        self._recorder = server_name(namespace, recorder)
         self._instances: dict[str, str] = {}
         self._lock = threading.Lock()
         self.hosts: dict[str, WaitingHost] = {}
@@ -339,22 +354,25 @@ class WaitingFleet:
         path = self._directory / "stand-in.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def name_instance(self, server_name: str, instance: str) -> None:
-        self._instances[server_name] = instance
+    def name_instance(self, instance: str) -> str:
+        """The server name of ``instance`` (of the fleet's namespace), whose host's replays then speak of it."""
+        server = server_name(self._namespace, instance)
+        self._instances[server] = instance
+        return server
 
-    def host_for(self, server_name: str) -> WaitingHost:
-        server_name = server_name.removesuffix("-ip")
+    def host_for(self, server: str) -> WaitingHost:
+        server = server.removesuffix("-ip")
         with self._lock:
-            host = self.hosts.get(server_name)
+            host = self.hosts.get(server)
             if host is None:
-                instance = self._instances.get(server_name)
-                renames = [[self._recorder_instance, instance]] if instance else []
+                instance = self._instances.get(server)
+                renames = instance_renames(self._namespace, self._recorder_instance, instance) if instance else ()
                 with exclusive(ADDRESS_LOCK):
                     self._next, address = free_address(self._subnet, self._next)
                     answer = self._send({"op": "add", "address": address, "port": 22, "renames": renames,
-                                         "record": server_name == self._recorder})
+                                         "record": server == self._recorder})
                 host = WaitingHost(address, 22, answer["host_public_key"], Path(answer["root"]))
-                self.hosts[server_name] = host
+                self.hosts[server] = host
             return host
 
     def ip_allocator(self, name: str) -> str:
