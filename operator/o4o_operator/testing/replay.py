@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from collections.abc import Iterable
 
 _PID_LINE = re.compile(r"^printf '::o4o::pid ")
@@ -88,35 +87,30 @@ def http_identity(method: str, path: str) -> str:
 
 
 class Transcript:
-    """Recordings by identity, in the order they were made; shared by the recording host and every replayer."""
+    """Recordings by identity, in the order they were made; shared by the recording host and every replayer (all
+    served by one event loop)."""
 
     def __init__(self) -> None:
         self._scripts: dict[str, list[ScriptRecording]] = {}
         self._answers: dict[str, list[HttpRecording]] = {}
-        self._lock = threading.Lock()
 
     def add_script(self, identity: str, recording: ScriptRecording) -> None:
-        with self._lock:
-            self._scripts.setdefault(identity, []).append(recording)
+        self._scripts.setdefault(identity, []).append(recording)
 
     def add_answer(self, identity: str, recording: HttpRecording) -> None:
-        with self._lock:
-            self._answers.setdefault(identity, []).append(recording)
+        self._answers.setdefault(identity, []).append(recording)
 
     def script(self, identity: str, occurrence: int) -> ScriptRecording | None:
         """The ``occurrence``-th recording (0-based) of this script; past the recorded ones, the last."""
-        with self._lock:
-            found = self._scripts.get(identity) or []
-            return found[min(occurrence, len(found) - 1)] if found else None
+        found = self._scripts.get(identity) or []
+        return found[min(occurrence, len(found) - 1)] if found else None
 
     def answer(self, identity: str, occurrence: int) -> HttpRecording | None:
-        with self._lock:
-            found = self._answers.get(identity) or []
-            return found[min(occurrence, len(found) - 1)] if found else None
+        found = self._answers.get(identity) or []
+        return found[min(occurrence, len(found) - 1)] if found else None
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            return {**{k: len(v) for k, v in self._scripts.items()}, **{k: len(v) for k, v in self._answers.items()}}
+        return {**{k: len(v) for k, v in self._scripts.items()}, **{k: len(v) for k, v in self._answers.items()}}
 
 
 class Occurrences:
@@ -136,7 +130,3 @@ def renamed(text: str, renames: Iterable[tuple[str, str]]) -> str:
     for old, new in renames:
         text = text.replace(old, new)
     return text
-
-
-def count_lines(data: bytes) -> int:
-    return data.count(b"\n")

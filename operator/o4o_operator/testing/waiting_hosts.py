@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
+import http
 import json
 import os
 import pwd
@@ -58,8 +60,6 @@ from o4o_operator.testing.sandbox import SandboxHost
 from o4o_operator.testing.world import ADDRESS_LOCK, free_address
 
 _LINE_LIMIT = 1 << 20
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class _ShimCounter:
@@ -77,22 +77,26 @@ class _ShimCounter:
         return self.calls
 
 
-async def _read_message(reader: Any) -> tuple[bytes, bytes] | None:
-    """One HTTP/1.1 message (head, body by Content-Length) from a stream; None at its end."""
+async def _read_message(reader: Any) -> tuple[bytes, dict[str, str], bytes] | None:
+    """One HTTP/1.1 message from a stream: its head as read, its headers (names in lower case) and its body (by
+    Content-Length); None at the stream's end."""
     try:
         head = bytes(await reader.readuntil(b"\r\n\r\n"))
     except (asyncio.IncompleteReadError, asyncssh.Error, ConnectionError):
         return None
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return head, bytes(await reader.readexactly(length)) if length else b""
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length") or 0)
+    return head, headers, bytes(await reader.readexactly(length)) if length else b""
 
 
 def _answer(recording: HttpRecording, body: bytes) -> bytes:
-    reason = _REASONS.get(recording.status, "Answer")
+    try:
+        reason = http.HTTPStatus(recording.status).phrase
+    except ValueError:
+        reason = "Answer"
     return (f"HTTP/1.1 {recording.status} {reason}\r\nContent-Type: {recording.content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
@@ -219,7 +223,8 @@ class StandInHost:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while (request := await _read_message(reader)) is not None:
-                method, path = request[0].split(b" ", 2)[:2]
+                request_head, _, request_body = request
+                method, path = request_head.split(b" ", 2)[:2]
                 identity = http_identity(method.decode(), path.decode())
                 if self.sandbox is None:
                     recording = self.transcript.answer(identity, self._occurrences.next(f"http {identity}")) \
@@ -229,15 +234,15 @@ class StandInHost:
                 if upstream is None:
                     host, _, port = self.api.rpartition(":")
                     upstream = await asyncio.open_connection(host, int(port))
-                upstream[1].write(request[0] + request[1])
+                upstream[1].write(request_head + request_body)
                 answer = await _read_message(upstream[0])
                 if answer is None:
                     break
-                head = answer[0].decode("latin-1").split("\r\n")
-                content_type = next((line.split(":", 1)[1].strip() for line in head[1:]
-                                     if line.lower().startswith("content-type:")), "application/json")
-                self.transcript.add_answer(identity, HttpRecording(int(head[0].split()[1]), answer[1], content_type))
-                writer.write(answer[0] + answer[1])
+                head, headers, body = answer
+                status = int(head.split(b" ", 2)[1])
+                self.transcript.add_answer(identity, HttpRecording(
+                    status, body, headers.get("content-type", "application/json")))
+                writer.write(head + body)
         except (asyncssh.Error, OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -307,12 +312,14 @@ def instance_renames(namespace: str, recorded: str, instance: str) -> tuple[tupl
             (recorded, instance))
 
 
+@dataclasses.dataclass(frozen=True)
 class WaitingHost:
     """What the world knows of a stand-in host: where it listens and its host key."""
 
-    def __init__(self, address: str, port: int, host_public_key_openssh: str, root: Path) -> None:
-        self.address, self.port, self.root = address, port, root
-        self.host_public_key_openssh = host_public_key_openssh
+    address: str
+    port: int
+    host_public_key_openssh: str
+    root: Path
 
 
 class WaitingFleet:
