@@ -36,6 +36,7 @@ THROTTLE_RATE = 0.30
 SERVER_ERROR_RATE = 0.05
 SSH_DROP_RATE = 0.10
 MAX_SSH_DROPS = 12
+MIN_SSH_DROPS = 3
 CONFLICT_RATE = 0.10
 OPERATOR_WRITES = r"/status$|/configmaps/"
 """The operator's own PATCHes (status, log ConfigMap). Kopf's patches of the object itself are left alone:
@@ -61,14 +62,19 @@ class SshChaos:
     """Drops the SSH connection of an instance mid-command for a seeded share of its SSH stage runs.
 
     Driven by the status watch: when an SSH stage starts, with probability ``rate`` the host's sessions
-    are killed (or, one time in four, its sshd restarted) after a short random delay, if a command is
-    running then. Bounded by ``limit``.
+    are killed (or, one time in four, its sshd restarted) after a short random delay, at the first moment
+    a command runs there. Until ``minimum`` drops have happened or are pending, every SSH stage run is
+    chosen, so the test's proof does not rest on luck. A choice that finds no command running within
+    ``WATCH_SECONDS`` (the stage was quicker) counts as missed and is given back. Bounded by ``limit``.
     """
 
-    def __init__(self, world: LocalWorld, rate: float, limit: int, seed: int) -> None:
+    WATCH_SECONDS = 3.0
+
+    def __init__(self, world: LocalWorld, rate: float, limit: int, seed: int, minimum: int) -> None:
         self._world = world
         self._rate = rate
         self._limit = limit
+        self._minimum = minimum
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
@@ -83,7 +89,8 @@ class SshChaos:
         for _ in (stage for stage in stage_started(previous, current) if stage in SSH_STAGES):
             with self._lock:
                 self.stage_runs += 1
-                if self.chosen >= self._limit or self._rng.random() >= self._rate:
+                owed = self.chosen < self._minimum
+                if self.chosen >= self._limit or (self._rng.random() >= self._rate and not owed):
                     continue
                 self.chosen += 1
                 restart = self._rng.random() < 0.25
@@ -94,15 +101,15 @@ class SshChaos:
 
     def _drop(self, server: str | None, restart: bool) -> None:
         host = self._world.fleet.hosts.get(server or "")
+        deadline = time.monotonic() + self.WATCH_SECONDS
         busy = _running_command(host) if host is not None else False
-        for _ in range(30):  # a login shell still starting up is not a command yet: let it finish
-            if busy is not None:
-                break
-            time.sleep(0.05)  # fault-injection timing only
-            busy = _running_command(host) if host is not None else False
+        while host is not None and not busy and time.monotonic() < deadline:
+            time.sleep(0.02)  # fault-injection timing only: looks for the moment a command runs
+            busy = _running_command(host)
         if host is None or not busy:
             with self._lock:
                 self.missed += 1
+                self.chosen -= 1  # given back: a later stage run may be chosen instead
             return
         if restart:
             host.restart()
@@ -135,7 +142,7 @@ def test_everything_converges_to_ready_through_cloud_ssh_and_api_faults(
         world.lightsail.faults.throttle_rate = THROTTLE_RATE
         world.lightsail.faults.server_error_rate = SERVER_ERROR_RATE
         world.create_secrets(namespace)
-        chaos = SshChaos(world, SSH_DROP_RATE, MAX_SSH_DROPS, SEED)
+        chaos = SshChaos(world, SSH_DROP_RATE, MAX_SSH_DROPS, SEED, minimum=MIN_SSH_DROPS)
         names = [f"fault-{number}" for number in range(INSTANCES)]
         try:
             with StatusWatch(control_plane, namespace, listeners=[chaos.on_change]):
