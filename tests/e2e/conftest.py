@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import PREFIX
+from e2e_support import module_namespaces, module_prefix
 
 from o4o_operator.testing import ControlPlane
 from o4o_operator.testing.world import LocalWorld
@@ -19,15 +19,16 @@ _numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def world(control_plane: ControlPlane) -> Iterator[LocalWorld]:
-    """The operator watches only e2e namespaces: other modules leave DIs behind (no garbage collection)."""
-    with LocalWorld(control_plane, namespaces=(f"{PREFIX}*",)) as local_world:
+def world(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[LocalWorld]:
+    """The operator watches only this module's namespaces: other modules leave DIs behind (no garbage
+    collection), and their servers were in clouds that are gone (see ``e2e_support.module_prefix``)."""
+    with LocalWorld(control_plane, namespaces=module_namespaces(request.module.__name__)) as local_world:
         yield local_world
 
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> str:
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
-    name = f"{PREFIX}{next(_numbers)}-{os.getpid() % 10000}-{name}"[:63].strip("-")
+    name = f"{module_prefix(request.module.__name__)}{next(_numbers)}-{os.getpid() % 10000}-{name}"[:63].strip("-")
     control_plane.create_namespace(name)
     return name

@@ -1,4 +1,4 @@
-"""What the e2e modules share besides their fixtures: the namespace prefix the operator watches, waiting for a
+"""What the e2e modules share besides their fixtures: the namespace prefixes their operators watch, waiting for a
 condition with the evidence on failure, the apiserver's count of status writes, and views of a status."""
 
 from __future__ import annotations
@@ -10,6 +10,24 @@ from typing import Any
 from o4o_operator.testing.world import LocalWorld
 
 PREFIX = "e2e-"
+
+
+def module_prefix(module_name: str) -> str:
+    """The prefix of one module's namespaces, ``e2e-<module>--``, which its world's operator alone watches.
+
+    Modules on one worker share its control plane, and nothing there deletes what a module left (no garbage
+    collection, namespaces never go away): an operator watching every ``e2e-*`` namespace took over the DIs of
+    the modules before it, whose servers were in a cloud that is gone, and set them up again (the fifty fleet
+    members included). The double hyphen ends the module's part, so ``e2e-fleet--*`` never matches
+    ``e2e-fleet-waves--...``.
+    """
+    module = module_name.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    return f"{PREFIX}{module}--"
+
+
+def module_namespaces(module_name: str) -> tuple[str, ...]:
+    """The namespace globs the module's operator watches (``LocalWorld(namespaces=...)``)."""
+    return (f"{module_prefix(module_name)}*",)
 
 
 def wait_for(world: LocalWorld, namespace: str, name: str, condition: str, timeout: int = 180) -> dict[str, Any]:

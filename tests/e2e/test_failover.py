@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import PREFIX, status_writes, wait_for
+from e2e_support import module_namespaces, status_writes, wait_for
 
 from o4o_operator.pipeline.epoch import Epoch
 from o4o_operator.providers.ownership import server_name
@@ -33,7 +33,7 @@ _leases = itertools.count(1)
 @pytest.fixture(scope="module")
 def world(control_plane: ControlPlane) -> Iterator[LocalWorld]:
     """The world without its single operator: each test starts its own two replicas."""
-    local = LocalWorld(control_plane, namespaces=(f"{PREFIX}*",))
+    local = LocalWorld(control_plane, namespaces=module_namespaces(__name__))
     local.start(with_operator=False)
     try:
         yield local

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import PREFIX
+from e2e_support import module_namespaces, module_prefix
 from fleet_watch import (
     FLEET,
     MemberWatch,
@@ -48,7 +48,7 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def world(control_plane: ControlPlane) -> Iterator[LocalWorld]:
     """As the e2e conftest's, with room for every member of the largest wave to run at once."""
-    with LocalWorld(control_plane, namespaces=(f"{PREFIX}*",),
+    with LocalWorld(control_plane, namespaces=module_namespaces(__name__),
                     operator_env={"O4O_MAX_PIPELINES": "40", "O4O_MAX_SSH_SESSIONS": "80"}) as local_world:
         yield local_world
 
@@ -73,7 +73,7 @@ def _fleet(world: LocalWorld, namespace: str, revision: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fleet(world: LocalWorld, control_plane: ControlPlane) -> Fleet:
-    namespace = f"{PREFIX}fleet-waves-{os.getpid() % 10000}"
+    namespace = f"{module_prefix(__name__)}{os.getpid() % 10000}"
     control_plane.create_namespace(namespace)
     world.create_secrets(namespace)
     watch = MemberWatch(world.control_plane, namespace)

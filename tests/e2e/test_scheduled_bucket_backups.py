@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import PREFIX, dump, wait_for
+from e2e_support import dump, module_namespaces, wait_for
 
 from o4o_operator.pipeline.backup_buckets import bucket_name, key_secret_name
 from o4o_operator.pipeline.restore import CLONE_GRANT_ANNOTATION
@@ -51,7 +51,7 @@ def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def world(control_plane: ControlPlane, s3: S3Server, clock_file: Path) -> Iterator[LocalWorld]:
     """This module's own world: its operator reads the clock file, its Lightsail keeps buckets in ``s3``."""
-    with LocalWorld(control_plane, namespaces=(f"{PREFIX}*",),
+    with LocalWorld(control_plane, namespaces=module_namespaces(__name__),
                     operator_env={"O4O_TEST_CLOCK_FILE": str(clock_file)}) as local_world:
         local_world.lightsail.hold_buckets_in(S3ServerBuckets(s3))
         yield local_world

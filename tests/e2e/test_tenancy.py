@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncssh
 import boto3
-from e2e_support import conditions, wait_for
+from e2e_support import conditions, module_prefix, wait_for
 
 from o4o_operator.providers.ownership import key_pair_name, server_name
 from o4o_operator.testing.world import REGION, ZONE, LocalWorld
@@ -20,10 +20,10 @@ _numbers = itertools.count(1)
 
 
 def fresh_namespaces(world: LocalWorld, *suffixes: str) -> list[str]:
-    """``e2e-<pid>-<n>-<suffix>`` for each suffix, one ``n`` for all: the operator watches e2e-*, and
-    namespaces never go away here."""
+    """``e2e-tenancy--<pid>-<n>-<suffix>`` for each suffix, one ``n`` for all: the operator watches this
+    module's namespaces, and namespaces never go away here."""
     number = next(_numbers)
-    names = [f"e2e-{os.getpid() % 10000}-{number}-{suffix}" for suffix in suffixes]
+    names = [f"{module_prefix(__name__)}{os.getpid() % 10000}-{number}-{suffix}" for suffix in suffixes]
     for name in names:
         world.control_plane.create_namespace(name)
         world.create_secrets(name)
