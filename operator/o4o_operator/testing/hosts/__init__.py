@@ -18,6 +18,7 @@ The integrator's API (everything else in this package is private to it)::
   and their proxy is ``http://198.51.100.1:3128`` (tinyproxy, default deny, registries only).
 - :class:`BootedHost` (``booted_host.py``): one server, overlayed on the cached image.
 - :func:`cached_rootfs` / :class:`RootfsRecipe` (``rootfs.py``): the Debian 12 image, built once.
+- ``apt_archive.py``: the Debian packages hosts downloaded, kept for the next hosts' apt archives.
 - :func:`cleanup_stale`: what a crashed run left behind (``HostWorld.start`` calls it).
 - :class:`SshClient` / :func:`generate_key_pair` (``ssh_client.py``): log in as a user would, host keys pinned.
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from o4o_operator.testing.hosts import apt_archive
 from o4o_operator.testing.hosts.network import HostLink
 from o4o_operator.testing.hosts.rootfs import LOGIN_USER
 from o4o_operator.testing.hosts.system import HostWorldError, children_of, run_checked, spawn_guarded
@@ -83,8 +84,11 @@ class BootedHost:
     """
 
     def __init__(self, *, name: str, link: HostLink, image: Path, directory: Path,
-                 authorized_keys: Sequence[str] = ()) -> None:
+                 authorized_keys: Sequence[str] = (), package_cache: Path | None = None) -> None:
+        """``package_cache``: the machine's kept Debian packages, laid into the host's apt archive before it
+        boots and added to from it when it is removed (see ``apt_archive.py``); None keeps none."""
         self.name = name
+        self.package_cache = package_cache
         self.link = link
         self.image = image
         self.directory = directory
@@ -135,6 +139,8 @@ class BootedHost:
         hosts = (self.image / "etc/hosts").read_text() if (self.image / "etc/hosts").exists() else ""
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n" + hosts)
         self._write_authorized_keys(self.upper)
+        if self.package_cache is not None:
+            apt_archive.seed(self.package_cache, self._mirror_dirs(apt_archive.ARCHIVE))
 
     def _write_authorized_keys(self, root: Path) -> None:
         uid, gid = _user_ids(self.image, self.login_user)
@@ -250,6 +256,8 @@ class BootedHost:
                     process.wait()
         finally:
             self.link.remove()
+            if self.package_cache is not None:
+                apt_archive.harvest(self.upper / apt_archive.ARCHIVE, self.package_cache)
             shutil.rmtree(self.directory, ignore_errors=True)
 
 

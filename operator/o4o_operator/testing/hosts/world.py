@@ -27,7 +27,7 @@ from typing import Any
 from o4o_operator.testing.hosts import network
 from o4o_operator.testing.hosts.booted_host import BootedHost, signal_quietly
 from o4o_operator.testing.hosts.egress_proxy import NPM_REGISTRY_HOST, EgressProxy
-from o4o_operator.testing.hosts.rootfs import Rootfs, RootfsRecipe, cached_rootfs
+from o4o_operator.testing.hosts.rootfs import Rootfs, RootfsRecipe, cached_rootfs, default_cache_root
 from o4o_operator.testing.hosts.system import HostWorldError, run_checked
 
 STATE_ROOT = Path("/var/lib/o4o-hosts")  # per-host upper directories: on disk (they hold whole installs), root-only
@@ -126,6 +126,11 @@ class HostWorld:
         self._numbers_lock = threading.Lock()
 
     @property
+    def package_cache(self) -> Path:
+        """Where the Debian packages the hosts downloaded are kept for the next ones (``apt_archive.py``)."""
+        return (self.cache_root or default_cache_root()) / "apt-archives"
+
+    @property
     def proxy_url(self) -> str:
         return self.recipe.network.proxy_url
 
@@ -179,7 +184,8 @@ class HostWorld:
             if name in self.hosts:
                 raise HostWorldError(f"a host named {name!r} already exists")
             host = BootedHost(name=name, link=link, image=self.rootfs.path,
-                              directory=self.state_root / f"{name}-{link.number}", authorized_keys=authorized_keys)
+                              directory=self.state_root / f"{name}-{link.number}", authorized_keys=authorized_keys,
+                              package_cache=self.package_cache)
             self.hosts[name] = host
         try:
             link.create(self.bridge)
