@@ -36,7 +36,7 @@ def sandbox() -> Iterator[SandboxHost]:
     try:
         yield host
     finally:
-        host.stop()
+        host.close()  # stops its shim server and deletes its files
 
 
 def run(sandbox: SandboxHost, **env: str) -> subprocess.CompletedProcess[str]:
