@@ -112,18 +112,22 @@ async def _backup_record(store: ObjectStore, records: tuple[BackupRecord, ...], 
 
 async def _latest_record(store: ObjectStore, records: tuple[BackupRecord, ...], field: str,
                          where: str) -> BackupRecord:
-    listed = restore.newest_first(records)
-    for record in listed:
+    """``latest``: the newest record in status whose object is still in the bucket, else the newest object under
+    the prefix; with neither, the newest record (which stalls as pruned), else ``BackupNotFound``."""
+    records_newest_first = restore.newest_first(records)
+    for record in records_newest_first:
         head = await _head_or_none(store, record.key)
         if head is not None:
             return restore.stored_backup(field, record.id, where, record, record.key, head)
     ids = [i for item in await store.list() if (i := backups.id_of_key(store.prefix, item.key))]
-    if not ids:
-        if listed:  # every record's object is gone: say so of the newest
-            return restore.stored_backup(field, listed[0].id, where, listed[0], listed[0].key, None)
-        raise restore.unknown_backup(field, LATEST_BACKUP, where)
-    key = backups.object_key(store.prefix, max(ids))
-    return restore.stored_backup(field, max(ids), where, None, key, await _head_or_none(store, key))
+    if ids:
+        newest = max(ids)
+        key = backups.object_key(store.prefix, newest)
+        return restore.stored_backup(field, newest, where, None, key, await _head_or_none(store, key))
+    if records_newest_first:  # every record's object is gone: say so of the newest
+        newest_record = records_newest_first[0]
+        return restore.stored_backup(field, newest_record.id, where, newest_record, newest_record.key, None)
+    raise restore.unknown_backup(field, LATEST_BACKUP, where)
 
 
 async def _head_or_none(store: ObjectStore, key: str) -> dict[str, Any] | None:
